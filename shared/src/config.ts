@@ -1,0 +1,87 @@
+import { z } from "zod";
+
+/** Thrown when the environment does not describe a usable configuration; the message is one line. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const url = (protocols: string[]) =>
+  z.string().refine((value) => {
+    try {
+      return protocols.includes(new URL(value).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL (${protocols.join(" or ")})`);
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+const storageShape = {
+  S3_ENDPOINT: url(["http:", "https:"]),
+  S3_ACCESS_KEY: z.string().min(1),
+  S3_SECRET_KEY: z.string().min(1),
+  S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be a valid bucket name").default("slipway"),
+  S3_REGION: z.string().min(1).default("us-east-1"),
+};
+
+const commonShape = {
+  REDIS_URL: url(["redis:", "rediss:"]),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  ...storageShape,
+};
+
+const apiSchema = z.object({
+  ...commonShape,
+  API_PORT: port.default(8080),
+  API_HOST: z.string().default("0.0.0.0"),
+  API_TOKEN: z.string().min(1).optional(),
+  /** Largest accepted source upload; DESIGN.md fixes the default at 512 MiB. */
+  MAX_SOURCE_BYTES: positiveInt.default(512 * 1024 * 1024),
+});
+
+const workerSchema = z.object({
+  ...commonShape,
+  WORKER_CONCURRENCY: positiveInt.default(1),
+  BUILD_TIMEOUT_S: positiveInt.default(900),
+  /** Builds run in `<SCRATCH_DIR>/<buildId>`; the manifest records that path so agents can relocate the venv. */
+  SCRATCH_DIR: z.string().min(1).default("/tmp/slipway/build"),
+  PIP_INDEX_URL: z.string().optional(),
+  PIP_FIND_LINKS: z.string().optional(),
+  PIP_NO_INDEX: z.string().optional(),
+  npm_config_registry: z.string().optional(),
+});
+
+const agentSchema = z.object({
+  ...commonShape,
+  APP: z.string().regex(/^[a-z][a-z0-9-]{0,61}[a-z0-9]$/, "must be a valid app name"),
+  INSTANCE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1-64 of [A-Za-z0-9._-]"),
+  PORT: port,
+  RUNTIME_ROOT: z.string().min(1),
+  HEALTH_PATH: z.string().startsWith("/").default("/"),
+  HEALTH_TIMEOUT_S: positiveInt.default(30),
+  RECONCILE_INTERVAL_S: positiveInt.default(30),
+  KEEP_RELEASES: positiveInt.default(2),
+});
+
+export type ApiConfig = z.infer<typeof apiSchema>;
+export type WorkerConfig = z.infer<typeof workerSchema>;
+export type AgentConfig = z.infer<typeof agentSchema>;
+export type StorageConfig = Pick<ApiConfig, keyof typeof storageShape>;
+
+function parse<T extends z.ZodTypeAny>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
+  // Empty strings mean "unset", as in shells and compose files.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const result = schema.safeParse(cleaned);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const key = issue.path.join(".") || "environment";
+    const message = issue.code === "invalid_type" && issue.received === "undefined" ? "is required" : issue.message;
+    throw new ConfigError(`invalid configuration: ${key} ${message}`);
+  }
+  return result.data;
+}
+
+export const loadApiConfig = (env: NodeJS.ProcessEnv = process.env): ApiConfig => parse(apiSchema, env);
+export const loadWorkerConfig = (env: NodeJS.ProcessEnv = process.env): WorkerConfig => parse(workerSchema, env);
+export const loadAgentConfig = (env: NodeJS.ProcessEnv = process.env): AgentConfig => parse(agentSchema, env);

@@ -1,0 +1,93 @@
+import { z } from "zod";
+
+/** DESIGN.md: app names are DNS-label-like so they are safe in keys, paths and URLs. */
+export const APP_NAME_PATTERN = /^[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+export const appNameSchema = z.string().regex(APP_NAME_PATTERN);
+const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
+const buildIdSchema = z.string().regex(/^[A-Za-z0-9-]{8,64}$/);
+
+export const QueueName = { builds: "builds" } as const;
+export const JobName = { build: "build" } as const;
+
+/** Payload of a `build` job; the build record in Redis holds everything else. */
+export const buildJobSchema = z.object({
+  buildId: buildIdSchema,
+  app: appNameSchema,
+  sourceKey: z.string().min(1),
+  sourceSha256: sha256Schema,
+  deploy: z.boolean(),
+  requestId: z.string().optional(),
+});
+export type BuildJob = z.infer<typeof buildJobSchema>;
+
+/** Redis pub/sub channel on which runtime agents hear about new releases. */
+export const RELEASE_CHANNEL = "slipway:events:release";
+
+export const releaseEventSchema = z.object({
+  app: appNameSchema,
+  version: z.number().int().positive(),
+  buildId: buildIdSchema,
+});
+export type ReleaseEvent = z.infer<typeof releaseEventSchema>;
+
+export const buildStatuses = ["queued", "running", "succeeded", "failed", "canceled"] as const;
+export type BuildStatus = (typeof buildStatuses)[number];
+export const isTerminal = (status: BuildStatus) => status === "succeeded" || status === "failed" || status === "canceled";
+
+export interface Artifact {
+  key: string;
+  sha256: string;
+  bytes: number;
+}
+
+export interface Build {
+  id: string;
+  app: string;
+  status: BuildStatus;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  sourceSha256: string;
+  sourceKey: string;
+  deploy: boolean;
+  platform?: string;
+  platformVersion?: string;
+  artifact?: Artifact;
+  manifestKey?: string;
+  release?: number;
+  error?: string;
+}
+
+export const releaseReasons = ["build", "rollback", "manual"] as const;
+export type ReleaseReason = (typeof releaseReasons)[number];
+
+export interface Release {
+  version: number;
+  buildId: string;
+  createdAt: string;
+  reason: ReleaseReason;
+}
+
+/** `apps/<app>/current-release.json`: lets agents restore while Redis is down. */
+export const currentReleasePointerSchema = z.object({
+  version: z.number().int().positive(),
+  buildId: buildIdSchema,
+  sha256: z.string(),
+  createdAt: z.string(),
+});
+export type CurrentReleasePointer = z.infer<typeof currentReleasePointerSchema>;
+
+export const instanceStates = ["restoring", "starting", "running", "failed"] as const;
+export type InstanceState = (typeof instanceStates)[number];
+
+export const instanceReportSchema = z.object({
+  instanceId: z.string(),
+  release: z.number().int().positive().nullable(),
+  buildId: z.string().nullable(),
+  state: z.enum(instanceStates),
+  appPath: z.string().nullable(),
+  lastHeartbeatAt: z.string(),
+  pid: z.number().int().nullable().optional(),
+  error: z.string().optional(),
+});
+export type InstanceReport = z.infer<typeof instanceReportSchema>;

@@ -1,0 +1,114 @@
+import { parse, stringify } from "smol-toml";
+
+export const MANIFEST_FILE_NAME = "oryx-manifest.toml";
+
+/**
+ * The build manifest, as Oryx and Slipway write it. Oryx's own keys come first, then Slipway's.
+ * Every Slipway key is optional on read, because real Oryx builds do not write them.
+ */
+export interface BuildManifest {
+  platformName: string;
+  pythonVersion?: string;
+  nodeVersion?: string;
+  virtualEnvName?: string;
+  frameworks?: string[];
+  compressDestinationDir: boolean;
+  operationId?: string;
+  sourceDirectoryInBuildContainer?: string;
+  appName?: string;
+  buildId?: string;
+  sourceSha256?: string;
+  outputFileName?: string;
+  outputSha256?: string;
+  outputBytes?: number;
+  startupCommand?: string;
+  buildStartedAt?: string;
+  buildFinishedAt?: string;
+  /** Keys this version does not know, kept so a manifest survives a read/write round trip. */
+  other: Record<string, string>;
+}
+
+export class ManifestError extends Error {
+  override name = "ManifestError";
+}
+
+const stringKeys = {
+  PythonVersion: "pythonVersion",
+  NodeVersion: "nodeVersion",
+  virtualEnvName: "virtualEnvName",
+  OperationId: "operationId",
+  SourceDirectoryInBuildContainer: "sourceDirectoryInBuildContainer",
+  AppName: "appName",
+  BuildId: "buildId",
+  SourceSha256: "sourceSha256",
+  OutputFileName: "outputFileName",
+  OutputSha256: "outputSha256",
+  StartupCommand: "startupCommand",
+  BuildStartedAt: "buildStartedAt",
+  BuildFinishedAt: "buildFinishedAt",
+} as const satisfies Record<string, keyof BuildManifest>;
+
+type StringField = (typeof stringKeys)[keyof typeof stringKeys];
+
+const handledKeys = new Set<string>([...Object.keys(stringKeys), "PlatformName", "Frameworks", "CompressDestinationDir", "OutputBytes"]);
+
+export function parseManifest(text: string): BuildManifest {
+  let table: Record<string, unknown>;
+  try {
+    table = parse(text);
+  } catch (error) {
+    throw new ManifestError(`${MANIFEST_FILE_NAME} does not parse: ${(error as Error).message.split("\n")[0]}`);
+  }
+  // Oryx writes every value as a string; accept TOML scalars of other types the same way.
+  const values: Record<string, string> = {};
+  for (const [key, value] of Object.entries(table)) {
+    if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") values[key] = String(value);
+  }
+  const platformName = values.PlatformName;
+  if (!platformName) throw new ManifestError(`${MANIFEST_FILE_NAME} has no PlatformName`);
+
+  const manifest: BuildManifest = {
+    platformName,
+    compressDestinationDir: (values.CompressDestinationDir ?? "false").toLowerCase() === "true",
+    other: {},
+  };
+  for (const [tomlKey, field] of Object.entries(stringKeys) as [string, StringField][]) {
+    if (values[tomlKey] !== undefined) manifest[field] = values[tomlKey];
+  }
+  if (values.Frameworks) manifest.frameworks = values.Frameworks.split(",").map((f) => f.trim()).filter(Boolean);
+  if (values.OutputBytes !== undefined) {
+    const bytes = Number(values.OutputBytes);
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new ManifestError(`${MANIFEST_FILE_NAME}: OutputBytes is not a byte count`);
+    manifest.outputBytes = bytes;
+  }
+  for (const [key, value] of Object.entries(values)) if (!handledKeys.has(key)) manifest.other[key] = value;
+  return manifest;
+}
+
+export function serializeManifest(manifest: BuildManifest): string {
+  const ordered: Record<string, string> = { PlatformName: manifest.platformName };
+  const put = (key: string, value: string | undefined) => {
+    if (value !== undefined) ordered[key] = value;
+  };
+  put("PythonVersion", manifest.pythonVersion);
+  put("NodeVersion", manifest.nodeVersion);
+  put("virtualEnvName", manifest.virtualEnvName);
+  put("Frameworks", manifest.frameworks?.length ? manifest.frameworks.join(",") : undefined);
+  put("CompressDestinationDir", String(manifest.compressDestinationDir));
+  put("OperationId", manifest.operationId);
+  put("SourceDirectoryInBuildContainer", manifest.sourceDirectoryInBuildContainer);
+  put("AppName", manifest.appName);
+  put("BuildId", manifest.buildId);
+  put("SourceSha256", manifest.sourceSha256);
+  put("OutputFileName", manifest.outputFileName);
+  put("OutputSha256", manifest.outputSha256);
+  put("OutputBytes", manifest.outputBytes === undefined ? undefined : String(manifest.outputBytes));
+  put("StartupCommand", manifest.startupCommand);
+  put("BuildStartedAt", manifest.buildStartedAt);
+  put("BuildFinishedAt", manifest.buildFinishedAt);
+  for (const [key, value] of Object.entries(manifest.other)) if (!(key in ordered)) ordered[key] = value;
+  return stringify(ordered) + "\n";
+}
+
+/** Oryx's default when a manifest names no output file but says the output is compressed. */
+export const DEFAULT_OUTPUT_FILE_NAME = "output.tar.gz";

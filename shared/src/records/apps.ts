@@ -1,0 +1,49 @@
+import type { Redis } from "ioredis";
+import { redisKeys } from "./keys";
+
+export interface AppRecord {
+  name: string;
+  env: Record<string, string>;
+  buildEnv: Record<string, string>;
+  startupCommand?: string;
+  latestSourceSha256?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type AppChanges = Partial<Pick<AppRecord, "env" | "buildEnv" | "startupCommand" | "latestSourceSha256">>;
+
+export class AppRepository {
+  constructor(private readonly redis: Redis) {}
+
+  async get(name: string): Promise<AppRecord | undefined> {
+    const raw = await this.redis.get(redisKeys.app(name));
+    return raw ? (JSON.parse(raw) as AppRecord) : undefined;
+  }
+
+  async list(): Promise<AppRecord[]> {
+    const names = (await this.redis.smembers(redisKeys.apps)).sort();
+    if (names.length === 0) return [];
+    const raws = await this.redis.mget(names.map(redisKeys.app));
+    return raws.filter((raw): raw is string => raw !== null).map((raw) => JSON.parse(raw) as AppRecord);
+  }
+
+  /** Creates the app if needed and applies `changes`; returns the record and whether it is new. */
+  async upsert(name: string, changes: AppChanges = {}): Promise<{ app: AppRecord; created: boolean }> {
+    const key = redisKeys.app(name);
+    // Optimistic concurrency: two writers of one app retry rather than lose each other's changes.
+    for (;;) {
+      await this.redis.watch(key);
+      const raw = await this.redis.get(key);
+      const now = new Date().toISOString();
+      const existing = raw ? (JSON.parse(raw) as AppRecord) : undefined;
+      const app: AppRecord = {
+        ...(existing ?? { name, env: {}, buildEnv: {}, createdAt: now }),
+        ...changes,
+        updatedAt: now,
+      };
+      const result = await this.redis.multi().set(key, JSON.stringify(app)).sadd(redisKeys.apps, name).exec();
+      if (result) return { app, created: !existing };
+    }
+  }
+}

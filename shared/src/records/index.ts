@@ -1,0 +1,6 @@
+export { redisKeys } from "./keys";
+export { AppRepository, type AppRecord, type AppChanges } from "./apps";
+export { BuildRepository } from "./builds";
+export { ReleaseRepository } from "./releases";
+export { InstanceRepository } from "./instances";
+export { BuildLogStream, type LogChunk } from "./build-log";

@@ -1,0 +1,18 @@
+import type { Redis } from "ioredis";
+import { instanceReportSchema, type InstanceReport } from "../contracts";
+import { redisKeys } from "./keys";
+
+export class InstanceRepository {
+  constructor(private readonly redis: Redis) {}
+
+  async report(app: string, report: InstanceReport): Promise<void> {
+    await this.redis.hset(redisKeys.instances(app), report.instanceId, JSON.stringify(report));
+  }
+
+  async list(app: string): Promise<InstanceReport[]> {
+    const all = await this.redis.hvals(redisKeys.instances(app));
+    return all
+      .map((raw) => instanceReportSchema.parse(JSON.parse(raw)))
+      .sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+  }
+}

@@ -1,0 +1,13 @@
+/** Every Redis key Slipway writes, in one place. */
+const prefix = "slipway";
+export const redisKeys = {
+  apps: `${prefix}:apps`,
+  app: (app: string) => `${prefix}:app:${app}`,
+  appBuilds: (app: string) => `${prefix}:app:${app}:builds`,
+  releases: (app: string) => `${prefix}:app:${app}:releases`,
+  releaseSeq: (app: string) => `${prefix}:app:${app}:release-seq`,
+  currentRelease: (app: string) => `${prefix}:app:${app}:current-release`,
+  instances: (app: string) => `${prefix}:app:${app}:instances`,
+  build: (buildId: string) => `${prefix}:build:${buildId}`,
+  buildLog: (buildId: string) => `${prefix}:build:${buildId}:log`,
+};

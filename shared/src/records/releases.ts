@@ -1,0 +1,59 @@
+import type { Redis } from "ioredis";
+import type { Release, ReleaseReason } from "../contracts";
+import { redisKeys } from "./keys";
+
+/**
+ * Numbers and stores a release atomically. A release made for a build (reason "build") is made at
+ * most once per build: a retried job gets the version the first attempt created.
+ * KEYS: build hash, sequence, releases hash, current pointer. ARGV: buildId, createdAt, reason.
+ */
+const CREATE_RELEASE = `
+if ARGV[3] == 'build' then
+  local existing = redis.call('HGET', KEYS[1], 'release')
+  if existing then return {tonumber(existing), 0} end
+end
+local version = redis.call('INCR', KEYS[2])
+local release = cjson.encode({version = version, buildId = ARGV[1], createdAt = ARGV[2], reason = ARGV[3]})
+redis.call('HSET', KEYS[3], tostring(version), release)
+redis.call('SET', KEYS[4], tostring(version))
+if ARGV[3] == 'build' then redis.call('HSET', KEYS[1], 'release', tostring(version)) end
+return {version, 1}
+`;
+
+export class ReleaseRepository {
+  constructor(private readonly redis: Redis) {}
+
+  /** Returns the release and whether this call created it (false when a retry found it made). */
+  async create(app: string, buildId: string, reason: ReleaseReason): Promise<{ release: Release; created: boolean }> {
+    const createdAt = new Date().toISOString();
+    const [version, created] = (await this.redis.eval(
+      CREATE_RELEASE,
+      4,
+      redisKeys.build(buildId),
+      redisKeys.releaseSeq(app),
+      redisKeys.releases(app),
+      redisKeys.currentRelease(app),
+      buildId,
+      createdAt,
+      reason,
+    )) as [number, number];
+    const release = await this.get(app, version);
+    return { release: release!, created: created === 1 };
+  }
+
+  async get(app: string, version: number): Promise<Release | undefined> {
+    const raw = await this.redis.hget(redisKeys.releases(app), String(version));
+    return raw ? (JSON.parse(raw) as Release) : undefined;
+  }
+
+  async current(app: string): Promise<Release | undefined> {
+    const version = await this.redis.get(redisKeys.currentRelease(app));
+    return version ? this.get(app, Number(version)) : undefined;
+  }
+
+  /** Newest first. */
+  async list(app: string): Promise<Release[]> {
+    const all = await this.redis.hvals(redisKeys.releases(app));
+    return all.map((raw) => JSON.parse(raw) as Release).sort((a, b) => b.version - a.version);
+  }
+}

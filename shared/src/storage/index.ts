@@ -1,0 +1,2 @@
+export { ObjectStore, ObjectNotFoundError, type PutResult } from "./object-store";
+export { storageKeys } from "./keys";

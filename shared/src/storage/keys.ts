@@ -1,0 +1,12 @@
+/** Object keys, exactly as DESIGN.md lays out the bucket. */
+export const storageKeys = {
+  source: (app: string, sha256: string) => `sources/${app}/${sha256}.tar.gz`,
+  sourcesPrefix: (app: string) => `sources/${app}/`,
+  buildPrefix: (app: string, buildId: string) => `builds/${app}/${buildId}/`,
+  artifact: (app: string, buildId: string, fileName = "output.tar.gz") => `builds/${app}/${buildId}/${fileName}`,
+  manifest: (app: string, buildId: string) => `builds/${app}/${buildId}/oryx-manifest.toml`,
+  buildLog: (app: string, buildId: string) => `builds/${app}/${buildId}/build.log`,
+  currentRelease: (app: string) => `apps/${app}/current-release.json`,
+  /** Uploads land here first: a source's content address is known only once its last byte is hashed. */
+  incomingUpload: (uploadId: string) => `incoming/${uploadId}`,
+};

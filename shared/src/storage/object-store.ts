@@ -1,0 +1,157 @@
+import { Client } from "minio";
+import type { Readable } from "node:stream";
+import type { StorageConfig } from "../config";
+
+/** S3 requires every part but the last to be at least 5 MiB; 8 MiB bounds memory per upload to about two parts. */
+const PART_SIZE = 8 * 1024 * 1024;
+
+export class ObjectNotFoundError extends Error {
+  override name = "ObjectNotFoundError";
+  constructor(readonly key: string) {
+    super(`object ${key} does not exist`);
+  }
+}
+
+const isNotFound = (error: unknown) => {
+  const code = (error as { code?: string }).code;
+  return code === "NoSuchKey" || code === "NotFound" || code === "NoSuchObject";
+};
+
+export interface PutResult {
+  key: string;
+  bytes: number;
+}
+
+/**
+ * The one place that talks to the S3-compatible store. Uploads stream in bounded parts through
+ * the client's multipart calls (not `putObject` on a stream, which buffers a whole part sized for
+ * a 5 TiB object and needs ListMultipartUploads, which small S3 servers lack).
+ */
+export class ObjectStore {
+  readonly bucket: string;
+  private readonly client: Client;
+
+  constructor(config: StorageConfig) {
+    const endpoint = new URL(config.S3_ENDPOINT);
+    const useSSL = endpoint.protocol === "https:";
+    this.bucket = config.S3_BUCKET;
+    this.client = new Client({
+      endPoint: endpoint.hostname,
+      port: endpoint.port ? Number(endpoint.port) : useSSL ? 443 : 80,
+      useSSL,
+      accessKey: config.S3_ACCESS_KEY,
+      secretKey: config.S3_SECRET_KEY,
+      region: config.S3_REGION,
+      pathStyle: true,
+    });
+  }
+
+  async ensureBucket(): Promise<void> {
+    if (await this.client.bucketExists(this.bucket)) return;
+    try {
+      await this.client.makeBucket(this.bucket);
+    } catch (error) {
+      // Another service may have created it between the check and the call.
+      const code = (error as { code?: string }).code;
+      if (code !== "BucketAlreadyOwnedByYou" && code !== "BucketAlreadyExists") throw error;
+    }
+  }
+
+  /** Answers when the store is reachable and the bucket exists; used by health checks. */
+  async ping(): Promise<void> {
+    if (!(await this.client.bucketExists(this.bucket))) throw new Error(`bucket ${this.bucket} does not exist`);
+  }
+
+  async putBuffer(key: string, data: Buffer | string, contentType = "application/octet-stream"): Promise<PutResult> {
+    const buffer = typeof data === "string" ? Buffer.from(data) : data;
+    await this.client.putObject(this.bucket, key, buffer, buffer.length, { "Content-Type": contentType });
+    return { key, bytes: buffer.length };
+  }
+
+  async putStream(key: string, stream: Readable, contentType = "application/octet-stream"): Promise<PutResult> {
+    const headers = { "Content-Type": contentType };
+    let uploadId: string | undefined;
+    const etags: { part: number; etag: string }[] = [];
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let total = 0;
+
+    const flushPart = async () => {
+      const body = Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      uploadId ??= await this.client.initiateNewMultipartUpload(this.bucket, key, headers);
+      const part = etags.length + 1;
+      const { etag } = await this.client.uploadPart(
+        { bucketName: this.bucket, objectName: key, uploadID: uploadId, partNumber: part, headers: {} },
+        body,
+      );
+      etags.push({ part, etag });
+    };
+
+    try {
+      for await (const chunk of stream) {
+        const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+        pending.push(buffer);
+        pendingBytes += buffer.length;
+        total += buffer.length;
+        if (pendingBytes >= PART_SIZE) await flushPart();
+      }
+      if (uploadId === undefined) {
+        await this.client.putObject(this.bucket, key, Buffer.concat(pending, pendingBytes), pendingBytes, headers);
+      } else {
+        if (pendingBytes > 0) await flushPart();
+        await this.client.completeMultipartUpload(this.bucket, key, uploadId, etags);
+      }
+      return { key, bytes: total };
+    } catch (error) {
+      if (uploadId !== undefined) await this.client.abortMultipartUpload(this.bucket, key, uploadId).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async getStream(key: string): Promise<Readable> {
+    try {
+      return await this.client.getObject(this.bucket, key);
+    } catch (error) {
+      if (isNotFound(error)) throw new ObjectNotFoundError(key);
+      throw error;
+    }
+  }
+
+  async getText(key: string): Promise<string> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.getStream(key)) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString("utf8");
+  }
+
+  async stat(key: string): Promise<{ size: number } | undefined> {
+    try {
+      const stat = await this.client.statObject(this.bucket, key);
+      return { size: stat.size };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return (await this.stat(key)) !== undefined;
+  }
+
+  async copy(fromKey: string, toKey: string): Promise<void> {
+    await this.client.copyObject(this.bucket, toKey, `/${this.bucket}/${fromKey}`);
+  }
+
+  async remove(key: string): Promise<void> {
+    await this.client.removeObject(this.bucket, key);
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const item of this.client.listObjects(this.bucket, prefix, true)) {
+      if (item.name) keys.push(item.name);
+    }
+    return keys;
+  }
+}

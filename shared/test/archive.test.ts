@@ -1,0 +1,93 @@
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile, chmod, stat } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { writeTarGz } from "../../test/harness/tarballs";
+import { ArchiveLimitError, CorruptArchiveError, extractArchive, packDirectory, UnsafeArchiveError } from "../src/archive/index";
+
+let work: string;
+beforeEach(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), "slipway-archive-"));
+});
+afterEach(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+const dest = () => path.join(work, "root", "dest");
+
+describe("extractArchive refuses archives that escape", () => {
+  const hostile: [string, Parameters<typeof writeTarGz>[1]][] = [
+    ["a ../ member", [{ name: "ok.txt", content: "x" }, { name: "../escaped.txt", content: "pwned" }]],
+    ["a nested ../ member", [{ name: "a/../../escaped.txt", content: "pwned" }]],
+    ["an absolute member", [{ name: path.join(work ?? "/tmp", "escaped.txt"), content: "pwned" }]],
+    ["a symlink out of the root", [{ name: "link", type: "symlink", target: "../../" }]],
+    ["an absolute symlink", [{ name: "link", type: "symlink", target: "/etc" }]],
+    ["a write through a symlink", [{ name: "sub", type: "symlink", target: "." }, { name: "sub/x.txt", content: "via link" }]],
+    ["a hard link out of the root", [{ name: "hard", type: "hardlink", target: "../escaped.txt" }]],
+    ["an absolute hard link", [{ name: "hard", type: "hardlink", target: "/etc/passwd" }]],
+    ["a FIFO", [{ name: "pipe", type: "fifo" }]],
+  ];
+
+  for (const [label, entries] of hostile) {
+    it(`with ${label}`, async () => {
+      const file = path.join(work, "hostile.tar.gz");
+      const fixed = entries.map((e) => (e.name.startsWith("/") ? { ...e, name: path.join(work, "escaped.txt") } : e));
+      writeTarGz(file, fixed);
+      await expect(extractArchive(file, dest())).rejects.toThrow(UnsafeArchiveError);
+      expect(existsSync(path.join(work, "escaped.txt"))).toBe(false);
+      expect(existsSync(path.join(work, "root", "escaped.txt"))).toBe(false);
+      // Nothing at all is written when the vetting fails.
+      expect(existsSync(dest())).toBe(false);
+    });
+  }
+});
+
+describe("extractArchive", () => {
+  it("rejects bytes that are not a tarball, and a truncated one", async () => {
+    const garbage = path.join(work, "garbage.tar.gz");
+    await writeFile(garbage, Buffer.from("definitely not gzip at all, just text"));
+    await expect(extractArchive(garbage, dest())).rejects.toThrow(CorruptArchiveError);
+
+    const good = path.join(work, "good.tar.gz");
+    writeTarGz(good, [{ name: "big.txt", content: "y".repeat(200_000) }]);
+    const bytes = await readFile(good);
+    const truncated = path.join(work, "truncated.tar.gz");
+    await writeFile(truncated, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    await expect(extractArchive(truncated, dest())).rejects.toThrow(CorruptArchiveError);
+  });
+
+  it("enforces entry and size limits", async () => {
+    const file = path.join(work, "many.tar.gz");
+    writeTarGz(file, Array.from({ length: 20 }, (_, i) => ({ name: `f${i}.txt`, content: "0123456789" })));
+    await expect(extractArchive(file, dest(), { maxEntries: 10 })).rejects.toThrow(ArchiveLimitError);
+    await expect(extractArchive(file, dest(), { maxUnpackedBytes: 100 })).rejects.toThrow(ArchiveLimitError);
+    await expect(extractArchive(file, dest(), { maxEntries: 20, maxUnpackedBytes: 200 })).resolves.toEqual({ entries: 20, unpackedBytes: 200 });
+  });
+
+  it("allows a symlink to an outside interpreter only when asked (build artifacts)", async () => {
+    const file = path.join(work, "venv.tar.gz");
+    writeTarGz(file, [{ name: "antenv/bin/python", type: "symlink", target: "/usr/bin/python3" }]);
+    await expect(extractArchive(file, dest())).rejects.toThrow(UnsafeArchiveError);
+    await extractArchive(file, dest(), { allowExternalSymlinks: true });
+    expect(await readlink(path.join(dest(), "antenv/bin/python"))).toBe("/usr/bin/python3");
+  });
+
+  it("round-trips a packed tree with modes, links inside the tree and nested dirs", async () => {
+    const src = path.join(work, "src");
+    await mkdir(path.join(src, "antenv/bin"), { recursive: true });
+    await writeFile(path.join(src, "app.py"), "print('hi')\n");
+    await writeFile(path.join(src, "antenv/bin/tool"), "#!/bin/sh\necho tool\n");
+    await chmod(path.join(src, "antenv/bin/tool"), 0o755);
+    await symlink("tool", path.join(src, "antenv/bin/tool-alias"));
+    const packed = await packDirectory(src, path.join(work, "out.tar.gz"));
+    expect(packed.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(packed.bytes).toBe((await stat(packed.file)).size);
+
+    const summary = await extractArchive(packed.file, dest());
+    expect(summary.entries).toBeGreaterThanOrEqual(5);
+    expect(await readFile(path.join(dest(), "app.py"), "utf8")).toBe("print('hi')\n");
+    expect((await stat(path.join(dest(), "antenv/bin/tool"))).mode & 0o111).not.toBe(0);
+    expect(await readlink(path.join(dest(), "antenv/bin/tool-alias"))).toBe("tool");
+  });
+});

@@ -1,0 +1,79 @@
+import { describe, expect, it } from "vitest";
+import { ManifestError, parseManifest, serializeManifest, type BuildManifest } from "../src/manifest";
+
+const oryxPython = `PythonVersion="3.10.8"
+pythonBuildCommandsFile="/tmp/zipdeploy/extracted/oryx-build-commands.txt"
+virtualEnvName="antenv"
+OperationId="0e6c33fab7f06ded"
+SourceDirectoryInBuildContainer="/tmp/8db55bf3173cc79"
+PlatformName="python"
+CompressDestinationDir="true"
+`;
+
+const oryxNode = `NodeVersion="20.11.1"
+nodeBuildCommandsFile="/tmp/zipdeploy/extracted/oryx-build-commands.txt"
+Frameworks="Express"
+compressedNodeModulesFile="node_modules.tar.gz"
+OperationId="52b2db98d29329e8"
+SourceDirectoryInBuildContainer="/tmp/8dc468296f8427e"
+PlatformName="nodejs"
+CompressDestinationDir="false"
+`;
+
+describe("manifest", () => {
+  it("reads a manifest written by Oryx for a Python app", () => {
+    const manifest = parseManifest(oryxPython);
+    expect(manifest).toMatchObject({
+      platformName: "python",
+      pythonVersion: "3.10.8",
+      virtualEnvName: "antenv",
+      compressDestinationDir: true,
+      operationId: "0e6c33fab7f06ded",
+      sourceDirectoryInBuildContainer: "/tmp/8db55bf3173cc79",
+    });
+    expect(manifest.buildId).toBeUndefined();
+    expect(manifest.outputSha256).toBeUndefined();
+    expect(manifest.other.pythonBuildCommandsFile).toBe("/tmp/zipdeploy/extracted/oryx-build-commands.txt");
+  });
+
+  it("reads a manifest written by Oryx for a Node app", () => {
+    const manifest = parseManifest(oryxNode);
+    expect(manifest).toMatchObject({ platformName: "nodejs", nodeVersion: "20.11.1", frameworks: ["Express"], compressDestinationDir: false });
+    expect(manifest.other.compressedNodeModulesFile).toBe("node_modules.tar.gz");
+  });
+
+  it("writes Oryx keys first, then Slipway's, as flat string keys, and reads them back", () => {
+    const manifest: BuildManifest = {
+      platformName: "python",
+      pythonVersion: "3.11.7",
+      virtualEnvName: "antenv",
+      frameworks: ["Flask", "Django"],
+      compressDestinationDir: true,
+      operationId: "b-1",
+      sourceDirectoryInBuildContainer: "/tmp/slipway/build/b-1",
+      appName: "hello",
+      buildId: "b-1",
+      sourceSha256: "a".repeat(64),
+      outputFileName: "output.tar.gz",
+      outputSha256: "b".repeat(64),
+      outputBytes: 12345,
+      startupCommand: 'gunicorn --bind "0.0.0.0:$PORT" app:app',
+      buildStartedAt: "2026-11-25T02:31:54Z",
+      buildFinishedAt: "2026-11-25T02:32:54Z",
+      other: {},
+    };
+    const text = serializeManifest(manifest);
+    const keys = text.trim().split("\n").map((line) => line.split(" = ")[0]);
+    expect(keys.slice(0, 7)).toEqual(["PlatformName", "PythonVersion", "virtualEnvName", "Frameworks", "CompressDestinationDir", "OperationId", "SourceDirectoryInBuildContainer"]);
+    expect(text).toContain('OutputBytes = "12345"');
+    expect(text).toContain('CompressDestinationDir = "true"');
+    expect(text).toContain('Frameworks = "Flask,Django"');
+    expect(parseManifest(text)).toEqual(manifest);
+  });
+
+  it("rejects text that is not TOML, and a manifest with no platform", () => {
+    expect(() => parseManifest("PlatformName = \"python\"\nthis is not toml")).toThrow(ManifestError);
+    expect(() => parseManifest('PythonVersion = "3.11"')).toThrow(/PlatformName/);
+    expect(() => parseManifest('PlatformName = "python"\nOutputBytes = "lots"')).toThrow(/OutputBytes/);
+  });
+});
