@@ -27,6 +27,8 @@ const storageShape = {
 
 const commonShape = {
   REDIS_URL: url(["redis:", "rediss:"]),
+  /** Key prefix of the BullMQ queues; separate prefixes give separate queues on one Redis. */
+  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/).default("slipway"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   ...storageShape,
 };

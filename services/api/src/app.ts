@@ -1,0 +1,42 @@
+import { randomUUID } from "node:crypto";
+import express, { type Express } from "express";
+import { pinoHttp } from "pino-http";
+import type { ApiContext } from "./context";
+import { errorHandler, HttpError } from "./errors";
+import { appRoutes } from "./routes/apps";
+import { buildRoutes } from "./routes/builds";
+import { healthRoutes } from "./routes/health";
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** Wires the routes; everything stateful comes in through `ctx`. */
+export function createApi(ctx: ApiContext): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", false);
+
+  app.use(
+    pinoHttp({
+      logger: ctx.logger,
+      // Callers (and the CLI) may pass their own id; it follows the build into the worker's logs.
+      genReqId: (req, res) => {
+        const given = req.headers["x-request-id"];
+        const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+        res.setHeader("X-Request-Id", id);
+        return id;
+      },
+      customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? "error" : "info"),
+    }),
+  );
+
+  app.use(healthRoutes(ctx));
+
+  const v1 = express.Router();
+  v1.use(buildRoutes(ctx));
+  v1.use(appRoutes(ctx));
+  app.use("/v1", v1);
+
+  app.use((req, _res, next) => next(new HttpError(404, "not_found", `no route for ${req.method} ${req.path}`)));
+  app.use(errorHandler(ctx.logger));
+  return app;
+}

@@ -1,0 +1,48 @@
+import { randomUUID } from "node:crypto";
+import { JobName, buildJobSchema, type Build, type BuildJob } from "@slipway/shared";
+import type { ApiContext } from "./context";
+import type { StoredSource } from "./source-upload";
+
+/** BullMQ retry policy for builds: transient failures back off; permanent ones are marked unrecoverable by the worker. */
+export const BUILD_JOB_OPTIONS = {
+  attempts: 3,
+  backoff: { type: "exponential", delay: 2000 },
+  removeOnComplete: { count: 1000 },
+  removeOnFail: { count: 5000 },
+} as const;
+
+/** Records a queued build of `source` and hands it to the build workers. */
+export async function enqueueBuild(
+  ctx: ApiContext,
+  request: { app: string; source: StoredSource; deploy: boolean; requestId?: string },
+): Promise<Build> {
+  await ctx.apps.upsert(request.app, { latestSourceSha256: request.source.sha256 });
+  const build: Build = {
+    id: randomUUID(),
+    app: request.app,
+    status: "queued",
+    createdAt: new Date().toISOString(),
+    sourceSha256: request.source.sha256,
+    sourceKey: request.source.key,
+    deploy: request.deploy,
+  };
+  await ctx.builds.create(build);
+  const job: BuildJob = buildJobSchema.parse({
+    buildId: build.id,
+    app: build.app,
+    sourceKey: build.sourceKey,
+    sourceSha256: build.sourceSha256,
+    deploy: build.deploy,
+    requestId: request.requestId,
+  });
+  // The build id as job id: a repeated add of the same build is a no-op in BullMQ.
+  await ctx.buildQueue.add(JobName.build, job, { ...BUILD_JOB_OPTIONS, jobId: build.id });
+  ctx.logger.info({ buildId: build.id, app: build.app, requestId: request.requestId, sourceSha256: build.sourceSha256 }, "build queued");
+  return build;
+}
+
+/** The public view of a build: the record minus fields that only the worker needs. */
+export function presentBuild(build: Build) {
+  const { sourceKey: _sourceKey, deploy: _deploy, ...visible } = build;
+  return visible;
+}

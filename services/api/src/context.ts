@@ -1,0 +1,52 @@
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import {
+  AppRepository,
+  BuildLogStream,
+  BuildRepository,
+  connectRedis,
+  InstanceRepository,
+  ObjectStore,
+  QueueName,
+  ReleaseRepository,
+  type ApiConfig,
+  type Logger,
+} from "@slipway/shared";
+
+/** Everything a route needs, built once in `main.ts` (or by a test) and passed down. */
+export interface ApiContext {
+  config: ApiConfig;
+  logger: Logger;
+  redis: Redis;
+  store: ObjectStore;
+  buildQueue: Queue;
+  apps: AppRepository;
+  builds: BuildRepository;
+  releases: ReleaseRepository;
+  instances: InstanceRepository;
+  buildLogs: BuildLogStream;
+}
+
+/** Connects to Redis, the build queue and storage (creating the bucket if missing). */
+export async function createContext(config: ApiConfig, logger: Logger): Promise<ApiContext> {
+  const redis = connectRedis(config.REDIS_URL);
+  const store = new ObjectStore(config);
+  await store.ensureBucket();
+  return {
+    config,
+    logger,
+    redis,
+    store,
+    buildQueue: new Queue(QueueName.builds, { connection: connectRedis(config.REDIS_URL), prefix: config.QUEUE_PREFIX }),
+    apps: new AppRepository(redis),
+    builds: new BuildRepository(redis),
+    releases: new ReleaseRepository(redis),
+    instances: new InstanceRepository(redis),
+    buildLogs: new BuildLogStream(redis),
+  };
+}
+
+export async function closeContext(ctx: ApiContext): Promise<void> {
+  await ctx.buildQueue.close();
+  ctx.redis.disconnect();
+}

@@ -1,0 +1,44 @@
+import type { ErrorRequestHandler } from "express";
+import type { Logger } from "@slipway/shared";
+
+/** An error with the HTTP status and stable snake_case code that DESIGN.md's error shape carries. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "HttpError";
+  }
+}
+
+export const badRequest = (code: string, message: string) => new HttpError(400, code, message);
+export const unauthorized = () => new HttpError(401, "unauthorized", "a valid bearer token is required");
+export const notFound = (what: string) => new HttpError(404, "not_found", `${what} does not exist`);
+export const conflict = (code: string, message: string) => new HttpError(409, code, message);
+export const tooLarge = (limit: number) => new HttpError(413, "payload_too_large", `the body is larger than the limit of ${limit} bytes`);
+export const unsupportedMediaType = (message: string) => new HttpError(415, "unsupported_media_type", message);
+export const unavailable = (message: string) => new HttpError(503, "unavailable", message);
+
+/** Renders every error as `{ error: { code, message } }`; anything unexpected is a logged 500. */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (error, req, res, _next) => {
+    let http: HttpError;
+    if (error instanceof HttpError) http = error;
+    else if (error?.type === "entity.parse.failed") http = badRequest("invalid_json", "the body is not valid JSON");
+    else if (error?.type === "entity.too.large") http = tooLarge(error.limit);
+    else if (error?.type === "encoding.unsupported" || error?.type === "charset.unsupported") http = unsupportedMediaType(error.message);
+    else {
+      logger.error({ err: error, requestId: req.id }, "request failed");
+      http = new HttpError(500, "internal", "internal error");
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    // A refused upload may still be arriving: close the connection rather than read it all.
+    if (http.status === 413 || (http.status >= 400 && req.readable && !req.complete)) res.setHeader("Connection", "close");
+    res.status(http.status).json({ error: { code: http.code, message: http.message } });
+  };
+}

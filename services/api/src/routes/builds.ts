@@ -1,0 +1,116 @@
+import { Router, type Request, type Response } from "express";
+import { isTerminal, ObjectNotFoundError, storageKeys, type Build } from "@slipway/shared";
+import { enqueueBuild, presentBuild } from "../build-service";
+import type { ApiContext } from "../context";
+import { badRequest, notFound, unsupportedMediaType } from "../errors";
+import { storeSourceUpload } from "../source-upload";
+import { appNameParam } from "../validation";
+
+const GZIP_TYPES = ["application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/tar+gzip"];
+
+export function buildRoutes(ctx: ApiContext): Router {
+  const router = Router();
+
+  router.post("/apps/:app/builds", async (req, res) => {
+    const app = appNameParam(req.params.app);
+    const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+    if (!GZIP_TYPES.includes(mediaType)) {
+      throw unsupportedMediaType(`send the source as Content-Type application/gzip (a .tar.gz); got ${req.headers["content-type"] ?? "none"}`);
+    }
+    const deployParam = req.query.deploy;
+    if (deployParam !== undefined && deployParam !== "true" && deployParam !== "false") {
+      throw badRequest("invalid_query", "deploy must be true or false");
+    }
+    const source = await storeSourceUpload(req, ctx.store, app, ctx.config.MAX_SOURCE_BYTES);
+    const build = await enqueueBuild(ctx, { app, source, deploy: deployParam !== "false", requestId: String(req.id) });
+    res.status(202).location(`/v1/builds/${build.id}`).json(presentBuild(build));
+  });
+
+  router.get("/builds/:id", async (req, res) => {
+    res.json(presentBuild(await findBuild(ctx, req.params.id)));
+  });
+
+  router.get("/builds/:id/logs", async (req, res) => {
+    const build = await findBuild(ctx, req.params.id);
+    const wantsEvents = req.accepts(["text/plain", "text/event-stream"]) === "text/event-stream" && req.headers.accept?.includes("text/event-stream");
+    if (wantsEvents) return followLog(ctx, build, req, res, "sse");
+    if (req.query.follow === "1" || req.query.follow === "true") return followLog(ctx, build, req, res, "text");
+    res.type("text/plain; charset=utf-8").send(await logSoFar(ctx, build));
+  });
+
+  return router;
+}
+
+async function findBuild(ctx: ApiContext, id: string | undefined): Promise<Build> {
+  const build = id ? await ctx.builds.get(id) : undefined;
+  if (!build) throw notFound(`build ${id}`);
+  return build;
+}
+
+/** The live stream while it exists; after it expires, the complete log kept in storage. */
+async function logSoFar(ctx: ApiContext, build: Build): Promise<string> {
+  if (await ctx.buildLogs.exists(build.id)) {
+    const { lines } = await ctx.buildLogs.read(build.id);
+    return lines.map((line) => `${line}\n`).join("");
+  }
+  try {
+    return await ctx.store.getText(storageKeys.buildLog(build.app, build.id));
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return "";
+    throw error;
+  }
+}
+
+/** Streams the log as it grows, as Server-Sent Events or plain chunked text, until the build ends. */
+async function followLog(ctx: ApiContext, build: Build, req: Request, res: Response, format: "sse" | "text") {
+  res.status(200);
+  if (format === "sse") {
+    res.setHeader("Content-Type", "text/event-stream");
+    res.setHeader("Cache-Control", "no-cache");
+  } else {
+    res.setHeader("Content-Type", "text/plain; charset=utf-8");
+  }
+  res.setHeader("X-Accel-Buffering", "no");
+  res.flushHeaders();
+
+  const blocking = ctx.redis.duplicate();
+  let closed = false;
+  req.on("close", () => {
+    closed = true;
+    blocking.disconnect();
+  });
+  const writeLines = (lines: string[]) => {
+    for (const line of lines) res.write(format === "sse" ? `data: ${line}\n\n` : `${line}\n`);
+  };
+  const finish = (status: string) => {
+    if (format === "sse") res.write(`event: end\ndata: ${status}\n\n`);
+    res.end();
+  };
+
+  try {
+    if (!(await ctx.buildLogs.exists(build.id)) && isTerminal(build.status)) {
+      writeLines((await logSoFar(ctx, build)).split("\n").filter(Boolean));
+      return finish(build.status);
+    }
+    let chunk = await ctx.buildLogs.read(build.id);
+    for (;;) {
+      writeLines(chunk.lines);
+      if (chunk.ended) return finish(chunk.ended);
+      if (closed) return;
+      chunk = await ctx.buildLogs.waitFor(blocking, build.id, chunk.cursor, 5000);
+      if (chunk.lines.length === 0 && !chunk.ended) {
+        // No news: make sure the build did not end without an end marker (for example, it expired).
+        const current = await ctx.builds.get(build.id);
+        if (current && isTerminal(current.status) && !(await ctx.buildLogs.exists(build.id))) return finish(current.status);
+        if (format === "sse") res.write(": keep-alive\n\n");
+      }
+    }
+  } catch (error) {
+    if (!closed) {
+      ctx.logger.warn({ err: error, buildId: build.id }, "log follow ended early");
+      res.end();
+    }
+  } finally {
+    if (!closed) blocking.disconnect();
+  }
+}

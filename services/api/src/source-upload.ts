@@ -1,0 +1,73 @@
+import { randomUUID } from "node:crypto";
+import { Transform, type TransformCallback } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Request } from "express";
+import { HashingStream, storageKeys, type ObjectStore } from "@slipway/shared";
+import { badRequest, tooLarge } from "./errors";
+
+const GZIP_MAGIC = [0x1f, 0x8b];
+
+/** Fails the stream as soon as the first bytes show it is not gzip, or it grows past `maxBytes`. */
+class GzipGuard extends Transform {
+  private seen = 0;
+  private readonly head: number[] = [];
+
+  constructor(private readonly maxBytes: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+    this.seen += chunk.length;
+    if (this.seen > this.maxBytes) return callback(tooLarge(this.maxBytes));
+    for (let i = 0; this.head.length < GZIP_MAGIC.length && i < chunk.length; i++) this.head.push(chunk[i]!);
+    if (this.head.length === GZIP_MAGIC.length && this.head.some((byte, i) => byte !== GZIP_MAGIC[i])) {
+      return callback(badRequest("invalid_archive", "the body is not gzip data (expected a .tar.gz)"));
+    }
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback) {
+    if (this.seen === 0) return callback(badRequest("empty_body", "the body is empty: send the app's source as a .tar.gz"));
+    if (this.head.length < GZIP_MAGIC.length) return callback(badRequest("invalid_archive", "the body is not gzip data (expected a .tar.gz)"));
+    callback();
+  }
+}
+
+export interface StoredSource {
+  key: string;
+  sha256: string;
+  bytes: number;
+}
+
+/**
+ * Streams a request body into object storage while hashing it: never more than one upload part in
+ * memory. The content address is known only at the last byte, so the bytes land under a temporary
+ * key first and are then copied (server side) to `sources/<app>/<sha256>.tar.gz`.
+ */
+export async function storeSourceUpload(req: Request, store: ObjectStore, app: string, maxBytes: number): Promise<StoredSource> {
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
+  if (declared === 0) throw badRequest("empty_body", "the body is empty: send the app's source as a .tar.gz");
+
+  const guard = new GzipGuard(maxBytes);
+  const hashing = new HashingStream();
+  const tempKey = storageKeys.incomingUpload(randomUUID());
+  let uploaded = false;
+  try {
+    const upload = store.putStream(tempKey, hashing, "application/gzip").then(() => {
+      uploaded = true;
+    });
+    const transfer = pipeline(req, guard, hashing);
+    // The transfer's error (bad bytes, too large) is the one to report when both fail.
+    const [transferResult, uploadResult] = await Promise.allSettled([transfer, upload]);
+    if (transferResult.status === "rejected") throw transferResult.reason;
+    if (uploadResult.status === "rejected") throw uploadResult.reason;
+
+    const sha256 = hashing.digest();
+    const key = storageKeys.source(app, sha256);
+    if (!(await store.exists(key))) await store.copy(tempKey, key);
+    return { key, sha256, bytes: hashing.bytes };
+  } finally {
+    if (uploaded) await store.remove(tempKey).catch(() => undefined);
+  }
+}

@@ -1,0 +1,198 @@
+import { createHash, randomUUID } from "node:crypto";
+import { gzipSync } from "node:zlib";
+import { mkdtemp } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger, loadApiConfig, storageKeys } from "@slipway/shared";
+import { serviceEnv, uniqueApp } from "../../../test/harness/env";
+import { json, listen } from "../../../test/harness/http";
+import { writeTarGz } from "../../../test/harness/tarballs";
+import { createApi } from "../src/app";
+import { closeContext, createContext, type ApiContext } from "../src/context";
+
+let ctx: ApiContext;
+let base: string;
+let close: () => Promise<void>;
+let sourceTarGz: Buffer;
+const env = { ...serviceEnv(), QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`, MAX_SOURCE_BYTES: String(64 * 1024) };
+
+beforeAll(async () => {
+  ctx = await createContext(loadApiConfig(env), createLogger("api-test", "silent"));
+  ({ url: base, close } = await listen(createApi(ctx)));
+  const dir = await mkdtemp(path.join(os.tmpdir(), "slipway-api-"));
+  writeTarGz(path.join(dir, "src.tar.gz"), [{ name: "app.py", content: "print('hello')\n" }]);
+  sourceTarGz = await readFile(path.join(dir, "src.tar.gz"));
+});
+
+afterAll(async () => {
+  await close();
+  await ctx.buildQueue.obliterate({ force: true });
+  await closeContext(ctx);
+});
+
+const upload = (app: string, body: Buffer | string, contentType = "application/gzip", query = "") =>
+  fetch(`${base}/v1/apps/${app}/builds${query}`, { method: "POST", headers: { "Content-Type": contentType }, body });
+
+const expectError = async (response: Response, status: number, code: string) => {
+  expect(response.status).toBe(status);
+  const body = await json<{ error: { code: string; message: string } }>(response);
+  expect(body.error.code).toBe(code);
+  expect(body.error.message.length).toBeGreaterThan(5);
+};
+
+describe("GET /healthz", () => {
+  it("answers ok when Redis and storage answer", async () => {
+    const response = await fetch(`${base}/healthz`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ status: "ok" });
+  });
+});
+
+describe("POST /v1/apps/:app/builds", () => {
+  it("stores the source under its content address, records a queued build and enqueues it", async () => {
+    const app = uniqueApp();
+    const response = await upload(app, sourceTarGz);
+    expect(response.status).toBe(202);
+    const build = await json<{ id: string; status: string; sourceSha256: string; app: string }>(response);
+    expect(response.headers.get("location")).toBe(`/v1/builds/${build.id}`);
+    const sha = createHash("sha256").update(sourceTarGz).digest("hex");
+    expect(build).toMatchObject({ app, status: "queued", sourceSha256: sha });
+    expect(await ctx.store.exists(storageKeys.source(app, sha))).toBe(true);
+    expect((await ctx.store.list("incoming/")).length).toBe(0);
+
+    const job = await ctx.buildQueue.getJob(build.id);
+    expect(job?.data).toMatchObject({ buildId: build.id, app, sourceSha256: sha, deploy: true, sourceKey: storageKeys.source(app, sha) });
+
+    const fetched = await fetch(`${base}/v1/builds/${build.id}`);
+    expect(fetched.status).toBe(200);
+    expect(await fetched.json()).toMatchObject({ id: build.id, status: "queued" });
+    expect((await fetch(`${base}/v1/apps/${app}`)).status).toBe(200);
+  });
+
+  it("honours deploy=false", async () => {
+    const response = await upload(uniqueApp(), sourceTarGz, "application/gzip", "?deploy=false");
+    expect(response.status).toBe(202);
+    const { id } = await json<{ id: string }>(response);
+    expect((await ctx.buildQueue.getJob(id))?.data.deploy).toBe(false);
+  });
+
+  it("refuses a bad app name", async () => {
+    await expectError(await upload("Bad_Name", sourceTarGz), 400, "invalid_app_name");
+    await expectError(await upload("-leading", sourceTarGz), 400, "invalid_app_name");
+  });
+
+  it("refuses a wrong media type", async () => {
+    await expectError(await upload(uniqueApp(), sourceTarGz, "application/json"), 415, "unsupported_media_type");
+    await expectError(await upload(uniqueApp(), sourceTarGz, "text/plain"), 415, "unsupported_media_type");
+  });
+
+  it("refuses an empty body", async () => {
+    await expectError(await upload(uniqueApp(), Buffer.alloc(0)), 400, "empty_body");
+  });
+
+  it("refuses a body that is not gzip, and stores nothing", async () => {
+    const app = uniqueApp();
+    await expectError(await upload(app, "just some text, not an archive"), 400, "invalid_archive");
+    await expectError(await upload(app, Buffer.from([0x1f])), 400, "invalid_archive");
+    expect(await ctx.store.list(storageKeys.sourcesPrefix(app))).toEqual([]);
+    expect(await ctx.store.list("incoming/")).toEqual([]);
+  });
+
+  it("refuses a body over MAX_SOURCE_BYTES with 413, declared or streamed", async () => {
+    const big = gzipSync(Buffer.from(Array.from({ length: 300_000 }, (_, i) => String.fromCharCode(33 + ((i * 7919) % 90))).join("")), { level: 0 });
+    expect(big.length).toBeGreaterThan(64 * 1024);
+    await expectError(await upload(uniqueApp(), big), 413, "payload_too_large");
+    // Without a Content-Length the limit is enforced while streaming.
+    const chunked = new ReadableStream({
+      start(controller) {
+        controller.enqueue(big);
+        controller.close();
+      },
+    });
+    const response = await fetch(`${base}/v1/apps/${uniqueApp()}/builds`, {
+      method: "POST",
+      headers: { "Content-Type": "application/gzip" },
+      body: chunked,
+      duplex: "half",
+    } as RequestInit);
+    await expectError(response, 413, "payload_too_large");
+  });
+});
+
+describe("GET /v1/builds/:id and its logs", () => {
+  it("answers 404 with the error shape for an unknown build", async () => {
+    await expectError(await fetch(`${base}/v1/builds/${randomUUID()}`), 404, "not_found");
+    await expectError(await fetch(`${base}/v1/builds/${randomUUID()}/logs`), 404, "not_found");
+  });
+
+  it("serves the log so far as text, and follows it live as Server-Sent Events until the build ends", async () => {
+    const response = await upload(uniqueApp(), sourceTarGz);
+    const { id } = await json<{ id: string }>(response);
+    await ctx.buildLogs.append(id, ["step 1", "step 2"]);
+    const text = await fetch(`${base}/v1/builds/${id}/logs`);
+    expect(text.headers.get("content-type")).toMatch(/^text\/plain/);
+    expect(await text.text()).toBe("step 1\nstep 2\n");
+
+    const events = await fetch(`${base}/v1/builds/${id}/logs`, { headers: { Accept: "text/event-stream" } });
+    expect(events.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const later = (async () => {
+      await new Promise((r) => setTimeout(r, 300));
+      await ctx.buildLogs.append(id, ["step 3"]);
+      await ctx.buildLogs.end(id, "succeeded");
+    })();
+    const body = await events.text(); // resolves only when the server ends the stream
+    await later;
+    expect(body).toContain("data: step 1\n\n");
+    expect(body).toContain("data: step 3\n\n");
+    expect(body.trim().endsWith("event: end\ndata: succeeded")).toBe(true);
+
+    const followed = await fetch(`${base}/v1/builds/${id}/logs?follow=1`);
+    expect(await followed.text()).toBe("step 1\nstep 2\nstep 3\n");
+  });
+});
+
+describe("releases and instances", () => {
+  it("lists an app's releases newest first and its instances; 404 for an unknown app", async () => {
+    const app = uniqueApp();
+    const { id } = await json<{ id: string }>(await upload(app, sourceTarGz));
+    const first = await ctx.releases.create(app, id, "build");
+    const again = await ctx.releases.create(app, id, "build");
+    expect(again).toMatchObject({ created: false, release: { version: first.release.version } });
+    await ctx.releases.create(app, id, "rollback");
+    const releases = await json<{ version: number; reason: string }[]>(await fetch(`${base}/v1/apps/${app}/releases`));
+    expect(releases.map((r) => [r.version, r.reason])).toEqual([
+      [2, "rollback"],
+      [1, "build"],
+    ]);
+
+    await ctx.instances.report(app, {
+      instanceId: "i-1",
+      release: 2,
+      buildId: id,
+      state: "running",
+      appPath: "/srv/x",
+      lastHeartbeatAt: new Date().toISOString(),
+    });
+    expect(await json(await fetch(`${base}/v1/apps/${app}/instances`))).toMatchObject([{ instanceId: "i-1", state: "running", release: 2 }]);
+
+    await expectError(await fetch(`${base}/v1/apps/${uniqueApp()}/releases`), 404, "not_found");
+    await expectError(await fetch(`${base}/v1/apps/${uniqueApp()}/instances`), 404, "not_found");
+  });
+
+  it("stores app config and rejects bad JSON", async () => {
+    const app = uniqueApp();
+    const put = await fetch(`${base}/v1/apps/${app}`, {
+      method: "PUT",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ env: { GREETING: "hi" }, startupCommand: "python app.py" }),
+    });
+    expect(put.status).toBe(201);
+    expect(await put.json()).toMatchObject({ name: app, env: { GREETING: "hi" }, startupCommand: "python app.py" });
+    const bad = await fetch(`${base}/v1/apps/${app}`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: "{nope" });
+    await expectError(bad, 400, "invalid_json");
+    const wrong = await fetch(`${base}/v1/apps/${app}`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ env: { "1X": "y" } }) });
+    await expectError(wrong, 400, "invalid_body");
+  });
+});
