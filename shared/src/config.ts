@@ -49,8 +49,10 @@ const workerSchema = z.object({
   /** Builds run in `<SCRATCH_DIR>/<buildId>`; the manifest records that path so agents can relocate the venv. */
   SCRATCH_DIR: z.string().min(1).default("/tmp/slipway/build"),
   PIP_INDEX_URL: z.string().optional(),
+  PIP_EXTRA_INDEX_URL: z.string().optional(),
   PIP_FIND_LINKS: z.string().optional(),
   PIP_NO_INDEX: z.string().optional(),
+  PIP_TRUSTED_HOST: z.string().optional(),
   npm_config_registry: z.string().optional(),
 });
 

@@ -15,7 +15,7 @@ export function serviceEnv(bucket = `test-${randomUUID().slice(0, 8)}`): Record<
     S3_SECRET_KEY: services.s3SecretKey,
     S3_BUCKET: bucket,
     S3_REGION: "us-east-1",
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error",
   };
 }
 

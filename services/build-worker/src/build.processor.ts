@@ -1,0 +1,176 @@
+import { mkdir, rm } from "node:fs/promises";
+import path from "node:path";
+import { UnrecoverableError, type Job } from "bullmq";
+import {
+  buildJobSchema,
+  isTerminal,
+  ObjectNotFoundError,
+  packDirectory,
+  parseManifest,
+  storageKeys,
+  type Build,
+  type BuildManifest,
+} from "@slipway/shared";
+import { BuildLog } from "./build-log";
+import type { WorkerContext } from "./context";
+import { BuildAborted, BuildFailure } from "./errors";
+import { detectPlatform } from "./platforms/index";
+import { runCommand } from "./sandbox";
+import { fetchSource } from "./steps/fetch-source";
+import { publishRelease, uploadBuildOutput } from "./steps/publish";
+
+/** The worker's variables a build may see: package-index settings, never credentials of Slipway's. */
+const PASS_THROUGH = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_TRUSTED_HOST", "npm_config_registry"] as const;
+
+export function buildEnvironment(config: WorkerContext["config"], host: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: host.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+    HOME: host.HOME ?? "/tmp",
+    LANG: host.LANG ?? "C.UTF-8",
+  };
+  for (const key of PASS_THROUGH) {
+    const value = config[key] ?? host[key];
+    if (value) env[key] = value;
+  }
+  return env;
+}
+
+export interface BuildOutcome {
+  status: Build["status"];
+  release?: number;
+}
+
+/** Processes one `build` job: source in, artifact + manifest + release out. */
+export function createBuildProcessor(ctx: WorkerContext) {
+  return async (job: Job): Promise<BuildOutcome> => {
+    const parsed = buildJobSchema.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`invalid build job: ${parsed.error.issues[0]?.message}`);
+    const payload = parsed.data;
+    const build = await ctx.builds.get(payload.buildId);
+    if (!build) throw new UnrecoverableError(`build ${payload.buildId} has no record`);
+    if (isTerminal(build.status)) return { status: build.status };
+
+    const logger = ctx.logger.child({ buildId: build.id, app: build.app, requestId: payload.requestId, attempt: job.attemptsMade + 1 });
+    const log = new BuildLog(ctx.buildLogs, build.id);
+    const startedAt = build.startedAt ?? new Date().toISOString();
+    await ctx.builds.transition(build.id, ["queued", "running"], { status: "running", startedAt });
+    logger.info("build started");
+
+    const timeout = new AbortController();
+    const timer = setTimeout(
+      () => timeout.abort(new BuildAborted("timeout", `the build ran longer than BUILD_TIMEOUT_S (${ctx.config.BUILD_TIMEOUT_S} s)`)),
+      ctx.config.BUILD_TIMEOUT_S * 1000,
+    );
+    const sourceDir = path.join(ctx.config.SCRATCH_DIR, build.id);
+    const workDir = `${sourceDir}.work`;
+    try {
+      const result = await runBuild(ctx, build, { log, sourceDir, workDir, startedAt, signal: timeout.signal });
+      const release = payload.deploy ? await publishRelease(ctx, build, result.manifest.outputSha256!) : undefined;
+      await ctx.builds.transition(build.id, ["running"], {
+        status: "succeeded",
+        finishedAt: new Date().toISOString(),
+        platform: result.manifest.platformName,
+        platformVersion: result.manifest.pythonVersion ?? result.manifest.nodeVersion,
+        artifact: { key: result.artifactKey, sha256: result.manifest.outputSha256!, bytes: result.manifest.outputBytes! },
+        manifestKey: result.manifestKey,
+        ...(release ? { release: release.version } : {}),
+      });
+      log.line(release ? `Build succeeded: release v${release.version}` : "Build succeeded (not deployed)");
+      await log.end("succeeded", ctx.store, build.app);
+      logger.info({ release: release?.version }, "build succeeded");
+      return { status: "succeeded", release: release?.version };
+    } catch (error) {
+      const permanent = error instanceof BuildFailure || error instanceof BuildAborted;
+      const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (!permanent && !lastAttempt) {
+        log.line(`Build interrupted by a transient error, will retry: ${(error as Error).message}`);
+        await log.flush();
+        logger.warn({ err: error }, "build attempt failed; retrying");
+        throw error;
+      }
+      const status = error instanceof BuildAborted && error.reason === "canceled" ? "canceled" : "failed";
+      const message = (error as Error).message;
+      await ctx.builds.transition(build.id, ["queued", "running"], { status, finishedAt: new Date().toISOString(), error: message });
+      log.line(`Build ${status}: ${message}`);
+      await log.end(status, ctx.store, build.app).catch((e) => logger.error({ err: e }, "could not save the build log"));
+      logger.warn({ err: error, status }, "build failed");
+      throw permanent ? new UnrecoverableError(message) : error;
+    } finally {
+      clearTimeout(timer);
+      await Promise.all([rm(sourceDir, { recursive: true, force: true }), rm(workDir, { recursive: true, force: true })]);
+    }
+  };
+}
+
+interface BuildRun {
+  log: BuildLog;
+  sourceDir: string;
+  workDir: string;
+  startedAt: string;
+  signal: AbortSignal;
+}
+
+async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
+  const manifestKey = storageKeys.manifest(build.app, build.id);
+  // A retry of a build whose manifest is already written (the worker died while publishing) reuses the output.
+  const previous = await ctx.store.getText(manifestKey).then(parseManifest, (error) => {
+    if (error instanceof ObjectNotFoundError) return undefined;
+    throw error;
+  });
+  if (previous?.outputSha256) {
+    run.log.line("Build output already complete in storage: publishing it");
+    return { manifest: previous, manifestKey, artifactKey: storageKeys.artifact(build.app, build.id, previous.outputFileName) };
+  }
+
+  await Promise.all([rm(run.sourceDir, { recursive: true, force: true }), rm(run.workDir, { recursive: true, force: true })]);
+  await mkdir(run.workDir, { recursive: true });
+  run.log.line(`Build ${build.id} of app ${build.app}, source ${build.sourceSha256}`);
+  const summary = await fetchSource(ctx.store, build.sourceKey, build.sourceSha256, path.join(run.workDir, "source.tar.gz"), run.sourceDir);
+  run.log.line(`Source extracted: ${summary.entries} entries, ${summary.unpackedBytes} bytes`);
+
+  const platform = await detectPlatform(run.sourceDir);
+  run.log.line(`Detected platform: ${platform.name}`);
+  const baseEnv = buildEnvironment(ctx.config);
+  const result = await platform.build({
+    sourceDir: run.sourceDir,
+    baseEnv,
+    log: (line) => run.log.line(line),
+    run: (command, args, options = {}) =>
+      runCommand(command, args, {
+        cwd: options.cwd ?? run.sourceDir,
+        env: options.env ?? baseEnv,
+        label: options.label ?? command,
+        onLine: (line) => run.log.line(line),
+        signal: run.signal,
+      }),
+  });
+  if (run.signal.aborted) throw run.signal.reason;
+
+  run.log.line("Packing the build output (virtual environment included) ...");
+  const artifactFile = path.join(run.workDir, "output.tar.gz");
+  const packed = await packDirectory(run.sourceDir, artifactFile);
+  run.log.line(`Packed output.tar.gz: ${packed.bytes} bytes, sha256 ${packed.sha256}`);
+  if (run.signal.aborted) throw run.signal.reason;
+
+  const manifest: BuildManifest = {
+    platformName: result.name,
+    ...result.manifest,
+    ...(result.frameworks.length ? { frameworks: result.frameworks } : {}),
+    compressDestinationDir: true,
+    operationId: build.id,
+    sourceDirectoryInBuildContainer: run.sourceDir,
+    appName: build.app,
+    buildId: build.id,
+    sourceSha256: build.sourceSha256,
+    outputFileName: "output.tar.gz",
+    outputSha256: packed.sha256,
+    outputBytes: packed.bytes,
+    ...(result.startupCommand ? { startupCommand: result.startupCommand } : {}),
+    buildStartedAt: run.startedAt,
+    buildFinishedAt: new Date().toISOString(),
+    other: {},
+  };
+  const { artifactKey } = await uploadBuildOutput(ctx, build, artifactFile, manifest);
+  run.log.line(`Uploaded ${artifactKey} and ${manifestKey}`);
+  return { manifest, manifestKey, artifactKey };
+}

@@ -1,0 +1,13 @@
+import type { Redis } from "ioredis";
+import type { BuildLogStream, BuildRepository, Logger, ObjectStore, ReleaseRepository, WorkerConfig } from "@slipway/shared";
+
+/** What the build processor works with; built once per worker process. */
+export interface WorkerContext {
+  config: WorkerConfig;
+  logger: Logger;
+  redis: Redis;
+  store: ObjectStore;
+  builds: BuildRepository;
+  releases: ReleaseRepository;
+  buildLogs: BuildLogStream;
+}

@@ -1,0 +1,141 @@
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { currentReleasePointerSchema, parseManifest, RELEASE_CHANNEL, storageKeys } from "@slipway/shared";
+import { uniqueApp } from "../../../test/harness/env";
+import { startInProcessStack, uploadDir, uploadFile, waitForBuild, type InProcessStack } from "../../../test/harness/stack";
+import { writeTarGz } from "../../../test/harness/tarballs";
+import { buildWheel } from "../../../test/harness/wheels";
+
+let stack: InProcessStack;
+let work: string;
+let wheels: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), "slipway-worker-test-"));
+  wheels = path.join(work, "wheels");
+  await mkdir(wheels);
+  buildWheel(wheels, { name: "hello-tool", version: "1.0", script: "hello-tool", message: "hello from the console script" });
+  stack = await startInProcessStack({ PIP_FIND_LINKS: wheels, PIP_NO_INDEX: "1" });
+});
+
+afterAll(async () => {
+  await stack.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+async function appDir(name: string, files: Record<string, string>): Promise<string> {
+  const dir = path.join(work, name);
+  await mkdir(dir, { recursive: true });
+  for (const [file, content] of Object.entries(files)) await writeFile(path.join(dir, file), content);
+  return dir;
+}
+
+describe("build worker (Python)", () => {
+  it("builds a venv with the requirements, uploads artifact then manifest, and publishes release 1", async () => {
+    const app = uniqueApp("py");
+    const dir = await appDir(app, { "app.py": "print('hi')\n", "requirements.txt": "hello-tool==1.0\n" });
+    const subscriber = stack.api.redis.duplicate();
+    const events: string[] = [];
+    await subscriber.subscribe(RELEASE_CHANNEL);
+    subscriber.on("message", (_channel, message) => events.push(message));
+
+    const queued = await uploadDir(stack.baseUrl, app, dir);
+    const build = await waitForBuild(stack.baseUrl, queued.id);
+    expect(build.error).toBeUndefined();
+    expect(build).toMatchObject({ status: "succeeded", release: 1, platform: "python" });
+    expect(build.platformVersion).toMatch(/^3\.\d+\.\d+$/);
+
+    const manifest = parseManifest(await stack.api.store.getText(storageKeys.manifest(app, build.id)));
+    expect(manifest).toMatchObject({
+      platformName: "python",
+      virtualEnvName: "antenv",
+      compressDestinationDir: true,
+      buildId: build.id,
+      operationId: build.id,
+      appName: app,
+      outputFileName: "output.tar.gz",
+      outputSha256: build.artifact!.sha256,
+      outputBytes: build.artifact!.bytes,
+      sourceDirectoryInBuildContainer: path.join(stack.env.SCRATCH_DIR!, build.id),
+    });
+    expect((await stack.api.store.stat(build.artifact!.key))?.size).toBe(build.artifact!.bytes);
+
+    // The artifact holds the venv with the installed console script.
+    const restored = path.join(work, `${app}-restored`);
+    const { extractArchive } = await import("@slipway/shared");
+    const tarball = path.join(work, `${app}.tar.gz`);
+    const { pipeline } = await import("node:stream/promises");
+    const { createWriteStream } = await import("node:fs");
+    await pipeline(await stack.api.store.getStream(build.artifact!.key), createWriteStream(tarball));
+    await extractArchive(tarball, restored, { allowExternalSymlinks: true });
+    expect(existsSync(path.join(restored, "antenv/bin/hello-tool"))).toBe(true);
+    expect(existsSync(path.join(restored, "app.py"))).toBe(true);
+
+    const pointer = currentReleasePointerSchema.parse(JSON.parse(await stack.api.store.getText(storageKeys.currentRelease(app))));
+    expect(pointer).toMatchObject({ version: 1, buildId: build.id, sha256: build.artifact!.sha256 });
+    expect(await stack.api.releases.list(app)).toMatchObject([{ version: 1, buildId: build.id, reason: "build" }]);
+
+    const log = await stack.api.store.getText(storageKeys.buildLog(app, build.id));
+    expect(log).toContain("pip install");
+    expect(log).toMatch(/Successfully installed hello-tool-1\.0/);
+    expect(events.map((e) => JSON.parse(e))).toContainEqual({ app, version: 1, buildId: build.id });
+    await subscriber.quit();
+
+    // Scratch space is cleaned whatever happens.
+    expect(await readdir(stack.env.SCRATCH_DIR!)).toEqual([]);
+  });
+
+  it("fails a build whose pip install fails, keeps its log, and creates no release", async () => {
+    const app = uniqueApp("pyfail");
+    const dir = await appDir(app, { "app.py": "print('hi')\n", "requirements.txt": "no-such-package-slipway==9.9\n" });
+    const queued = await uploadDir(stack.baseUrl, app, dir);
+    const build = await waitForBuild(stack.baseUrl, queued.id);
+    expect(build.status).toBe("failed");
+    expect(build.error).toMatch(/pip install -r requirements.txt failed/);
+    expect(build.release).toBeUndefined();
+    expect(await stack.api.releases.list(app)).toEqual([]);
+    expect(await stack.api.store.exists(storageKeys.manifest(app, build.id))).toBe(false);
+    const log = await (await fetch(`${stack.baseUrl}/v1/builds/${build.id}/logs`)).text();
+    expect(log).toMatch(/No matching distribution found for no-such-package-slipway/);
+    expect(await stack.api.store.getText(storageKeys.buildLog(app, build.id))).toMatch(/No matching distribution/);
+  });
+
+  it("builds without releasing when deploy=false", async () => {
+    const app = uniqueApp("nodeploy");
+    const dir = await appDir(app, { "app.py": "print('hi')\n" });
+    const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir, "?deploy=false")).id);
+    expect(build.status).toBe("succeeded");
+    expect(build.release).toBeUndefined();
+    expect(await stack.api.releases.list(app)).toEqual([]);
+  });
+
+  it("fails cleanly on a source with path traversal, writing nothing outside the scratch dir", async () => {
+    const app = uniqueApp("evil");
+    const target = path.join(os.tmpdir(), `slipway-escape-${app}.txt`);
+    const archive = path.join(work, `${app}.tar.gz`);
+    writeTarGz(archive, [
+      { name: "app.py", content: "print('x')\n" },
+      { name: `../../../../../../..${target}`, content: "escaped" },
+    ]);
+    const build = await waitForBuild(stack.baseUrl, (await uploadFile(stack.baseUrl, app, archive)).id);
+    expect(build.status).toBe("failed");
+    expect(build.error).toMatch(/source archive was refused: .*escapes the archive root/);
+    expect(existsSync(target)).toBe(false);
+    expect(await stack.api.releases.list(app)).toEqual([]);
+  });
+
+  it("fails cleanly on a corrupted tarball", async () => {
+    const app = uniqueApp("corrupt");
+    const archive = path.join(work, `${app}.tar.gz`);
+    writeTarGz(archive, [{ name: "app.py", content: "x = 1\n".repeat(5000) }]);
+    const { readFile } = await import("node:fs/promises");
+    const bytes = await readFile(archive);
+    await writeFile(archive, Buffer.concat([bytes.subarray(0, 40), Buffer.alloc(200, 0x41), bytes.subarray(240)]));
+    const build = await waitForBuild(stack.baseUrl, (await uploadFile(stack.baseUrl, app, archive)).id);
+    expect(build.status).toBe("failed");
+    expect(build.error).toMatch(/source archive was refused/);
+  });
+});

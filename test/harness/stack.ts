@@ -1,0 +1,85 @@
+import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createLogger, loadApiConfig, loadWorkerConfig, packDirectory } from "@slipway/shared";
+import { createApi } from "../../services/api/src/app";
+import { closeContext, createContext, type ApiContext } from "../../services/api/src/context";
+import { startBuildWorker, type RunningWorker } from "../../services/build-worker/src/worker";
+import { serviceEnv } from "./env";
+import { json, listen } from "./http";
+
+export interface InProcessStack {
+  env: Record<string, string>;
+  api: ApiContext;
+  baseUrl: string;
+  worker: RunningWorker;
+  close(): Promise<void>;
+}
+
+/** The API and one build worker in this process, on the harness's Redis and S3, with a queue and bucket of their own. */
+export async function startInProcessStack(extraEnv: Record<string, string> = {}): Promise<InProcessStack> {
+  const scratch = await mkdtemp(path.join(os.tmpdir(), "slipway-scratch-"));
+  const env: Record<string, string> = { ...serviceEnv(), QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`, SCRATCH_DIR: scratch, ...extraEnv };
+  const logger = createLogger("test", env.LOG_LEVEL);
+  const api = await createContext(loadApiConfig(env), logger);
+  const server = await listen(createApi(api));
+  const worker = await startBuildWorker(loadWorkerConfig(env), logger);
+  return {
+    env,
+    api,
+    baseUrl: server.url,
+    worker,
+    close: async () => {
+      await worker.close();
+      await server.close();
+      await api.buildQueue.obliterate({ force: true }).catch(() => undefined);
+      await closeContext(api);
+      await rm(scratch, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface BuildView {
+  id: string;
+  app: string;
+  status: string;
+  release?: number;
+  error?: string;
+  artifact?: { key: string; sha256: string; bytes: number };
+  manifestKey?: string;
+  platform?: string;
+  platformVersion?: string;
+}
+
+/** Packs `dir` and uploads it as a new build of `app`. */
+export async function uploadDir(baseUrl: string, app: string, dir: string, query = ""): Promise<BuildView> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), "slipway-upload-"));
+  try {
+    const packed = await packDirectory(dir, path.join(tmp, "src.tar.gz"));
+    return await uploadFile(baseUrl, app, packed.file, query);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+export async function uploadFile(baseUrl: string, app: string, file: string, query = ""): Promise<BuildView> {
+  const response = await fetch(`${baseUrl}/v1/apps/${app}/builds${query}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/gzip" },
+    body: await readFile(file),
+  });
+  if (response.status !== 202) throw new Error(`upload answered ${response.status}: ${await response.text()}`);
+  return json<BuildView>(response);
+}
+
+export async function waitForBuild(baseUrl: string, id: string, timeoutMs = 120_000): Promise<BuildView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const build = await json<BuildView>(await fetch(`${baseUrl}/v1/builds/${id}`));
+    if (["succeeded", "failed", "canceled"].includes(build.status)) return build;
+    if (Date.now() > deadline) throw new Error(`build ${id} still ${build.status} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

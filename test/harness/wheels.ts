@@ -1,0 +1,34 @@
+import { execFileSync } from "node:child_process";
+import path from "node:path";
+
+/**
+ * Writes a pure-Python wheel with a console script, without network or build backends, so tests
+ * can `pip install` it offline with `PIP_FIND_LINKS` + `PIP_NO_INDEX`. Returns the wheel's path.
+ * Running the script prints `message`.
+ */
+export function buildWheel(dir: string, options: { name: string; version: string; script: string; message: string }): string {
+  const module = options.name.replace(/-/g, "_");
+  const file = path.join(dir, `${module}-${options.version}-py3-none-any.whl`);
+  const script = `
+import base64, hashlib, json, sys, zipfile
+o = json.loads(sys.argv[2])
+module = o["module"]; dist = f'{module}-{o["version"]}.dist-info'
+files = {
+  f"{module}/__init__.py": f"def main():\\n    print({o['message']!r})\\n",
+  f"{dist}/METADATA": f"Metadata-Version: 2.1\\nName: {o['name']}\\nVersion: {o['version']}\\n",
+  f"{dist}/WHEEL": "Wheel-Version: 1.0\\nGenerator: slipway-tests\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+  f"{dist}/entry_points.txt": f"[console_scripts]\\n{o['script']} = {module}:main\\n",
+}
+record = []
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for name, text in files.items():
+        data = text.encode()
+        z.writestr(name, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append(f"{dist}/RECORD,,")
+    z.writestr(f"{dist}/RECORD", "\\n".join(record) + "\\n")
+`;
+  execFileSync("python3", ["-c", script, file, JSON.stringify({ ...options, module })]);
+  return file;
+}
