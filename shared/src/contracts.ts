@@ -88,6 +88,8 @@ export const instanceReportSchema = z.object({
   appPath: z.string().nullable(),
   lastHeartbeatAt: z.string(),
   pid: z.number().int().nullable().optional(),
+  uptimeS: z.number().int().nonnegative().optional(),
+  restarts: z.number().int().nonnegative().optional(),
   error: z.string().optional(),
 });
 export type InstanceReport = z.infer<typeof instanceReportSchema>;

@@ -6,3 +6,5 @@ export * from "./archive/index";
 export * from "./records/index";
 export { createLogger, type Logger } from "./log";
 export { connectRedis } from "./redis";
+export { freePort, waitForPort } from "./embedded/free-port";
+export { detectPythonStartCommand } from "./python-start";

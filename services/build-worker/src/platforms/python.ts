@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { access, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
+import { detectPythonStartCommand } from "@slipway/shared";
 import type { Platform, PlatformContext, PlatformResult } from "./platform";
 
 /** Oryx's name for the virtualenv, which the runtime activates. */
@@ -66,7 +67,10 @@ export const python: Platform = {
     ]
       .filter(([pkg]) => names.has(pkg!))
       .map(([, label]) => label!);
-    const startupCommand = await detectStartupCommand(ctx.sourceDir, venv, frameworks);
+    // A Procfile is the app's own word on how to start: leave StartupCommand unset so the runtime reads it.
+    const startupCommand = (await exists(path.join(ctx.sourceDir, "Procfile")))
+      ? undefined
+      : await detectPythonStartCommand(ctx.sourceDir, VIRTUAL_ENV_NAME);
     return {
       name: "python",
       version,
@@ -83,16 +87,4 @@ function pythonVersion(venvPython: string, env: Record<string, string>): Promise
       error ? reject(error) : resolve(stdout.trim()),
     ),
   );
-}
-
-/** gunicorn for a WSGI app object in app.py / application.py, when gunicorn was installed. */
-async function detectStartupCommand(sourceDir: string, venv: string, frameworks: string[]): Promise<string | undefined> {
-  if (!(await exists(path.join(venv, "bin", "gunicorn")))) return undefined;
-  if (!frameworks.includes("Flask")) return undefined;
-  for (const module of ["app", "application", "main"]) {
-    const text = await readOptional(path.join(sourceDir, `${module}.py`));
-    const match = /^(\w+)\s*=\s*Flask\(/m.exec(text);
-    if (match) return `gunicorn --bind=0.0.0.0:$PORT ${module}:${match[1]}`;
-  }
-  return undefined;
 }

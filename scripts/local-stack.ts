@@ -1,0 +1,108 @@
+/**
+ * `npm start`: the whole of Slipway on one machine. Uses REDIS_URL and S3_* when set; otherwise
+ * starts a redis-server child and an S3-compatible server with their data under .slipway/.
+ * Then runs the API, one build worker and one runtime agent per instance port, and stops them
+ * all on Ctrl-C.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { startRedisServer, startS3Server, stopChild, type EmbeddedServer } from "@slipway/shared/embedded";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const dataDir = path.resolve(process.env.SLIPWAY_DATA_DIR ?? path.join(root, ".slipway"));
+
+function fail(message: string): never {
+  console.error(`slipway: ${message}`);
+  process.exit(1);
+}
+
+function parsePorts(value: string): number[] {
+  const ports = value.split(",").map((p) => Number(p.trim()));
+  if (ports.length === 0 || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) fail(`INSTANCE_PORTS must be a comma-separated list of ports, got "${value}"`);
+  return ports;
+}
+
+async function main() {
+  const apiPort = Number(process.env.API_PORT ?? 8080);
+  if (!Number.isInteger(apiPort) || apiPort < 1 || apiPort > 65535) fail(`API_PORT must be a port number, got "${process.env.API_PORT}"`);
+  const app = process.env.SLIPWAY_APP ?? "demo";
+  if (!/^[a-z][a-z0-9-]{0,61}[a-z0-9]$/.test(app)) fail(`SLIPWAY_APP must be a valid app name, got "${app}"`);
+  const instancePorts = parsePorts(process.env.INSTANCE_PORTS ?? "8081,8082");
+
+  const embedded: EmbeddedServer[] = [];
+  const env: Record<string, string> = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+  if (!env.REDIS_URL) {
+    const redis = await startRedisServer({ dir: path.join(dataDir, "redis") }).catch((error: Error) => fail(error.message));
+    embedded.push(redis);
+    env.REDIS_URL = redis.url;
+  }
+  if (!env.S3_ENDPOINT) {
+    const s3 = await startS3Server({ dir: path.join(dataDir, "s3") }).catch((error: Error) => fail(`could not start the embedded S3 server: ${error.message}`));
+    embedded.push(s3);
+    Object.assign(env, { S3_ENDPOINT: s3.url, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey });
+  }
+  env.API_PORT = String(apiPort);
+  env.API_HOST ??= "127.0.0.1";
+
+  const children: { name: string; child: ChildProcess }[] = [];
+  let stopping = false;
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    console.log("slipway: stopping ...");
+    await Promise.all(children.map(({ child }) => stopChild(child, 15_000)));
+    await Promise.all(embedded.map((server) => server.stop()));
+    console.log("slipway: stopped");
+    process.exit(code);
+  };
+
+  const run = (name: string, entry: string, extraEnv: Record<string, string> = {}) => {
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(root, entry)], {
+      cwd: root,
+      env: { ...env, ...extraEnv },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    for (const stream of [child.stdout!, child.stderr!]) {
+      createInterface({ input: stream }).on("line", (line) => console.log(`[${name}] ${line}`));
+    }
+    child.on("exit", (code, signal) => {
+      if (stopping) return;
+      console.error(`slipway: ${name} exited (${signal ?? `code ${code}`}); stopping the stack`);
+      void stopAll(1);
+    });
+    children.push({ name, child });
+  };
+
+  run("api", "services/api/src/main.ts");
+  run("build-worker", "services/build-worker/src/main.ts");
+  for (const [index, port] of instancePorts.entries()) {
+    const instanceId = `${app}-${index + 1}`;
+    const runtimeRoot = path.join(dataDir, "instances", instanceId);
+    await mkdir(runtimeRoot, { recursive: true });
+    run(`agent ${instanceId}`, "services/runtime-agent/src/main.ts", { APP: app, INSTANCE_ID: instanceId, PORT: String(port), RUNTIME_ROOT: runtimeRoot });
+  }
+
+  process.on("SIGINT", () => void stopAll(0));
+  process.on("SIGTERM", () => void stopAll(0));
+
+  const apiUrl = `http://${env.API_HOST === "0.0.0.0" ? "127.0.0.1" : env.API_HOST}:${apiPort}`;
+  console.log(
+    [
+      "",
+      "Slipway is starting:",
+      `  API          ${apiUrl}  (GET /healthz)`,
+      `  Redis        ${env.REDIS_URL}${embedded.length && !process.env.REDIS_URL ? "  (embedded)" : ""}`,
+      `  S3           ${env.S3_ENDPOINT}${!process.env.S3_ENDPOINT ? "  (embedded, data in " + path.join(dataDir, "s3") + ")" : ""}`,
+      ...instancePorts.map((port, i) => `  instance ${i + 1}   http://127.0.0.1:${port}  (app ${app})`),
+      "",
+      `Deploy: tar -czf - -C examples/python-hello . | curl -sS -X POST -H 'Content-Type: application/gzip' --data-binary @- ${apiUrl}/v1/apps/${app}/builds`,
+      "Stop with Ctrl-C.",
+      "",
+    ].join("\n"),
+  );
+}
+
+main().catch((error) => fail((error as Error).message));

@@ -1,0 +1,78 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+/**
+ * The instance's public port. It forwards every request to the current app process's private
+ * port, so a new release can start beside the old one and take over without a refused
+ * connection. Counts requests in flight per upstream so the old process is stopped only once
+ * drained.
+ */
+export class InstanceProxy {
+  private upstream: number | undefined;
+  private readonly inFlight = new Map<number, number>();
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  private readonly server: http.Server;
+
+  constructor() {
+    this.server = http.createServer((req, res) => this.forward(req, res));
+    this.server.keepAliveTimeout = 5000;
+  }
+
+  listen(port: number, host = "0.0.0.0"): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => resolve((this.server.address() as AddressInfo).port));
+    });
+  }
+
+  setUpstream(port: number | undefined): void {
+    this.upstream = port;
+  }
+
+  /** Resolves when no request to `port` is in flight, or after `timeoutMs`. */
+  async drain(port: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((this.inFlight.get(port) ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  close(): Promise<void> {
+    this.agent.destroy();
+    return new Promise((resolve) => {
+      this.server.closeAllConnections();
+      this.server.close(() => resolve());
+    });
+  }
+
+  private forward(req: http.IncomingMessage, res: http.ServerResponse) {
+    const port = this.upstream;
+    if (port === undefined) {
+      res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "2" });
+      res.end(JSON.stringify({ error: { code: "no_release", message: "no release of this app is running on this instance yet" } }));
+      return;
+    }
+    this.inFlight.set(port, (this.inFlight.get(port) ?? 0) + 1);
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      this.inFlight.set(port, (this.inFlight.get(port) ?? 1) - 1);
+    };
+    res.once("close", finish);
+    const upstream = http.request(
+      { host: "127.0.0.1", port, method: req.method, path: req.url, headers: req.headers, agent: this.agent },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.rawHeaders as unknown as http.OutgoingHttpHeaders);
+        answer.pipe(res);
+      },
+    );
+    upstream.on("error", (error) => {
+      if (!res.headersSent) {
+        res.writeHead(502, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ error: { code: "bad_gateway", message: `the app did not answer: ${error.message}` } }));
+      } else {
+        res.destroy();
+      }
+    });
+    req.pipe(upstream);
+  }
+}

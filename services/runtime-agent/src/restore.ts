@@ -1,0 +1,195 @@
+import { randomUUID } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import {
+  ArchiveLimitError,
+  CorruptArchiveError,
+  DEFAULT_OUTPUT_FILE_NAME,
+  extractArchive,
+  HashingStream,
+  ManifestError,
+  ObjectNotFoundError,
+  parseManifest,
+  storageKeys,
+  UnsafeArchiveError,
+  type BuildManifest,
+  type ObjectStore,
+} from "@slipway/shared";
+import { builtVenvPath, relocateVenv } from "./venv-relocate";
+
+/** A release that cannot be restored as stored: retrying the same bytes will not help. */
+export class RestoreError extends Error {
+  override name = "RestoreError";
+}
+
+export interface RestoredRelease {
+  appPath: string;
+  manifest: BuildManifest;
+  /** True when a verified extraction from an earlier run was used as it was. */
+  reused: boolean;
+}
+
+interface RestoreMarker {
+  buildId: string;
+  outputSha256: string | null;
+  restoredAt: string;
+}
+
+const MARKER = path.join(".slipway", "restored.json");
+const PARTIAL_PREFIX = ".partial-";
+
+/**
+ * Turns a build in storage into a directory the app can run from: manifest, download with the
+ * sha256 checked while streaming, vetted extraction into a fresh partial directory, venv
+ * relocation to the final path, marker, then one rename. A directory is used only once its
+ * marker exists, so a crash at any point leaves nothing half-done in use.
+ */
+export class Restorer {
+  readonly releasesDir: string;
+  private readonly downloadsDir: string;
+
+  constructor(
+    private readonly store: ObjectStore,
+    runtimeRoot: string,
+  ) {
+    this.releasesDir = path.join(runtimeRoot, "releases");
+    this.downloadsDir = path.join(runtimeRoot, "downloads");
+  }
+
+  releasePath(buildId: string): string {
+    return path.join(this.releasesDir, buildId);
+  }
+
+  /** Removes what a crash mid-restore leaves behind: partial directories and downloads. */
+  async removeLeftovers(): Promise<string[]> {
+    await mkdir(this.releasesDir, { recursive: true });
+    const removed: string[] = [];
+    for (const name of await readdir(this.releasesDir)) {
+      const dir = path.join(this.releasesDir, name);
+      if (name.startsWith(PARTIAL_PREFIX) || !(await readMarker(dir))) {
+        await rm(dir, { recursive: true, force: true });
+        removed.push(name);
+      }
+    }
+    await rm(this.downloadsDir, { recursive: true, force: true });
+    return removed;
+  }
+
+  async fetchManifest(app: string, buildId: string): Promise<BuildManifest> {
+    let text: string;
+    try {
+      text = await this.store.getText(storageKeys.manifest(app, buildId));
+    } catch (error) {
+      if (error instanceof ObjectNotFoundError) throw new RestoreError(`build ${buildId} has no manifest in storage (${error.key})`);
+      throw error;
+    }
+    try {
+      return parseManifest(text);
+    } catch (error) {
+      if (error instanceof ManifestError) throw new RestoreError(error.message);
+      throw error;
+    }
+  }
+
+  async restore(app: string, buildId: string): Promise<RestoredRelease> {
+    const manifest = await this.fetchManifest(app, buildId);
+    const appPath = this.releasePath(buildId);
+    const marker = await readMarker(appPath);
+    if (marker && marker.buildId === buildId && marker.outputSha256 === (manifest.outputSha256 ?? null)) {
+      return { appPath, manifest, reused: true };
+    }
+    await rm(appPath, { recursive: true, force: true });
+
+    const outputFileName = manifest.outputFileName ?? DEFAULT_OUTPUT_FILE_NAME;
+    if (!outputFileName.endsWith(".tar.gz") && !outputFileName.endsWith(".tgz")) {
+      throw new RestoreError(`unsupported output file ${outputFileName}`);
+    }
+    await mkdir(this.downloadsDir, { recursive: true });
+    const download = path.join(this.downloadsDir, `${buildId}-${randomUUID().slice(0, 8)}.tar.gz`);
+    const partial = path.join(this.releasesDir, `${PARTIAL_PREFIX}${buildId}-${randomUUID().slice(0, 8)}`);
+    try {
+      await this.download(storageKeys.artifact(app, buildId, outputFileName), download, manifest);
+      try {
+        await extractArchive(download, partial, { allowExternalSymlinks: true });
+      } catch (error) {
+        if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError || error instanceof ArchiveLimitError) {
+          throw new RestoreError(`artifact refused: ${error.message}`);
+        }
+        throw error;
+      }
+      await relocate(partial, appPath, manifest);
+      await writeProfile(partial, appPath, manifest);
+      const restoreMarker: RestoreMarker = { buildId, outputSha256: manifest.outputSha256 ?? null, restoredAt: new Date().toISOString() };
+      await writeFile(path.join(partial, MARKER), JSON.stringify(restoreMarker));
+      await rename(partial, appPath);
+      return { appPath, manifest, reused: false };
+    } finally {
+      await Promise.all([rm(download, { force: true }), rm(partial, { recursive: true, force: true })]);
+    }
+  }
+
+  private async download(key: string, file: string, manifest: BuildManifest): Promise<void> {
+    const hashing = new HashingStream();
+    try {
+      await pipeline(await this.store.getStream(key), hashing, createWriteStream(file));
+    } catch (error) {
+      if (error instanceof ObjectNotFoundError) throw new RestoreError(`artifact ${key} is missing from storage`);
+      throw error;
+    }
+    const sha256 = hashing.digest();
+    if (manifest.outputSha256 && sha256 !== manifest.outputSha256) {
+      throw new RestoreError(`artifact ${key} failed verification: sha256 ${sha256}, manifest says ${manifest.outputSha256}`);
+    }
+    if (manifest.outputBytes !== undefined && hashing.bytes !== manifest.outputBytes) {
+      throw new RestoreError(`artifact ${key} is ${hashing.bytes} bytes, manifest says ${manifest.outputBytes}`);
+    }
+  }
+
+  /** Keeps the newest `keep` verified release directories (and always `inUse`), deleting the rest. */
+  async prune(keep: number, inUse: string[]): Promise<string[]> {
+    const entries: { dir: string; restoredAt: string }[] = [];
+    for (const name of await readdir(this.releasesDir).catch(() => [] as string[])) {
+      if (name.startsWith(PARTIAL_PREFIX)) continue;
+      const dir = path.join(this.releasesDir, name);
+      const marker = await readMarker(dir);
+      if (marker) entries.push({ dir, restoredAt: marker.restoredAt });
+    }
+    entries.sort((a, b) => b.restoredAt.localeCompare(a.restoredAt));
+    const removed: string[] = [];
+    for (const [index, entry] of entries.entries()) {
+      if (index < keep || inUse.includes(entry.dir)) continue;
+      await rm(entry.dir, { recursive: true, force: true });
+      removed.push(entry.dir);
+    }
+    return removed;
+  }
+}
+
+async function readMarker(dir: string): Promise<RestoreMarker | undefined> {
+  try {
+    return JSON.parse(await readFile(path.join(dir, MARKER), "utf8")) as RestoreMarker;
+  } catch {
+    return undefined;
+  }
+}
+
+async function relocate(extractedDir: string, finalDir: string, manifest: BuildManifest): Promise<void> {
+  const venvName = manifest.virtualEnvName;
+  if (!venvName) return;
+  const venvDir = path.join(extractedDir, venvName);
+  const builtAt = manifest.sourceDirectoryInBuildContainer
+    ? path.join(manifest.sourceDirectoryInBuildContainer, venvName)
+    : await builtVenvPath(venvDir);
+  if (builtAt) await relocateVenv(venvDir, builtAt, path.join(finalDir, venvName));
+}
+
+/** `.slipway/profile.sh`: `. $RUNTIME_ROOT/current/.slipway/profile.sh` gives an operator the app's shell environment. */
+async function writeProfile(extractedDir: string, finalDir: string, manifest: BuildManifest): Promise<void> {
+  await mkdir(path.join(extractedDir, ".slipway"), { recursive: true });
+  const venv = manifest.virtualEnvName ? path.join(finalDir, manifest.virtualEnvName) : undefined;
+  const lines = ["# Generated by the Slipway runtime agent: the running app's environment.", `export APP_PATH='${finalDir}'`, 'cd "$APP_PATH"'];
+  if (venv) lines.push(`if [ -f '${venv}/bin/activate' ]; then . '${venv}/bin/activate'; fi`);
+  await writeFile(path.join(extractedDir, ".slipway", "profile.sh"), `${lines.join("\n")}\n`);
+}

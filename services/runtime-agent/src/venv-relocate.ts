@@ -1,0 +1,63 @@
+import { lstat, readdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+
+/** Linux reads at most this much of a `#!` line on older kernels; longer interpreters need a trampoline. */
+const MAX_SHEBANG = 127;
+
+const exists = (file: string) => lstat(file).then(() => true, () => false);
+
+/**
+ * Where the venv was built, read from its `bin/activate` (`VIRTUAL_ENV="..."`): the fallback when
+ * a manifest does not say where the build ran.
+ */
+export async function builtVenvPath(venvDir: string): Promise<string | undefined> {
+  const activate = await readFile(path.join(venvDir, "bin", "activate"), "utf8").catch(() => "");
+  const match = /^\s*VIRTUAL_ENV=["']?([^"'\n]+)["']?\s*$/m.exec(activate);
+  return match?.[1];
+}
+
+/**
+ * A virtualenv hard-codes the absolute path it was created at: console-script shebangs,
+ * `activate*`, `pyvenv.cfg`, `.pth` files of editable installs. After a restore at a different
+ * path, rewrite every occurrence of the old venv path to the new one so console scripts run and
+ * `activate` points at the new place. Answers how many files were rewritten.
+ */
+export async function relocateVenv(venvDir: string, fromVenvPath: string, toVenvPath: string = venvDir): Promise<number> {
+  if (fromVenvPath === toVenvPath || !(await exists(venvDir))) return 0;
+  const candidates: string[] = [];
+  const bin = path.join(venvDir, "bin");
+  for (const name of await readdir(bin).catch(() => [] as string[])) candidates.push(path.join(bin, name));
+  candidates.push(path.join(venvDir, "pyvenv.cfg"));
+  for (const libDir of await readdir(path.join(venvDir, "lib")).catch(() => [] as string[])) {
+    const sitePackages = path.join(venvDir, "lib", libDir, "site-packages");
+    for (const name of await readdir(sitePackages).catch(() => [] as string[])) {
+      if (name.endsWith(".pth")) candidates.push(path.join(sitePackages, name));
+    }
+  }
+
+  let rewritten = 0;
+  for (const file of candidates) {
+    const info = await lstat(file).catch(() => undefined);
+    // Symlinks (bin/python -> the interpreter) are left alone; so is anything large or binary.
+    if (!info?.isFile() || info.size > 1024 * 1024) continue;
+    const buffer = await readFile(file);
+    if (buffer.includes(0)) continue;
+    const text = buffer.toString("utf8");
+    if (!text.includes(fromVenvPath)) continue;
+    let updated = text.split(fromVenvPath).join(toVenvPath);
+    if (updated.startsWith("#!")) updated = fitShebang(updated);
+    await writeFile(file, updated, { mode: info.mode });
+    rewritten += 1;
+  }
+  return rewritten;
+}
+
+/** Rewrites an over-long `#!/path/python` line into pip's own `/bin/sh` trampoline. */
+function fitShebang(script: string): string {
+  const newline = script.indexOf("\n");
+  const first = newline === -1 ? script : script.slice(0, newline);
+  if (first.length <= MAX_SHEBANG || first.startsWith("#!/bin/sh")) return script;
+  const interpreter = first.slice(2).trim();
+  const rest = newline === -1 ? "" : script.slice(newline + 1);
+  return `#!/bin/sh\n'''exec' "${interpreter}" "$0" "$@"\n' '''\n${rest}`;
+}
