@@ -1,13 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { createWriteStream } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { pipeline } from "node:stream/promises";
+import type { Readable } from "node:stream";
 import {
   ArchiveLimitError,
   CorruptArchiveError,
   DEFAULT_OUTPUT_FILE_NAME,
-  extractArchive,
+  extractStream,
   HashingStream,
   ManifestError,
   ObjectNotFoundError,
@@ -48,21 +47,19 @@ const PARTIAL_PREFIX = ".partial-";
  */
 export class Restorer {
   readonly releasesDir: string;
-  private readonly downloadsDir: string;
 
   constructor(
     private readonly store: ObjectStore,
     runtimeRoot: string,
   ) {
     this.releasesDir = path.join(runtimeRoot, "releases");
-    this.downloadsDir = path.join(runtimeRoot, "downloads");
   }
 
   releasePath(buildId: string): string {
     return path.join(this.releasesDir, buildId);
   }
 
-  /** Removes what a crash mid-restore leaves behind: partial directories and downloads. */
+  /** Removes what a crash mid-restore leaves behind: partial and unverified directories. */
   async removeLeftovers(): Promise<string[]> {
     await mkdir(this.releasesDir, { recursive: true });
     const removed: string[] = [];
@@ -73,7 +70,6 @@ export class Restorer {
         removed.push(name);
       }
     }
-    await rm(this.downloadsDir, { recursive: true, force: true });
     return removed;
   }
 
@@ -106,19 +102,9 @@ export class Restorer {
     if (!outputFileName.endsWith(".tar.gz") && !outputFileName.endsWith(".tgz")) {
       throw new RestoreError(`unsupported output file ${outputFileName}`);
     }
-    await mkdir(this.downloadsDir, { recursive: true });
-    const download = path.join(this.downloadsDir, `${buildId}-${randomUUID().slice(0, 8)}.tar.gz`);
     const partial = path.join(this.releasesDir, `${PARTIAL_PREFIX}${buildId}-${randomUUID().slice(0, 8)}`);
     try {
-      await this.download(storageKeys.artifact(app, buildId, outputFileName), download, manifest);
-      try {
-        await extractArchive(download, partial, { allowExternalSymlinks: true });
-      } catch (error) {
-        if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError || error instanceof ArchiveLimitError) {
-          throw new RestoreError(`artifact refused: ${error.message}`);
-        }
-        throw error;
-      }
+      await this.downloadAndExtract(storageKeys.artifact(app, buildId, outputFileName), partial, manifest);
       await relocate(partial, appPath, manifest);
       await writeProfile(partial, appPath, manifest);
       const restoreMarker: RestoreMarker = { buildId, outputSha256: manifest.outputSha256 ?? null, restoredAt: new Date().toISOString() };
@@ -126,16 +112,31 @@ export class Restorer {
       await rename(partial, appPath);
       return { appPath, manifest, reused: false };
     } finally {
-      await Promise.all([rm(download, { force: true }), rm(partial, { recursive: true, force: true })]);
+      await rm(partial, { recursive: true, force: true });
     }
   }
 
-  private async download(key: string, file: string, manifest: BuildManifest): Promise<void> {
-    const hashing = new HashingStream();
+  /**
+   * One pass over the artifact's bytes: hashed, vetted and extracted together into `partial`.
+   * The directory is kept only if the sha256 and size then match the manifest.
+   */
+  private async downloadAndExtract(key: string, partial: string, manifest: BuildManifest): Promise<void> {
+    let body: Readable;
     try {
-      await pipeline(await this.store.getStream(key), hashing, createWriteStream(file));
+      body = await this.store.getStream(key);
     } catch (error) {
       if (error instanceof ObjectNotFoundError) throw new RestoreError(`artifact ${key} is missing from storage`);
+      throw error;
+    }
+    const hashing = new HashingStream();
+    body.on("error", (error) => hashing.destroy(error));
+    body.pipe(hashing);
+    try {
+      await extractStream(hashing, partial, { allowExternalSymlinks: true });
+    } catch (error) {
+      if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError || error instanceof ArchiveLimitError) {
+        throw new RestoreError(`artifact refused: ${error.message}`);
+      }
       throw error;
     }
     const sha256 = hashing.digest();

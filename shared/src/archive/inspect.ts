@@ -42,31 +42,17 @@ function escapesRoot(fromDir: string, target: string): boolean {
 }
 
 /**
- * Reads a tar or tar.gz archive from end to end without writing anything, and throws if any entry
+ * A writable that parses a tar or tar.gz stream without writing anything, and fails if any entry
  * could land outside the extraction root: absolute or `..` names, hard links out of the root,
  * symbolic links out of the root (unless allowed), entries placed beneath a symbolic link (which
- * would write through it), and device or FIFO entries. Truncated or garbled archives throw
- * CorruptArchiveError.
+ * would write through it), and device or FIFO entries. `done` settles when the stream has ended:
+ * with a summary, or with UnsafeArchiveError, ArchiveLimitError or (garbled bytes) CorruptArchiveError.
  */
-export async function inspectArchive(file: string, options: InspectOptions = {}): Promise<ArchiveSummary> {
+export function createArchiveVetter(options: InspectOptions = {}): { sink: Parser; done: Promise<ArchiveSummary> } {
   const symlinks = new Set<string>();
   let entries = 0;
   let unpackedBytes = 0;
   let violation: Error | undefined;
-
-  const parser = new Parser({
-    strict: true,
-    onReadEntry: (entry: ReadEntry) => {
-      entry.resume();
-      if (violation) return;
-      try {
-        check(entry);
-      } catch (error) {
-        violation = error as Error;
-        parser.abort(violation);
-      }
-    },
-  });
 
   const check = (entry: ReadEntry) => {
     entries += 1;
@@ -95,13 +81,37 @@ export async function inspectArchive(file: string, options: InspectOptions = {})
     }
   };
 
-  try {
-    await pipeline(createReadStream(file), parser);
-  } catch (error) {
-    if (violation) throw violation;
-    throw new CorruptArchiveError(`archive is not a readable tar.gz: ${(error as Error).message}`);
-  }
-  if (violation) throw violation;
-  if (entries === 0) throw new CorruptArchiveError("archive holds no entries");
-  return { entries, unpackedBytes };
+  const sink: Parser = new Parser({
+    strict: true,
+    onReadEntry: (entry: ReadEntry) => {
+      entry.resume();
+      if (violation) return;
+      try {
+        check(entry);
+      } catch (error) {
+        violation = error as Error;
+        sink.abort(violation);
+      }
+    },
+  });
+
+  const done = new Promise<ArchiveSummary>((resolve, reject) => {
+    sink.on("error", (error: Error) => {
+      reject(violation ?? new CorruptArchiveError(`archive is not a readable tar.gz: ${error.message}`));
+    });
+    sink.on("end", () => {
+      if (violation) reject(violation);
+      else if (entries === 0) reject(new CorruptArchiveError("archive holds no entries"));
+      else resolve({ entries, unpackedBytes });
+    });
+  });
+  done.catch(() => undefined);
+  return { sink, done };
+}
+
+/** Reads a whole archive file through `createArchiveVetter`, writing nothing. */
+export async function inspectArchive(file: string, options: InspectOptions = {}): Promise<ArchiveSummary> {
+  const { sink, done } = createArchiveVetter(options);
+  await pipeline(createReadStream(file), sink).catch(() => undefined);
+  return done;
 }

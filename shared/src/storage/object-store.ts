@@ -147,6 +147,11 @@ export class ObjectStore {
     await this.client.removeObject(this.bucket, key);
   }
 
+  /** A URL that fetches `key` without credentials for `expirySeconds` (for plain HTTP clients such as curl). */
+  presignedGetUrl(key: string, expirySeconds = 600): Promise<string> {
+    return this.client.presignedGetObject(this.bucket, key, expirySeconds);
+  }
+
   async list(prefix: string): Promise<string[]> {
     const keys: string[] = [];
     for await (const item of this.client.listObjects(this.bucket, prefix, true)) {
