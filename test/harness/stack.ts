@@ -83,3 +83,26 @@ export async function waitForBuild(baseUrl: string, id: string, timeoutMs = 120_
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** Downloads and extracts a build's artifact into a new directory under `into`; answers that directory. */
+export async function extractArtifact(stack: InProcessStack, build: BuildView, into: string): Promise<string> {
+  const { createWriteStream } = await import("node:fs");
+  const { pipeline } = await import("node:stream/promises");
+  const { extractArchive } = await import("@slipway/shared");
+  const dir = await mkdtemp(path.join(into, "artifact-"));
+  const file = `${dir}.tar`;
+  await pipeline(await stack.api.store.getStream(build.artifact!.key), createWriteStream(file));
+  await extractArchive(file, dir, { allowExternalSymlinks: true });
+  await rm(file, { force: true });
+  return dir;
+}
+
+/** Writes `files` (relative path → content) under a new directory `dir`. */
+export async function writeTree(dir: string, files: Record<string, string>): Promise<string> {
+  const { mkdir, writeFile } = await import("node:fs/promises");
+  for (const [file, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
+    await writeFile(path.join(dir, file), content);
+  }
+  return dir;
+}

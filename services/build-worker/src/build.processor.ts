@@ -14,7 +14,8 @@ import {
 import { BuildLog } from "./build-log";
 import type { WorkerContext } from "./context";
 import { BuildAborted, BuildFailure } from "./errors";
-import { detectPlatform } from "./platforms/index";
+import { loadBuildOptions } from "./build-options";
+import { detectPlatform, type PlatformContext } from "./platforms/index";
 import { runCommand } from "./sandbox";
 import { fetchSource } from "./steps/fetch-source";
 import { publishRelease, uploadBuildOutput } from "./steps/publish";
@@ -128,22 +129,30 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
   const summary = await fetchSource(ctx.store, build.sourceKey, build.sourceSha256, path.join(run.workDir, "source.tar.gz"), run.sourceDir);
   run.log.line(`Source extracted: ${summary.entries} entries, ${summary.unpackedBytes} bytes`);
 
+  const appRecord = await ctx.apps.get(build.app);
+  const options = await loadBuildOptions(run.sourceDir, appRecord?.buildEnv ?? {}, (line) => run.log.line(line));
   const platform = await detectPlatform(run.sourceDir);
   run.log.line(`Detected platform: ${platform.name}`);
-  const baseEnv = buildEnvironment(ctx.config);
-  const result = await platform.build({
-    sourceDir: run.sourceDir,
-    baseEnv,
-    log: (line) => run.log.line(line),
-    run: (command, args, options = {}) =>
-      runCommand(command, args, {
-        cwd: options.cwd ?? run.sourceDir,
-        env: options.env ?? baseEnv,
-        label: options.label ?? command,
-        onLine: (line) => run.log.line(line),
-        signal: run.signal,
-      }),
-  });
+  // Build options are the build's environment too, as in Oryx; Slipway's own secrets never are.
+  const baseEnv = { ...buildEnvironment(ctx.config), ...options };
+  const execute: PlatformContext["run"] = (command, args, runOptions = {}) =>
+    runCommand(command, args, {
+      cwd: runOptions.cwd ?? run.sourceDir,
+      env: runOptions.env ?? baseEnv,
+      label: runOptions.label ?? command,
+      onLine: (line) => run.log.line(line),
+      signal: run.signal,
+    });
+  const hookEnv = { ...baseEnv, SOURCE_DIR: run.sourceDir, DESTINATION_DIR: run.sourceDir };
+  if (options.PRE_BUILD_COMMAND) {
+    run.log.line(`Running PRE_BUILD_COMMAND: ${options.PRE_BUILD_COMMAND}`);
+    await execute("/bin/sh", ["-c", options.PRE_BUILD_COMMAND], { env: hookEnv, label: "PRE_BUILD_COMMAND" });
+  }
+  const result = await platform.build({ sourceDir: run.sourceDir, baseEnv, options, log: (line) => run.log.line(line), run: execute });
+  if (options.POST_BUILD_COMMAND) {
+    run.log.line(`Running POST_BUILD_COMMAND: ${options.POST_BUILD_COMMAND}`);
+    await execute("/bin/sh", ["-c", options.POST_BUILD_COMMAND], { env: hookEnv, label: "POST_BUILD_COMMAND" });
+  }
   if (run.signal.aborted) throw run.signal.reason;
 
   run.log.line("Packing the build output (virtual environment included) ...");

@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import type { BuildLogStream, BuildRepository, Logger, ObjectStore, ReleaseRepository, WorkerConfig } from "@slipway/shared";
+import type { AppRepository, BuildLogStream, BuildRepository, Logger, ObjectStore, ReleaseRepository, WorkerConfig } from "@slipway/shared";
 
 /** What the build processor works with; built once per worker process. */
 export interface WorkerContext {
@@ -7,6 +7,7 @@ export interface WorkerContext {
   logger: Logger;
   redis: Redis;
   store: ObjectStore;
+  apps: AppRepository;
   builds: BuildRepository;
   releases: ReleaseRepository;
   buildLogs: BuildLogStream;

@@ -1,5 +1,6 @@
 import { Worker } from "bullmq";
 import {
+  AppRepository,
   BuildLogStream,
   BuildRepository,
   connectRedis,
@@ -29,6 +30,7 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
     logger,
     redis,
     store,
+    apps: new AppRepository(redis),
     builds: new BuildRepository(redis),
     releases: new ReleaseRepository(redis),
     buildLogs: new BuildLogStream(redis),

@@ -4,8 +4,10 @@ import type { RunOptions } from "../sandbox";
 export interface PlatformContext {
   /** The extracted source; the build writes its output (a venv, node_modules) in place. */
   sourceDir: string;
-  /** The environment every build command starts from: clean, with the pass-through variables. */
+  /** The environment every build command starts from: clean, plus pass-through and build options. */
   baseEnv: Record<string, string>;
+  /** Build options: the repo's build.env overridden by the app's buildEnv (PYTHON_VERSION, ...). */
+  options: Record<string, string>;
   log: (line: string) => void;
   run: (command: string, args: string[], options?: Partial<Pick<RunOptions, "env" | "cwd" | "label">>) => Promise<void>;
 }
@@ -15,14 +17,20 @@ export interface PlatformResult {
   /** Oryx's `PlatformName`: "python" or "nodejs". */
   name: string;
   version: string;
-  /** Extra Oryx manifest keys (`PythonVersion`, `virtualEnvName`, ...), as manifest fields. */
+  /** Oryx's own per-platform manifest keys. */
   manifest: { pythonVersion?: string; nodeVersion?: string; virtualEnvName?: string };
   frameworks: string[];
   startupCommand?: string;
 }
 
+/**
+ * "strong": a marker file this platform owns (requirements.txt, package.json).
+ * "weak": only a hint (a stray *.py), used when no platform is strongly detected.
+ */
+export type Detection = "strong" | "weak" | false;
+
 export interface Platform {
   readonly name: string;
-  detect(sourceDir: string): Promise<boolean>;
+  detect(sourceDir: string): Promise<Detection>;
   build(ctx: PlatformContext): Promise<PlatformResult>;
 }

@@ -1,17 +1,15 @@
-import { execFile } from "node:child_process";
 import { access, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { detectPythonStartCommand } from "@slipway/shared";
+import { BuildFailure } from "../errors";
 import type { Platform, PlatformContext, PlatformResult } from "./platform";
+import { parseRequestedVersion, selectPython } from "./python-versions";
 
 /** Oryx's name for the virtualenv, which the runtime activates. */
 export const VIRTUAL_ENV_NAME = "antenv";
 
 const exists = (file: string) => access(file).then(() => true, () => false);
-
-async function readOptional(file: string): Promise<string> {
-  return readFile(file, "utf8").catch(() => "");
-}
+const readOptional = (file: string) => readFile(file, "utf8").catch(() => undefined);
 
 /** Requirement names, lowercased, from a requirements.txt (comments, options and versions dropped). */
 export function requirementNames(text: string): string[] {
@@ -19,26 +17,35 @@ export function requirementNames(text: string): string[] {
     .split("\n")
     .map((line) => line.replace(/#.*/, "").trim())
     .filter((line) => line && !line.startsWith("-"))
-    .map((line) => line.split(/[<>=!~;\[\s@]/)[0]!.toLowerCase().replace(/_/g, "-"))
+    .map((line) => line.split(/[<>=!~;[\s@]/)[0]!.toLowerCase().replace(/_/g, "-"))
     .filter(Boolean);
 }
+
+const FRAMEWORKS: [pkg: string, label: string][] = [
+  ["flask", "Flask"],
+  ["django", "Django"],
+  ["fastapi", "FastAPI"],
+];
 
 export const python: Platform = {
   name: "python",
 
   async detect(sourceDir) {
     for (const marker of ["requirements.txt", "pyproject.toml", "setup.py", "runtime.txt"]) {
-      if (await exists(path.join(sourceDir, marker))) return true;
+      if (await exists(path.join(sourceDir, marker))) return "strong";
     }
-    return (await readdir(sourceDir)).some((name) => name.endsWith(".py"));
+    return (await readdir(sourceDir)).some((name) => name.endsWith(".py")) ? "weak" : false;
   },
 
   async build(ctx: PlatformContext): Promise<PlatformResult> {
+    const requested = await requestedVersion(ctx);
+    const interpreter = await selectPython(requested?.version, requested?.source ?? "", ctx.baseEnv);
+    ctx.log(`Using Python ${interpreter.version} (${interpreter.command})${requested ? ` for ${requested.source}` : ""}`);
+
     const venv = path.join(ctx.sourceDir, VIRTUAL_ENV_NAME);
     const venvPython = path.join(venv, "bin", "python");
     ctx.log(`Creating virtual environment ${VIRTUAL_ENV_NAME} ...`);
-    await ctx.run("python3", ["-m", "venv", VIRTUAL_ENV_NAME], { label: "python3 -m venv" });
-
+    await ctx.run(interpreter.command, ["-m", "venv", VIRTUAL_ENV_NAME], { label: "python -m venv" });
     const env = {
       ...ctx.baseEnv,
       VIRTUAL_ENV: venv,
@@ -47,44 +54,56 @@ export const python: Platform = {
       PIP_NO_INPUT: "1",
       PYTHONUNBUFFERED: "1",
     };
-    const version = await pythonVersion(venvPython, env);
-    ctx.log(`Python ${version}`);
 
-    const requirementsFile = path.join(ctx.sourceDir, "requirements.txt");
-    const requirements = await readOptional(requirementsFile);
-    if (await exists(requirementsFile)) {
+    const requirements = await readOptional(path.join(ctx.sourceDir, "requirements.txt"));
+    if (requirements !== undefined) {
       ctx.log("Running pip install -r requirements.txt ...");
       await ctx.run(venvPython, ["-m", "pip", "install", "-r", "requirements.txt"], { env, label: "pip install -r requirements.txt" });
+    } else if ((await exists(path.join(ctx.sourceDir, "pyproject.toml"))) || (await exists(path.join(ctx.sourceDir, "setup.py")))) {
+      ctx.log("No requirements.txt: running pip install . ...");
+      await ctx.run(venvPython, ["-m", "pip", "install", "."], { env, label: "pip install ." });
     } else {
-      ctx.log("No requirements.txt: nothing to install.");
+      ctx.log("No requirements.txt, pyproject.toml or setup.py: nothing to install.");
     }
 
-    const names = new Set(requirementNames(requirements));
-    const frameworks = [
-      ["flask", "Flask"],
-      ["django", "Django"],
-      ["fastapi", "FastAPI"],
-    ]
-      .filter(([pkg]) => names.has(pkg!))
-      .map(([, label]) => label!);
+    const names = new Set(requirementNames(requirements ?? ""));
+    const frameworks = FRAMEWORKS.filter(([pkg]) => names.has(pkg)).map(([, label]) => label);
+    if (frameworks.includes("Django") && (await exists(path.join(ctx.sourceDir, "manage.py")))) {
+      if (ctx.options.DISABLE_COLLECTSTATIC?.toLowerCase() === "true") {
+        ctx.log("DISABLE_COLLECTSTATIC=true: skipping collectstatic");
+      } else {
+        ctx.log("Running python manage.py collectstatic --noinput ...");
+        await ctx.run(venvPython, ["manage.py", "collectstatic", "--noinput"], { env, label: "manage.py collectstatic" });
+      }
+    }
+
     // A Procfile is the app's own word on how to start: leave StartupCommand unset so the runtime reads it.
     const startupCommand = (await exists(path.join(ctx.sourceDir, "Procfile")))
       ? undefined
       : await detectPythonStartCommand(ctx.sourceDir, VIRTUAL_ENV_NAME);
     return {
       name: "python",
-      version,
-      manifest: { pythonVersion: version, virtualEnvName: VIRTUAL_ENV_NAME },
+      version: interpreter.version,
+      manifest: { pythonVersion: interpreter.version, virtualEnvName: VIRTUAL_ENV_NAME },
       frameworks,
       ...(startupCommand ? { startupCommand } : {}),
     };
   },
 };
 
-function pythonVersion(venvPython: string, env: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) =>
-    execFile(venvPython, ["-c", "import platform; print(platform.python_version())"], { env }, (error, stdout) =>
-      error ? reject(error) : resolve(stdout.trim()),
-    ),
-  );
+/** PYTHON_VERSION (build option) wins over runtime.txt, as in Oryx. */
+async function requestedVersion(ctx: PlatformContext): Promise<{ version: string; source: string } | undefined> {
+  const fromOption = ctx.options.PYTHON_VERSION;
+  if (fromOption) {
+    const version = parseRequestedVersion(fromOption);
+    if (!version) throw new BuildFailure(`PYTHON_VERSION "${fromOption}" is not a version like 3.11`);
+    return { version, source: "PYTHON_VERSION" };
+  }
+  const runtimeTxt = await readOptional(path.join(ctx.sourceDir, "runtime.txt"));
+  if (runtimeTxt?.trim()) {
+    const version = parseRequestedVersion(runtimeTxt);
+    if (!version) throw new BuildFailure(`runtime.txt says "${runtimeTxt.trim()}"; expected python-<version>, like python-3.11`);
+    return { version, source: "runtime.txt" };
+  }
+  return undefined;
 }
