@@ -40,12 +40,21 @@ const apiSchema = z.object({
   API_TOKEN: z.string().min(1).optional(),
   /** Largest accepted source upload; DESIGN.md fixes the default at 512 MiB. */
   MAX_SOURCE_BYTES: positiveInt.default(512 * 1024 * 1024),
+  /** Admission control: new builds get 429 while this many wait in the queue. */
+  MAX_QUEUED_BUILDS: positiveInt.default(500),
 });
 
 const workerSchema = z.object({
   ...commonShape,
   WORKER_CONCURRENCY: positiveInt.default(1),
   BUILD_TIMEOUT_S: positiveInt.default(900),
+  /** On SIGTERM, running builds get this long to finish before they are handed back to the queue. */
+  SHUTDOWN_GRACE_S: positiveInt.default(60),
+  /**
+   * A job's lock lasts this long and is renewed while the worker lives; a worker killed outright
+   * has its job picked up by another one within about twice this.
+   */
+  WORKER_LOCK_S: positiveInt.default(30),
   /** Builds run in `<SCRATCH_DIR>/<buildId>`; the manifest records that path so agents can relocate the venv. */
   SCRATCH_DIR: z.string().min(1).default("/tmp/slipway/build"),
   PIP_INDEX_URL: z.string().optional(),

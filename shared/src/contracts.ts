@@ -23,6 +23,10 @@ export type BuildJob = z.infer<typeof buildJobSchema>;
 /** Redis pub/sub channel on which runtime agents hear about new releases. */
 export const RELEASE_CHANNEL = "slipway:events:release";
 
+/** Redis pub/sub channel on which build workers hear that a build was canceled. */
+export const CANCEL_CHANNEL = "slipway:events:cancel";
+export const cancelEventSchema = z.object({ buildId: buildIdSchema });
+
 export const releaseEventSchema = z.object({
   app: appNameSchema,
   version: z.number().int().positive(),

@@ -1,3 +1,4 @@
+import { spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import os from "node:os";
@@ -14,25 +15,26 @@ export interface InProcessStack {
   env: Record<string, string>;
   api: ApiContext;
   baseUrl: string;
+  /** Absent when started with `{ worker: false }`. */
   worker: RunningWorker;
   close(): Promise<void>;
 }
 
 /** The API and one build worker in this process, on the harness's Redis and S3, with a queue and bucket of their own. */
-export async function startInProcessStack(extraEnv: Record<string, string> = {}): Promise<InProcessStack> {
+export async function startInProcessStack(extraEnv: Record<string, string> = {}, options: { worker?: boolean } = {}): Promise<InProcessStack> {
   const scratch = await mkdtemp(path.join(os.tmpdir(), "slipway-scratch-"));
   const env: Record<string, string> = { ...serviceEnv(), QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`, SCRATCH_DIR: scratch, ...extraEnv };
   const logger = createLogger("test", env.LOG_LEVEL);
   const api = await createContext(loadApiConfig(env), logger);
   const server = await listen(createApi(api));
-  const worker = await startBuildWorker(loadWorkerConfig(env), logger);
+  const worker = options.worker === false ? (undefined as unknown as RunningWorker) : await startBuildWorker(loadWorkerConfig(env), logger);
   return {
     env,
     api,
     baseUrl: server.url,
     worker,
     close: async () => {
-      await worker.close();
+      await worker?.close(1000);
       await server.close();
       await api.buildQueue.obliterate({ force: true }).catch(() => undefined);
       await closeContext(api);
@@ -105,4 +107,19 @@ export async function writeTree(dir: string, files: Record<string, string>): Pro
     await writeFile(path.join(dir, file), content);
   }
   return dir;
+}
+
+/** A build worker as a real process (`npm start -w services/build-worker`), on the stack's Redis, S3 and queue. */
+export function spawnWorker(stack: InProcessStack, extraEnv: Record<string, string> = {}) {
+  const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+  return spawn(process.execPath, ["--import", "tsx", path.join(root, "services/build-worker/src/main.ts")], {
+    cwd: root,
+    env: { ...(process.env as Record<string, string>), ...stack.env, ...extraEnv },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+/** Whether any process has `pattern` in its command line. */
+export function processRunning(pattern: string): boolean {
+  return spawnSync("pgrep", ["-f", pattern]).status === 0;
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { JobName, buildJobSchema, type Build, type BuildJob } from "@slipway/shared";
+import { CANCEL_CHANNEL, JobName, buildJobSchema, type Build, type BuildJob } from "@slipway/shared";
 import type { ApiContext } from "./context";
+import { conflict, tooManyRequests } from "./errors";
 import type { StoredSource } from "./source-upload";
 
 /** BullMQ retry policy for builds: transient failures back off; permanent ones are marked unrecoverable by the worker. */
@@ -10,6 +11,36 @@ export const BUILD_JOB_OPTIONS = {
   removeOnComplete: { count: 1000 },
   removeOnFail: { count: 5000 },
 } as const;
+
+/** Admission control: refuses a new build while `MAX_QUEUED_BUILDS` wait, before anything is stored. */
+export async function admitBuild(ctx: ApiContext): Promise<void> {
+  const waiting = await ctx.buildQueue.getJobCountByTypes("waiting", "prioritized", "delayed");
+  if (waiting >= ctx.config.MAX_QUEUED_BUILDS) {
+    throw tooManyRequests("queue_full", `${waiting} builds are already waiting (MAX_QUEUED_BUILDS is ${ctx.config.MAX_QUEUED_BUILDS}); try again later`);
+  }
+}
+
+/**
+ * Cancels a queued or running build: the record turns `canceled` at once (so it never gets a
+ * release), a queued job is dropped, and the worker running it is told to kill its processes.
+ */
+export async function cancelBuild(ctx: ApiContext, build: Build): Promise<Build> {
+  const canceled = await ctx.builds.transition(build.id, ["queued", "running"], {
+    status: "canceled",
+    finishedAt: new Date().toISOString(),
+    error: "canceled by request",
+  });
+  if (!canceled) throw conflict("build_finished", `build ${build.id} has already ${(await ctx.builds.get(build.id))?.status}`);
+  if (build.status === "queued") {
+    await ctx.buildQueue.remove(build.id).catch(() => undefined);
+    // No worker will write this build's log: end it here so followers stop.
+    await ctx.buildLogs.append(build.id, ["Build canceled before it started"]);
+    await ctx.buildLogs.end(build.id, "canceled");
+  }
+  await ctx.redis.publish(CANCEL_CHANNEL, JSON.stringify({ buildId: build.id }));
+  ctx.logger.info({ buildId: build.id, app: build.app }, "build canceled");
+  return (await ctx.builds.get(build.id))!;
+}
 
 /** Records a queued build of `source` and hands it to the build workers. */
 export async function enqueueBuild(

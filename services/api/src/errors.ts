@@ -19,6 +19,7 @@ export const notFound = (what: string) => new HttpError(404, "not_found", `${wha
 export const conflict = (code: string, message: string) => new HttpError(409, code, message);
 export const tooLarge = (limit: number) => new HttpError(413, "payload_too_large", `the body is larger than the limit of ${limit} bytes`);
 export const unsupportedMediaType = (message: string) => new HttpError(415, "unsupported_media_type", message);
+export const tooManyRequests = (code: string, message: string) => new HttpError(429, code, message);
 export const unavailable = (message: string) => new HttpError(503, "unavailable", message);
 
 /** Renders every error as `{ error: { code, message } }`; anything unexpected is a logged 500. */

@@ -157,9 +157,12 @@ describe("releases and instances", () => {
   it("lists an app's releases newest first and its instances; 404 for an unknown app", async () => {
     const app = uniqueApp();
     const { id } = await json<{ id: string }>(await upload(app, sourceTarGz));
+    // Only a running build gets its release, and only once.
+    expect(await ctx.releases.create(app, id, "build")).toBeUndefined();
+    await ctx.builds.transition(id, ["queued"], { status: "running" });
     const first = await ctx.releases.create(app, id, "build");
     const again = await ctx.releases.create(app, id, "build");
-    expect(again).toMatchObject({ created: false, release: { version: first.release.version } });
+    expect(again).toMatchObject({ created: false, release: { version: first!.release.version } });
     await ctx.releases.create(app, id, "rollback");
     const releases = await json<{ version: number; reason: string }[]>(await fetch(`${base}/v1/apps/${app}/releases`));
     expect(releases.map((r) => [r.version, r.reason])).toEqual([

@@ -36,6 +36,8 @@ export function buildEnvironment(config: WorkerContext["config"], host: NodeJS.P
   return env;
 }
 
+const CANCEL_POLL_MS = 2000;
+
 export interface BuildOutcome {
   status: Build["status"];
   release?: number;
@@ -57,15 +59,22 @@ export function createBuildProcessor(ctx: WorkerContext) {
     await ctx.builds.transition(build.id, ["queued", "running"], { status: "running", startedAt });
     logger.info("build started");
 
-    const timeout = new AbortController();
+    const controller = ctx.activeBuilds.start(build.id);
     const timer = setTimeout(
-      () => timeout.abort(new BuildAborted("timeout", `the build ran longer than BUILD_TIMEOUT_S (${ctx.config.BUILD_TIMEOUT_S} s)`)),
+      () => ctx.activeBuilds.abort(build.id, new BuildAborted("timeout", `the build ran longer than BUILD_TIMEOUT_S (${ctx.config.BUILD_TIMEOUT_S} s)`)),
       ctx.config.BUILD_TIMEOUT_S * 1000,
     );
+    // Cancel requests also arrive on a Redis channel; this catches one sent while that was down.
+    const cancelPoll = setInterval(() => {
+      void ctx.builds.get(build.id).then(
+        (current) => current?.status === "canceled" && ctx.activeBuilds.abort(build.id, new BuildAborted("canceled", "the build was canceled")),
+        () => undefined,
+      );
+    }, CANCEL_POLL_MS);
     const sourceDir = path.join(ctx.config.SCRATCH_DIR, build.id);
     const workDir = `${sourceDir}.work`;
     try {
-      const result = await runBuild(ctx, build, { log, sourceDir, workDir, startedAt, signal: timeout.signal });
+      const result = await runBuild(ctx, build, { log, sourceDir, workDir, startedAt, signal: controller.signal });
       const release = payload.deploy ? await publishRelease(ctx, build, result.manifest.outputSha256!) : undefined;
       await ctx.builds.transition(build.id, ["running"], {
         status: "succeeded",
@@ -81,7 +90,7 @@ export function createBuildProcessor(ctx: WorkerContext) {
       logger.info({ release: release?.version }, "build succeeded");
       return { status: "succeeded", release: release?.version };
     } catch (error) {
-      const permanent = error instanceof BuildFailure || error instanceof BuildAborted;
+      const permanent = error instanceof BuildFailure || (error instanceof BuildAborted && error.reason !== "shutdown");
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (!permanent && !lastAttempt) {
         log.line(`Build interrupted by a transient error, will retry: ${(error as Error).message}`);
@@ -95,9 +104,12 @@ export function createBuildProcessor(ctx: WorkerContext) {
       log.line(`Build ${status}: ${message}`);
       await log.end(status, ctx.store, build.app).catch((e) => logger.error({ err: e }, "could not save the build log"));
       logger.warn({ err: error, status }, "build failed");
+      if (status === "canceled") return { status };
       throw permanent ? new UnrecoverableError(message) : error;
     } finally {
       clearTimeout(timer);
+      clearInterval(cancelPoll);
+      ctx.activeBuilds.finish(build.id);
       await Promise.all([rm(sourceDir, { recursive: true, force: true }), rm(workDir, { recursive: true, force: true })]);
     }
   };
@@ -179,7 +191,7 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
     buildFinishedAt: new Date().toISOString(),
     other: {},
   };
-  const { artifactKey } = await uploadBuildOutput(ctx, build, artifactFile, manifest);
+  const { artifactKey } = await uploadBuildOutput(ctx, build, artifactFile, manifest, run.signal);
   run.log.line(`Uploaded ${artifactKey} and ${manifestKey}`);
   return { manifest, manifestKey, artifactKey };
 }

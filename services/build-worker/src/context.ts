@@ -1,6 +1,8 @@
 import type { Redis } from "ioredis";
 import type { AppRepository, BuildLogStream, BuildRepository, Logger, ObjectStore, ReleaseRepository, WorkerConfig } from "@slipway/shared";
 
+import type { ActiveBuilds } from "./active-builds";
+
 /** What the build processor works with; built once per worker process. */
 export interface WorkerContext {
   config: WorkerConfig;
@@ -11,4 +13,5 @@ export interface WorkerContext {
   builds: BuildRepository;
   releases: ReleaseRepository;
   buildLogs: BuildLogStream;
+  activeBuilds: ActiveBuilds;
 }

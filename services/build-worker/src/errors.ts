@@ -6,10 +6,13 @@ export class BuildFailure extends Error {
   override name = "BuildFailure";
 }
 
-/** The build was stopped from outside: canceled by a user or out of time. */
+/**
+ * The build was stopped from outside: canceled by a user, out of time, or its worker is shutting
+ * down (then the job goes back to the queue for another worker).
+ */
 export class BuildAborted extends Error {
   override name = "BuildAborted";
-  constructor(readonly reason: "canceled" | "timeout", message: string) {
+  constructor(readonly reason: "canceled" | "timeout" | "shutdown", message: string) {
     super(message);
   }
 }

@@ -11,8 +11,9 @@ async function main() {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, "build worker stopping: finishing running builds");
+    logger.info({ signal, graceS: config.SHUTDOWN_GRACE_S }, "build worker stopping: no new builds; running ones may finish");
     await running.close();
+    logger.info("build worker stopped");
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));

@@ -52,7 +52,7 @@ async function build(files: Record<string, string>, deploy = true): Promise<Buil
 
 /** Releases `buildId` by hand, as the API's release route will, and tells the instances. */
 async function release(buildId: string): Promise<number> {
-  const { release } = await stack.api.releases.create(app, buildId, "manual");
+  const { release } = (await stack.api.releases.create(app, buildId, "manual"))!;
   await stack.api.redis.publish(RELEASE_CHANNEL, JSON.stringify({ app, version: release.version, buildId }));
   return release.version;
 }

@@ -11,6 +11,8 @@ const CREATE_RELEASE = `
 if ARGV[3] == 'build' then
   local existing = redis.call('HGET', KEYS[1], 'release')
   if existing then return {tonumber(existing), 0} end
+  -- A canceled (or otherwise finished) build never gets a release.
+  if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return {-1, 0} end
 end
 local version = redis.call('INCR', KEYS[2])
 local release = cjson.encode({version = version, buildId = ARGV[1], createdAt = ARGV[2], reason = ARGV[3]})
@@ -23,8 +25,11 @@ return {version, 1}
 export class ReleaseRepository {
   constructor(private readonly redis: Redis) {}
 
-  /** Returns the release and whether this call created it (false when a retry found it made). */
-  async create(app: string, buildId: string, reason: ReleaseReason): Promise<{ release: Release; created: boolean }> {
+  /**
+   * Returns the release and whether this call created it (false when a retry found it made), or
+   * undefined when a build's release was refused because the build is no longer running.
+   */
+  async create(app: string, buildId: string, reason: ReleaseReason): Promise<{ release: Release; created: boolean } | undefined> {
     const createdAt = new Date().toISOString();
     const [version, created] = (await this.redis.eval(
       CREATE_RELEASE,
@@ -37,6 +42,7 @@ export class ReleaseRepository {
       createdAt,
       reason,
     )) as [number, number];
+    if (version === -1) return undefined;
     const release = await this.get(app, version);
     return { release: release!, created: created === 1 };
   }

@@ -1,6 +1,6 @@
 import { Router, type Request, type Response } from "express";
 import { isTerminal, ObjectNotFoundError, storageKeys, type Build } from "@slipway/shared";
-import { enqueueBuild, presentBuild } from "../build-service";
+import { admitBuild, cancelBuild, enqueueBuild, presentBuild } from "../build-service";
 import type { ApiContext } from "../context";
 import { badRequest, notFound, unsupportedMediaType } from "../errors";
 import { storeSourceUpload } from "../source-upload";
@@ -21,6 +21,7 @@ export function buildRoutes(ctx: ApiContext): Router {
     if (deployParam !== undefined && deployParam !== "true" && deployParam !== "false") {
       throw badRequest("invalid_query", "deploy must be true or false");
     }
+    await admitBuild(ctx);
     const source = await storeSourceUpload(req, ctx.store, app, ctx.config.MAX_SOURCE_BYTES);
     const build = await enqueueBuild(ctx, { app, source, deploy: deployParam !== "false", requestId: String(req.id) });
     res.status(202).location(`/v1/builds/${build.id}`).json(presentBuild(build));
@@ -28,6 +29,11 @@ export function buildRoutes(ctx: ApiContext): Router {
 
   router.get("/builds/:id", async (req, res) => {
     res.json(presentBuild(await findBuild(ctx, req.params.id)));
+  });
+
+  router.post("/builds/:id/cancel", async (req, res) => {
+    const build = await cancelBuild(ctx, await findBuild(ctx, req.params.id));
+    res.status(202).json(presentBuild(build));
   });
 
   router.get("/builds/:id/logs", async (req, res) => {
@@ -99,9 +105,10 @@ async function followLog(ctx: ApiContext, build: Build, req: Request, res: Respo
       if (closed) return;
       chunk = await ctx.buildLogs.waitFor(blocking, build.id, chunk.cursor, 5000);
       if (chunk.lines.length === 0 && !chunk.ended) {
-        // No news: make sure the build did not end without an end marker (for example, it expired).
+        // Five quiet seconds: a build that ended without an end marker (its worker died after a
+        // cancel, or the stream expired) must not keep followers waiting for ever.
         const current = await ctx.builds.get(build.id);
-        if (current && isTerminal(current.status) && !(await ctx.buildLogs.exists(build.id))) return finish(current.status);
+        if (current && isTerminal(current.status)) return finish(current.status);
         if (format === "sse") res.write(": keep-alive\n\n");
       }
     }
