@@ -48,6 +48,12 @@ const workerSchema = z.object({
   ...commonShape,
   WORKER_CONCURRENCY: positiveInt.default(1),
   BUILD_TIMEOUT_S: positiveInt.default(900),
+  /**
+   * How build output is compressed. zstd by default: it packs and unpacks several times faster
+   * than gzip at a similar or smaller size (bench/pack), which every build and every instance
+   * restore pays for; gzip for runtimes without the zstd command.
+   */
+  ARTIFACT_COMPRESSION: z.enum(["zstd", "gzip"]).default("zstd"),
   /** On SIGTERM, running builds get this long to finish before they are handed back to the queue. */
   SHUTDOWN_GRACE_S: positiveInt.default(60),
   /**

@@ -91,3 +91,35 @@ describe("extractArchive", () => {
     expect(await readlink(path.join(dest(), "antenv/bin/tool-alias"))).toBe("tool");
   });
 });
+
+describe("zstd and gzip", () => {
+  it("packs and extracts the same tree with either compression, streaming", async () => {
+    const { createReadStream } = await import("node:fs");
+    const { extractStream } = await import("../src/archive/index");
+    const src = path.join(work, "tree");
+    await mkdir(path.join(src, "antenv/bin"), { recursive: true });
+    await writeFile(path.join(src, "app.py"), "print('hi')\n".repeat(1000));
+    await symlink("/usr/bin/python3", path.join(src, "antenv/bin/python"));
+    for (const compression of ["zstd", "gzip"] as const) {
+      const packed = await packDirectory(src, path.join(work, `out-${compression}`), compression);
+      const head = (await readFile(packed.file)).subarray(0, 4);
+      expect(head[0]).toBe(compression === "gzip" ? 0x1f : 0x28); // gzip magic / zstd frame magic
+      const out = path.join(work, `restored-${compression}`);
+      await extractStream(createReadStream(packed.file), out, { compression, allowExternalSymlinks: true });
+      expect(await readFile(path.join(out, "app.py"), "utf8")).toBe("print('hi')\n".repeat(1000));
+      expect(await readlink(path.join(out, "antenv/bin/python"))).toBe("/usr/bin/python3");
+    }
+  });
+
+  it("vets zstd archives too", async () => {
+    const { createReadStream } = await import("node:fs");
+    const { execFileSync } = await import("node:child_process");
+    const { extractStream } = await import("../src/archive/index");
+    const gz = path.join(work, "hostile.tar.gz");
+    writeTarGz(gz, [{ name: "ok.txt", content: "x" }, { name: "../escaped.txt", content: "pwned" }]);
+    const zst = path.join(work, "hostile.tar.zst");
+    execFileSync("sh", ["-c", `gzip -dc '${gz}' | zstd -q -c > '${zst}'`]);
+    await expect(extractStream(createReadStream(zst), dest(), { compression: "zstd" })).rejects.toThrow(UnsafeArchiveError);
+    expect(existsSync(path.join(work, "root", "escaped.txt"))).toBe(false);
+  });
+});

@@ -88,14 +88,12 @@ export async function waitForBuild(baseUrl: string, id: string, timeoutMs = 120_
 
 /** Downloads and extracts a build's artifact into a new directory under `into`; answers that directory. */
 export async function extractArtifact(stack: InProcessStack, build: BuildView, into: string): Promise<string> {
-  const { createWriteStream } = await import("node:fs");
-  const { pipeline } = await import("node:stream/promises");
-  const { extractArchive } = await import("@slipway/shared");
+  const { extractStream, compressionOf } = await import("@slipway/shared");
   const dir = await mkdtemp(path.join(into, "artifact-"));
-  const file = `${dir}.tar`;
-  await pipeline(await stack.api.store.getStream(build.artifact!.key), createWriteStream(file));
-  await extractArchive(file, dir, { allowExternalSymlinks: true });
-  await rm(file, { force: true });
+  await extractStream(await stack.api.store.getStream(build.artifact!.key), dir, {
+    allowExternalSymlinks: true,
+    compression: compressionOf(build.artifact!.key),
+  });
   return dir;
 }
 

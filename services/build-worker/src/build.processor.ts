@@ -2,6 +2,7 @@ import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { UnrecoverableError, type Job } from "bullmq";
 import {
+  ARCHIVE_EXTENSIONS,
   buildJobSchema,
   isTerminal,
   ObjectNotFoundError,
@@ -167,10 +168,12 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
   }
   if (run.signal.aborted) throw run.signal.reason;
 
-  run.log.line("Packing the build output (virtual environment included) ...");
-  const artifactFile = path.join(run.workDir, "output.tar.gz");
-  const packed = await packDirectory(run.sourceDir, artifactFile);
-  run.log.line(`Packed output.tar.gz: ${packed.bytes} bytes, sha256 ${packed.sha256}`);
+  const compression = ctx.config.ARTIFACT_COMPRESSION;
+  const outputFileName = `output${ARCHIVE_EXTENSIONS[compression]}`;
+  run.log.line(`Packing the build output (dependencies included) into ${outputFileName} ...`);
+  const artifactFile = path.join(run.workDir, outputFileName);
+  const packed = await packDirectory(run.sourceDir, artifactFile, compression);
+  run.log.line(`Packed ${outputFileName}: ${packed.bytes} bytes, sha256 ${packed.sha256}`);
   if (run.signal.aborted) throw run.signal.reason;
 
   const manifest: BuildManifest = {
@@ -183,7 +186,7 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
     appName: build.app,
     buildId: build.id,
     sourceSha256: build.sourceSha256,
-    outputFileName: "output.tar.gz",
+    outputFileName,
     outputSha256: packed.sha256,
     outputBytes: packed.bytes,
     ...(result.startupCommand ? { startupCommand: result.startupCommand } : {}),

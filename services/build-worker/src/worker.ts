@@ -6,6 +6,9 @@ import {
   BuildRepository,
   CANCEL_CHANNEL,
   cancelEventSchema,
+  ConfigError,
+  hasZstd,
+  ZSTD_MISSING,
   connectRedis,
   ObjectStore,
   QueueName,
@@ -30,6 +33,7 @@ export interface RunningWorker {
 
 /** Connects and starts consuming the builds queue with `WORKER_CONCURRENCY` builds at a time. */
 export async function startBuildWorker(config: WorkerConfig, logger: Logger): Promise<RunningWorker> {
+  if (config.ARTIFACT_COMPRESSION === "zstd" && !hasZstd()) throw new ConfigError(`${ZSTD_MISSING}; or set ARTIFACT_COMPRESSION=gzip`);
   const redis = connectRedis(config.REDIS_URL);
   const store = new ObjectStore(config);
   await store.ensureBucket();

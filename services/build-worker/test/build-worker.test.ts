@@ -5,7 +5,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { currentReleasePointerSchema, parseManifest, RELEASE_CHANNEL, storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../../../test/harness/env";
-import { startInProcessStack, uploadDir, uploadFile, waitForBuild, type InProcessStack } from "../../../test/harness/stack";
+import { extractArtifact, startInProcessStack, uploadDir, uploadFile, waitForBuild, type InProcessStack } from "../../../test/harness/stack";
 import { writeTarGz } from "../../../test/harness/tarballs";
 import { buildWheel } from "../../../test/harness/wheels";
 
@@ -56,7 +56,7 @@ describe("build worker (Python)", () => {
       buildId: build.id,
       operationId: build.id,
       appName: app,
-      outputFileName: "output.tar.gz",
+      outputFileName: "output.tar.zst",
       outputSha256: build.artifact!.sha256,
       outputBytes: build.artifact!.bytes,
       sourceDirectoryInBuildContainer: path.join(stack.env.SCRATCH_DIR!, build.id),
@@ -64,13 +64,7 @@ describe("build worker (Python)", () => {
     expect((await stack.api.store.stat(build.artifact!.key))?.size).toBe(build.artifact!.bytes);
 
     // The artifact holds the venv with the installed console script.
-    const restored = path.join(work, `${app}-restored`);
-    const { extractArchive } = await import("@slipway/shared");
-    const tarball = path.join(work, `${app}.tar.gz`);
-    const { pipeline } = await import("node:stream/promises");
-    const { createWriteStream } = await import("node:fs");
-    await pipeline(await stack.api.store.getStream(build.artifact!.key), createWriteStream(tarball));
-    await extractArchive(tarball, restored, { allowExternalSymlinks: true });
+    const restored = await extractArtifact(stack, build, work);
     expect(existsSync(path.join(restored, "antenv/bin/hello-tool"))).toBe(true);
     expect(existsSync(path.join(restored, "app.py"))).toBe(true);
 

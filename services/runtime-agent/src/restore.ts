@@ -1,13 +1,16 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { Readable } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
 import {
   ArchiveLimitError,
+  compressionOf,
+  hasZstd,
+  ZSTD_MISSING,
+  type Compression,
   CorruptArchiveError,
   DEFAULT_OUTPUT_FILE_NAME,
   extractStream,
-  HashingStream,
   ManifestError,
   ObjectNotFoundError,
   parseManifest,
@@ -99,12 +102,12 @@ export class Restorer {
     await rm(appPath, { recursive: true, force: true });
 
     const outputFileName = manifest.outputFileName ?? DEFAULT_OUTPUT_FILE_NAME;
-    if (!outputFileName.endsWith(".tar.gz") && !outputFileName.endsWith(".tgz")) {
-      throw new RestoreError(`unsupported output file ${outputFileName}`);
-    }
+    const compression = compressionOf(outputFileName);
+    if (!compression) throw new RestoreError(`unsupported output file ${outputFileName} (expected .tar.gz or .tar.zst)`);
+    if (compression === "zstd" && !hasZstd()) throw new RestoreError(`${outputFileName}: ${ZSTD_MISSING}`);
     const partial = path.join(this.releasesDir, `${PARTIAL_PREFIX}${buildId}-${randomUUID().slice(0, 8)}`);
     try {
-      await this.downloadAndExtract(storageKeys.artifact(app, buildId, outputFileName), partial, manifest);
+      await this.downloadAndExtract(storageKeys.artifact(app, buildId, outputFileName), partial, manifest, compression);
       await relocate(partial, appPath, manifest);
       await writeProfile(partial, appPath, manifest);
       const restoreMarker: RestoreMarker = { buildId, outputSha256: manifest.outputSha256 ?? null, restoredAt: new Date().toISOString() };
@@ -120,7 +123,7 @@ export class Restorer {
    * One pass over the artifact's bytes: hashed, vetted and extracted together into `partial`.
    * The directory is kept only if the sha256 and size then match the manifest.
    */
-  private async downloadAndExtract(key: string, partial: string, manifest: BuildManifest): Promise<void> {
+  private async downloadAndExtract(key: string, partial: string, manifest: BuildManifest, compression: Compression): Promise<void> {
     let body: Readable;
     try {
       body = await this.store.getStream(key);
@@ -128,23 +131,41 @@ export class Restorer {
       if (error instanceof ObjectNotFoundError) throw new RestoreError(`artifact ${key} is missing from storage`);
       throw error;
     }
-    const hashing = new HashingStream();
-    body.on("error", (error) => hashing.destroy(error));
-    body.pipe(hashing);
+    // The bytes are hashed as they arrive, whether or not extraction keeps up with them.
+    const hash = createHash("sha256");
+    let bytes = 0;
+    body.on("data", (chunk: Buffer) => {
+      hash.update(chunk);
+      bytes += chunk.length;
+    });
+    const bodyEnded = new Promise<boolean>((resolve) => {
+      body.once("end", () => resolve(true));
+      body.once("error", () => resolve(false));
+    });
+    const extractInput = new PassThrough();
+    body.on("error", (error) => extractInput.destroy(error));
+    body.pipe(extractInput);
     try {
-      await extractStream(hashing, partial, { allowExternalSymlinks: true });
+      await extractStream(extractInput, partial, { allowExternalSymlinks: true, compression });
     } catch (error) {
       if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError || error instanceof ArchiveLimitError) {
+        // Bytes that differ from what the build wrote explain a garbled archive better than the archive error does.
+        body.unpipe(extractInput);
+        body.resume();
+        if (manifest.outputSha256 && (await bodyEnded) && hash.digest("hex") !== manifest.outputSha256) {
+          throw new RestoreError(`artifact ${key} failed verification: its sha256 differs from the manifest's ${manifest.outputSha256}`);
+        }
         throw new RestoreError(`artifact refused: ${error.message}`);
       }
       throw error;
     }
-    const sha256 = hashing.digest();
+    if (!(await bodyEnded)) throw new Error(`artifact ${key}: the download ended early`);
+    const sha256 = hash.digest("hex");
     if (manifest.outputSha256 && sha256 !== manifest.outputSha256) {
       throw new RestoreError(`artifact ${key} failed verification: sha256 ${sha256}, manifest says ${manifest.outputSha256}`);
     }
-    if (manifest.outputBytes !== undefined && hashing.bytes !== manifest.outputBytes) {
-      throw new RestoreError(`artifact ${key} is ${hashing.bytes} bytes, manifest says ${manifest.outputBytes}`);
+    if (manifest.outputBytes !== undefined && bytes !== manifest.outputBytes) {
+      throw new RestoreError(`artifact ${key} is ${bytes} bytes, manifest says ${manifest.outputBytes}`);
     }
   }
 

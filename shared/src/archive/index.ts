@@ -1,4 +1,5 @@
 export { ArchiveLimitError, CorruptArchiveError, UnsafeArchiveError } from "./errors";
 export { inspectArchive, createArchiveVetter, type ArchiveLimits, type ArchiveSummary, type InspectOptions } from "./inspect";
-export { extractArchive, extractStream } from "./extract";
+export { extractArchive, extractStream, type ExtractOptions } from "./extract";
 export { packDirectory, HashingStream, type PackedArchive } from "./pack";
+export { ARCHIVE_EXTENSIONS, compressionOf, hasZstd, ZSTD_MISSING, type Compression } from "./compression";

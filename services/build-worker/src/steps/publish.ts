@@ -15,7 +15,7 @@ import { BuildAborted } from "../errors";
 /** Uploads the artifact, then the manifest: the manifest is written last because its presence marks a complete build. */
 export async function uploadBuildOutput(ctx: WorkerContext, build: Build, artifactFile: string, manifest: BuildManifest, signal: AbortSignal) {
   const artifactKey = storageKeys.artifact(build.app, build.id, manifest.outputFileName);
-  await ctx.store.putStream(artifactKey, createReadStream(artifactFile), "application/gzip");
+  await ctx.store.putStream(artifactKey, createReadStream(artifactFile), manifest.outputFileName?.endsWith(".zst") ? "application/zstd" : "application/gzip");
   // A build stopped now leaves an artifact without a manifest: never taken for a complete build.
   if (signal.aborted) throw signal.reason;
   const manifestKey = storageKeys.manifest(build.app, build.id);
