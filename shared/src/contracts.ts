@@ -16,6 +16,8 @@ export const buildJobSchema = z.object({
   sourceKey: z.string().min(1),
   sourceSha256: sha256Schema,
   deploy: z.boolean(),
+  /** Rebuild without the dependency cache. */
+  noCache: z.boolean().default(false),
   requestId: z.string().optional(),
 });
 export type BuildJob = z.infer<typeof buildJobSchema>;

@@ -8,3 +8,4 @@ export { createLogger, type Logger } from "./log";
 export { connectRedis } from "./redis";
 export { freePort, waitForPort } from "./embedded/free-port";
 export { detectPythonStartCommand } from "./python-start";
+export { builtVenvPath, relocateVenv } from "./venv-relocate";

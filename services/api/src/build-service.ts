@@ -45,7 +45,7 @@ export async function cancelBuild(ctx: ApiContext, build: Build): Promise<Build>
 /** Records a queued build of `source` and hands it to the build workers. */
 export async function enqueueBuild(
   ctx: ApiContext,
-  request: { app: string; source: StoredSource; deploy: boolean; requestId?: string },
+  request: { app: string; source: Pick<StoredSource, "key" | "sha256">; deploy: boolean; noCache?: boolean; requestId?: string },
 ): Promise<Build> {
   await ctx.apps.upsert(request.app, { latestSourceSha256: request.source.sha256 });
   const build: Build = {
@@ -64,6 +64,7 @@ export async function enqueueBuild(
     sourceKey: build.sourceKey,
     sourceSha256: build.sourceSha256,
     deploy: build.deploy,
+    noCache: request.noCache ?? false,
     requestId: request.requestId,
   });
   // The build id as job id: a repeated add of the same build is a no-op in BullMQ.

@@ -17,6 +17,8 @@ import type { WorkerContext } from "./context";
 import { BuildAborted, BuildFailure } from "./errors";
 import { loadBuildOptions } from "./build-options";
 import { detectPlatform, type PlatformContext } from "./platforms/index";
+import type { LayerCache } from "./platforms/platform";
+import { DependencyCache } from "./steps/dependency-cache";
 import { runCommand } from "./sandbox";
 import { fetchSource } from "./steps/fetch-source";
 import { publishRelease, uploadBuildOutput } from "./steps/publish";
@@ -75,7 +77,7 @@ export function createBuildProcessor(ctx: WorkerContext) {
     const sourceDir = path.join(ctx.config.SCRATCH_DIR, build.id);
     const workDir = `${sourceDir}.work`;
     try {
-      const result = await runBuild(ctx, build, { log, sourceDir, workDir, startedAt, signal: controller.signal });
+      const result = await runBuild(ctx, build, { log, sourceDir, workDir, startedAt, signal: controller.signal, noCache: payload.noCache });
       const release = payload.deploy ? await publishRelease(ctx, build, result.manifest.outputSha256!) : undefined;
       await ctx.builds.transition(build.id, ["running"], {
         status: "succeeded",
@@ -122,6 +124,7 @@ interface BuildRun {
   workDir: string;
   startedAt: string;
   signal: AbortSignal;
+  noCache: boolean;
 }
 
 async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
@@ -161,7 +164,12 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
     run.log.line(`Running PRE_BUILD_COMMAND: ${options.PRE_BUILD_COMMAND}`);
     await execute("/bin/sh", ["-c", options.PRE_BUILD_COMMAND], { env: hookEnv, label: "PRE_BUILD_COMMAND" });
   }
-  const result = await platform.build({ sourceDir: run.sourceDir, baseEnv, options, log: (line) => run.log.line(line), run: execute });
+  const dependencyCache = new DependencyCache(ctx.store, build.app, baseEnv, ctx.config.ARTIFACT_COMPRESSION, !run.noCache, (line) => run.log.line(line));
+  const cache: LayerCache = {
+    restore: (key, dir) => dependencyCache.restore(key, dir),
+    save: (key, dir) => dependencyCache.save(key, dir, path.join(run.workDir, `cache-${key.layer}`)),
+  };
+  const result = await platform.build({ sourceDir: run.sourceDir, baseEnv, options, cache, log: (line) => run.log.line(line), run: execute });
   if (options.POST_BUILD_COMMAND) {
     run.log.line(`Running POST_BUILD_COMMAND: ${options.POST_BUILD_COMMAND}`);
     await execute("/bin/sh", ["-c", options.POST_BUILD_COMMAND], { env: hookEnv, label: "POST_BUILD_COMMAND" });

@@ -16,10 +16,12 @@ import {
   parseManifest,
   storageKeys,
   UnsafeArchiveError,
+  builtVenvPath,
+  relocateVenv,
   type BuildManifest,
   type ObjectStore,
 } from "@slipway/shared";
-import { builtVenvPath, relocateVenv } from "./venv-relocate";
+
 
 /** A release that cannot be restored as stored: retrying the same bytes will not help. */
 export class RestoreError extends Error {

@@ -6,6 +6,8 @@ export const storageKeys = {
   artifact: (app: string, buildId: string, fileName = "output.tar.gz") => `builds/${app}/${buildId}/${fileName}`,
   manifest: (app: string, buildId: string) => `builds/${app}/${buildId}/oryx-manifest.toml`,
   buildLog: (app: string, buildId: string) => `builds/${app}/${buildId}/build.log`,
+  /** A dependency layer (a venv, node_modules) cached under a hash of what produced it. */
+  dependencyCache: (app: string, layer: string, hash: string, extension: string) => `cache/${app}/${layer}-${hash}${extension}`,
   currentRelease: (app: string) => `apps/${app}/current-release.json`,
   /** Uploads land here first: a source's content address is known only once its last byte is hashed. */
   incomingUpload: (uploadId: string) => `incoming/${uploadId}`,

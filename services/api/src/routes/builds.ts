@@ -1,10 +1,13 @@
-import { Router, type Request, type Response } from "express";
+import express, { Router, type Request, type Response } from "express";
+import { z } from "zod";
 import { isTerminal, ObjectNotFoundError, storageKeys, type Build } from "@slipway/shared";
 import { admitBuild, cancelBuild, enqueueBuild, presentBuild } from "../build-service";
 import type { ApiContext } from "../context";
-import { badRequest, notFound, unsupportedMediaType } from "../errors";
+import { badRequest, conflict, notFound, unsupportedMediaType } from "../errors";
 import { storeSourceUpload } from "../source-upload";
-import { appNameParam } from "../validation";
+import { appNameParam, parseBody } from "../validation";
+
+const rebuildSchema = z.object({ noCache: z.boolean().default(false) }).strict();
 
 const GZIP_TYPES = ["application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/tar+gzip"];
 
@@ -24,6 +27,18 @@ export function buildRoutes(ctx: ApiContext): Router {
     await admitBuild(ctx);
     const source = await storeSourceUpload(req, ctx.store, app, ctx.config.MAX_SOURCE_BYTES);
     const build = await enqueueBuild(ctx, { app, source, deploy: deployParam !== "false", requestId: String(req.id) });
+    res.status(202).location(`/v1/builds/${build.id}`).json(presentBuild(build));
+  });
+
+  router.post("/apps/:app/rebuild", express.json({ limit: "16kb" }), async (req, res) => {
+    const name = appNameParam(req.params.app);
+    const { noCache } = parseBody(rebuildSchema, req.body);
+    const app = await ctx.apps.get(name);
+    if (!app) throw notFound(`app ${name}`);
+    if (!app.latestSourceSha256) throw conflict("no_source", `app ${name} has no uploaded source to rebuild`);
+    await admitBuild(ctx);
+    const source = { key: storageKeys.source(name, app.latestSourceSha256), sha256: app.latestSourceSha256 };
+    const build = await enqueueBuild(ctx, { app: name, source, deploy: true, noCache, requestId: String(req.id) });
     res.status(202).location(`/v1/builds/${build.id}`).json(presentBuild(build));
   });
 

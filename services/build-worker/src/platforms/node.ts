@@ -6,6 +6,7 @@ import { BuildFailure } from "../errors";
 import type { Platform, PlatformContext, PlatformResult } from "./platform";
 
 const exists = (file: string) => access(file).then(() => true, () => false);
+const readOptional = (file: string) => readFile(file, "utf8").catch(() => undefined);
 
 interface PackageJson {
   scripts?: Record<string, string>;
@@ -66,13 +67,22 @@ export const node: Platform = {
       NODE_ENV: ctx.options.NODE_ENV ?? "production",
       npm_config_production: "false",
     };
-    const lockfile = (await exists(path.join(ctx.sourceDir, "package-lock.json"))) || (await exists(path.join(ctx.sourceDir, "npm-shrinkwrap.json")));
-    if (lockfile) {
-      ctx.log("Running npm ci ...");
-      await ctx.run("npm", ["ci", "--include=dev"], { env, label: "npm ci" });
+    const lockText = (await readOptional(path.join(ctx.sourceDir, "package-lock.json"))) ?? (await readOptional(path.join(ctx.sourceDir, "npm-shrinkwrap.json")));
+    // With a lockfile the install is pinned by it; without one, package.json is the best key there is.
+    const cacheKey = { layer: "node_modules", inputs: { node: version, lock: lockText ?? "", packageJson: lockText ? "" : JSON.stringify(pkg) } };
+    const nodeModules = path.join(ctx.sourceDir, "node_modules");
+    // A node_modules shipped in the source is installed over, never replaced from the cache.
+    if (!(await exists(nodeModules)) && (await ctx.cache.restore(cacheKey, nodeModules))) {
+      ctx.log("Skipping npm install: node_modules restored from the cache");
     } else {
-      ctx.log("No lockfile: running npm install ...");
-      await ctx.run("npm", ["install", "--include=dev"], { env, label: "npm install" });
+      if (lockText !== undefined) {
+        ctx.log("Running npm ci ...");
+        await ctx.run("npm", ["ci", "--include=dev"], { env, label: "npm ci" });
+      } else {
+        ctx.log("No lockfile: running npm install ...");
+        await ctx.run("npm", ["install", "--include=dev"], { env, label: "npm install" });
+      }
+      await ctx.cache.save(cacheKey, nodeModules);
     }
     if (pkg.scripts?.build) {
       ctx.log("Running npm run build ...");

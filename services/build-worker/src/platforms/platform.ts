@@ -1,4 +1,11 @@
 import type { RunOptions } from "../sandbox";
+import type { CacheKey } from "../steps/dependency-cache";
+
+/** The dependency cache as a platform sees it. */
+export interface LayerCache {
+  restore(key: CacheKey, dir: string): Promise<boolean>;
+  save(key: CacheKey, dir: string): Promise<void>;
+}
 
 /** What a platform gets to build with. */
 export interface PlatformContext {
@@ -8,6 +15,7 @@ export interface PlatformContext {
   baseEnv: Record<string, string>;
   /** Build options: the repo's build.env overridden by the app's buildEnv (PYTHON_VERSION, ...). */
   options: Record<string, string>;
+  cache: LayerCache;
   log: (line: string) => void;
   run: (command: string, args: string[], options?: Partial<Pick<RunOptions, "env" | "cwd" | "label">>) => Promise<void>;
 }

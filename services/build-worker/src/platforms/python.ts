@@ -44,8 +44,6 @@ export const python: Platform = {
 
     const venv = path.join(ctx.sourceDir, VIRTUAL_ENV_NAME);
     const venvPython = path.join(venv, "bin", "python");
-    ctx.log(`Creating virtual environment ${VIRTUAL_ENV_NAME} ...`);
-    await ctx.run(interpreter.command, ["-m", "venv", VIRTUAL_ENV_NAME], { label: "python -m venv" });
     const env = {
       ...ctx.baseEnv,
       VIRTUAL_ENV: venv,
@@ -54,16 +52,24 @@ export const python: Platform = {
       PIP_NO_INPUT: "1",
       PYTHONUNBUFFERED: "1",
     };
-
     const requirements = await readOptional(path.join(ctx.sourceDir, "requirements.txt"));
-    if (requirements !== undefined) {
-      ctx.log("Running pip install -r requirements.txt ...");
-      await ctx.run(venvPython, ["-m", "pip", "install", "-r", "requirements.txt"], { env, label: "pip install -r requirements.txt" });
-    } else if ((await exists(path.join(ctx.sourceDir, "pyproject.toml"))) || (await exists(path.join(ctx.sourceDir, "setup.py")))) {
-      ctx.log("No requirements.txt: running pip install . ...");
-      await ctx.run(venvPython, ["-m", "pip", "install", "."], { env, label: "pip install ." });
+    // Only a requirements file pins what gets installed; `pip install .` installs the source itself.
+    const cacheKey = requirements === undefined ? undefined : { layer: VIRTUAL_ENV_NAME, inputs: { python: interpreter.version, requirements } };
+    if (cacheKey && (await ctx.cache.restore(cacheKey, venv))) {
+      ctx.log("Skipping venv creation and pip install: dependencies restored from the cache");
     } else {
-      ctx.log("No requirements.txt, pyproject.toml or setup.py: nothing to install.");
+      ctx.log(`Creating virtual environment ${VIRTUAL_ENV_NAME} ...`);
+      await ctx.run(interpreter.command, ["-m", "venv", VIRTUAL_ENV_NAME], { label: "python -m venv" });
+      if (requirements !== undefined) {
+        ctx.log("Running pip install -r requirements.txt ...");
+        await ctx.run(venvPython, ["-m", "pip", "install", "-r", "requirements.txt"], { env, label: "pip install -r requirements.txt" });
+        await ctx.cache.save(cacheKey!, venv);
+      } else if ((await exists(path.join(ctx.sourceDir, "pyproject.toml"))) || (await exists(path.join(ctx.sourceDir, "setup.py")))) {
+        ctx.log("No requirements.txt: running pip install . ...");
+        await ctx.run(venvPython, ["-m", "pip", "install", "."], { env, label: "pip install ." });
+      } else {
+        ctx.log("No requirements.txt, pyproject.toml or setup.py: nothing to install.");
+      }
     }
 
     const names = new Set(requirementNames(requirements ?? ""));

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rename, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildWheel } from "../../../test/harness/wheels";
+import { buildWheel } from "../../test/harness/wheels";
 import { builtVenvPath, relocateVenv } from "../src/venv-relocate";
 
 let work: string;
