@@ -54,6 +54,12 @@ const workerSchema = z.object({
    * restore pays for; gzip for runtimes without the zstd command.
    */
   ARTIFACT_COMPRESSION: z.enum(["zstd", "gzip"]).default("zstd"),
+  /** A source that unpacks larger than this fails its build (a zip bomb must not fill the disk). */
+  MAX_UNPACKED_BYTES: positiveInt.default(2 * 1024 * 1024 * 1024),
+  /** A source with more entries than this fails its build. */
+  MAX_SOURCE_FILES: positiveInt.default(200_000),
+  /** A build whose packed output is larger than this fails instead of filling storage. */
+  MAX_OUTPUT_BYTES: positiveInt.default(4 * 1024 * 1024 * 1024),
   /** On SIGTERM, running builds get this long to finish before they are handed back to the queue. */
   SHUTDOWN_GRACE_S: positiveInt.default(60),
   /**

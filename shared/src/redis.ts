@@ -5,5 +5,9 @@ import { Redis, type RedisOptions } from "ioredis";
  * BullMQ workers require, and lets every caller ride out a Redis restart instead of failing.
  */
 export function connectRedis(url: string, options: RedisOptions = {}): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false, ...options });
+  const redis = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false, ...options });
+  // Connection errors surface on the commands that hit them, and ioredis reconnects by itself;
+  // without a listener it would also print each one to stderr as "Unhandled error event".
+  redis.on("error", () => undefined);
+  return redis;
 }

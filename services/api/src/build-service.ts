@@ -47,7 +47,7 @@ export async function enqueueBuild(
   ctx: ApiContext,
   request: { app: string; source: Pick<StoredSource, "key" | "sha256">; deploy: boolean; noCache?: boolean; requestId?: string },
 ): Promise<Build> {
-  await ctx.apps.upsert(request.app, { latestSourceSha256: request.source.sha256 });
+  await ctx.apps.upsert(request.app, { latestSourceSha256: request.source.sha256, latestSourceKey: request.source.key });
   const build: Build = {
     id: randomUUID(),
     app: request.app,

@@ -48,5 +48,7 @@ export async function createContext(config: ApiConfig, logger: Logger): Promise<
 
 export async function closeContext(ctx: ApiContext): Promise<void> {
   await ctx.buildQueue.close();
+  // BullMQ leaves connections it was handed open.
+  (await ctx.buildQueue.client).disconnect();
   ctx.redis.disconnect();
 }

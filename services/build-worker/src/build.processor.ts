@@ -77,7 +77,10 @@ export function createBuildProcessor(ctx: WorkerContext) {
     const sourceDir = path.join(ctx.config.SCRATCH_DIR, build.id);
     const workDir = `${sourceDir}.work`;
     try {
-      const result = await runBuild(ctx, build, { log, sourceDir, workDir, startedAt, signal: controller.signal, noCache: payload.noCache });
+      // Scratch space goes before the outcome is recorded: whoever sees the build end sees it clean.
+      const result = await runBuild(ctx, build, { log, sourceDir, workDir, startedAt, signal: controller.signal, noCache: payload.noCache }).finally(() =>
+        removeScratch(sourceDir, workDir),
+      );
       const release = payload.deploy ? await publishRelease(ctx, build, result.manifest.outputSha256!) : undefined;
       await ctx.builds.transition(build.id, ["running"], {
         status: "succeeded",
@@ -93,6 +96,7 @@ export function createBuildProcessor(ctx: WorkerContext) {
       logger.info({ release: release?.version }, "build succeeded");
       return { status: "succeeded", release: release?.version };
     } catch (error) {
+      await removeScratch(sourceDir, workDir);
       const permanent = error instanceof BuildFailure || (error instanceof BuildAborted && error.reason !== "shutdown");
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (!permanent && !lastAttempt) {
@@ -113,9 +117,12 @@ export function createBuildProcessor(ctx: WorkerContext) {
       clearTimeout(timer);
       clearInterval(cancelPoll);
       ctx.activeBuilds.finish(build.id);
-      await Promise.all([rm(sourceDir, { recursive: true, force: true }), rm(workDir, { recursive: true, force: true })]);
     }
   };
+}
+
+async function removeScratch(sourceDir: string, workDir: string): Promise<void> {
+  await Promise.all([rm(sourceDir, { recursive: true, force: true }), rm(workDir, { recursive: true, force: true })]);
 }
 
 interface BuildRun {
@@ -142,7 +149,11 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
   await Promise.all([rm(run.sourceDir, { recursive: true, force: true }), rm(run.workDir, { recursive: true, force: true })]);
   await mkdir(run.workDir, { recursive: true });
   run.log.line(`Build ${build.id} of app ${build.app}, source ${build.sourceSha256}`);
-  const summary = await fetchSource(ctx.store, build.sourceKey, build.sourceSha256, path.join(run.workDir, "source.tar.gz"), run.sourceDir);
+  const archiveFile = path.join(run.workDir, build.sourceKey.endsWith(".zip") ? "source.zip" : "source.tar.gz");
+  const summary = await fetchSource(ctx.store, build.sourceKey, build.sourceSha256, archiveFile, run.sourceDir, {
+    maxUnpackedBytes: ctx.config.MAX_UNPACKED_BYTES,
+    maxEntries: ctx.config.MAX_SOURCE_FILES,
+  });
   run.log.line(`Source extracted: ${summary.entries} entries, ${summary.unpackedBytes} bytes`);
 
   const appRecord = await ctx.apps.get(build.app);
@@ -182,6 +193,9 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
   const artifactFile = path.join(run.workDir, outputFileName);
   const packed = await packDirectory(run.sourceDir, artifactFile, compression);
   run.log.line(`Packed ${outputFileName}: ${packed.bytes} bytes, sha256 ${packed.sha256}`);
+  if (packed.bytes > ctx.config.MAX_OUTPUT_BYTES) {
+    throw new BuildFailure(`the build output is ${packed.bytes} bytes packed, over MAX_OUTPUT_BYTES (${ctx.config.MAX_OUTPUT_BYTES})`);
+  }
   if (run.signal.aborted) throw run.signal.reason;
 
   const manifest: BuildManifest = {

@@ -49,8 +49,9 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
     activeBuilds: new ActiveBuilds(),
   };
   const cancels = listenForCancels(redis, ctx.activeBuilds, logger);
+  const workerConnection = connectRedis(config.REDIS_URL);
   const worker = new Worker(QueueName.builds, createBuildProcessor(ctx), {
-    connection: connectRedis(config.REDIS_URL),
+    connection: workerConnection,
     prefix: config.QUEUE_PREFIX,
     concurrency: config.WORKER_CONCURRENCY,
     lockDuration: config.WORKER_LOCK_S * 1000,
@@ -72,6 +73,8 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
       await closing;
       clearTimeout(grace);
       cancels.disconnect();
+      // BullMQ leaves connections it was handed open.
+      workerConnection.disconnect();
       redis.disconnect();
     },
   };

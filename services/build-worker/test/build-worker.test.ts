@@ -133,3 +133,27 @@ describe("build worker (Python)", () => {
     expect(build.error).toMatch(/source archive was refused/);
   });
 });
+
+describe("zip uploads", () => {
+  it("build the same as tar.gz, stored as received under .zip", async () => {
+    const { writeZip } = await import("../../../test/harness/zips");
+    const { readFile } = await import("node:fs/promises");
+    const app = uniqueApp("zip");
+    const file = path.join(work, `${app}.zip`);
+    writeZip(file, [
+      { name: "app.py", content: "print('from zip')\n" },
+      { name: "requirements.txt", content: "hello-tool==1.0\n" },
+    ]);
+    const response = await fetch(`${stack.baseUrl}/v1/apps/${app}/builds`, { method: "POST", headers: { "Content-Type": "application/zip" }, body: await readFile(file) });
+    expect(response.status).toBe(202);
+    const build = await waitForBuild(stack.baseUrl, ((await response.json()) as { id: string }).id);
+    expect(build.error).toBeUndefined();
+    expect(build.status).toBe("succeeded");
+    expect((await stack.api.store.list(`sources/${app}/`))[0]).toMatch(/^sources\/.+\/[0-9a-f]{64}\.zip$/);
+    const out = await extractArtifact(stack, build, work);
+    expect(existsSync(path.join(out, "antenv/bin/hello-tool"))).toBe(true);
+
+    const notZip = await fetch(`${stack.baseUrl}/v1/apps/${app}/builds`, { method: "POST", headers: { "Content-Type": "application/zip" }, body: "PKnot a zip" });
+    expect(notZip.status).toBe(400);
+  });
+});

@@ -189,3 +189,23 @@ describe("worker processes", () => {
     }
   }, 90_000);
 });
+
+describe("limits", () => {
+  it("fails builds over the unpacked-size, file-count and output-size limits with clear errors, and cleans scratch space", async () => {
+    const stack = await startInProcessStack({ MAX_UNPACKED_BYTES: "50000", MAX_SOURCE_FILES: "20", MAX_OUTPUT_BYTES: "30000" });
+    try {
+      const big = await waitForBuild(stack.baseUrl, (await upload(stack, { "app.py": "", "data.txt": "x".repeat(60_000) })).id);
+      expect(big.error).toMatch(/refused: archive unpacks to more than 50000 bytes/);
+      const files = Object.fromEntries(Array.from({ length: 25 }, (_, i) => [`m${i}.py`, ""]));
+      const many = await waitForBuild(stack.baseUrl, (await upload(stack, files)).id);
+      expect(many.error).toMatch(/refused: archive holds more than 20 entries/);
+      // A venv packs to far more than 30 kB.
+      const output = await waitForBuild(stack.baseUrl, (await upload(stack, { "app.py": "" })).id);
+      expect(output.error).toMatch(/over MAX_OUTPUT_BYTES \(30000\)/);
+      const { readdir } = await import("node:fs/promises");
+      expect(await readdir(stack.env.SCRATCH_DIR!)).toEqual([]);
+    } finally {
+      await stack.close();
+    }
+  });
+});

@@ -3,3 +3,4 @@ export { inspectArchive, createArchiveVetter, type ArchiveLimits, type ArchiveSu
 export { extractArchive, extractStream, type ExtractOptions } from "./extract";
 export { packDirectory, HashingStream, type PackedArchive } from "./pack";
 export { ARCHIVE_EXTENSIONS, compressionOf, hasZstd, ZSTD_MISSING, type Compression } from "./compression";
+export { extractZip } from "./zip";

@@ -24,8 +24,6 @@ export interface ArchiveSummary {
   unpackedBytes: number;
 }
 
-const allowedTypes = new Set(["File", "OldFile", "ContiguousFile", "Directory", "SymbolicLink", "Link"]);
-
 /** Normalises an archive member name, or explains why it can never be extracted safely. */
 function memberPath(name: string): string {
   if (name.includes("\0")) throw new UnsafeArchiveError(`entry name contains a NUL byte`);
@@ -48,38 +46,76 @@ function escapesRoot(fromDir: string, target: string): boolean {
  * would write through it), and device or FIFO entries. `done` settles when the stream has ended:
  * with a summary, or with UnsafeArchiveError, ArchiveLimitError or (garbled bytes) CorruptArchiveError.
  */
-export function createArchiveVetter(options: InspectOptions = {}): { sink: Parser; done: Promise<ArchiveSummary> } {
-  const symlinks = new Set<string>();
-  let entries = 0;
-  let unpackedBytes = 0;
-  let violation: Error | undefined;
+export type EntryKind = "file" | "directory" | "symlink" | "hardlink" | "other";
 
-  const check = (entry: ReadEntry) => {
-    entries += 1;
-    if (options.maxEntries !== undefined && entries > options.maxEntries) {
+export interface ArchiveEntry {
+  path: string;
+  kind: EntryKind;
+  /** What a link points at. */
+  linkpath?: string;
+  size?: number;
+  /** The format's own name for the type, for messages. */
+  typeName?: string;
+}
+
+/**
+ * The rules every archive format's entries are held to, entry by entry in archive order; throws
+ * on the first entry that breaks one. Answers the running summary.
+ */
+export function createEntryChecker(options: InspectOptions = {}) {
+  const symlinks = new Set<string>();
+  const summary: ArchiveSummary = { entries: 0, unpackedBytes: 0 };
+  const check = (entry: ArchiveEntry): string => {
+    summary.entries += 1;
+    if (options.maxEntries !== undefined && summary.entries > options.maxEntries) {
       throw new ArchiveLimitError(`archive holds more than ${options.maxEntries} entries`);
     }
-    if (!allowedTypes.has(entry.type)) throw new UnsafeArchiveError(`entry "${entry.path}" is a ${entry.type}, which is never extracted`);
+    if (entry.kind === "other") throw new UnsafeArchiveError(`entry "${entry.path}" is a ${entry.typeName ?? "special file"}, which is never extracted`);
     const name = memberPath(entry.path);
     for (let parent = path.posix.dirname(name); parent !== "."; parent = path.posix.dirname(parent)) {
       if (symlinks.has(parent)) throw new UnsafeArchiveError(`entry "${entry.path}" lies beneath the symbolic link "${parent}"`);
     }
-    if (entry.type === "SymbolicLink") {
+    if (entry.kind === "symlink") {
       const target = entry.linkpath ?? "";
       if (!options.allowExternalSymlinks && escapesRoot(path.posix.dirname(name), target)) {
         throw new UnsafeArchiveError(`symbolic link "${entry.path}" points outside the archive (${target})`);
       }
       symlinks.add(name);
-    } else if (entry.type === "Link") {
+    } else if (entry.kind === "hardlink") {
       // A hard link's target is an archive member name, relative to the root.
       memberPath(entry.linkpath ?? "");
-    } else if (entry.type !== "Directory") {
-      unpackedBytes += entry.size ?? 0;
-      if (options.maxUnpackedBytes !== undefined && unpackedBytes > options.maxUnpackedBytes) {
+    } else if (entry.kind === "file") {
+      summary.unpackedBytes += entry.size ?? 0;
+      if (options.maxUnpackedBytes !== undefined && summary.unpackedBytes > options.maxUnpackedBytes) {
         throw new ArchiveLimitError(`archive unpacks to more than ${options.maxUnpackedBytes} bytes`);
       }
     }
+    return name;
   };
+  return { check, summary };
+}
+
+const tarKinds: Record<string, EntryKind> = {
+  File: "file",
+  OldFile: "file",
+  ContiguousFile: "file",
+  Directory: "directory",
+  SymbolicLink: "symlink",
+  Link: "hardlink",
+};
+
+/**
+ * A writable that parses a tar or tar.gz stream without writing anything, and fails if any entry
+ * could land outside the extraction root: absolute or `..` names, hard links out of the root,
+ * symbolic links out of the root (unless allowed), entries placed beneath a symbolic link (which
+ * would write through it), and device or FIFO entries. `done` settles when the stream has ended:
+ * with a summary, or with UnsafeArchiveError, ArchiveLimitError or (garbled bytes) CorruptArchiveError.
+ */
+export function createArchiveVetter(options: InspectOptions = {}): { sink: Parser; done: Promise<ArchiveSummary> } {
+  const { check: checkEntry, summary } = createEntryChecker(options);
+  let violation: Error | undefined;
+  const check = (entry: ReadEntry) =>
+    checkEntry({ path: entry.path, kind: tarKinds[entry.type] ?? "other", linkpath: entry.linkpath, size: entry.size, typeName: entry.type });
 
   const sink: Parser = new Parser({
     strict: true,
@@ -101,8 +137,8 @@ export function createArchiveVetter(options: InspectOptions = {}): { sink: Parse
     });
     sink.on("end", () => {
       if (violation) reject(violation);
-      else if (entries === 0) reject(new CorruptArchiveError("archive holds no entries"));
-      else resolve({ entries, unpackedBytes });
+      else if (summary.entries === 0) reject(new CorruptArchiveError("archive holds no entries"));
+      else resolve({ ...summary });
     });
   });
   done.catch(() => undefined);

@@ -7,11 +7,13 @@ export interface AppRecord {
   buildEnv: Record<string, string>;
   startupCommand?: string;
   latestSourceSha256?: string;
+  /** Where the latest source is stored (`.tar.gz` or `.zip`): what a rebuild builds. */
+  latestSourceKey?: string;
   createdAt: string;
   updatedAt: string;
 }
 
-export type AppChanges = Partial<Pick<AppRecord, "env" | "buildEnv" | "startupCommand" | "latestSourceSha256">>;
+export type AppChanges = Partial<Pick<AppRecord, "env" | "buildEnv" | "startupCommand" | "latestSourceSha256" | "latestSourceKey">>;
 
 export class AppRepository {
   constructor(private readonly redis: Redis) {}

@@ -1,6 +1,6 @@
 /** Object keys, exactly as DESIGN.md lays out the bucket. */
 export const storageKeys = {
-  source: (app: string, sha256: string) => `sources/${app}/${sha256}.tar.gz`,
+  source: (app: string, sha256: string, extension: ".tar.gz" | ".zip" = ".tar.gz") => `sources/${app}/${sha256}${extension}`,
   sourcesPrefix: (app: string) => `sources/${app}/`,
   buildPrefix: (app: string, buildId: string) => `builds/${app}/${buildId}/`,
   artifact: (app: string, buildId: string, fileName = "output.tar.gz") => `builds/${app}/${buildId}/${fileName}`,

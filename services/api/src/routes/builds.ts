@@ -4,12 +4,19 @@ import { isTerminal, ObjectNotFoundError, storageKeys, type Build } from "@slipw
 import { admitBuild, cancelBuild, enqueueBuild, presentBuild } from "../build-service";
 import type { ApiContext } from "../context";
 import { badRequest, conflict, notFound, unsupportedMediaType } from "../errors";
-import { storeSourceUpload } from "../source-upload";
+import { storeSourceUpload, type SourceFormat } from "../source-upload";
 import { appNameParam, parseBody } from "../validation";
 
 const rebuildSchema = z.object({ noCache: z.boolean().default(false) }).strict();
 
-const GZIP_TYPES = ["application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/tar+gzip"];
+const MEDIA_TYPES: Record<string, SourceFormat> = {
+  "application/gzip": "gzip",
+  "application/x-gzip": "gzip",
+  "application/x-tar+gzip": "gzip",
+  "application/tar+gzip": "gzip",
+  "application/zip": "zip",
+  "application/x-zip-compressed": "zip",
+};
 
 export function buildRoutes(ctx: ApiContext): Router {
   const router = Router();
@@ -17,15 +24,16 @@ export function buildRoutes(ctx: ApiContext): Router {
   router.post("/apps/:app/builds", async (req, res) => {
     const app = appNameParam(req.params.app);
     const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-    if (!GZIP_TYPES.includes(mediaType)) {
-      throw unsupportedMediaType(`send the source as Content-Type application/gzip (a .tar.gz); got ${req.headers["content-type"] ?? "none"}`);
+    const format = MEDIA_TYPES[mediaType];
+    if (!format) {
+      throw unsupportedMediaType(`send the source as application/gzip (a .tar.gz) or application/zip; got ${req.headers["content-type"] ?? "no Content-Type"}`);
     }
     const deployParam = req.query.deploy;
     if (deployParam !== undefined && deployParam !== "true" && deployParam !== "false") {
       throw badRequest("invalid_query", "deploy must be true or false");
     }
     await admitBuild(ctx);
-    const source = await storeSourceUpload(req, ctx.store, app, ctx.config.MAX_SOURCE_BYTES);
+    const source = await storeSourceUpload(req, ctx.store, app, ctx.config.MAX_SOURCE_BYTES, format);
     const build = await enqueueBuild(ctx, { app, source, deploy: deployParam !== "false", requestId: String(req.id) });
     res.status(202).location(`/v1/builds/${build.id}`).json(presentBuild(build));
   });
@@ -37,7 +45,7 @@ export function buildRoutes(ctx: ApiContext): Router {
     if (!app) throw notFound(`app ${name}`);
     if (!app.latestSourceSha256) throw conflict("no_source", `app ${name} has no uploaded source to rebuild`);
     await admitBuild(ctx);
-    const source = { key: storageKeys.source(name, app.latestSourceSha256), sha256: app.latestSourceSha256 };
+    const source = { key: app.latestSourceKey ?? storageKeys.source(name, app.latestSourceSha256), sha256: app.latestSourceSha256 };
     const build = await enqueueBuild(ctx, { app: name, source, deploy: true, noCache, requestId: String(req.id) });
     res.status(202).location(`/v1/builds/${build.id}`).json(presentBuild(build));
   });
