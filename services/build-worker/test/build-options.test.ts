@@ -20,3 +20,30 @@ describe("build options", () => {
     expect(requirementNames("Flask>=3\n# c\n-r other.txt\nDjango[argon2]==5.1 ; python_version>'3'\nmy_pkg @ file:///x\n")).toEqual(["flask", "django", "my-pkg"]);
   });
 });
+
+describe("build environment", () => {
+  it("passes the pip and npm index settings through and nothing of Slipway's own", async () => {
+    const { buildEnvironment } = await import("../src/build.processor");
+    const { loadWorkerConfig } = await import("@slipway/shared");
+    const host = {
+      PATH: "/usr/bin:/bin",
+      HOME: "/home/worker",
+      REDIS_URL: "redis://127.0.0.1:6379",
+      S3_ENDPOINT: "http://127.0.0.1:9000",
+      S3_ACCESS_KEY: "access-key-value",
+      S3_SECRET_KEY: "secret-key-value",
+      API_TOKEN: "api-token-value",
+      PIP_INDEX_URL: "http://127.0.0.1:3141/simple",
+      npm_config_registry: "http://127.0.0.1:4873/",
+      SOMETHING_ELSE: "x",
+    };
+    const env = buildEnvironment(loadWorkerConfig(host), host);
+    expect(env).toEqual({
+      PATH: "/usr/bin:/bin",
+      HOME: "/home/worker",
+      LANG: "C.UTF-8",
+      PIP_INDEX_URL: "http://127.0.0.1:3141/simple",
+      npm_config_registry: "http://127.0.0.1:4873/",
+    });
+  });
+});

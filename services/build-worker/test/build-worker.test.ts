@@ -43,8 +43,14 @@ describe("build worker (Python)", () => {
     subscriber.on("message", (_channel, message) => events.push(message));
 
     const queued = await uploadDir(stack.baseUrl, app, dir);
+    // Follow the log live from the start, as a user watching the build would.
+    const followed = fetch(`${stack.baseUrl}/v1/builds/${queued.id}/logs`, { headers: { Accept: "text/event-stream" } }).then((r) => r.text());
     const build = await waitForBuild(stack.baseUrl, queued.id);
     expect(build.error).toBeUndefined();
+    const logEvents = await followed;
+    expect(logEvents).toContain("data: Running pip install -r requirements.txt ...");
+    expect(logEvents).toMatch(/data: Successfully installed hello-tool-1\.0/);
+    expect(logEvents).toMatch(/event: end\ndata: succeeded\n\n$/);
     expect(build).toMatchObject({ status: "succeeded", release: 1, platform: "python" });
     expect(build.platformVersion).toMatch(/^3\.\d+\.\d+$/);
 
