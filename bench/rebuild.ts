@@ -12,6 +12,7 @@ import { createLogger, loadApiConfig, loadWorkerConfig, packDirectory, storageKe
 import { startRedisServer, startS3Server } from "@slipway/shared/embedded";
 import { createApi } from "../services/api/src/app";
 import { closeContext, createContext } from "../services/api/src/context";
+import { createMetrics } from "../services/api/src/metrics";
 import { startBuildWorker } from "../services/build-worker/src/worker";
 import { benchDir, machine, since, treeStats, writeResult } from "./lib";
 
@@ -38,7 +39,8 @@ async function main() {
   };
   const logger = createLogger("bench", "warn");
   const api = await createContext(loadApiConfig(env), logger);
-  const server = createApi(api).listen(0, "127.0.0.1");
+  const metrics = createMetrics(api);
+  const server = createApi(api, metrics).listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const worker = await startBuildWorker(loadWorkerConfig(env), logger);
@@ -100,6 +102,7 @@ async function main() {
   } finally {
     await worker.close(1000);
     server.close();
+    await metrics.close();
     await closeContext(api);
     await Promise.all([redis.stop(), s3.stop()]);
     await rm(work, { recursive: true, force: true });

@@ -9,3 +9,4 @@ export { connectRedis } from "./redis";
 export { freePort, waitForPort } from "./embedded/free-port";
 export { detectPythonStartCommand } from "./python-start";
 export { builtVenvPath, relocateVenv } from "./venv-relocate";
+export { announceRelease } from "./release-announce";

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createLogger, loadApiConfig, loadWorkerConfig, packDirectory } from "@slipway/shared";
 import { createApi } from "../../services/api/src/app";
 import { closeContext, createContext, type ApiContext } from "../../services/api/src/context";
+import { createMetrics } from "../../services/api/src/metrics";
 import { startBuildWorker, type RunningWorker } from "../../services/build-worker/src/worker";
 import { serviceEnv } from "./env";
 import { json, listen } from "./http";
@@ -26,7 +27,8 @@ export async function startInProcessStack(extraEnv: Record<string, string> = {},
   const env: Record<string, string> = { ...serviceEnv(), QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`, SCRATCH_DIR: scratch, ...extraEnv };
   const logger = createLogger("test", env.LOG_LEVEL);
   const api = await createContext(loadApiConfig(env), logger);
-  const server = await listen(createApi(api));
+  const metrics = createMetrics(api);
+  const server = await listen(createApi(api, metrics));
   const worker = options.worker === false ? (undefined as unknown as RunningWorker) : await startBuildWorker(loadWorkerConfig(env), logger);
   return {
     env,
@@ -36,6 +38,7 @@ export async function startInProcessStack(extraEnv: Record<string, string> = {},
     close: async () => {
       await worker?.close(1000);
       await server.close();
+      await metrics.close();
       await api.buildQueue.obliterate({ force: true }).catch(() => undefined);
       await closeContext(api);
       await rm(scratch, { recursive: true, force: true });

@@ -1,16 +1,21 @@
 import { randomUUID } from "node:crypto";
 import express, { type Express } from "express";
 import { pinoHttp } from "pino-http";
+import { requireBearer } from "./auth";
 import type { ApiContext } from "./context";
 import { errorHandler, HttpError } from "./errors";
+import type { ApiMetrics } from "./metrics";
 import { appRoutes } from "./routes/apps";
 import { buildRoutes } from "./routes/builds";
-import { healthRoutes } from "./routes/health";
+import { instanceRoutes } from "./routes/instances";
+import { releaseRoutes } from "./routes/releases";
+import { systemRoutes } from "./routes/system";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+export const API_PREFIX = "/v1";
 
 /** Wires the routes; everything stateful comes in through `ctx`. */
-export function createApi(ctx: ApiContext): Express {
+export function createApi(ctx: ApiContext, metrics: ApiMetrics): Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", false);
@@ -28,13 +33,16 @@ export function createApi(ctx: ApiContext): Express {
       customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? "error" : "info"),
     }),
   );
-
-  app.use(healthRoutes(ctx));
+  app.use(metrics.middleware);
+  app.use(systemRoutes(ctx, metrics));
 
   const v1 = express.Router();
-  v1.use(buildRoutes(ctx));
-  v1.use(appRoutes(ctx));
-  app.use("/v1", v1);
+  v1.use(requireBearer(ctx.config.API_TOKEN));
+  v1.use(appRoutes(ctx, API_PREFIX));
+  v1.use(buildRoutes(ctx, API_PREFIX));
+  v1.use(releaseRoutes(ctx, API_PREFIX));
+  v1.use(instanceRoutes(ctx, API_PREFIX));
+  app.use(API_PREFIX, v1);
 
   app.use((req, _res, next) => next(new HttpError(404, "not_found", `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(ctx.logger));

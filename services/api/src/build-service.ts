@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { CANCEL_CHANNEL, JobName, buildJobSchema, type Build, type BuildJob } from "@slipway/shared";
+import { CANCEL_CHANNEL, JobName, buildJobSchema, redisKeys, storageKeys, type AppRecord, type Build, type BuildJob } from "@slipway/shared";
 import type { ApiContext } from "./context";
 import { conflict, tooManyRequests } from "./errors";
 import type { StoredSource } from "./source-upload";
@@ -45,11 +45,11 @@ export async function cancelBuild(ctx: ApiContext, build: Build): Promise<Build>
 /** Records a queued build of `source` and hands it to the build workers. */
 export async function enqueueBuild(
   ctx: ApiContext,
-  request: { app: string; source: Pick<StoredSource, "key" | "sha256">; deploy: boolean; noCache?: boolean; requestId?: string },
+  request: { app: string; source: Pick<StoredSource, "key" | "sha256">; deploy: boolean; noCache?: boolean; requestId?: string; id?: string },
 ): Promise<Build> {
   await ctx.apps.upsert(request.app, { latestSourceSha256: request.source.sha256, latestSourceKey: request.source.key });
   const build: Build = {
-    id: randomUUID(),
+    id: request.id ?? randomUUID(),
     app: request.app,
     status: "queued",
     createdAt: new Date().toISOString(),
@@ -71,6 +71,42 @@ export async function enqueueBuild(
   await ctx.buildQueue.add(JobName.build, job, { ...BUILD_JOB_OPTIONS, jobId: build.id });
   ctx.logger.info({ buildId: build.id, app: build.app, requestId: request.requestId, sourceSha256: build.sourceSha256 }, "build queued");
   return build;
+}
+
+/** Deletes `key` only while it still holds `value`. */
+const DELETE_IF = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/**
+ * Rebuilds the app's latest source. While a rebuild of the same source (with the same noCache)
+ * is still queued, further requests get that build instead of a second one.
+ */
+export async function rebuildApp(ctx: ApiContext, app: AppRecord, noCache: boolean, requestId: string): Promise<{ build: Build; coalesced: boolean }> {
+  const sha256 = app.latestSourceSha256!;
+  const source = { key: app.latestSourceKey ?? storageKeys.source(app.name, sha256), sha256 };
+  const key = redisKeys.queuedRebuild(app.name, sha256, noCache);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const id = randomUUID();
+    if ((await ctx.redis.set(key, id, "EX", 3600, "NX")) === "OK") {
+      try {
+        return { build: await enqueueBuild(ctx, { app: app.name, source, deploy: true, noCache, requestId, id }), coalesced: false };
+      } catch (error) {
+        await ctx.redis.eval(DELETE_IF, 1, key, id);
+        throw error;
+      }
+    }
+    const claimedId = await ctx.redis.get(key);
+    if (!claimedId) continue;
+    const claimed = await ctx.builds.get(claimedId);
+    if (claimed?.status === "queued") return { build: claimed, coalesced: true };
+    if (!claimed) {
+      // Another request is creating it right now.
+      await new Promise((r) => setTimeout(r, 20));
+      continue;
+    }
+    // That rebuild has started (or ended): a new request means a new build.
+    await ctx.redis.eval(DELETE_IF, 1, key, claimedId);
+  }
+  throw new Error("could not coalesce the rebuild request");
 }
 
 /** The public view of a build: the record minus fields that only the worker needs. */

@@ -2,12 +2,14 @@ import type { Server } from "node:http";
 import { ConfigError, createLogger, loadApiConfig } from "@slipway/shared";
 import { createApi } from "./app";
 import { closeContext, createContext } from "./context";
+import { createMetrics } from "./metrics";
 
 async function main() {
   const config = loadApiConfig();
   const logger = createLogger("api", config.LOG_LEVEL);
   const ctx = await createContext(config, logger);
-  const server: Server = createApi(ctx).listen(config.API_PORT, config.API_HOST, () => {
+  const metrics = createMetrics(ctx);
+  const server: Server = createApi(ctx, metrics).listen(config.API_PORT, config.API_HOST, () => {
     logger.info({ port: config.API_PORT, host: config.API_HOST }, `api listening on http://${config.API_HOST}:${config.API_PORT}`);
   });
 
@@ -20,6 +22,7 @@ async function main() {
     setTimeout(() => server.closeAllConnections(), 10_000).unref();
     server.closeIdleConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    await metrics.close();
     await closeContext(ctx);
     process.exit(0);
   };

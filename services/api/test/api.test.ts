@@ -11,6 +11,7 @@ import { json, listen } from "../../../test/harness/http";
 import { writeTarGz } from "../../../test/harness/tarballs";
 import { createApi } from "../src/app";
 import { closeContext, createContext, type ApiContext } from "../src/context";
+import { createMetrics } from "../src/metrics";
 
 let ctx: ApiContext;
 let base: string;
@@ -20,7 +21,13 @@ const env = { ...serviceEnv(), QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`,
 
 beforeAll(async () => {
   ctx = await createContext(loadApiConfig(env), createLogger("api-test", "silent"));
-  ({ url: base, close } = await listen(createApi(ctx)));
+  const metrics = createMetrics(ctx);
+  const server = await listen(createApi(ctx, metrics));
+  base = server.url;
+  close = async () => {
+    await server.close();
+    await metrics.close();
+  };
   const dir = await mkdtemp(path.join(os.tmpdir(), "slipway-api-"));
   writeTarGz(path.join(dir, "src.tar.gz"), [{ name: "app.py", content: "print('hello')\n" }]);
   sourceTarGz = await readFile(path.join(dir, "src.tar.gz"));
@@ -69,6 +76,17 @@ describe("POST /v1/apps/:app/builds", () => {
     expect(fetched.status).toBe(200);
     expect(await fetched.json()).toMatchObject({ id: build.id, status: "queued" });
     expect((await fetch(`${base}/v1/apps/${app}`)).status).toBe(200);
+  });
+
+  it("carries the caller's X-Request-Id into the build job, whose worker logs it", async () => {
+    const response = await fetch(`${base}/v1/apps/${uniqueApp()}/builds`, {
+      method: "POST",
+      headers: { "Content-Type": "application/gzip", "X-Request-Id": "req-trace-42" },
+      body: sourceTarGz,
+    });
+    expect(response.headers.get("x-request-id")).toBe("req-trace-42");
+    const { id } = await json<{ id: string }>(response);
+    expect((await ctx.buildQueue.getJob(id))?.data.requestId).toBe("req-trace-42");
   });
 
   it("honours deploy=false", async () => {

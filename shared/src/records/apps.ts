@@ -23,11 +23,29 @@ export class AppRepository {
     return raw ? (JSON.parse(raw) as AppRecord) : undefined;
   }
 
-  async list(): Promise<AppRecord[]> {
-    const names = (await this.redis.smembers(redisKeys.apps)).sort();
+  /** By name; with `limit`, one page of names after `after`. */
+  async list(limit?: number, after?: string): Promise<AppRecord[]> {
+    const all = (await this.redis.smembers(redisKeys.apps)).sort().filter((name) => after === undefined || name > after);
+    const names = limit === undefined ? all : all.slice(0, limit);
     if (names.length === 0) return [];
     const raws = await this.redis.mget(names.map(redisKeys.app));
     return raws.filter((raw): raw is string => raw !== null).map((raw) => JSON.parse(raw) as AppRecord);
+  }
+
+  /** Removes the app's records: config, builds, releases, instance reports, live logs. */
+  async delete(name: string, buildIds: string[]): Promise<void> {
+    const keys = [
+      redisKeys.app(name),
+      redisKeys.appBuilds(name),
+      redisKeys.releases(name),
+      redisKeys.releaseSeq(name),
+      redisKeys.currentRelease(name),
+      redisKeys.instances(name),
+      ...buildIds.flatMap((id) => [redisKeys.build(id), redisKeys.buildLog(id)]),
+    ];
+    const pipeline = this.redis.multi().srem(redisKeys.apps, name);
+    for (let i = 0; i < keys.length; i += 500) pipeline.del(...keys.slice(i, i + 500));
+    await pipeline.exec();
   }
 
   /** Creates the app if needed and applies `changes`; returns the record and whether it is new. */

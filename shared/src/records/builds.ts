@@ -49,11 +49,9 @@ export class BuildRepository {
   constructor(private readonly redis: Redis) {}
 
   async create(build: Build): Promise<void> {
-    await this.redis
-      .multi()
-      .hset(redisKeys.build(build.id), encode(build))
-      .zadd(redisKeys.appBuilds(build.app), Date.parse(build.createdAt), build.id)
-      .exec();
+    // A global sequence orders builds (newest first) without ties, which keeps cursors exact.
+    const order = await this.redis.incr(redisKeys.buildSeq);
+    await this.redis.multi().hset(redisKeys.build(build.id), encode(build)).zadd(redisKeys.appBuilds(build.app), order, build.id).exec();
   }
 
   async get(id: string): Promise<Build | undefined> {
@@ -68,10 +66,20 @@ export class BuildRepository {
     return result === 1;
   }
 
-  /** Newest first. */
-  async listForApp(app: string, limit = 50): Promise<Build[]> {
-    const ids = await this.redis.zrevrange(redisKeys.appBuilds(app), 0, limit - 1);
-    const builds = await Promise.all(ids.map((id) => this.get(id)));
-    return builds.filter((b): b is Build => b !== undefined);
+  /** Newest first, `limit` at a time; `before` is the `next` of the previous page. */
+  async listForApp(app: string, limit = 20, before?: number): Promise<{ builds: Build[]; next?: number }> {
+    const max = before === undefined ? "+inf" : `(${before}`;
+    const flat = await this.redis.zrevrangebyscore(redisKeys.appBuilds(app), max, "-inf", "WITHSCORES", "LIMIT", 0, limit + 1);
+    const page: { id: string; order: number }[] = [];
+    for (let i = 0; i < flat.length; i += 2) page.push({ id: flat[i]!, order: Number(flat[i + 1]) });
+    const more = page.length > limit;
+    const shown = page.slice(0, limit);
+    const builds = (await Promise.all(shown.map(({ id }) => this.get(id)))).filter((b): b is Build => b !== undefined);
+    return { builds, ...(more ? { next: shown.at(-1)!.order } : {}) };
+  }
+
+  /** Every build id of an app, for deleting it. */
+  async idsForApp(app: string): Promise<string[]> {
+    return this.redis.zrange(redisKeys.appBuilds(app), 0, -1);
   }
 }

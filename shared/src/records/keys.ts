@@ -2,6 +2,8 @@
 const prefix = "slipway";
 export const redisKeys = {
   apps: `${prefix}:apps`,
+  buildSeq: `${prefix}:build-seq`,
+  queuedRebuild: (app: string, sourceSha256: string, noCache: boolean) => `${prefix}:app:${app}:queued-rebuild:${sourceSha256}:${noCache ? "fresh" : "cached"}`,
   app: (app: string) => `${prefix}:app:${app}`,
   appBuilds: (app: string) => `${prefix}:app:${app}:builds`,
   releases: (app: string) => `${prefix}:app:${app}:releases`,

@@ -52,14 +52,22 @@ export class ReleaseRepository {
     return raw ? (JSON.parse(raw) as Release) : undefined;
   }
 
+  async count(app: string): Promise<number> {
+    return this.redis.hlen(redisKeys.releases(app));
+  }
+
   async current(app: string): Promise<Release | undefined> {
     const version = await this.redis.get(redisKeys.currentRelease(app));
     return version ? this.get(app, Number(version)) : undefined;
   }
 
-  /** Newest first. */
-  async list(app: string): Promise<Release[]> {
+  /** Newest first; with `limit`, one page of releases older than version `before`. */
+  async list(app: string, limit?: number, before?: number): Promise<Release[]> {
     const all = await this.redis.hvals(redisKeys.releases(app));
-    return all.map((raw) => JSON.parse(raw) as Release).sort((a, b) => b.version - a.version);
+    const sorted = all
+      .map((raw) => JSON.parse(raw) as Release)
+      .filter((release) => before === undefined || release.version < before)
+      .sort((a, b) => b.version - a.version);
+    return limit === undefined ? sorted : sorted.slice(0, limit);
   }
 }

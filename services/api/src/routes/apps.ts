@@ -1,52 +1,92 @@
-import express, { Router } from "express";
-import { z } from "zod";
+import { Router } from "express";
 import type { ApiContext } from "../context";
-import { notFound } from "../errors";
-import { appNameParam, parseBody } from "../validation";
+import { deleteApp } from "../app-service";
+import { errorSchema } from "../openapi";
+import { decodeCursor, sendPage } from "../pagination";
+import { route } from "../route";
+import { appConfigBody, appParams, appSchema, deletedAppSchema, pageQuery } from "../schemas";
+import { appNameParam, jsonBody, parseBody, parseQuery } from "../validation";
+import { requireApp } from "./lookups";
 
-const envSchema = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"), z.string());
-const appConfigSchema = z
-  .object({ env: envSchema.optional(), buildEnv: envSchema.optional(), startupCommand: z.string().min(1).max(4096).optional() })
-  .strict();
+const errors = {
+  400: { description: "bad input", schema: errorSchema },
+  401: { description: "missing or wrong bearer token", schema: errorSchema },
+};
 
-/** App records, and the per-app views of releases and instances. */
-export function appRoutes(ctx: ApiContext): Router {
+/** App records: config (env, buildEnv, startupCommand), listing and deletion. */
+export function appRoutes(ctx: ApiContext, mount: string): Router {
   const router = Router();
-  // Only this router's routes take JSON bodies; source uploads stay raw streams.
-  router.use("/apps", express.json({ limit: "256kb", type: ["application/json", "application/*+json"] }));
 
-  const requireApp = async (name: string) => {
-    const app = await ctx.apps.get(name);
-    if (!app) throw notFound(`app ${name}`);
-    return app;
-  };
+  route(
+    router,
+    mount,
+    { method: "get", path: "/apps", summary: "List apps by name", query: pageQuery, responses: { 200: { description: "a page of apps", schema: appSchema.array() }, ...errors } },
+    async (req, res) => {
+      const { limit, cursor } = parseQuery(pageQuery, req.query);
+      const apps = await ctx.apps.list(limit + 1, decodeCursor<string>(cursor, "string"));
+      const page = apps.slice(0, limit);
+      sendPage(req, res, page, apps.length > limit ? page.at(-1)!.name : undefined);
+    },
+  );
 
-  router.get("/apps", async (_req, res) => {
-    res.json(await ctx.apps.list());
-  });
+  route(
+    router,
+    mount,
+    {
+      method: "get",
+      path: "/apps/:app",
+      summary: "One app, with its current release",
+      params: appParams,
+      responses: { 200: { description: "the app", schema: appSchema }, 404: { description: "no such app", schema: errorSchema }, ...errors },
+    },
+    async (req, res) => {
+      const app = await requireApp(ctx, appNameParam(req.params.app));
+      const current = await ctx.releases.current(app.name);
+      res.json({ ...app, currentRelease: current?.version ?? null });
+    },
+  );
 
-  router.get("/apps/:app", async (req, res) => {
-    res.json(await requireApp(appNameParam(req.params.app)));
-  });
+  route(
+    router,
+    mount,
+    {
+      method: "put",
+      path: "/apps/:app",
+      summary: "Create an app or change its config: env reaches the running app, buildEnv the build",
+      params: appParams,
+      body: { contentType: "application/json", schema: appConfigBody },
+      responses: {
+        200: { description: "updated", schema: appSchema },
+        201: { description: "created", schema: appSchema },
+        413: { description: "body too large", schema: errorSchema },
+        415: { description: "not JSON", schema: errorSchema },
+        ...errors,
+      },
+    },
+    jsonBody,
+    async (req, res) => {
+      const name = appNameParam(req.params.app);
+      const changes = parseBody(appConfigBody, req.body);
+      const { app, created } = await ctx.apps.upsert(name, changes);
+      res.status(created ? 201 : 200).json(app);
+    },
+  );
 
-  router.put("/apps/:app", async (req, res) => {
-    const name = appNameParam(req.params.app);
-    const changes = parseBody(appConfigSchema, req.body);
-    const { app, created } = await ctx.apps.upsert(name, changes);
-    res.status(created ? 201 : 200).json(app);
-  });
-
-  router.get("/apps/:app/releases", async (req, res) => {
-    const name = appNameParam(req.params.app);
-    await requireApp(name);
-    res.json(await ctx.releases.list(name));
-  });
-
-  router.get("/apps/:app/instances", async (req, res) => {
-    const name = appNameParam(req.params.app);
-    await requireApp(name);
-    res.json(await ctx.instances.list(name));
-  });
+  route(
+    router,
+    mount,
+    {
+      method: "delete",
+      path: "/apps/:app",
+      summary: "Delete an app's records; its queued and running builds are canceled; artifacts stay until GC; running instances keep serving until stopped",
+      params: appParams,
+      responses: { 200: { description: "deleted", schema: deletedAppSchema }, 404: { description: "no such app", schema: errorSchema }, ...errors },
+    },
+    async (req, res) => {
+      const app = await requireApp(ctx, appNameParam(req.params.app));
+      res.json(await deleteApp(ctx, app.name));
+    },
+  );
 
   return router;
 }

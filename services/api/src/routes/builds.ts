@@ -1,13 +1,16 @@
-import express, { Router, type Request, type Response } from "express";
+import { Router, type Request, type Response } from "express";
 import { z } from "zod";
 import { isTerminal, ObjectNotFoundError, storageKeys, type Build } from "@slipway/shared";
-import { admitBuild, cancelBuild, enqueueBuild, presentBuild } from "../build-service";
+import { admitBuild, cancelBuild, enqueueBuild, presentBuild, rebuildApp } from "../build-service";
 import type { ApiContext } from "../context";
-import { badRequest, conflict, notFound, unsupportedMediaType } from "../errors";
+import { conflict, unsupportedMediaType } from "../errors";
+import { errorSchema } from "../openapi";
+import { decodeCursor, sendPage } from "../pagination";
+import { route } from "../route";
+import { appParams, buildParams, buildSchema, logsQuery, pageQuery, rebuildBody, uploadQuery } from "../schemas";
 import { storeSourceUpload, type SourceFormat } from "../source-upload";
-import { appNameParam, parseBody } from "../validation";
-
-const rebuildSchema = z.object({ noCache: z.boolean().default(false) }).strict();
+import { appNameParam, jsonBody, parseBody, parseQuery } from "../validation";
+import { requireApp, requireBuild } from "./lookups";
 
 const MEDIA_TYPES: Record<string, SourceFormat> = {
   "application/gzip": "gzip",
@@ -18,62 +21,146 @@ const MEDIA_TYPES: Record<string, SourceFormat> = {
   "application/x-zip-compressed": "zip",
 };
 
-export function buildRoutes(ctx: ApiContext): Router {
+const errors = {
+  400: { description: "bad input", schema: errorSchema },
+  401: { description: "missing or wrong bearer token", schema: errorSchema },
+};
+const notFound = { 404: { description: "no such app or build", schema: errorSchema } };
+
+/** Builds: uploads, rebuilds, status, cancel and logs. */
+export function buildRoutes(ctx: ApiContext, mount: string): Router {
   const router = Router();
 
-  router.post("/apps/:app/builds", async (req, res) => {
-    const app = appNameParam(req.params.app);
-    const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-    const format = MEDIA_TYPES[mediaType];
-    if (!format) {
-      throw unsupportedMediaType(`send the source as application/gzip (a .tar.gz) or application/zip; got ${req.headers["content-type"] ?? "no Content-Type"}`);
-    }
-    const deployParam = req.query.deploy;
-    if (deployParam !== undefined && deployParam !== "true" && deployParam !== "false") {
-      throw badRequest("invalid_query", "deploy must be true or false");
-    }
-    await admitBuild(ctx);
-    const source = await storeSourceUpload(req, ctx.store, app, ctx.config.MAX_SOURCE_BYTES, format);
-    const build = await enqueueBuild(ctx, { app, source, deploy: deployParam !== "false", requestId: String(req.id) });
-    res.status(202).location(`/v1/builds/${build.id}`).json(presentBuild(build));
-  });
+  route(
+    router,
+    mount,
+    {
+      method: "post",
+      path: "/apps/:app/builds",
+      summary: "Upload a source (tar.gz or zip) and build it; the app is created on its first build",
+      params: appParams,
+      query: uploadQuery,
+      body: { contentType: "application/gzip", schema: z.string().openapi({ format: "binary" }) },
+      responses: {
+        202: { description: "queued; Location names the build", schema: buildSchema },
+        413: { description: "larger than MAX_SOURCE_BYTES", schema: errorSchema },
+        415: { description: "not application/gzip or application/zip", schema: errorSchema },
+        429: { description: "MAX_QUEUED_BUILDS builds are waiting", schema: errorSchema },
+        ...errors,
+      },
+    },
+    async (req, res) => {
+      const app = appNameParam(req.params.app);
+      const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+      const format = MEDIA_TYPES[mediaType];
+      if (!format) {
+        throw unsupportedMediaType(`send the source as application/gzip (a .tar.gz) or application/zip; got ${req.headers["content-type"] ?? "no Content-Type"}`);
+      }
+      const { deploy } = parseQuery(uploadQuery, req.query);
+      await admitBuild(ctx);
+      const source = await storeSourceUpload(req, ctx.store, app, ctx.config.MAX_SOURCE_BYTES, format);
+      const build = await enqueueBuild(ctx, { app, source, deploy: deploy !== "false", requestId: String(req.id) });
+      res.status(202).location(`/v1/builds/${build.id}`).json(presentBuild(build));
+    },
+  );
 
-  router.post("/apps/:app/rebuild", express.json({ limit: "16kb" }), async (req, res) => {
-    const name = appNameParam(req.params.app);
-    const { noCache } = parseBody(rebuildSchema, req.body);
-    const app = await ctx.apps.get(name);
-    if (!app) throw notFound(`app ${name}`);
-    if (!app.latestSourceSha256) throw conflict("no_source", `app ${name} has no uploaded source to rebuild`);
-    await admitBuild(ctx);
-    const source = { key: app.latestSourceKey ?? storageKeys.source(name, app.latestSourceSha256), sha256: app.latestSourceSha256 };
-    const build = await enqueueBuild(ctx, { app: name, source, deploy: true, noCache, requestId: String(req.id) });
-    res.status(202).location(`/v1/builds/${build.id}`).json(presentBuild(build));
-  });
+  route(
+    router,
+    mount,
+    {
+      method: "post",
+      path: "/apps/:app/rebuild",
+      summary: "Build the app's latest source again; repeated requests while one is queued get that build",
+      params: appParams,
+      body: { contentType: "application/json", schema: rebuildBody },
+      responses: {
+        202: { description: "queued (or the already queued rebuild)", schema: buildSchema },
+        409: { description: "the app has no source yet", schema: errorSchema },
+        429: { description: "MAX_QUEUED_BUILDS builds are waiting", schema: errorSchema },
+        ...notFound,
+        ...errors,
+      },
+    },
+    jsonBody,
+    async (req, res) => {
+      const { noCache } = parseBody(rebuildBody, req.body);
+      const app = await requireApp(ctx, appNameParam(req.params.app));
+      if (!app.latestSourceSha256) throw conflict("no_source", `app ${app.name} has no uploaded source to rebuild`);
+      await admitBuild(ctx);
+      const { build, coalesced } = await rebuildApp(ctx, app, noCache, String(req.id));
+      res.status(202).location(`/v1/builds/${build.id}`).setHeader("X-Coalesced", String(coalesced)).json(presentBuild(build));
+    },
+  );
 
-  router.get("/builds/:id", async (req, res) => {
-    res.json(presentBuild(await findBuild(ctx, req.params.id)));
-  });
+  route(
+    router,
+    mount,
+    {
+      method: "get",
+      path: "/apps/:app/builds",
+      summary: "An app's builds, newest first",
+      params: appParams,
+      query: pageQuery,
+      responses: { 200: { description: "a page of builds", schema: buildSchema.array() }, ...notFound, ...errors },
+    },
+    async (req, res) => {
+      const app = await requireApp(ctx, appNameParam(req.params.app));
+      const { limit, cursor } = parseQuery(pageQuery, req.query);
+      const page = await ctx.builds.listForApp(app.name, limit, decodeCursor<number>(cursor, "number"));
+      sendPage(req, res, page.builds.map(presentBuild), page.next);
+    },
+  );
 
-  router.post("/builds/:id/cancel", async (req, res) => {
-    const build = await cancelBuild(ctx, await findBuild(ctx, req.params.id));
-    res.status(202).json(presentBuild(build));
-  });
+  route(
+    router,
+    mount,
+    { method: "get", path: "/builds/:id", summary: "One build", params: buildParams, responses: { 200: { description: "the build", schema: buildSchema }, ...notFound, ...errors } },
+    async (req, res) => {
+      res.json(presentBuild(await requireBuild(ctx, req.params.id)));
+    },
+  );
 
-  router.get("/builds/:id/logs", async (req, res) => {
-    const build = await findBuild(ctx, req.params.id);
-    const wantsEvents = req.accepts(["text/plain", "text/event-stream"]) === "text/event-stream" && req.headers.accept?.includes("text/event-stream");
-    if (wantsEvents) return followLog(ctx, build, req, res, "sse");
-    if (req.query.follow === "1" || req.query.follow === "true") return followLog(ctx, build, req, res, "text");
-    res.type("text/plain; charset=utf-8").send(await logSoFar(ctx, build));
-  });
+  route(
+    router,
+    mount,
+    {
+      method: "post",
+      path: "/builds/:id/cancel",
+      summary: "Cancel a queued or running build: its processes are killed within seconds",
+      params: buildParams,
+      responses: { 202: { description: "canceled", schema: buildSchema }, 409: { description: "the build already ended", schema: errorSchema }, ...notFound, ...errors },
+    },
+    async (req, res) => {
+      const build = await cancelBuild(ctx, await requireBuild(ctx, req.params.id));
+      res.status(202).json(presentBuild(build));
+    },
+  );
+
+  route(
+    router,
+    mount,
+    {
+      method: "get",
+      path: "/builds/:id/logs",
+      summary: "The build log: text so far, or live until the build ends with Accept: text/event-stream (or ?follow=1)",
+      params: buildParams,
+      query: logsQuery,
+      responses: {
+        200: { description: "log lines (text/plain), or Server-Sent Events (text/event-stream)", schema: z.string(), contentType: "text/plain" },
+        ...notFound,
+        ...errors,
+      },
+    },
+    async (req, res) => {
+      const build = await requireBuild(ctx, req.params.id);
+      const { follow } = parseQuery(logsQuery, req.query);
+      if (req.headers.accept?.includes("text/event-stream")) return followLog(ctx, build, req, res, "sse");
+      if (follow === "1" || follow === "true") return followLog(ctx, build, req, res, "text");
+      res.type("text/plain; charset=utf-8").send(await logSoFar(ctx, build));
+    },
+  );
 
   return router;
-}
-
-async function findBuild(ctx: ApiContext, id: string | undefined): Promise<Build> {
-  const build = id ? await ctx.builds.get(id) : undefined;
-  if (!build) throw notFound(`build ${id}`);
-  return build;
 }
 
 /** The live stream while it exists; after it expires, the complete log kept in storage. */
@@ -93,12 +180,8 @@ async function logSoFar(ctx: ApiContext, build: Build): Promise<string> {
 /** Streams the log as it grows, as Server-Sent Events or plain chunked text, until the build ends. */
 async function followLog(ctx: ApiContext, build: Build, req: Request, res: Response, format: "sse" | "text") {
   res.status(200);
-  if (format === "sse") {
-    res.setHeader("Content-Type", "text/event-stream");
-    res.setHeader("Cache-Control", "no-cache");
-  } else {
-    res.setHeader("Content-Type", "text/plain; charset=utf-8");
-  }
+  res.setHeader("Content-Type", format === "sse" ? "text/event-stream" : "text/plain; charset=utf-8");
+  res.setHeader("Cache-Control", "no-cache");
   res.setHeader("X-Accel-Buffering", "no");
   res.flushHeaders();
 

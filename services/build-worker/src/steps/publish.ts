@@ -1,14 +1,5 @@
 import { createReadStream } from "node:fs";
-import {
-  RELEASE_CHANNEL,
-  serializeManifest,
-  storageKeys,
-  type Build,
-  type BuildManifest,
-  type CurrentReleasePointer,
-  type Release,
-  type ReleaseEvent,
-} from "@slipway/shared";
+import { announceRelease, serializeManifest, storageKeys, type Build, type BuildManifest, type Release } from "@slipway/shared";
 import type { WorkerContext } from "../context";
 import { BuildAborted } from "../errors";
 
@@ -30,15 +21,7 @@ export async function uploadBuildOutput(ctx: WorkerContext, build: Build, artifa
 export async function publishRelease(ctx: WorkerContext, build: Build, outputSha256: string): Promise<Release> {
   const made = await ctx.releases.create(build.app, build.id, "build");
   if (!made) throw new BuildAborted("canceled", "the build was canceled before its release was made");
-  const { release, created } = made;
-  const pointer: CurrentReleasePointer = { version: release.version, buildId: release.buildId, sha256: outputSha256, createdAt: release.createdAt };
-  // A retry must not move the pointer back if a newer release was published meanwhile.
-  const current = await ctx.releases.current(build.app);
-  if (!current || current.version === release.version) {
-    await ctx.store.putBuffer(storageKeys.currentRelease(build.app), JSON.stringify(pointer), "application/json");
-  }
-  const event: ReleaseEvent = { app: build.app, version: release.version, buildId: build.id };
-  await ctx.redis.publish(RELEASE_CHANNEL, JSON.stringify(event));
-  ctx.logger.info({ app: build.app, buildId: build.id, version: release.version, created }, "release published");
-  return release;
+  await announceRelease(ctx, build.app, made.release, outputSha256);
+  ctx.logger.info({ app: build.app, buildId: build.id, version: made.release.version, created: made.created }, "release published");
+  return made.release;
 }

@@ -1,0 +1,57 @@
+import { extendZodWithOpenApi, OpenApiGeneratorV31, OpenAPIRegistry, type RouteConfig } from "@asteasolutions/zod-to-openapi";
+import { z, type ZodType } from "zod";
+
+extendZodWithOpenApi(z);
+
+/** Every route registers itself here as it is mounted, so the document cannot miss one. */
+export const registry = new OpenAPIRegistry();
+registry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+
+export const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi("Error");
+
+export interface RouteDoc {
+  method: RouteConfig["method"];
+  /** The full path, express style (`/v1/apps/:app`). */
+  path: string;
+  summary: string;
+  params?: z.AnyZodObject;
+  query?: z.AnyZodObject;
+  body?: { contentType: string; schema: ZodType };
+  responses: Record<number, { description: string; schema?: ZodType; contentType?: string }>;
+  /** Routes outside /v1 are open even when API_TOKEN is set. */
+  open?: boolean;
+}
+
+const toOpenApiPath = (path: string) => path.replace(/:([A-Za-z_]+)/g, "{$1}");
+
+export function documentRoute(doc: RouteDoc): void {
+  const responses: RouteConfig["responses"] = {};
+  for (const [status, response] of Object.entries(doc.responses)) {
+    responses[Number(status)] = {
+      description: response.description,
+      ...(response.schema ? { content: { [response.contentType ?? "application/json"]: { schema: response.schema } } } : {}),
+    };
+  }
+  registry.registerPath({
+    method: doc.method,
+    path: toOpenApiPath(doc.path),
+    summary: doc.summary,
+    ...(doc.open ? {} : { security: [{ bearer: [] }] }),
+    request: {
+      ...(doc.params ? { params: doc.params } : {}),
+      ...(doc.query ? { query: doc.query } : {}),
+      ...(doc.body ? { body: { content: { [doc.body.contentType]: { schema: doc.body.schema } }, required: true } } : {}),
+    },
+    responses,
+  });
+}
+
+let generated: object | undefined;
+
+export function openApiDocument(): object {
+  generated ??= new OpenApiGeneratorV31(registry.definitions).generateDocument({
+    openapi: "3.1.0",
+    info: { title: "Slipway API", version: "1.0.0", description: "Build and release web apps: sources in, running instances out." },
+  });
+  return generated;
+}

@@ -1,0 +1,38 @@
+import { Router } from "express";
+import type { ApiContext } from "../context";
+import { errorSchema } from "../openapi";
+import { route } from "../route";
+import { appParams, instanceSchema } from "../schemas";
+import { appNameParam } from "../validation";
+import { requireApp } from "./lookups";
+
+/** Agents heartbeat every few seconds; a report older than this is from an instance that may be gone. */
+export const STALE_AFTER_MS = 30_000;
+
+export function instanceRoutes(ctx: ApiContext, mount: string): Router {
+  const router = Router();
+  route(
+    router,
+    mount,
+    {
+      method: "get",
+      path: "/apps/:app/instances",
+      summary: "Each instance's state, release and last heartbeat; a stale heartbeat shows as state unknown",
+      params: appParams,
+      responses: {
+        200: { description: "the instances", schema: instanceSchema.array() },
+        401: { description: "missing or wrong bearer token", schema: errorSchema },
+        404: { description: "no such app", schema: errorSchema },
+      },
+    },
+    async (req, res) => {
+      const app = await requireApp(ctx, appNameParam(req.params.app));
+      const now = Date.now();
+      const instances = (await ctx.instances.list(app.name)).map((instance) =>
+        now - Date.parse(instance.lastHeartbeatAt) > STALE_AFTER_MS ? { ...instance, state: "unknown" as const } : instance,
+      );
+      res.json(instances);
+    },
+  );
+  return router;
+}

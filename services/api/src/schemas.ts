@@ -1,0 +1,89 @@
+import { z } from "zod";
+import { APP_NAME_PATTERN } from "@slipway/shared";
+import "./openapi";
+
+/** Request and response shapes of the REST API: validation and the OpenAPI document both come from here. */
+
+export const appParams = z.object({ app: z.string().regex(APP_NAME_PATTERN) });
+export const buildParams = z.object({ id: z.string() });
+
+const envMap = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"), z.string().max(32_768));
+
+export const appConfigBody = z
+  .object({ env: envMap.optional(), buildEnv: envMap.optional(), startupCommand: z.string().min(1).max(4096).optional() })
+  .strict()
+  .openapi("AppConfig");
+
+export const rebuildBody = z.object({ noCache: z.boolean().default(false) }).strict().openapi("RebuildRequest");
+
+export const releaseBody = z
+  .union([z.object({ buildId: z.string().min(1) }).strict(), z.object({ version: z.number().int().positive() }).strict()])
+  .openapi("ReleaseRequest");
+
+export const pageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().max(200).optional(),
+});
+
+export const uploadQuery = z.object({ deploy: z.enum(["true", "false"]).optional() });
+export const logsQuery = z.object({ follow: z.enum(["1", "true", "0", "false"]).optional() });
+
+export const appSchema = z
+  .object({
+    name: z.string(),
+    env: z.record(z.string()),
+    buildEnv: z.record(z.string()),
+    startupCommand: z.string().optional(),
+    latestSourceSha256: z.string().optional(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    currentRelease: z.number().int().nullable().optional(),
+  })
+  .openapi("App");
+
+export const buildSchema = z
+  .object({
+    id: z.string(),
+    app: z.string(),
+    status: z.enum(["queued", "running", "succeeded", "failed", "canceled"]),
+    createdAt: z.string(),
+    startedAt: z.string().optional(),
+    finishedAt: z.string().optional(),
+    sourceSha256: z.string(),
+    platform: z.string().optional(),
+    platformVersion: z.string().optional(),
+    artifact: z.object({ key: z.string(), sha256: z.string(), bytes: z.number() }).optional(),
+    manifestKey: z.string().optional(),
+    release: z.number().int().optional(),
+    error: z.string().optional(),
+  })
+  .openapi("Build");
+
+export const releaseSchema = z
+  .object({
+    version: z.number().int(),
+    buildId: z.string(),
+    createdAt: z.string(),
+    reason: z.enum(["build", "rollback", "manual"]),
+    state: z.enum(["rolling", "complete", "failed"]).optional(),
+  })
+  .openapi("Release");
+
+export const instanceSchema = z
+  .object({
+    instanceId: z.string(),
+    release: z.number().int().nullable(),
+    buildId: z.string().nullable(),
+    state: z.enum(["restoring", "starting", "running", "failed", "unknown"]),
+    appPath: z.string().nullable(),
+    lastHeartbeatAt: z.string(),
+    pid: z.number().int().nullable().optional(),
+    uptimeS: z.number().optional(),
+    restarts: z.number().optional(),
+    error: z.string().optional(),
+  })
+  .openapi("Instance");
+
+export const deletedAppSchema = z
+  .object({ app: z.string(), deleted: z.literal(true), canceledBuilds: z.array(z.string()), instances: z.array(z.string()), message: z.string() })
+  .openapi("DeletedApp");
