@@ -25,6 +25,11 @@ export const unavailable = (message: string) => new HttpError(503, "unavailable"
 /** Renders every error as `{ error: { code, message } }`; anything unexpected is a logged 500. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error, req, res, _next) => {
+    // A client that hangs up mid-upload is not a server error: nothing is left to answer.
+    if ((error?.code === "ECONNRESET" || error?.code === "ERR_STREAM_PREMATURE_CLOSE") && (req.destroyed || res.destroyed)) {
+      logger.debug({ requestId: req.id }, "client went away mid-request");
+      return;
+    }
     let http: HttpError;
     if (error instanceof HttpError) http = error;
     else if (error?.type === "entity.parse.failed") http = badRequest("invalid_json", "the body is not valid JSON");
