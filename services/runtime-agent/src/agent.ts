@@ -296,15 +296,16 @@ export class RuntimeAgent {
     }
   }
 
-  /** Drains and stops the app, then stops listening. */
-  async stop(): Promise<void> {
+  /**
+   * Graceful stop: no new connections, requests in flight finish (up to `drainMs`), then the app
+   * gets SIGTERM and, after `appGraceMs`, SIGKILL.
+   */
+  async stop(drainMs = 10_000, appGraceMs = 10_000): Promise<void> {
     this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
     await this.reconciling?.catch(() => undefined);
-    const running = this.running;
-    this.proxy.setUpstream(undefined);
-    if (running) await running.process.stop();
-    await this.proxy.close();
+    await this.proxy.close(drainMs);
+    if (this.running) await this.running.process.stop(appGraceMs);
     this.subscriber?.disconnect();
   }
 }

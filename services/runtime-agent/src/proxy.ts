@@ -35,12 +35,21 @@ export class InstanceProxy {
     while ((this.inFlight.get(port) ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   }
 
-  close(): Promise<void> {
+  /** Stops taking connections, lets requests in flight finish (up to `graceMs`), then closes. */
+  async close(graceMs = 0): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const deadline = Date.now() + graceMs;
+    while (this.totalInFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    this.server.closeAllConnections();
     this.agent.destroy();
-    return new Promise((resolve) => {
-      this.server.closeAllConnections();
-      this.server.close(() => resolve());
-    });
+    await closed;
+  }
+
+  private totalInFlight(): number {
+    let total = 0;
+    for (const count of this.inFlight.values()) total += count;
+    return total;
   }
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse) {

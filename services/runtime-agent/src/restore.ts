@@ -103,13 +103,17 @@ export class Restorer {
     }
     await rm(appPath, { recursive: true, force: true });
 
+    // Oryx with CompressDestinationDir="false" leaves the output uncompressed on its shared volume.
+    // Slipway's shared volume is object storage, which holds files, not a tree, so such a build must
+    // still come with output.tar.gz beside its manifest; node_modules may come separately (below).
     const outputFileName = manifest.outputFileName ?? DEFAULT_OUTPUT_FILE_NAME;
     const compression = compressionOf(outputFileName);
     if (!compression) throw new RestoreError(`unsupported output file ${outputFileName} (expected .tar.gz or .tar.zst)`);
     if (compression === "zstd" && !hasZstd()) throw new RestoreError(`${outputFileName}: ${ZSTD_MISSING}`);
     const partial = path.join(this.releasesDir, `${PARTIAL_PREFIX}${buildId}-${randomUUID().slice(0, 8)}`);
     try {
-      await this.downloadAndExtract(storageKeys.artifact(app, buildId, outputFileName), partial, manifest, compression);
+      await this.downloadAndExtract(storageKeys.artifact(app, buildId, outputFileName), partial, manifest, compression, outputFileName);
+      await this.restoreSeparateNodeModules(app, buildId, partial, manifest);
       await relocate(partial, appPath, manifest);
       await writeProfile(partial, appPath, manifest);
       const restoreMarker: RestoreMarker = { buildId, outputSha256: manifest.outputSha256 ?? null, restoredAt: new Date().toISOString() };
@@ -125,12 +129,44 @@ export class Restorer {
    * One pass over the artifact's bytes: hashed, vetted and extracted together into `partial`.
    * The directory is kept only if the sha256 and size then match the manifest.
    */
-  private async downloadAndExtract(key: string, partial: string, manifest: BuildManifest, compression: Compression): Promise<void> {
+  /**
+   * Oryx can ship node_modules as its own tarball (`compressedNodeModulesFile`), extracted into
+   * the app at start-up; restore it the same way when it is stored beside the manifest.
+   */
+  private async restoreSeparateNodeModules(app: string, buildId: string, partial: string, manifest: BuildManifest): Promise<void> {
+    const fileName = manifest.other.compressedNodeModulesFile;
+    if (!fileName) return;
+    const compression = compressionOf(fileName);
+    if (!compression) throw new RestoreError(`unsupported compressedNodeModulesFile ${fileName}`);
+    const key = storageKeys.artifact(app, buildId, fileName);
     let body: Readable;
     try {
       body = await this.store.getStream(key);
     } catch (error) {
-      if (error instanceof ObjectNotFoundError) throw new RestoreError(`artifact ${key} is missing from storage`);
+      if (error instanceof ObjectNotFoundError) return; // the output tarball already holds node_modules
+      throw error;
+    }
+    try {
+      await extractStream(body, path.join(partial, "node_modules"), { allowExternalSymlinks: true, compression });
+    } catch (error) {
+      if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError || error instanceof ArchiveLimitError) {
+        throw new RestoreError(`${fileName} refused: ${error.message}`);
+      }
+      throw error;
+    }
+  }
+
+  private async downloadAndExtract(key: string, partial: string, manifest: BuildManifest, compression: Compression, fileName: string): Promise<void> {
+    let body: Readable;
+    try {
+      body = await this.store.getStream(key);
+    } catch (error) {
+      if (error instanceof ObjectNotFoundError) {
+        if (!manifest.compressDestinationDir) {
+          throw new RestoreError(`build ${path.basename(path.dirname(key))} is an uncompressed Oryx output (CompressDestinationDir="false") with no ${fileName} in storage: Slipway restores only from a tarball`);
+        }
+        throw new RestoreError(`artifact ${key} is missing from storage`);
+      }
       throw error;
     }
     // The bytes are hashed as they arrive, whether or not extraction keeps up with them.
