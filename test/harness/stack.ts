@@ -124,3 +124,18 @@ export function spawnWorker(stack: InProcessStack, extraEnv: Record<string, stri
 export function processRunning(pattern: string): boolean {
   return spawnSync("pgrep", ["-f", pattern]).status === 0;
 }
+
+/** A runtime agent as a real process (`npm start -w services/runtime-agent`). */
+export function spawnAgent(stack: InProcessStack, env: { APP: string; INSTANCE_ID: string; PORT: string; RUNTIME_ROOT: string } & Record<string, string>) {
+  const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "services/runtime-agent/src/main.ts")], {
+    cwd: root,
+    env: { ...(process.env as Record<string, string>), ...stack.env, HEALTH_TIMEOUT_S: "20", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { child, exited, output: () => output };
+}

@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import { ConfigError, connectRedis, createLogger, loadAgentConfig, ObjectStore } from "@slipway/shared";
 import { RuntimeAgent } from "./agent";
 
@@ -9,7 +8,14 @@ async function main() {
   const redis = connectRedis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   redis.on("error", (error) => logger.debug({ err: error }, "redis connection error"));
   // Give Redis a moment at boot; if it is down the agent starts from storage's copy of the release.
-  await Promise.race([once(redis, "ready"), new Promise((r) => setTimeout(r, 3000))]);
+  // (not events.once: it rejects on the first connection error)
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 3000);
+    redis.once("ready", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
   const store = new ObjectStore(config);
   const agent = new RuntimeAgent(config, redis, store, logger);
 

@@ -1,0 +1,266 @@
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger, freePort, loadAgentConfig, packDirectory, RELEASE_CHANNEL, storageKeys } from "@slipway/shared";
+import { uniqueApp } from "../../../test/harness/env";
+import { eventually } from "../../../test/harness/local-stack";
+import { spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "../../../test/harness/stack";
+import { RuntimeAgent } from "../src/agent";
+
+let stack: InProcessStack;
+let work: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), "slipway-lifecycle-"));
+  stack = await startInProcessStack({ WORKER_CONCURRENCY: "2" });
+});
+afterAll(async () => {
+  await stack.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+/** A stdlib web app answering `label`, GREETING and how it was started; /crash makes it exit. */
+const webApp = (label: string, startDelay = 0) => `
+import os, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+time.sleep(${startDelay})
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/crash":
+            os._exit(7)
+        body = f"${label}|{os.environ.get('GREETING', '')}|{' '.join(sys.argv[1:])}".encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+`;
+
+async function deploy(app: string, files: Record<string, string>): Promise<BuildView> {
+  const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, await writeTree(path.join(work, `${app}-${Date.now()}-${Math.random()}`), files))).id);
+  expect(build.error).toBeUndefined();
+  return build;
+}
+
+async function inProcessAgent(app: string, extra: Record<string, string> = {}) {
+  const port = await freePort();
+  const runtimeRoot = path.join(work, `${app}-runtime-${port}`);
+  const config = loadAgentConfig({ ...stack.env, APP: app, INSTANCE_ID: `i-${port}`, PORT: String(port), RUNTIME_ROOT: runtimeRoot, HEALTH_TIMEOUT_S: "20", ...extra });
+  const agent = new RuntimeAgent(config, stack.api.redis, stack.api.store, createLogger("agent", "silent"));
+  await agent.start();
+  return { agent, url: `http://127.0.0.1:${port}`, runtimeRoot, instanceId: `i-${port}` };
+}
+
+const text = async (url: string) => {
+  const response = await fetch(url);
+  return response.ok ? response.text() : undefined;
+};
+const waitForBody = (url: string, prefix: string, timeoutMs = 60_000) =>
+  eventually(async () => {
+    const body = await text(url).catch(() => undefined);
+    return body?.startsWith(prefix) ? body : undefined;
+  }, timeoutMs, `${url} to answer ${prefix}`);
+
+describe("release changes", () => {
+  it("a steady load sees no failed request while a new release (slow to start) replaces the old one", async () => {
+    const app = uniqueApp("swap");
+    await deploy(app, { "app.py": webApp("v1") });
+    const { agent, url } = await inProcessAgent(app);
+    try {
+      await waitForBody(url, "v1|");
+      let stop = false;
+      const seen = new Set<string>();
+      const failures: string[] = [];
+      let requests = 0;
+      const client = async () => {
+        while (!stop) {
+          try {
+            const response = await fetch(url);
+            const body = await response.text();
+            requests += 1;
+            if (response.status !== 200) failures.push(`${response.status} ${body}`);
+            else seen.add(body.split("|")[0]!);
+          } catch (error) {
+            failures.push(String(error));
+          }
+        }
+      };
+      const clients = Array.from({ length: 8 }, client);
+      // v2 takes two seconds to listen: v1 must keep serving all that time.
+      await deploy(app, { "app.py": webApp("v2", 2) });
+      await waitForBody(url, "v2|");
+      await new Promise((r) => setTimeout(r, 500));
+      stop = true;
+      await Promise.all(clients);
+      expect(failures).toEqual([]);
+      expect([...seen].sort()).toEqual(["v1", "v2"]);
+      expect(requests).toBeGreaterThan(100);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it("restarts a crashed app with backoff and reports the crash and the restart count", async () => {
+    const app = uniqueApp("crash");
+    await deploy(app, { "app.py": webApp("v1") });
+    const { agent, url, instanceId } = await inProcessAgent(app);
+    try {
+      await waitForBody(url, "v1|");
+      await fetch(`${url}/crash`).catch(() => undefined);
+      const failed = await eventually(async () => {
+        const report = (await stack.api.instances.list(app)).find((i) => i.instanceId === instanceId);
+        return report?.state === "failed" ? report : undefined;
+      }, 10_000, "the crash to be reported");
+      expect(failed.error).toMatch(/the app exited \(code 7\); restart 1/);
+      await waitForBody(url, "v1|");
+      const running = await eventually(async () => {
+        const report = (await stack.api.instances.list(app)).find((i) => i.instanceId === instanceId);
+        return report?.state === "running" ? report : undefined;
+      }, 10_000, "running again");
+      expect(running.restarts).toBe(1);
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
+describe("start command and environment", () => {
+  it("Procfile over detection, the app's startupCommand over both; the app's env reaches it", async () => {
+    const app = uniqueApp("start");
+    await stack.api.apps.upsert(app, { env: { GREETING: "hello-env" } });
+    const files = { "app.py": webApp("detected"), "Procfile": "web: python app.py from-procfile\n" };
+    await deploy(app, files);
+    const { agent, url } = await inProcessAgent(app);
+    try {
+      expect(await waitForBody(url, "detected|")).toBe("detected|hello-env|from-procfile");
+      await stack.api.apps.upsert(app, { startupCommand: "python app.py from-startup-command" });
+      await deploy(app, files);
+      expect(await waitForBody(url, "detected|hello-env|from-startup")).toBe("detected|hello-env|from-startup-command");
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
+describe("housekeeping and shell access", () => {
+  it("keeps the last KEEP_RELEASES directories, and current/.slipway/profile.sh gives the app's environment", async () => {
+    const app = uniqueApp("keep");
+    await deploy(app, { "app.py": webApp("v1") });
+    const { agent, url, runtimeRoot } = await inProcessAgent(app, { KEEP_RELEASES: "2" });
+    try {
+      await waitForBody(url, "v1|");
+      await deploy(app, { "app.py": webApp("v2") });
+      await waitForBody(url, "v2|");
+      const v3 = await deploy(app, { "app.py": webApp("v3") });
+      await waitForBody(url, "v3|");
+      await eventually(async () => ((await readdir(path.join(runtimeRoot, "releases"))).length === 2 ? true : undefined), 10_000, "two release directories");
+      expect(await readdir(path.join(runtimeRoot, "releases"))).toContain(v3.id);
+
+      const shell = execFileSync("bash", ["-c", `. '${runtimeRoot}/current/.slipway/profile.sh' && echo "$APP_PATH" && pwd && python -c 'import sys; print(sys.prefix)'`], { encoding: "utf8" });
+      const appPath = path.join(runtimeRoot, "releases", v3.id);
+      expect(shell.trim().split("\n")).toEqual([appPath, appPath, path.join(appPath, "antenv")]);
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
+describe("agent processes", () => {
+  it("boots with Redis down and serves the current release from storage's pointer", async () => {
+    const app = uniqueApp("noredis");
+    await deploy(app, { "app.py": webApp("stored") });
+    const deadRedis = `redis://127.0.0.1:${await freePort()}`;
+    const port = await freePort();
+    const agent = spawnAgent(stack, { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `${app}-rt`), REDIS_URL: deadRedis });
+    try {
+      expect(await waitForBody(`http://127.0.0.1:${port}`, "stored|", 30_000).catch((e) => { throw new Error(`${e.message}\n${agent.output().slice(-3000)}`); })).toBe("stored||");
+    } finally {
+      agent.child.kill("SIGKILL");
+    }
+  });
+
+  it("SIGKILLed during extraction, a restarted agent ends on the new release with no partial directory used", async () => {
+    const app = uniqueApp("killed");
+    // 60 MB that compresses poorly: extraction takes long enough to be caught in the act.
+    const { randomBytes } = await import("node:crypto");
+    const dir = await writeTree(path.join(work, `${app}-src`), { "app.py": webApp("big") });
+    await writeFile(path.join(dir, "blob.bin"), randomBytes(60 * 1024 * 1024));
+    const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir)).id, 120_000);
+    expect(build.status).toBe("succeeded");
+    const port = await freePort();
+    const runtimeRoot = path.join(work, `${app}-rt`);
+    const env = { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: runtimeRoot };
+    const first = spawnAgent(stack, env);
+    await eventually(async () => {
+      const names = await readdir(path.join(runtimeRoot, "releases")).catch(() => [] as string[]);
+      return names.some((n) => n.startsWith(".partial-")) ? true : undefined;
+    }, 60_000, "extraction to begin");
+    first.child.kill("SIGKILL");
+    await first.exited;
+    expect((await readdir(path.join(runtimeRoot, "releases"))).some((n) => n.startsWith(".partial-"))).toBe(true);
+
+    const second = spawnAgent(stack, env);
+    try {
+      await waitForBody(`http://127.0.0.1:${port}`, "big|", 90_000);
+      const names = await readdir(path.join(runtimeRoot, "releases"));
+      expect(names).toEqual([build.id]);
+      expect(existsSync(path.join(runtimeRoot, "releases", build.id, ".slipway/restored.json"))).toBe(true);
+    } finally {
+      second.child.kill("SIGTERM");
+      await second.exited;
+    }
+  }, 180_000);
+
+  it("SIGTERM drains, stops the app and exits 0", async () => {
+    const app = uniqueApp("term");
+    await deploy(app, { "app.py": webApp("v1") });
+    const port = await freePort();
+    const agent = spawnAgent(stack, { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `${app}-rt`) });
+    await waitForBody(`http://127.0.0.1:${port}`, "v1|");
+    const report = await eventually(async () => (await stack.api.instances.list(app)).find((i) => i.state === "running" && i.pid), 10_000, "a running report");
+    agent.child.kill("SIGTERM");
+    expect(await agent.exited).toBe(0);
+    expect(() => process.kill(report.pid!, 0)).toThrow();
+  });
+});
+
+describe("Oryx-built Node releases", () => {
+  async function oryxNodeBuild(app: string, withOutput: boolean) {
+    const buildId = `oryxnode${Math.random().toString(16).slice(2, 14)}`;
+    const out = await writeTree(path.join(work, buildId, "out"), {
+      "package.json": JSON.stringify({ name: "oryx-node", version: "1.0.0", scripts: { start: "node server.js" } }),
+      "server.js": "const greet = require('greeter'); require('http').createServer((q, s) => s.end(greet('oryx node'))).listen(process.env.PORT, '127.0.0.1');\n",
+    });
+    const modules = await writeTree(path.join(work, buildId, "modules"), { "greeter/index.js": "module.exports = (n) => `hello ${n}`;\n", "greeter/package.json": '{"name":"greeter","main":"index.js"}' });
+    if (withOutput) await stack.api.store.putBuffer(storageKeys.artifact(app, buildId), await (await import("node:fs/promises")).readFile((await packDirectory(out, path.join(work, buildId, "o.tgz"))).file));
+    await stack.api.store.putBuffer(storageKeys.artifact(app, buildId, "node_modules.tar.gz"), await (await import("node:fs/promises")).readFile((await packDirectory(modules, path.join(work, buildId, "m.tgz"))).file));
+    await stack.api.store.putBuffer(
+      storageKeys.manifest(app, buildId),
+      ['NodeVersion="20.11.1"', 'nodeBuildCommandsFile="/tmp/zipdeploy/extracted/oryx-build-commands.txt"', 'Frameworks="Express"', 'compressedNodeModulesFile="node_modules.tar.gz"', `OperationId="${buildId}"`, 'SourceDirectoryInBuildContainer="/tmp/8dc468296f8427e"', 'PlatformName="nodejs"', 'CompressDestinationDir="false"', ""].join("\n"),
+    );
+    const { release } = (await stack.api.releases.create(app, buildId, "manual"))!;
+    await stack.api.redis.publish(RELEASE_CHANNEL, JSON.stringify({ app, version: release.version, buildId }));
+    return { buildId, version: release.version };
+  }
+
+  it("restores the output tarball plus the separate node_modules tarball and runs npm start; without an output tarball it says why", async () => {
+    const app = uniqueApp("oryxnode");
+    await stack.api.apps.upsert(app);
+    const { agent, url, instanceId } = await inProcessAgent(app);
+    try {
+      await oryxNodeBuild(app, true);
+      expect(await waitForBody(url, "hello")).toBe("hello oryx node");
+      const { version } = await oryxNodeBuild(app, false);
+      const report = await eventually(async () => {
+        const r = (await stack.api.instances.list(app)).find((i) => i.instanceId === instanceId);
+        return r?.state === "failed" && r.release === version ? r : undefined;
+      }, 20_000, "the uncompressed build to be refused");
+      expect(report.error).toMatch(/uncompressed Oryx output \(CompressDestinationDir="false"\)/);
+      expect(await text(url)).toBe("hello oryx node");
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
