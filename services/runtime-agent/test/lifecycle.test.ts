@@ -125,6 +125,26 @@ describe("release changes", () => {
   });
 });
 
+describe("reconcile", () => {
+  it("catches a release whose notification it missed, on its timer", async () => {
+    const app = uniqueApp("missed");
+    await deploy(app, { "app.py": webApp("v1") });
+    const { agent, url } = await inProcessAgent(app, { RECONCILE_INTERVAL_S: "1" });
+    try {
+      await waitForBody(url, "v1|");
+      const quiet = await waitForBuild(
+        stack.baseUrl,
+        (await uploadDir(stack.baseUrl, app, await writeTree(path.join(work, `${app}-quiet`), { "app.py": webApp("v2") }), "?deploy=false")).id,
+      );
+      // A release made without any notification, as if the message was lost.
+      await stack.api.releases.create(app, quiet.id, "manual");
+      await waitForBody(url, "v2|", 30_000);
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
 describe("start command and environment", () => {
   it("Procfile over detection, the app's startupCommand over both; the app's env reaches it", async () => {
     const app = uniqueApp("start");
