@@ -1,0 +1,26 @@
+# One image for every Slipway service: the API, the build workers and the runtime agents.
+# Builds need python3 (venv, pip), node/npm, GNU tar and zstd; agents need the same to run apps.
+
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY shared/package.json shared/
+COPY services/api/package.json services/api/
+COPY services/build-worker/package.json services/build-worker/
+COPY services/runtime-agent/package.json services/runtime-agent/
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM node:20-bookworm-slim
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends python3 python3-venv python3-pip tar zstd ca-certificates curl \
+  && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY . .
+RUN mkdir -p /var/lib/slipway/build /var/lib/slipway/runtime && chown -R node:node /var/lib/slipway
+ENV NODE_ENV=production \
+    SCRATCH_DIR=/var/lib/slipway/build \
+    RUNTIME_ROOT=/var/lib/slipway/runtime
+USER node
+# compose.yaml picks the service with `command`; the API is the default.
+CMD ["npm", "start", "-w", "services/api"]
