@@ -39,12 +39,19 @@ export class BuildLog {
     return this.flushing;
   }
 
-  /** Flushes, saves the complete log to storage, then marks the live stream ended with `status`. */
-  async end(status: string, store: ObjectStore, app: string): Promise<void> {
+  /**
+   * Flushes and saves the complete log to storage as `build.log`. Done before the build's final
+   * status is recorded, so whoever sees the build end finds its log.
+   */
+  async save(store: ObjectStore, app: string): Promise<void> {
     await this.flush();
     if (this.pending.length) await this.flush();
     const { lines } = await this.stream.read(this.buildId);
     await store.putBuffer(storageKeys.buildLog(app, this.buildId), lines.map((l) => `${l}\n`).join(""), "text/plain; charset=utf-8");
+  }
+
+  /** Marks the live stream ended with `status`: followers stop there. */
+  async end(status: string): Promise<void> {
     await this.stream.end(this.buildId, status);
   }
 }

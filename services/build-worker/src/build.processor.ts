@@ -82,6 +82,8 @@ export function createBuildProcessor(ctx: WorkerContext) {
         removeScratch(sourceDir, workDir),
       );
       const release = payload.deploy ? await publishRelease(ctx, build, result.manifest.outputSha256!) : undefined;
+      log.line(release ? `Build succeeded: release v${release.version}` : "Build succeeded (not deployed)");
+      await log.save(ctx.store, build.app);
       await ctx.builds.transition(build.id, ["running"], {
         status: "succeeded",
         finishedAt: new Date().toISOString(),
@@ -91,8 +93,7 @@ export function createBuildProcessor(ctx: WorkerContext) {
         manifestKey: result.manifestKey,
         ...(release ? { release: release.version } : {}),
       });
-      log.line(release ? `Build succeeded: release v${release.version}` : "Build succeeded (not deployed)");
-      await log.end("succeeded", ctx.store, build.app);
+      await log.end("succeeded");
       logger.info({ release: release?.version }, "build succeeded");
       return { status: "succeeded", release: release?.version };
     } catch (error) {
@@ -107,9 +108,10 @@ export function createBuildProcessor(ctx: WorkerContext) {
       }
       const status = error instanceof BuildAborted && error.reason === "canceled" ? "canceled" : "failed";
       const message = (error as Error).message;
-      await ctx.builds.transition(build.id, ["queued", "running"], { status, finishedAt: new Date().toISOString(), error: message });
       log.line(`Build ${status}: ${message}`);
-      await log.end(status, ctx.store, build.app).catch((e) => logger.error({ err: e }, "could not save the build log"));
+      await log.save(ctx.store, build.app).catch((e) => logger.error({ err: e }, "could not save the build log"));
+      await ctx.builds.transition(build.id, ["queued", "running"], { status, finishedAt: new Date().toISOString(), error: message });
+      await log.end(status).catch((e) => logger.error({ err: e }, "could not end the live log"));
       logger.warn({ err: error, status }, "build failed");
       if (status === "canceled") return { status };
       throw permanent ? new UnrecoverableError(message) : error;
