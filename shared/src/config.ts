@@ -87,6 +87,8 @@ const agentSchema = z.object({
   HEALTH_TIMEOUT_S: positiveInt.default(30),
   RECONCILE_INTERVAL_S: positiveInt.default(30),
   KEEP_RELEASES: positiveInt.default(2),
+  /** How many of an app's instances may switch releases at once (after the first, which goes alone). */
+  MAX_UNAVAILABLE: positiveInt.default(1),
 });
 
 export type ApiConfig = z.infer<typeof apiSchema>;

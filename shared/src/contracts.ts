@@ -72,6 +72,8 @@ export interface Release {
   buildId: string;
   createdAt: string;
   reason: ReleaseReason;
+  /** Set by the rollout across instances. */
+  state?: "rolling" | "complete" | "failed";
 }
 
 /** `apps/<app>/current-release.json`: lets agents restore while Redis is down. */

@@ -10,7 +10,9 @@ import {
   RELEASE_CHANNEL,
   releaseEventSchema,
   ReleaseRepository,
+  RolloutRepository,
   storageKeys,
+  type RolloutTurn,
   type AgentConfig,
   type InstanceReport,
   type InstanceState,
@@ -24,6 +26,9 @@ import { resolveStartCommand } from "./start-command";
 import { AppProcess } from "./supervisor";
 
 const HEARTBEAT_INTERVAL_MS = 5000;
+const ROLLOUT_POLL_MS = 300;
+/** Instances whose last heartbeat is older than this are not waited for (the API shows them as unknown). */
+const STALE_INSTANCE_MS = 30_000;
 /** How long a failed release is left alone before a reconcile tries it again. */
 const FAILED_RETRY_MS = 60_000;
 /** Crash restarts back off up to this long. */
@@ -54,6 +59,7 @@ export class RuntimeAgent {
   private readonly apps: AppRepository;
   private readonly releases: ReleaseRepository;
   private readonly instances: InstanceRepository;
+  private readonly rollouts: RolloutRepository;
   private running: Running | undefined;
   private state: InstanceState | undefined;
   private error: string | undefined;
@@ -77,6 +83,7 @@ export class RuntimeAgent {
     this.apps = new AppRepository(redis);
     this.releases = new ReleaseRepository(redis);
     this.instances = new InstanceRepository(redis);
+    this.rollouts = new RolloutRepository(redis);
   }
 
   async start(): Promise<void> {
@@ -159,11 +166,24 @@ export class RuntimeAgent {
   private async moveTo(target: TargetRelease): Promise<void> {
     const log = this.logger.child({ version: target.version, buildId: target.buildId });
     let candidate: AppProcess | undefined;
+    // An instance that serves nothing yet has no availability to protect: it joins no queue.
+    const coordinated = this.running !== undefined;
     try {
       await this.report("restoring", target);
       const started = Date.now();
       const restored = await this.restorer.restore(this.config.APP, target.buildId);
       log.info({ appPath: restored.appPath, reused: restored.reused, ms: Date.now() - started }, restored.reused ? "release already restored" : "release restored");
+
+      if (coordinated) {
+        const turn = await this.waitForTurn(target);
+        if (turn === "superseded") return;
+        if (turn === "halted") {
+          this.failed = { version: target.version, at: Date.now() };
+          log.warn("rollout halted: the release failed on the first instance; keeping the current release");
+          await this.report("running", undefined, undefined, `rollout of v${target.version} halted: it failed on the first instance`);
+          return;
+        }
+      }
 
       await this.report("starting", target, restored.appPath);
       const appRecord = await withTimeout(this.apps.get(this.config.APP), 3000).catch(() => undefined);
@@ -183,6 +203,7 @@ export class RuntimeAgent {
       await this.pointCurrentAt(restored.appPath);
       await this.report("running");
       log.info({ command, pid: candidate.pid }, "release serving");
+      await this.finishRollout(target, true);
       if (previous) {
         await this.proxy.drain(previous.port, 10_000);
         await previous.process.stop();
@@ -195,6 +216,42 @@ export class RuntimeAgent {
       this.failed = { version: target.version, at: Date.now() };
       log.warn({ reason }, this.running ? "release failed; the previous release keeps serving" : "release failed");
       await this.report("failed", target, undefined, reason);
+      await this.finishRollout(target, false);
+    }
+  }
+
+  /**
+   * Waits for this instance's turn to switch to `target` (MAX_UNAVAILABLE at a time, the first
+   * alone); gives up when a newer release becomes current meanwhile.
+   */
+  private async waitForTurn(target: TargetRelease): Promise<RolloutTurn | "superseded"> {
+    const leaseMs = this.config.HEALTH_TIMEOUT_S * 1000 + 60_000;
+    for (;;) {
+      if (this.stopping) return "superseded";
+      const current = await this.currentRelease().catch(() => target);
+      if (current && current.version !== target.version) return "superseded";
+      try {
+        const turn = await this.rollouts.acquire(this.config.APP, target.version, this.config.INSTANCE_ID, this.config.MAX_UNAVAILABLE, leaseMs);
+        if (turn !== "wait") return turn;
+      } catch (error) {
+        // Without Redis there is no one to coordinate with: switch rather than wait for ever.
+        this.logger.warn({ err: error }, "rollout coordination unavailable; switching without it");
+        return "go";
+      }
+      await new Promise((r) => setTimeout(r, ROLLOUT_POLL_MS));
+    }
+  }
+
+  private async finishRollout(target: TargetRelease, ok: boolean): Promise<void> {
+    try {
+      let everyInstanceDone = false;
+      if (ok) {
+        const fresh = (await this.instances.list(this.config.APP)).filter((i) => Date.now() - Date.parse(i.lastHeartbeatAt) < STALE_INSTANCE_MS);
+        everyInstanceDone = fresh.every((i) => i.release === target.version && i.state === "running");
+      }
+      await this.rollouts.finish(this.config.APP, target.version, this.config.INSTANCE_ID, ok, everyInstanceDone);
+    } catch (error) {
+      this.logger.warn({ err: error }, "could not record the rollout outcome");
     }
   }
 

@@ -4,3 +4,4 @@ export { BuildRepository } from "./builds";
 export { ReleaseRepository } from "./releases";
 export { InstanceRepository } from "./instances";
 export { BuildLogStream, type LogChunk } from "./build-log";
+export { RolloutRepository, type RolloutStatus, type RolloutTurn } from "./rollouts";
