@@ -40,6 +40,8 @@ const apiSchema = z.object({
   API_TOKEN: z.string().min(1).optional(),
   /** Largest accepted source upload; DESIGN.md fixes the default at 512 MiB. */
   MAX_SOURCE_BYTES: positiveInt.default(512 * 1024 * 1024),
+  /** Releases and builds garbage collection keeps per app, unless the app sets its own `retention`. */
+  GC_RETAIN: positiveInt.default(10),
   /** Admission control: new builds get 429 while this many wait in the queue. */
   MAX_QUEUED_BUILDS: positiveInt.default(500),
 });
@@ -60,6 +62,10 @@ const workerSchema = z.object({
   MAX_SOURCE_FILES: positiveInt.default(200_000),
   /** A build whose packed output is larger than this fails instead of filling storage. */
   MAX_OUTPUT_BYTES: positiveInt.default(4 * 1024 * 1024 * 1024),
+  /** Releases and builds garbage collection keeps per app, unless the app sets its own `retention`. */
+  GC_RETAIN: positiveInt.default(10),
+  /** How often a worker collects old artifacts and sources of every app (0 turns the schedule off). */
+  GC_INTERVAL_S: z.coerce.number().int().nonnegative().default(3600),
   /** On SIGTERM, running builds get this long to finish before they are handed back to the queue. */
   SHUTDOWN_GRACE_S: positiveInt.default(60),
   /**

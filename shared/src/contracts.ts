@@ -6,8 +6,12 @@ export const appNameSchema = z.string().regex(APP_NAME_PATTERN);
 const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
 const buildIdSchema = z.string().regex(/^[A-Za-z0-9-]{8,64}$/);
 
-export const QueueName = { builds: "builds" } as const;
-export const JobName = { build: "build" } as const;
+export const QueueName = { builds: "builds", maintenance: "maintenance" } as const;
+export const JobName = { build: "build", gc: "gc" } as const;
+
+/** Payload of a `gc` job: one app, or every app when absent. */
+export const gcJobSchema = z.object({ app: appNameSchema.optional() });
+export type GcJob = z.infer<typeof gcJobSchema>;
 
 /** Payload of a `build` job; the build record in Redis holds everything else. */
 export const buildJobSchema = z.object({

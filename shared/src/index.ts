@@ -10,3 +10,4 @@ export { freePort, waitForPort } from "./embedded/free-port";
 export { detectPythonStartCommand } from "./python-start";
 export { builtVenvPath, relocateVenv } from "./venv-relocate";
 export { announceRelease } from "./release-announce";
+export { collectGarbage, type GcDeps, type GcReport } from "./gc";

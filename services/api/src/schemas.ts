@@ -10,7 +10,13 @@ export const buildParams = z.object({ id: z.string() });
 const envMap = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"), z.string().max(32_768));
 
 export const appConfigBody = z
-  .object({ env: envMap.optional(), buildEnv: envMap.optional(), startupCommand: z.string().min(1).max(4096).optional() })
+  .object({
+    env: envMap.optional(),
+    buildEnv: envMap.optional(),
+    startupCommand: z.string().min(1).max(4096).optional(),
+    /** Releases and builds garbage collection keeps for this app. */
+    retention: z.number().int().min(1).max(1000).optional(),
+  })
   .strict()
   .openapi("AppConfig");
 
@@ -34,6 +40,7 @@ export const appSchema = z
     env: z.record(z.string()),
     buildEnv: z.record(z.string()),
     startupCommand: z.string().optional(),
+    retention: z.number().int().optional(),
     latestSourceSha256: z.string().optional(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -87,3 +94,14 @@ export const instanceSchema = z
 export const deletedAppSchema = z
   .object({ app: z.string(), deleted: z.literal(true), canceledBuilds: z.array(z.string()), instances: z.array(z.string()), message: z.string() })
   .openapi("DeletedApp");
+
+export const gcReportSchema = z
+  .object({
+    app: z.string(),
+    retain: z.number().int(),
+    keptBuilds: z.array(z.string()),
+    deletedBuilds: z.array(z.string()),
+    deletedSources: z.array(z.string()),
+    deletedObjects: z.number().int(),
+  })
+  .openapi("GcReport");

@@ -1,4 +1,4 @@
-import { Worker } from "bullmq";
+import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import {
   AppRepository,
@@ -8,6 +8,7 @@ import {
   cancelEventSchema,
   ConfigError,
   hasZstd,
+  JobName,
   ZSTD_MISSING,
   connectRedis,
   ObjectStore,
@@ -18,6 +19,7 @@ import {
 } from "@slipway/shared";
 import { ActiveBuilds } from "./active-builds";
 import { createBuildProcessor } from "./build.processor";
+import { createGcProcessor } from "./gc.processor";
 import type { WorkerContext } from "./context";
 import { BuildAborted } from "./errors";
 
@@ -60,11 +62,20 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
   });
   worker.on("error", (error) => logger.error({ err: error }, "worker error"));
   await worker.waitUntilReady();
+
+  // Garbage collection on a schedule: the scheduler id makes every worker agree on one schedule.
+  const maintenanceConnection = connectRedis(config.REDIS_URL);
+  const maintenance = new Worker(QueueName.maintenance, createGcProcessor(ctx), { connection: maintenanceConnection, prefix: config.QUEUE_PREFIX, concurrency: 1 });
+  maintenance.on("error", (error) => logger.error({ err: error }, "maintenance worker error"));
+  const maintenanceQueue = new Queue(QueueName.maintenance, { connection: maintenanceConnection, prefix: config.QUEUE_PREFIX });
+  if (config.GC_INTERVAL_S > 0) {
+    await maintenanceQueue.upsertJobScheduler("gc-all-apps", { every: config.GC_INTERVAL_S * 1000 }, { name: JobName.gc, data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } });
+  }
   return {
     worker,
     ctx,
     close: async (graceMs = config.SHUTDOWN_GRACE_S * 1000) => {
-      const closing = worker.close();
+      const closing = Promise.all([worker.close(), maintenance.close()]);
       const grace = setTimeout(() => {
         if (ctx.activeBuilds.size === 0) return;
         logger.warn({ builds: ctx.activeBuilds.size }, "grace period over: handing running builds back to the queue");
@@ -72,6 +83,8 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
       }, graceMs);
       await closing;
       clearTimeout(grace);
+      await maintenanceQueue.close();
+      maintenanceConnection.disconnect();
       cancels.disconnect();
       // BullMQ leaves connections it was handed open.
       workerConnection.disconnect();

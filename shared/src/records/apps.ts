@@ -9,11 +9,13 @@ export interface AppRecord {
   latestSourceSha256?: string;
   /** Where the latest source is stored (`.tar.gz` or `.zip`): what a rebuild builds. */
   latestSourceKey?: string;
+  /** How many releases (and builds) garbage collection keeps; the service default when unset. */
+  retention?: number;
   createdAt: string;
   updatedAt: string;
 }
 
-export type AppChanges = Partial<Pick<AppRecord, "env" | "buildEnv" | "startupCommand" | "latestSourceSha256" | "latestSourceKey">>;
+export type AppChanges = Partial<Pick<AppRecord, "env" | "buildEnv" | "startupCommand" | "latestSourceSha256" | "latestSourceKey" | "retention">>;
 
 export class AppRepository {
   constructor(private readonly redis: Redis) {}

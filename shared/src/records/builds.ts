@@ -78,7 +78,7 @@ export class BuildRepository {
     return { builds, ...(more ? { next: shown.at(-1)!.order } : {}) };
   }
 
-  /** Every build id of an app, for deleting it. */
+  /** Every build id of an app, oldest first. */
   async idsForApp(app: string): Promise<string[]> {
     return this.redis.zrange(redisKeys.appBuilds(app), 0, -1);
   }

@@ -1,10 +1,11 @@
 import { Router } from "express";
+import { collectGarbage } from "@slipway/shared";
 import type { ApiContext } from "../context";
 import { deleteApp } from "../app-service";
 import { errorSchema } from "../openapi";
 import { decodeCursor, sendPage } from "../pagination";
 import { route } from "../route";
-import { appConfigBody, appParams, appSchema, deletedAppSchema, pageQuery } from "../schemas";
+import { appConfigBody, appParams, appSchema, deletedAppSchema, gcReportSchema, pageQuery } from "../schemas";
 import { appNameParam, jsonBody, parseBody, parseQuery } from "../validation";
 import { requireApp } from "./lookups";
 
@@ -85,6 +86,24 @@ export function appRoutes(ctx: ApiContext, mount: string): Router {
     async (req, res) => {
       const app = await requireApp(ctx, appNameParam(req.params.app));
       res.json(await deleteApp(ctx, app.name));
+    },
+  );
+
+  route(
+    router,
+    mount,
+    {
+      method: "post",
+      path: "/apps/:app/gc",
+      summary: "Collect the app's old artifacts and sources now (also done on a schedule by the workers)",
+      params: appParams,
+      responses: { 200: { description: "what was deleted and kept", schema: gcReportSchema }, 404: { description: "no such app", schema: errorSchema }, ...errors },
+    },
+    async (req, res) => {
+      const app = await requireApp(ctx, appNameParam(req.params.app));
+      const report = await collectGarbage(ctx, app.name, app.retention ?? ctx.config.GC_RETAIN);
+      ctx.logger.info({ app: app.name, deletedBuilds: report.deletedBuilds.length, deletedSources: report.deletedSources.length, requestId: req.id }, "garbage collected");
+      res.json(report);
     },
   );
 

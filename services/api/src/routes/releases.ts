@@ -50,7 +50,7 @@ export function releaseRoutes(ctx: ApiContext, mount: string): Router {
       body: { contentType: "application/json", schema: releaseBody },
       responses: {
         201: { description: "the new release", schema: releaseSchema },
-        409: { description: "the build has not succeeded", schema: errorSchema },
+        409: { description: "the build has not succeeded, or its artifact was collected", schema: errorSchema },
         415: { description: "not JSON", schema: errorSchema },
         ...errors,
       },
@@ -73,6 +73,9 @@ export function releaseRoutes(ctx: ApiContext, mount: string): Router {
       const build = await ctx.builds.get(buildId);
       if (!build || build.app !== app.name) throw notFound(`build ${buildId} of ${app.name}`);
       if (build.status !== "succeeded" || !build.artifact) throw conflict("build_not_succeeded", `build ${buildId} is ${build.status}; only a succeeded build can be released`);
+      if (!(await ctx.store.exists(build.artifact.key))) {
+        throw conflict("artifact_collected", `build ${buildId}'s artifact was garbage-collected; rebuild its source instead`);
+      }
       const { release } = (await ctx.releases.create(app.name, buildId, reason))!;
       await announceRelease(ctx, app.name, release, build.artifact.sha256);
       ctx.logger.info({ app: app.name, version: release.version, buildId, reason, requestId: req.id }, "release created");

@@ -1,0 +1,59 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { storageKeys } from "@slipway/shared";
+import { uniqueApp } from "../../../test/harness/env";
+import { json } from "../../../test/harness/http";
+import { eventually } from "../../../test/harness/local-stack";
+import { startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "../../../test/harness/stack";
+
+let stack: InProcessStack;
+let work: string;
+beforeAll(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), "slipway-gc-"));
+  stack = await startInProcessStack({ GC_INTERVAL_S: "1" });
+});
+afterAll(async () => {
+  await stack.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+describe("garbage collection", () => {
+  it("deletes artifacts and sources beyond the app's retention, never what a retained release or a running instance uses; also on a schedule", async () => {
+    const app = uniqueApp("gc");
+    // The schedule must not run before the on-demand call is checked: retention starts high.
+    await stack.api.apps.upsert(app, { retention: 100 });
+    const builds: BuildView[] = [];
+    for (const n of [1, 2, 3, 4]) {
+      const dir = await writeTree(path.join(work, `${app}-${n}`), { "app.py": `print(${n})\n` });
+      builds.push(await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir)).id));
+    }
+    expect(builds.map((b) => b.release)).toEqual([1, 2, 3, 4]);
+    // An instance still runs v1.
+    await stack.api.instances.report(app, { instanceId: "i-1", release: 1, buildId: builds[0]!.id, state: "running", appPath: "/x", lastHeartbeatAt: new Date().toISOString() });
+    const sources = await stack.api.store.list(storageKeys.sourcesPrefix(app));
+    expect(sources).toHaveLength(4);
+
+    await stack.api.apps.upsert(app, { retention: 2 });
+    const response = await fetch(`${stack.baseUrl}/v1/apps/${app}/gc`, { method: "POST" });
+    expect(response.status).toBe(200);
+    const report = await json<{ deletedBuilds: string[]; deletedSources: string[]; keptBuilds: string[] }>(response);
+    expect(report.deletedBuilds).toEqual([builds[1]!.id]);
+    expect(report.deletedSources).toEqual([builds[1]!.artifact && storageKeys.source(app, (builds[1] as unknown as { sourceSha256: string }).sourceSha256)]);
+    expect(report.keptBuilds.sort()).toEqual([builds[0]!.id, builds[2]!.id, builds[3]!.id].sort());
+    expect(await stack.api.store.exists(builds[1]!.artifact!.key)).toBe(false);
+    expect(await stack.api.store.exists(storageKeys.manifest(app, builds[1]!.id))).toBe(false);
+    for (const kept of [builds[0]!, builds[2]!, builds[3]!]) expect(await stack.api.store.exists(kept.artifact!.key)).toBe(true);
+
+    const refused = await fetch(`${stack.baseUrl}/v1/apps/${app}/releases`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ buildId: builds[1]!.id }) });
+    expect(refused.status).toBe(409);
+    expect((await json<{ error: { code: string } }>(refused)).error.code).toBe("artifact_collected");
+
+    // Once no instance runs v1, the scheduled collection (every second here) takes it.
+    await stack.api.instances.report(app, { instanceId: "i-1", release: 4, buildId: builds[3]!.id, state: "running", appPath: "/x", lastHeartbeatAt: new Date().toISOString() });
+    await eventually(async () => ((await stack.api.store.exists(builds[0]!.artifact!.key)) ? undefined : true), 20_000, "the scheduled gc to collect v1");
+    expect(await stack.api.store.exists(builds[3]!.artifact!.key)).toBe(true);
+    expect(await stack.api.store.exists(builds[2]!.artifact!.key)).toBe(true);
+  }, 120_000);
+});
