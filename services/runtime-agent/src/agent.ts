@@ -212,8 +212,10 @@ export class RuntimeAgent {
       if (pruned.length) log.info({ pruned }, "removed old release directories");
     } catch (error) {
       await candidate?.stop(2000);
-      const reason = error instanceof RestoreError || error instanceof HealthCheckError ? error.message : `restore failed: ${(error as Error).message}`;
-      this.failed = { version: target.version, at: Date.now() };
+      const deterministic = error instanceof RestoreError || error instanceof HealthCheckError;
+      const reason = deterministic ? error.message : `restore failed: ${(error as Error).message}`;
+      // A release that cannot work waits a minute before another try; an outage is retried at the next reconcile.
+      if (deterministic) this.failed = { version: target.version, at: Date.now() };
       log.warn({ reason }, this.running ? "release failed; the previous release keeps serving" : "release failed");
       await this.report("failed", target, undefined, reason);
       await this.finishRollout(target, false);

@@ -17,6 +17,24 @@ const isNotFound = (error: unknown) => {
   return code === "NoSuchKey" || code === "NotFound" || code === "NoSuchObject";
 };
 
+const TRANSIENT_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "XMinioServerNotInitialized"]);
+
+/** Errors that say the store is unreachable or busy for now, not that the request is wrong. */
+export function isTransientStorageError(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  if (code && TRANSIENT_CODES.has(code)) return true;
+  const message = (error as Error)?.message ?? "";
+  return /socket hang up|other side closed|ECONNRESET|ECONNREFUSED/.test(message);
+}
+
+export interface RetryPolicy {
+  /** Delays between attempts; their sum is how long an outage is ridden out. */
+  delaysMs: number[];
+}
+
+/** About 30 s of exponential backoff: a store restarting comes back well within it. */
+export const DEFAULT_RETRY: RetryPolicy = { delaysMs: [250, 500, 1000, 2000, 4000, 8000, 8000, 8000] };
+
 export interface PutResult {
   key: string;
   bytes: number;
@@ -31,7 +49,10 @@ export class ObjectStore {
   readonly bucket: string;
   private readonly client: Client;
 
-  constructor(config: StorageConfig) {
+  constructor(
+    config: StorageConfig,
+    private readonly retry: RetryPolicy = DEFAULT_RETRY,
+  ) {
     const endpoint = new URL(config.S3_ENDPOINT);
     const useSSL = endpoint.protocol === "https:";
     this.bucket = config.S3_BUCKET;
@@ -44,6 +65,19 @@ export class ObjectStore {
       region: config.S3_REGION,
       pathStyle: true,
     });
+  }
+
+  /** Runs one request, again after a pause while the store is unreachable (see DEFAULT_RETRY). */
+  private async withRetry<T>(request: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await request();
+      } catch (error) {
+        const delay = this.retry.delaysMs[attempt];
+        if (delay === undefined || !isTransientStorageError(error)) throw error;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   async ensureBucket(): Promise<void> {
@@ -64,7 +98,7 @@ export class ObjectStore {
 
   async putBuffer(key: string, data: Buffer | string, contentType = "application/octet-stream"): Promise<PutResult> {
     const buffer = typeof data === "string" ? Buffer.from(data) : data;
-    await this.client.putObject(this.bucket, key, buffer, buffer.length, { "Content-Type": contentType });
+    await this.withRetry(() => this.client.putObject(this.bucket, key, buffer, buffer.length, { "Content-Type": contentType }));
     return { key, bytes: buffer.length };
   }
 
@@ -80,11 +114,11 @@ export class ObjectStore {
       const body = Buffer.concat(pending, pendingBytes);
       pending = [];
       pendingBytes = 0;
-      uploadId ??= await this.client.initiateNewMultipartUpload(this.bucket, key, headers);
+      uploadId ??= await this.withRetry(() => this.client.initiateNewMultipartUpload(this.bucket, key, headers));
       const part = etags.length + 1;
-      const { etag } = await this.client.uploadPart(
-        { bucketName: this.bucket, objectName: key, uploadID: uploadId, partNumber: part, headers: {} },
-        body,
+      const id = uploadId;
+      const { etag } = await this.withRetry(() =>
+        this.client.uploadPart({ bucketName: this.bucket, objectName: key, uploadID: id, partNumber: part, headers: {} }, body),
       );
       etags.push({ part, etag });
     };
@@ -98,10 +132,12 @@ export class ObjectStore {
         if (pendingBytes >= PART_SIZE) await flushPart();
       }
       if (uploadId === undefined) {
-        await this.client.putObject(this.bucket, key, Buffer.concat(pending, pendingBytes), pendingBytes, headers);
+        const body = Buffer.concat(pending, pendingBytes);
+        await this.withRetry(() => this.client.putObject(this.bucket, key, body, pendingBytes, headers));
       } else {
         if (pendingBytes > 0) await flushPart();
-        await this.client.completeMultipartUpload(this.bucket, key, uploadId, etags);
+        const id = uploadId;
+        await this.withRetry(() => this.client.completeMultipartUpload(this.bucket, key, id, etags));
       }
       return { key, bytes: total };
     } catch (error) {
@@ -112,7 +148,7 @@ export class ObjectStore {
 
   async getStream(key: string): Promise<Readable> {
     try {
-      return await this.client.getObject(this.bucket, key);
+      return await this.withRetry(() => this.client.getObject(this.bucket, key));
     } catch (error) {
       if (isNotFound(error)) throw new ObjectNotFoundError(key);
       throw error;
@@ -127,7 +163,7 @@ export class ObjectStore {
 
   async stat(key: string): Promise<{ size: number } | undefined> {
     try {
-      const stat = await this.client.statObject(this.bucket, key);
+      const stat = await this.withRetry(() => this.client.statObject(this.bucket, key));
       return { size: stat.size };
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -140,11 +176,11 @@ export class ObjectStore {
   }
 
   async copy(fromKey: string, toKey: string): Promise<void> {
-    await this.client.copyObject(this.bucket, toKey, `/${this.bucket}/${fromKey}`);
+    await this.withRetry(() => this.client.copyObject(this.bucket, toKey, `/${this.bucket}/${fromKey}`));
   }
 
   async remove(key: string): Promise<void> {
-    await this.client.removeObject(this.bucket, key);
+    await this.withRetry(() => this.client.removeObject(this.bucket, key));
   }
 
   /** A URL that fetches `key` without credentials for `expirySeconds` (for plain HTTP clients such as curl). */
