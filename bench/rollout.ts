@@ -17,7 +17,8 @@ import { createMetrics } from "../services/api/src/metrics";
 import { startBuildWorker } from "../services/build-worker/src/worker";
 import { benchDir, machine, repoRoot, since, treeStats, writeResult } from "./lib";
 
-const AGENTS = 4;
+const AGENTS = Number(process.env.BENCH_AGENTS ?? 4);
+const MAX_UNAVAILABLE = process.env.MAX_UNAVAILABLE ?? "1";
 const REQUIREMENTS = process.env.BENCH_REQUIREMENTS ?? "Django==5.1.*\nrequests==2.32.*\n";
 const APP_PY = `
 import os
@@ -63,7 +64,7 @@ async function main() {
   const startAgent = (index: number, port: number) => {
     const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "services/runtime-agent/src/main.ts")], {
       cwd: repoRoot,
-      env: { ...process.env, ...env, APP: app, INSTANCE_ID: `i-${index}`, PORT: String(port), RUNTIME_ROOT: path.join(work, `instance-${index}`), RECONCILE_INTERVAL_S: "3600" },
+      env: { ...process.env, ...env, APP: app, INSTANCE_ID: `i-${index}`, PORT: String(port), RUNTIME_ROOT: path.join(work, `instance-${index}`), RECONCILE_INTERVAL_S: "3600", MAX_UNAVAILABLE },
       stdio: ["ignore", "ignore", "inherit"],
     });
     agents.set(index, child);
@@ -105,17 +106,18 @@ async function main() {
     console.log(`restart to serving: already extracted ${warmRestart.toFixed(2)} s, cold ${coldRestart.toFixed(2)} s`);
 
     const artifactTree = treeStats(path.join(work, "instance-1", "releases", v2));
-    await writeResult("rollout", {
+    await writeResult(process.env.BENCH_RESULT ?? "rollout", {
       benchmark: "rollout",
       date: new Date().toISOString(),
       machine: machine(),
       storage: s3.kind,
       agents: AGENTS,
+      maxUnavailable: Number(MAX_UNAVAILABLE),
       release: { requirements: REQUIREMENTS.trim().split("\n"), files: artifactTree.files, bytes: artifactTree.bytes },
       publishToAllServingSeconds: Math.max(...perInstance),
       publishToServingPerInstanceSeconds: perInstance,
       restartToServingSeconds: { alreadyExtracted: warmRestart, coldRestore: coldRestart, ratio: coldRestart / warmRestart },
-      note: "agents are real processes on this 2-core machine, all restoring at once; times include download, sha256, extraction, venv relocation, app start and health check. Restart times include node/tsx start-up of the agent itself.",
+      note: "agents are real processes on this 2-core machine; with rolling rollout the first instance switches alone, then MAX_UNAVAILABLE at a time (restores themselves run in parallel beforehand); times include download, sha256, extraction, venv relocation, app start and health check. Restart times include node/tsx start-up of the agent itself.",
     });
   } finally {
     await Promise.all([...agents.values()].map((child) => stopChild(child)));
