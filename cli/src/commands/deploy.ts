@@ -1,0 +1,99 @@
+import { createReadStream } from "node:fs";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { Readable, Transform } from "node:stream";
+import { ApiClient, CliError } from "../client";
+import { formatBytes } from "../output";
+import { packSource } from "../pack";
+import { followLog } from "./logs";
+
+interface BuildView {
+  id: string;
+  status: string;
+  release?: number;
+  error?: string;
+}
+
+/** A pass-through that reports bytes sent and the rate, at most a few times a second. */
+function progress(total: number, report: (line: string, done: boolean) => void): Transform {
+  let sent = 0;
+  const started = Date.now();
+  let last = 0;
+  const line = () => {
+    const seconds = Math.max((Date.now() - started) / 1000, 0.001);
+    const percent = total ? Math.floor((sent / total) * 100) : 100;
+    return `uploading ${formatBytes(sent)} / ${formatBytes(total)} (${percent}%) at ${formatBytes(sent / seconds)}/s`;
+  };
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      sent += chunk.length;
+      if (Date.now() - last > 200) {
+        last = Date.now();
+        report(line(), false);
+      }
+      callback(null, chunk);
+    },
+    flush(callback) {
+      report(line(), true);
+      callback();
+    },
+  });
+}
+
+export async function deploy(client: ApiClient, dir: string, options: { app: string; follow: boolean; json: boolean }): Promise<number> {
+  const source = path.resolve(dir);
+  if (!(await stat(source).then((s) => s.isDirectory(), () => false))) throw new CliError(`${dir} is not a directory`);
+  const tmp = await mkdtemp(path.join(os.tmpdir(), "slipway-deploy-"));
+  try {
+    const archive = path.join(tmp, "source.tar.gz");
+    const { files } = await packSource(source, archive);
+    const { size } = await stat(archive);
+    const err = process.stderr;
+    err.write(`packed ${files} files from ${source} (${formatBytes(size)})\n`);
+    const body = createReadStream(archive).pipe(
+      progress(size, (line, done) => err.write(err.isTTY ? `\r${line}${done ? "\n" : ""}` : `${line}\n`)),
+    );
+    const response = await client.request("POST", `/v1/apps/${encodeURIComponent(options.app)}/builds`, {
+      body: Readable.toWeb(body) as unknown as RequestInit["body"],
+      contentType: "application/gzip",
+      duplex: true,
+    });
+    const build = (await response.json()) as BuildView;
+    err.write(`build ${build.id} queued\n`);
+    if (!options.follow) {
+      if (options.json) process.stdout.write(`${JSON.stringify(build, null, 2)}\n`);
+      return 0;
+    }
+    await followLog(client, build.id, (line) => process.stdout.write(options.json ? "" : `${line}\n`));
+    const final = await client.json<BuildView>("GET", `/v1/builds/${build.id}`);
+    const instances = final.status === "succeeded" ? await waitForInstances(client, options.app, final.release) : [];
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify({ build: final, instances }, null, 2)}\n`);
+    } else if (final.status === "succeeded") {
+      process.stdout.write(`build succeeded: ${final.release ? `release v${final.release}` : "not deployed"}\n`);
+      for (const instance of instances) process.stdout.write(`  ${instance.instanceId}: ${instance.state} v${instance.release ?? "-"}\n`);
+    }
+    if (final.status !== "succeeded") throw new CliError(`build ${final.id} ${final.status}: ${final.error ?? "see its log"}`);
+    return 0;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+interface InstanceView {
+  instanceId: string;
+  state: string;
+  release: number | null;
+}
+
+/** Gives the instances a few seconds to pick the release up, then shows where they are. */
+async function waitForInstances(client: ApiClient, app: string, release: number | undefined): Promise<InstanceView[]> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const instances = await client.json<InstanceView[]>("GET", `/v1/apps/${encodeURIComponent(app)}/instances`);
+    const settled = instances.every((i) => (i.release === release && i.state === "running") || i.state === "failed" || i.state === "unknown");
+    if (release === undefined || settled || Date.now() > deadline) return instances;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

@@ -1,0 +1,98 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "@slipway/shared";
+import { uniqueApp } from "../../test/harness/env";
+import { startInProcessStack, writeTree, type InProcessStack } from "../../test/harness/stack";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const bin = path.join(root, "node_modules/.bin/slipway");
+
+let stack: InProcessStack;
+let work: string;
+beforeAll(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), "slipway-cli-"));
+  stack = await startInProcessStack({ API_TOKEN: "cli-token" });
+});
+afterAll(async () => {
+  await stack.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+/** Runs the real `slipway` binary; answers its exit code and output. */
+function slipway(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(bin, args, { cwd: work, env: { ...process.env, SLIPWAY_URL: stack.baseUrl, SLIPWAY_TOKEN: "cli-token", ...env }, timeout: 120_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe("slipway CLI against a real stack", () => {
+  it("deploys a directory with progress, follows the build and ends with the release; never uploads ignored files", async () => {
+    const app = uniqueApp("cli");
+    const dir = await writeTree(path.join(work, app), {
+      "app.py": "print('hi')\n",
+      ".gitignore": "secrets.txt\n",
+      ".slipwayignore": "big/\n",
+      "secrets.txt": "do not upload",
+      "big/blob.bin": "x".repeat(1000),
+      "node_modules/left/index.js": "x",
+      "antenv/bin/python": "x",
+      ".git/HEAD": "ref",
+    });
+    const result = await slipway(["deploy", dir, "--app", app, "--follow"]);
+    expect(result.stderr).toMatch(/packed 3 files/); // app.py, .gitignore, .slipwayignore
+    expect(result.stderr).toMatch(/uploading .* \(100%\) at .*\/s/);
+    expect(result.stdout).toContain("Creating virtual environment antenv");
+    expect(result.stdout).toContain("build succeeded: release v1");
+    expect(result.code).toBe(0);
+
+    const builds = JSON.parse((await slipway(["builds", app, "--json"])).stdout) as { id: string; status: string }[];
+    expect(builds).toHaveLength(1);
+    const log = (await slipway(["logs", builds[0]!.id])).stdout;
+    expect(log).toContain("Source extracted: ");
+    // Only the three files (and the root dir) were in the upload.
+    expect(log).toMatch(/Source extracted: 4 entries/);
+
+    await slipway(["deploy", dir, "--app", app]);
+    await new Promise((r) => setTimeout(r, 8000));
+    const rollback = await slipway(["rollback", app, "--json"]);
+    expect(rollback.code).toBe(0);
+    expect(JSON.parse(rollback.stdout)).toMatchObject({ reason: "rollback" });
+    const releases = JSON.parse((await slipway(["releases", app, "--json"])).stdout) as { version: number; reason: string }[];
+    expect(releases[0]).toMatchObject({ reason: "rollback" });
+    expect((await slipway(["releases", app])).stdout).toMatch(/^VERSION\s+BUILD\s+REASON/);
+  }, 180_000);
+
+  it("exits non-zero when the build fails, and on bad tokens and unreachable servers, with one readable line", async () => {
+    const app = uniqueApp("clifail");
+    const dir = await writeTree(path.join(work, app), { "app.py": "", "requirements.txt": "no-such-package-for-slipway-cli==1.0\n" });
+    const failed = await slipway(["deploy", dir, "--app", app, "--follow"], { PIP_NO_INDEX: "1" });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr.trim().split("\n").at(-1)).toMatch(/^slipway: build .* failed: pip install -r requirements.txt failed/);
+
+    const unauthorized = await slipway(["apps"], { SLIPWAY_TOKEN: "wrong" });
+    expect(unauthorized.code).toBe(1);
+    expect(unauthorized.stderr.trim()).toBe("slipway: the API refused the token (401): set SLIPWAY_TOKEN or --token");
+
+    const unreachable = await slipway(["apps", "--url", `http://127.0.0.1:${await freePort()}`]);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr.trim().split("\n")).toHaveLength(1);
+    expect(unreachable.stderr).toMatch(/^slipway: cannot reach the Slipway API/);
+
+    const help = await slipway(["deploy", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("--follow");
+  }, 180_000);
+
+  it("sets and reads app config", async () => {
+    const app = uniqueApp("cliconf");
+    expect((await slipway(["config", "set", app, "GREETING=hi", "build.PYTHON_VERSION=3.11", "startupCommand=python app.py"])).code).toBe(0);
+    expect(JSON.parse((await slipway(["config", "get", app])).stdout)).toEqual({ env: { GREETING: "hi" }, buildEnv: { PYTHON_VERSION: "3.11" }, startupCommand: "python app.py" });
+    expect((await slipway(["config", "set", app, "nonsense"])).stderr).toMatch(/^slipway: "nonsense" is not KEY=VALUE/);
+  });
+});
