@@ -27,7 +27,8 @@ program
   .description("pack a directory (honouring .gitignore and .slipwayignore), upload it with progress and build it")
   .requiredOption("-a, --app <name>", "the app to deploy")
   .option("-f, --follow", "follow the build log to the end and show the release and instances", false)
-  .action(async (dir: string | undefined, options: { app: string; follow: boolean }) => {
+  .option("--no-match", "upload every file, even those the server already holds")
+  .action(async (dir: string | undefined, options: { app: string; follow: boolean; match: boolean }) => {
     process.exitCode = await deploy(client(), dir ?? ".", { ...options, json: json() });
   });
 

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -66,6 +66,28 @@ describe("slipway CLI against a real stack", () => {
     const releases = JSON.parse((await slipway(["releases", app, "--json"])).stdout) as { version: number; reason: string }[];
     expect(releases[0]).toMatchObject({ reason: "rollback" });
     expect((await slipway(["releases", app])).stdout).toMatch(/^VERSION\s+BUILD\s+REASON/);
+  }, 180_000);
+
+  it("a re-deploy uploads only the files the server does not hold; the server assembles the full source", async () => {
+    const app = uniqueApp("climatch");
+    const files: Record<string, string> = { "app.py": "print('v1')\n" };
+    for (let i = 0; i < 20; i++) files[`data/file-${i}.txt`] = `${i}`.repeat(5000);
+    const dir = await writeTree(path.join(work, app), files);
+    const first = await slipway(["deploy", dir, "--app", app, "--follow"]);
+    expect(first.code).toBe(0);
+    expect(first.stderr).toMatch(/packed 21 files/);
+    await writeFile(path.join(dir, "app.py"), "print('v2')\n");
+    const second = await slipway(["deploy", dir, "--app", app, "--follow", "--json"]);
+    expect(second.code).toBe(0);
+    expect(second.stderr).toMatch(/packed 1 of 21 files .*; 20 unchanged files are already on the server/);
+    const { build } = JSON.parse(second.stdout) as { build: { id: string; artifact: { key: string }; status: string } };
+    expect(build.status).toBe("succeeded");
+    const { extractArtifact } = await import("../../test/harness/stack");
+    const out = await extractArtifact(stack, build as never, work);
+    expect(await readFile(path.join(out, "app.py"), "utf8")).toBe("print('v2')\n");
+    expect(await readFile(path.join(out, "data/file-7.txt"), "utf8")).toBe("7".repeat(5000));
+    const full = await slipway(["deploy", dir, "--app", app, "--no-match"]);
+    expect(full.stderr).toMatch(/packed 21 files/);
   }, 180_000);
 
   it("exits non-zero when the build fails, and on bad tokens and unreachable servers, with one readable line", async () => {

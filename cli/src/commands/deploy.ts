@@ -5,7 +5,7 @@ import path from "node:path";
 import { Readable, Transform } from "node:stream";
 import { ApiClient, CliError } from "../client";
 import { formatBytes } from "../output";
-import { packSource } from "../pack";
+import { packSource, scanSource } from "../pack";
 import { followLog } from "./logs";
 
 interface BuildView {
@@ -41,35 +41,50 @@ function progress(total: number, report: (line: string, done: boolean) => void):
   });
 }
 
-export async function deploy(client: ApiClient, dir: string, options: { app: string; follow: boolean; json: boolean }): Promise<number> {
+export async function deploy(client: ApiClient, dir: string, options: { app: string; follow: boolean; json: boolean; match: boolean }): Promise<number> {
   const source = path.resolve(dir);
   if (!(await stat(source).then((s) => s.isDirectory(), () => false))) throw new CliError(`${dir} is not a directory`);
   const tmp = await mkdtemp(path.join(os.tmpdir(), "slipway-deploy-"));
   try {
     const archive = path.join(tmp, "source.tar.gz");
-    const { files } = await packSource(source, archive);
-    const { size } = await stat(archive);
     const err = process.stderr;
-    err.write(`packed ${files} files from ${source} (${formatBytes(size)})\n`);
+    // Ask which files the server already holds (by content), and send only the rest.
+    let held: Parameters<typeof packSource>[2];
+    if (options.match) {
+      const entries = await scanSource(source);
+      const { held: digests } = await client.json<{ held: string[] }>("POST", `/v1/apps/${encodeURIComponent(options.app)}/resources/match`, {
+        resources: [...new Set(entries.map((e) => e.sha256))],
+      });
+      held = { entries, digests: new Set(digests) };
+    }
+    const packed = await packSource(source, archive, held);
+    const { size } = await stat(archive);
+    err.write(
+      packed.matched > 0
+        ? `packed ${packed.sent} of ${packed.files} files from ${source} (${formatBytes(size)}); ${packed.matched} unchanged files are already on the server\n`
+        : `packed ${packed.files} files from ${source} (${formatBytes(size)})\n`,
+    );
     const body = createReadStream(archive).pipe(
       progress(size, (line, done) => err.write(err.isTTY ? `\r${line}${done ? "\n" : ""}` : `${line}\n`)),
     );
-    const response = await client.request("POST", `/v1/apps/${encodeURIComponent(options.app)}/builds`, {
+    const uploadStarted = Date.now();
+    const response = await client.request("POST", `/v1/apps/${encodeURIComponent(options.app)}/builds${packed.matched > 0 ? "?resources=1" : ""}`, {
       body: Readable.toWeb(body) as unknown as RequestInit["body"],
       contentType: "application/gzip",
       duplex: true,
     });
     const build = (await response.json()) as BuildView;
+    const upload = { bytes: size, files: packed.files, sentFiles: packed.sent, matchedFiles: packed.matched, seconds: (Date.now() - uploadStarted) / 1000 };
     err.write(`build ${build.id} queued\n`);
     if (!options.follow) {
-      if (options.json) process.stdout.write(`${JSON.stringify(build, null, 2)}\n`);
+      if (options.json) process.stdout.write(`${JSON.stringify({ build, upload }, null, 2)}\n`);
       return 0;
     }
     await followLog(client, build.id, (line) => process.stdout.write(options.json ? "" : `${line}\n`));
     const final = await client.json<BuildView>("GET", `/v1/builds/${build.id}`);
     const instances = final.status === "succeeded" ? await waitForInstances(client, options.app, final.release) : [];
     if (options.json) {
-      process.stdout.write(`${JSON.stringify({ build: final, instances }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ build: final, instances, upload }, null, 2)}\n`);
     } else if (final.status === "succeeded") {
       process.stdout.write(`build succeeded: ${final.release ? `release v${final.release}` : "not deployed"}\n`);
       for (const instance of instances) process.stdout.write(`  ${instance.instanceId}: ${instance.state} v${instance.release ?? "-"}\n`);

@@ -31,7 +31,14 @@ export const pageQuery = z.object({
   cursor: z.string().max(200).optional(),
 });
 
-export const uploadQuery = z.object({ deploy: z.enum(["true", "false"]).optional() });
+export const uploadQuery = z.object({
+  deploy: z.enum(["true", "false"]).optional(),
+  /** The body holds only the files the server lacked, plus .slipway-resources.json for the rest. */
+  resources: z.enum(["1", "true"]).optional(),
+});
+
+export const resourceMatchBody = z.object({ resources: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(200_000) }).strict().openapi("ResourceMatchRequest");
+export const resourceMatchSchema = z.object({ held: z.array(z.string()) }).openapi("ResourceMatch");
 export const logsQuery = z.object({ follow: z.enum(["1", "true", "0", "false"]).optional() });
 
 export const appSchema = z

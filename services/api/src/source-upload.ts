@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { Transform, type TransformCallback } from "node:stream";
+import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Request } from "express";
 import { HashingStream, storageKeys, type ObjectStore } from "@slipway/shared";
@@ -58,8 +58,8 @@ export interface StoredSource {
  * memory. The content address is known only at the last byte, so the bytes land under a temporary
  * key first and are then copied (server side) to `sources/<app>/<sha256>.tar.gz` (or `.zip`).
  */
-export async function storeSourceUpload(req: Request, store: ObjectStore, app: string, maxBytes: number, format: SourceFormat): Promise<StoredSource> {
-  const declared = Number(req.headers["content-length"]);
+export async function storeSourceUpload(req: Readable & { headers?: Request["headers"] }, store: ObjectStore, app: string, maxBytes: number, format: SourceFormat): Promise<StoredSource> {
+  const declared = Number(req.headers?.["content-length"]);
   if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
   if (declared === 0) throw badRequest("empty_body", "the body is empty: send the app's source as a .tar.gz or .zip");
 

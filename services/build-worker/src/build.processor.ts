@@ -3,6 +3,7 @@ import path from "node:path";
 import { UnrecoverableError, type Job } from "bullmq";
 import {
   ARCHIVE_EXTENSIONS,
+  indexResources,
   buildJobSchema,
   isTerminal,
   ObjectNotFoundError,
@@ -157,6 +158,9 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
     maxEntries: ctx.config.MAX_SOURCE_FILES,
   });
   run.log.line(`Source extracted: ${summary.entries} entries, ${summary.unpackedBytes} bytes`);
+  // The files' bytes go to the app's resource cache, so the next deploy uploads only what changed.
+  const indexed = await indexResources(ctx.store, build.app, run.sourceDir);
+  if (indexed.added > 0) run.log.line(`Cached ${indexed.added} new source files (${indexed.bytes} bytes) for later deploys`);
 
   const appRecord = await ctx.apps.get(build.app);
   const options = await loadBuildOptions(run.sourceDir, appRecord?.buildEnv ?? {}, (line) => run.log.line(line));

@@ -1,13 +1,14 @@
-import { Router, type Request, type Response } from "express";
+import express, { Router, type Request, type Response } from "express";
 import { z } from "zod";
-import { isTerminal, ObjectNotFoundError, storageKeys, type Build } from "@slipway/shared";
+import { isTerminal, matchResources, ObjectNotFoundError, storageKeys, type Build } from "@slipway/shared";
 import { admitBuild, cancelBuild, enqueueBuild, presentBuild, rebuildApp } from "../build-service";
 import type { ApiContext } from "../context";
 import { conflict, unsupportedMediaType } from "../errors";
 import { errorSchema } from "../openapi";
 import { decodeCursor, sendPage } from "../pagination";
 import { route } from "../route";
-import { appParams, buildParams, buildSchema, logsQuery, pageQuery, rebuildBody, uploadQuery } from "../schemas";
+import { appParams, buildParams, buildSchema, logsQuery, pageQuery, rebuildBody, resourceMatchBody, resourceMatchSchema, uploadQuery } from "../schemas";
+import { assembleSource } from "../source-assembly";
 import { storeSourceUpload, type SourceFormat } from "../source-upload";
 import { appNameParam, jsonBody, parseBody, parseQuery } from "../validation";
 import { requireApp, requireBuild } from "./lookups";
@@ -56,11 +57,32 @@ export function buildRoutes(ctx: ApiContext, mount: string): Router {
       if (!format) {
         throw unsupportedMediaType(`send the source as application/gzip (a .tar.gz) or application/zip; got ${req.headers["content-type"] ?? "no Content-Type"}`);
       }
-      const { deploy } = parseQuery(uploadQuery, req.query);
+      const { deploy, resources } = parseQuery(uploadQuery, req.query);
       await admitBuild(ctx);
-      const source = await storeSourceUpload(req, ctx.store, app, ctx.config.MAX_SOURCE_BYTES, format);
+      const source = resources
+        ? await assembleSource(req, ctx.store, app, ctx.config.MAX_SOURCE_BYTES)
+        : await storeSourceUpload(req, ctx.store, app, ctx.config.MAX_SOURCE_BYTES, format);
       const build = await enqueueBuild(ctx, { app, source, deploy: deploy !== "false", requestId: String(req.id) });
       res.status(202).location(`/v1/builds/${build.id}`).json(presentBuild(build));
+    },
+  );
+
+  route(
+    router,
+    mount,
+    {
+      method: "post",
+      path: "/apps/:app/resources/match",
+      summary: "Which of these file digests the server already holds for the app (so a deploy uploads only the rest)",
+      params: appParams,
+      body: { contentType: "application/json", schema: resourceMatchBody },
+      responses: { 200: { description: "the digests held", schema: resourceMatchSchema }, ...errors },
+    },
+    express.json({ limit: "16mb" }),
+    async (req, res) => {
+      const app = appNameParam(req.params.app);
+      const { resources } = parseBody(resourceMatchBody, req.body);
+      res.json({ held: [...(await matchResources(ctx.store, app, resources))] });
     },
   );
 

@@ -1,0 +1,61 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { lstat, readdir } from "node:fs/promises";
+import path from "node:path";
+import { storageKeys } from "./storage/keys";
+import type { ObjectStore } from "./storage/object-store";
+
+/** The manifest a partial upload carries for the files it left out because the server has them. */
+export const RESOURCE_MANIFEST = ".slipway-resources.json";
+
+export interface ResourceEntry {
+  path: string;
+  sha256: string;
+  size: number;
+  mode: number;
+}
+
+export async function hashFile(file: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+/** Every regular file under `dir` (relative POSIX paths), with its digest, size and mode. */
+export async function listResources(dir: string, keep: (relative: string, isDir: boolean) => boolean = () => true): Promise<ResourceEntry[]> {
+  const entries: ResourceEntry[] = [];
+  const walk = async (relative: string) => {
+    for (const name of await readdir(path.join(dir, relative))) {
+      const child = relative ? `${relative}/${name}` : name;
+      const info = await lstat(path.join(dir, child));
+      if (!keep(child, info.isDirectory())) continue;
+      if (info.isDirectory()) await walk(child);
+      else if (info.isFile()) entries.push({ path: child, sha256: await hashFile(path.join(dir, child)), size: info.size, mode: info.mode & 0o777 });
+    }
+  };
+  await walk("");
+  return entries;
+}
+
+/** The digests among `wanted` whose bytes the store already holds for `app` (one listing, not one request per file). */
+export async function matchResources(store: ObjectStore, app: string, wanted: string[]): Promise<Set<string>> {
+  const prefix = storageKeys.resourcesPrefix(app);
+  const held = new Set((await store.list(prefix)).map((key) => key.slice(prefix.length)));
+  return new Set(wanted.filter((sha) => held.has(sha)));
+}
+
+/** Stores the bytes of every file of a source tree the app's resource cache does not hold yet. */
+export async function indexResources(store: ObjectStore, app: string, dir: string): Promise<{ added: number; bytes: number }> {
+  const files = await listResources(dir);
+  const held = await matchResources(store, app, files.map((f) => f.sha256));
+  let added = 0;
+  let bytes = 0;
+  for (const file of files) {
+    if (held.has(file.sha256)) continue;
+    held.add(file.sha256);
+    await store.putStream(storageKeys.resource(app, file.sha256), createReadStream(path.join(dir, file.path)));
+    added += 1;
+    bytes += file.size;
+  }
+  return { added, bytes };
+}
