@@ -7,6 +7,7 @@ import { errorHandler, HttpError } from "./errors";
 import type { ApiMetrics } from "./metrics";
 import { appRoutes } from "./routes/apps";
 import { buildRoutes } from "./routes/builds";
+import { dashboardRoutes } from "./routes/dashboard";
 import { instanceRoutes } from "./routes/instances";
 import { releaseRoutes } from "./routes/releases";
 import { systemRoutes } from "./routes/system";
@@ -35,6 +36,7 @@ export function createApi(ctx: ApiContext, metrics: ApiMetrics): Express {
   );
   app.use(metrics.middleware);
   app.use(systemRoutes(ctx, metrics));
+  app.use(dashboardRoutes());
 
   const v1 = express.Router();
   v1.use(requireBearer(ctx.config.API_TOKEN));
