@@ -9,6 +9,7 @@ import { print } from "./output";
 
 const program = new Command("slipway")
   .description("Deploy and watch apps on a Slipway server")
+  .version("0.1.0")
   .option("--url <url>", "the Slipway API (env SLIPWAY_URL)", process.env.SLIPWAY_URL ?? "http://127.0.0.1:8080")
   .option("--token <token>", "API token (env SLIPWAY_TOKEN)", process.env.SLIPWAY_TOKEN)
   .option("--json", "print JSON for scripts instead of tables", false)

@@ -111,6 +111,28 @@ describe("slipway CLI against a real stack", () => {
     expect(help.stdout).toContain("--follow");
   }, 180_000);
 
+  it("slipway up runs the local stack and stops it cleanly on Ctrl-C", async () => {
+    const { spawn } = await import("node:child_process");
+    const port = await freePort();
+    const instance = await freePort();
+    const up = spawn(bin, ["up"], {
+      cwd: work,
+      env: { ...process.env, ...stack.env, API_PORT: String(port), INSTANCE_PORTS: String(instance), SLIPWAY_APP: uniqueApp("up"), SLIPWAY_DATA_DIR: path.join(work, "up-data"), QUEUE_PREFIX: "cli-up" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    up.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => up.once("exit", (code) => resolve(code)));
+    try {
+      const { eventually } = await import("../../test/harness/local-stack");
+      await eventually(async () => ((await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)) ? true : undefined), 60_000, "slipway up to serve");
+      expect(output).toContain("Slipway is starting:");
+    } finally {
+      up.kill("SIGINT");
+    }
+    expect(await exited).toBe(0);
+  }, 90_000);
+
   it("sets and reads app config", async () => {
     const app = uniqueApp("cliconf");
     expect((await slipway(["config", "set", app, "GREETING=hi", "build.PYTHON_VERSION=3.11", "startupCommand=python app.py"])).code).toBe(0);
