@@ -5,15 +5,9 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, rm, writeFile } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { createLogger, loadApiConfig, loadWorkerConfig } from "@slipway/shared";
-import { startRedisServer, startS3Server } from "@slipway/shared/embedded";
-import { createApi } from "../services/api/src/app";
-import { closeContext, createContext } from "../services/api/src/context";
-import { createMetrics } from "../services/api/src/metrics";
-import { startBuildWorker } from "../services/build-worker/src/worker";
+import { startBenchStack } from "./stack";
 import { benchDir, machine, repoRoot, since, writeResult } from "./lib";
 
 const FILES = 50;
@@ -26,15 +20,8 @@ interface DeployOutput {
 
 async function main() {
   const work = await benchDir("deploy");
-  const [redis, s3] = await Promise.all([startRedisServer(), startS3Server({ dir: path.join(work, "s3") })]);
-  const env = { REDIS_URL: redis.url, S3_ENDPOINT: s3.url, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, SCRATCH_DIR: path.join(work, "scratch"), LOG_LEVEL: "warn", GC_INTERVAL_S: "0" };
-  const logger = createLogger("bench", "warn");
-  const api = await createContext(loadApiConfig(env), logger);
-  const metrics = createMetrics(api);
-  const server = createApi(api, metrics).listen(0, "127.0.0.1");
-  await new Promise((r) => server.once("listening", r));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const worker = await startBuildWorker(loadWorkerConfig(env), logger);
+  const stack = await startBenchStack(work);
+  const { base, s3 } = stack;
   const cli = (args: string[]) =>
     new Promise<{ output: DeployOutput; seconds: number }>((resolve, reject) => {
       const start = process.hrtime.bigint();
@@ -73,12 +60,7 @@ async function main() {
     await writeResult("deploy", result);
     console.log(JSON.stringify({ matched: result.secondDeployMatched, full: result.secondDeployFull }));
   } finally {
-    await worker.close(1000);
-    server.close();
-    await metrics.close();
-    await closeContext(api);
-    await Promise.all([redis.stop(), s3.stop()]);
-    await rm(work, { recursive: true, force: true });
+    await stack.close();
   }
 }
 

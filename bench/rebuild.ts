@@ -5,15 +5,10 @@
  *
  *   npm run bench:rebuild          (BENCH_REQUIREMENTS overrides the requirements)
  */
-import { readFile, rm, writeFile, mkdir } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { createLogger, loadApiConfig, loadWorkerConfig, packDirectory, storageKeys } from "@slipway/shared";
-import { startRedisServer, startS3Server } from "@slipway/shared/embedded";
-import { createApi } from "../services/api/src/app";
-import { closeContext, createContext } from "../services/api/src/context";
-import { createMetrics } from "../services/api/src/metrics";
-import { startBuildWorker } from "../services/build-worker/src/worker";
+import { packDirectory, storageKeys } from "@slipway/shared";
+import { startBenchStack } from "./stack";
 import { benchDir, machine, since, treeStats, writeResult } from "./lib";
 
 const REQUIREMENTS = process.env.BENCH_REQUIREMENTS ?? "Django==5.1.*\nrequests==2.32.*\n";
@@ -28,22 +23,8 @@ interface BuildView {
 
 async function main() {
   const work = await benchDir("rebuild");
-  const [redis, s3] = await Promise.all([startRedisServer(), startS3Server({ dir: path.join(work, "s3") })]);
-  const env = {
-    REDIS_URL: redis.url,
-    S3_ENDPOINT: s3.url,
-    S3_ACCESS_KEY: s3.accessKey,
-    S3_SECRET_KEY: s3.secretKey,
-    SCRATCH_DIR: path.join(work, "scratch"),
-    LOG_LEVEL: "warn",
-  };
-  const logger = createLogger("bench", "warn");
-  const api = await createContext(loadApiConfig(env), logger);
-  const metrics = createMetrics(api);
-  const server = createApi(api, metrics).listen(0, "127.0.0.1");
-  await new Promise((r) => server.once("listening", r));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const worker = await startBuildWorker(loadWorkerConfig(env), logger);
+  const stack = await startBenchStack(work);
+  const { base, api, s3 } = stack;
   try {
     const app = "bench-rebuild";
     const src = path.join(work, "src");
@@ -100,12 +81,7 @@ async function main() {
     await writeResult("rebuild", result);
     console.log(JSON.stringify({ cold: cold.wallSeconds, warm: warm.wallSeconds, speedup: result.speedup, files: dependencySet.files }));
   } finally {
-    await worker.close(1000);
-    server.close();
-    await metrics.close();
-    await closeContext(api);
-    await Promise.all([redis.stop(), s3.stop()]);
-    await rm(work, { recursive: true, force: true });
+    await stack.close();
   }
 }
 

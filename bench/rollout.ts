@@ -7,14 +7,10 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { createLogger, freePort, loadApiConfig, loadWorkerConfig, packDirectory } from "@slipway/shared";
-import { startRedisServer, startS3Server, stopChild } from "@slipway/shared/embedded";
-import { createApi } from "../services/api/src/app";
-import { closeContext, createContext } from "../services/api/src/context";
-import { createMetrics } from "../services/api/src/metrics";
-import { startBuildWorker } from "../services/build-worker/src/worker";
+import { freePort, packDirectory } from "@slipway/shared";
+import { stopChild } from "@slipway/shared/embedded";
+import { startBenchStack } from "./stack";
 import { benchDir, machine, repoRoot, since, treeStats, writeResult } from "./lib";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 4);
@@ -33,15 +29,8 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 
 async function main() {
   const work = await benchDir("rollout");
-  const [redis, s3] = await Promise.all([startRedisServer(), startS3Server({ dir: path.join(work, "s3") })]);
-  const env = { REDIS_URL: redis.url, S3_ENDPOINT: s3.url, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, SCRATCH_DIR: path.join(work, "scratch"), LOG_LEVEL: "warn" };
-  const logger = createLogger("bench", "warn");
-  const api = await createContext(loadApiConfig(env), logger);
-  const metrics = createMetrics(api);
-  const server = createApi(api, metrics).listen(0, "127.0.0.1");
-  await new Promise((r) => server.once("listening", r));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const worker = await startBuildWorker(loadWorkerConfig(env), logger);
+  const stack = await startBenchStack(work);
+  const { env, base, s3 } = stack;
   const agents = new Map<number, ChildProcess>();
   const app = "bench-rollout";
 
@@ -121,12 +110,7 @@ async function main() {
     });
   } finally {
     await Promise.all([...agents.values()].map((child) => stopChild(child)));
-    await worker.close(1000);
-    server.close();
-    await metrics.close();
-    await closeContext(api);
-    await Promise.all([redis.stop(), s3.stop()]);
-    await rm(work, { recursive: true, force: true });
+    await stack.close();
   }
 }
 

@@ -10,6 +10,7 @@ import { uniqueApp } from "./harness/env";
 import { json } from "./harness/http";
 import { eventually } from "./harness/local-stack";
 import { startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "./harness/stack";
+import { labelApp } from "./harness/apps";
 
 let work: string;
 beforeAll(async () => {
@@ -19,15 +20,7 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const webApp = (label: string) => `
-import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(b"${label}")
-    def log_message(self, *a): pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-`;
+const webApp = (label: string) => labelApp(label);
 
 async function upload(stack: InProcessStack, app: string, label: string, buildEnv = "", query = ""): Promise<BuildView> {
   const dir = await writeTree(path.join(work, `${app}-${label}`), { "app.py": webApp(label), ...(buildEnv ? { "build.env": buildEnv } : {}) });

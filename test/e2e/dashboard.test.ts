@@ -8,6 +8,7 @@ import { packDirectory } from "@slipway/shared";
 import { uniqueApp } from "../harness/env";
 import { eventually, startLocalStack, type LocalStack } from "../harness/local-stack";
 import { writeTree } from "../harness/stack";
+import { labelApp } from "../harness/apps";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const TOKEN = "dashboard-token";
@@ -15,15 +16,7 @@ let stack: LocalStack;
 let browser: Browser;
 let work: string;
 
-const webApp = (label: string) => `
-import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(b"${label}")
-    def log_message(self, *a): pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-`;
+const webApp = (label: string) => labelApp(label);
 
 async function upload(label: string): Promise<string> {
   const dir = await writeTree(path.join(work, label), { "app.py": webApp(label) });

@@ -232,7 +232,6 @@ describe("OpenAPI", () => {
           if (layer.route) {
             for (const method of Object.keys(layer.route.methods)) mounted.push(`${method.toUpperCase()} ${prefix}${layer.route.path}`);
           } else if (layer.handle?.stack) {
-            // Group routers sit under /v1 or at the root; the documented paths say which.
             walk(layer.handle.stack as never, prefix);
           }
         }
@@ -241,8 +240,10 @@ describe("OpenAPI", () => {
       expect(mounted.length).toBeGreaterThanOrEqual(16);
       const documented = Object.entries(document.paths).flatMap(([p, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${p.replace(/\{(\w+)\}/g, ":$1")}`));
       for (const routeKey of mounted) {
+        // Group routers sit at the root or under /v1; either way the document must have the route.
         const [method, routePath] = routeKey.split(" ");
-        expect(documented, `${routeKey} is not in openapi.json`).toContain(`${method} ${routePath!.startsWith("/healthz") || routePath!.startsWith("/metrics") || routePath!.startsWith("/openapi") ? routePath : `/v1${routePath}`}`);
+        const found = documented.includes(`${method} ${routePath}`) || documented.includes(`${method} /v1${routePath}`);
+        expect(found, `${routeKey} is not in openapi.json`).toBe(true);
       }
       expect(documented).toHaveLength(mounted.length);
       expect(openApiDocument()).toBe(openApiDocument());

@@ -19,6 +19,7 @@ import { startInProcessStack, uploadDir, waitForBuild, type BuildView, type InPr
 import { writeTarGz } from "../../../test/harness/tarballs";
 import { buildWheel } from "../../../test/harness/wheels";
 import { RuntimeAgent } from "../src/agent";
+import { labelApp } from "../../../test/harness/apps";
 
 let stack: InProcessStack;
 let work: string;
@@ -27,15 +28,7 @@ let agent: RuntimeAgent;
 let instanceUrl: string;
 let runtimeRoot: string;
 
-const serverPy = (version: string) => `
-import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(b"${version}")
-    def log_message(self, *a): pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-`;
+const serverPy = (version: string) => labelApp(version);
 
 async function appSource(name: string, files: Record<string, string>): Promise<string> {
   const dir = path.join(work, name);

@@ -9,6 +9,7 @@ import { uniqueApp } from "../../../test/harness/env";
 import { eventually } from "../../../test/harness/local-stack";
 import { spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "../../../test/harness/stack";
 import { RuntimeAgent } from "../src/agent";
+import { labelApp } from "../../../test/harness/apps";
 
 let stack: InProcessStack;
 let work: string;
@@ -22,20 +23,7 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** A stdlib web app answering `label`, GREETING and how it was started; /crash makes it exit. */
-const webApp = (label: string, startDelay = 0) => `
-import os, sys, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-time.sleep(${startDelay})
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/crash":
-            os._exit(7)
-        body = f"${label}|{os.environ.get('GREETING', '')}|{' '.join(sys.argv[1:])}".encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
-    def log_message(self, *a): pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-`;
+const webApp = (label: string, startDelay = 0) => labelApp(label, { echo: true, startDelayS: startDelay });
 
 async function deploy(app: string, files: Record<string, string>): Promise<BuildView> {
   const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, await writeTree(path.join(work, `${app}-${Date.now()}-${Math.random()}`), files))).id);

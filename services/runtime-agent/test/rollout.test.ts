@@ -8,6 +8,7 @@ import { json } from "../../../test/harness/http";
 import { eventually } from "../../../test/harness/local-stack";
 import { startInProcessStack, uploadDir, waitForBuild, writeTree, type InProcessStack } from "../../../test/harness/stack";
 import { RuntimeAgent } from "../src/agent";
+import { labelApp } from "../../../test/harness/apps";
 
 let stack: InProcessStack;
 let work: string;
@@ -20,16 +21,7 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const webApp = (label: string, fail = false) => `
-import os, sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-${fail ? "sys.exit('this release cannot start')" : ""}
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(b"${label}")
-    def log_message(self, *a): pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-`;
+const webApp = (label: string, fail = false) => labelApp(label, { failToStart: fail });
 
 describe("rolling rollout across instances", () => {
   it("moves a release through the instances at most MAX_UNAVAILABLE at a time; a release failing on the first instance halts, the others keep the old one", async () => {

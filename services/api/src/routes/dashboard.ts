@@ -3,6 +3,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { Router } from "express";
+import { z } from "zod";
+import { route } from "../route";
 
 const dashboardDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../dashboard");
 
@@ -14,11 +16,21 @@ export function dashboardRoutes(): Router {
     (bundle ??= build({ entryPoints: [path.join(dashboardDir, "src/main.ts")], bundle: true, write: false, format: "esm", target: "es2022", minify: true }).then(
       (result) => result.outputFiles[0]!.text,
     ));
-  router.get("/", async (_req, res) => {
-    res.type("html").send(await readFile(path.join(dashboardDir, "index.html"), "utf8"));
-  });
-  router.get("/dashboard.js", async (_req, res) => {
-    res.type("application/javascript").setHeader("Cache-Control", "no-cache").send(await script());
-  });
+  route(
+    router,
+    "",
+    { method: "get", path: "/", summary: "The dashboard", open: true, responses: { 200: { description: "HTML page", schema: z.string(), contentType: "text/html" } } },
+    async (_req, res) => {
+      res.type("html").send(await readFile(path.join(dashboardDir, "index.html"), "utf8"));
+    },
+  );
+  route(
+    router,
+    "",
+    { method: "get", path: "/dashboard.js", summary: "The dashboard's script", open: true, responses: { 200: { description: "JavaScript module", schema: z.string(), contentType: "application/javascript" } } },
+    async (_req, res) => {
+      res.type("application/javascript").setHeader("Cache-Control", "no-cache").send(await script());
+    },
+  );
   return router;
 }
