@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "@slipway/shared";
 import { uniqueApp } from "../../test/harness/env";
+import { eventually } from "../../test/harness/local-stack";
 import { startInProcessStack, writeTree, type InProcessStack } from "../../test/harness/stack";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -59,7 +60,11 @@ describe("slipway CLI against a real stack", () => {
     expect(log).toMatch(/Source extracted: 4 entries/);
 
     await slipway(["deploy", dir, "--app", app]);
-    await new Promise((r) => setTimeout(r, 8000));
+    // A rollback needs a second release to roll back from: wait for that build to be released.
+    await eventually(async () => {
+      const all = JSON.parse((await slipway(["builds", app, "--json"])).stdout) as { status: string }[];
+      return all.length === 2 && all.every((b) => b.status === "succeeded") ? true : undefined;
+    }, 120_000, "the second deploy's release");
     const rollback = await slipway(["rollback", app, "--json"]);
     expect(rollback.code).toBe(0);
     expect(JSON.parse(rollback.stdout)).toMatchObject({ reason: "rollback" });

@@ -25,6 +25,16 @@ const storageShape = {
   S3_REGION: z.string().min(1).default("us-east-1"),
 };
 
+/**
+ * Untrusted code (builds, apps) runs in a bubblewrap sandbox as its own unprivileged uid. `off` is
+ * an operator's explicit choice for machines that cannot run one, and is logged loudly.
+ */
+const sandboxShape = {
+  SANDBOX: z.enum(["on", "off"]).default("on"),
+  /** Sandboxes take host uids from this base upwards (65,536 of them): no account should own one. */
+  SANDBOX_UID_BASE: z.coerce.number().int().min(1000).max(2 ** 31 - 65_536).default(200_000),
+};
+
 const commonShape = {
   REDIS_URL: url(["redis:", "rediss:"]),
   /** Key prefix of the BullMQ queues; separate prefixes give separate queues on one Redis. */
@@ -48,6 +58,13 @@ const apiSchema = z.object({
 
 const workerSchema = z.object({
   ...commonShape,
+  ...sandboxShape,
+  /** Memory one build may use (its whole sandbox); past it the build fails as out of memory. */
+  BUILD_MEMORY_MB: positiveInt.default(4096),
+  /** Processes one build may have at once: a fork bomb fails its build, not the worker. */
+  BUILD_MAX_PROCESSES: positiveInt.default(1024),
+  /** The largest single file a build may write (the kernel's RLIMIT_FSIZE): a disk-filling file fails its build. */
+  BUILD_MAX_FILE_MB: positiveInt.default(4096),
   WORKER_CONCURRENCY: positiveInt.default(1),
   BUILD_TIMEOUT_S: positiveInt.default(900),
   /**
@@ -85,6 +102,11 @@ const workerSchema = z.object({
 
 const agentSchema = z.object({
   ...commonShape,
+  ...sandboxShape,
+  /** Memory the app may use; past it the app is killed and restarted like a crash, with that reason. */
+  APP_MEMORY_MB: positiveInt.default(2048),
+  /** Processes the app may have at once. */
+  APP_MAX_PROCESSES: positiveInt.default(1024),
   APP: z.string().regex(/^[a-z][a-z0-9-]{0,61}[a-z0-9]$/, "must be a valid app name"),
   INSTANCE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1-64 of [A-Za-z0-9._-]"),
   PORT: port,

@@ -20,19 +20,13 @@ import { loadBuildOptions } from "./build-options";
 import { detectPlatform, type PlatformContext } from "./platforms/index";
 import type { LayerCache } from "./platforms/platform";
 import { DependencyCache } from "./steps/dependency-cache";
-import { runCommand } from "./sandbox";
+import { PASS_THROUGH, prepareBuildSandbox, runCommand, type BuildSandbox } from "./sandbox";
 import { fetchSource } from "./steps/fetch-source";
 import { publishRelease, uploadBuildOutput } from "./steps/publish";
 
-/** The worker's variables a build may see: package-index settings, never credentials of Slipway's. */
-const PASS_THROUGH = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_TRUSTED_HOST", "npm_config_registry"] as const;
-
-export function buildEnvironment(config: WorkerContext["config"], host: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const env: Record<string, string> = {
-    PATH: host.PATH ?? "/usr/local/bin:/usr/bin:/bin",
-    HOME: host.HOME ?? "/tmp",
-    LANG: host.LANG ?? "C.UTF-8",
-  };
+/** The environment every build command starts from: the sandbox's PATH and HOME, index settings, nothing of Slipway's own. */
+export function buildEnvironment(config: WorkerContext["config"], sandbox: Pick<BuildSandbox, "path" | "home">, host: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = { PATH: sandbox.path, HOME: sandbox.home, LANG: host.LANG ?? "C.UTF-8" };
   for (const key of PASS_THROUGH) {
     const value = config[key] ?? host[key];
     if (value) env[key] = value;
@@ -125,7 +119,7 @@ export function createBuildProcessor(ctx: WorkerContext) {
 }
 
 async function removeScratch(sourceDir: string, workDir: string): Promise<void> {
-  await Promise.all([rm(sourceDir, { recursive: true, force: true }), rm(workDir, { recursive: true, force: true })]);
+  await Promise.all([sourceDir, workDir, `${sourceDir}.home`].map((dir) => rm(dir, { recursive: true, force: true })));
 }
 
 interface BuildRun {
@@ -149,7 +143,7 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
     return { manifest: previous, manifestKey, artifactKey: storageKeys.artifact(build.app, build.id, previous.outputFileName) };
   }
 
-  await Promise.all([rm(run.sourceDir, { recursive: true, force: true }), rm(run.workDir, { recursive: true, force: true })]);
+  await removeScratch(run.sourceDir, run.workDir);
   await mkdir(run.workDir, { recursive: true });
   run.log.line(`Build ${build.id} of app ${build.app}, source ${build.sourceSha256}`);
   const archiveFile = path.join(run.workDir, build.sourceKey.endsWith(".zip") ? "source.zip" : "source.tar.gz");
@@ -162,14 +156,18 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
   const indexed = await indexResources(ctx.store, build.app, run.sourceDir);
   if (indexed.added > 0) run.log.line(`Cached ${indexed.added} new source files (${indexed.bytes} bytes) for later deploys`);
 
+  const sandbox = await prepareBuildSandbox(ctx.config, build.id, run.sourceDir, ctx.sandboxResolvConf);
+  await sandbox.own(run.sourceDir);
+  run.log.line(sandbox.mode === "on" ? `Build commands run sandboxed as uid ${sandbox.spec.uid}` : "Build commands run WITHOUT a sandbox (SANDBOX=off)");
+
   const appRecord = await ctx.apps.get(build.app);
   const options = await loadBuildOptions(run.sourceDir, appRecord?.buildEnv ?? {}, (line) => run.log.line(line));
   const platform = await detectPlatform(run.sourceDir);
   run.log.line(`Detected platform: ${platform.name}`);
   // Build options are the build's environment too, as in Oryx; Slipway's own secrets never are.
-  const baseEnv = { ...buildEnvironment(ctx.config), ...options };
+  const baseEnv = { ...buildEnvironment(ctx.config, sandbox), ...options };
   const execute: PlatformContext["run"] = (command, args, runOptions = {}) =>
-    runCommand(command, args, {
+    runCommand(command, args, sandbox, {
       cwd: runOptions.cwd ?? run.sourceDir,
       env: runOptions.env ?? baseEnv,
       label: runOptions.label ?? command,
@@ -183,7 +181,11 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
   }
   const dependencyCache = new DependencyCache(ctx.store, build.app, baseEnv, ctx.config.ARTIFACT_COMPRESSION, !run.noCache, (line) => run.log.line(line));
   const cache: LayerCache = {
-    restore: (key, dir) => dependencyCache.restore(key, dir),
+    restore: async (key, dir) => {
+      const restored = await dependencyCache.restore(key, dir);
+      if (restored) await sandbox.own(dir);
+      return restored;
+    },
     save: (key, dir) => dependencyCache.save(key, dir, path.join(run.workDir, `cache-${key.layer}`)),
   };
   const result = await platform.build({ sourceDir: run.sourceDir, baseEnv, options, cache, log: (line) => run.log.line(line), run: execute });

@@ -14,4 +14,6 @@ export interface WorkerContext {
   releases: ReleaseRepository;
   buildLogs: BuildLogStream;
   activeBuilds: ActiveBuilds;
+  /** The resolv.conf every build sandbox gets: its user-mode network's DNS. */
+  sandboxResolvConf: string;
 }

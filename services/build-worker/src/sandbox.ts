@@ -1,5 +1,9 @@
 import { spawn } from "node:child_process";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
 import { createInterface } from "node:readline";
+import type { WorkerConfig } from "@slipway/shared";
+import { hostToolchains, sandboxPath, sandboxUid, spawnSandboxed, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 import { BuildAborted, BuildFailure } from "./errors";
 
 export interface RunOptions {
@@ -13,28 +17,66 @@ export interface RunOptions {
   label: string;
 }
 
-/** How long a process group gets between SIGTERM and SIGKILL. */
+/** How long a command gets between SIGTERM and the end of its sandbox. */
 const KILL_GRACE_MS = 2000;
 
 /**
- * Runs one build command in its own process group, so that cancel or timeout can kill everything
- * it started (pip's subprocesses, npm's scripts), not just the direct child.
+ * Where one build's commands run: every command of the build gets a sandbox of the same shape
+ * (same uid, same binds, same limits); the build tree and a private home are all it can write.
  */
-export function runCommand(command: string, args: string[], options: RunOptions): Promise<void> {
+export interface BuildSandbox {
+  readonly mode: SandboxMode;
+  readonly spec: SandboxSpec;
+  /** The build's HOME (pip's and npm's caches live there): private to the build, removed with it. */
+  readonly home: string;
+  /** The PATH commands start from. */
+  readonly path: string;
+  /** Hands what the worker itself wrote (the extracted source, a restored cache layer) to the sandbox's uid. */
+  own(dir: string): Promise<void>;
+}
+
+/** The worker's variables a build may see: package-index settings, never credentials of Slipway's. */
+export const PASS_THROUGH = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_TRUSTED_HOST", "npm_config_registry"] as const;
+
+export async function prepareBuildSandbox(config: WorkerConfig, buildId: string, sourceDir: string, resolvConf: string): Promise<BuildSandbox> {
+  const mode = config.SANDBOX;
+  const home = `${sourceDir}.home`;
+  await mkdir(home, { recursive: true });
+  const uid = sandboxUid("build", buildId, config.SANDBOX_UID_BASE);
+  const toolchains = mode === "on" ? await hostToolchains() : [];
+  const spec: SandboxSpec = {
+    name: `build-${buildId}`,
+    uid,
+    writable: [sourceDir, home],
+    // A local wheelhouse the operator points pip at is configuration, not build input: readable.
+    readOnly: [...toolchains, ...localFindLinks(config.PIP_FIND_LINKS ?? process.env.PIP_FIND_LINKS)],
+    network: "isolated",
+    limits: { memoryBytes: config.BUILD_MEMORY_MB * 1024 * 1024, maxProcesses: config.BUILD_MAX_PROCESSES, maxFileBytes: config.BUILD_MAX_FILE_MB * 1024 * 1024 },
+    resolvConf,
+  };
+  const sandbox: BuildSandbox = {
+    mode,
+    spec,
+    home,
+    path: mode === "on" ? sandboxPath(toolchains) : (process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"),
+    own: (dir) => (mode === "on" ? chownTree(dir, uid) : Promise.resolve()),
+  };
+  await sandbox.own(home);
+  return sandbox;
+}
+
+/**
+ * Runs one build command in the build's sandbox. Cancel and timeout end the whole sandbox, and
+ * so does the command's own end: nothing it started (a double-forked daemon included) survives it.
+ */
+export function runCommand(command: string, args: string[], sandbox: BuildSandbox, options: RunOptions): Promise<void> {
   return new Promise((resolve, reject) => {
     if (options.signal.aborted) return reject(abortError(options.signal));
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    const child = spawnSandboxed({ command, args, cwd: options.cwd, env: options.env }, sandbox.spec, sandbox.mode);
     let killTimer: NodeJS.Timeout | undefined;
-    const killGroup = (signal: NodeJS.Signals) => {
-      try {
-        if (child.pid) process.kill(-child.pid, signal);
-      } catch {
-        // Already gone.
-      }
-    };
     const onAbort = () => {
-      killGroup("SIGTERM");
-      killTimer = setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS);
+      child.terminate("SIGTERM");
+      killTimer = setTimeout(() => child.kill(), KILL_GRACE_MS);
     };
     options.signal.addEventListener("abort", onAbort, { once: true });
 
@@ -42,24 +84,39 @@ export function runCommand(command: string, args: string[], options: RunOptions)
     for (const reader of lines) reader.on("line", options.onLine);
     const outputDone = Promise.all(lines.map((reader) => new Promise((r) => reader.once("close", r))));
 
-    child.on("error", (error) => {
+    void child.exited.then(async (exit) => {
       options.signal.removeEventListener("abort", onAbort);
-      reject(new BuildFailure(`${options.label}: could not start ${command}: ${error.message}`));
-    });
-    child.on("close", (code, signal) => {
-      options.signal.removeEventListener("abort", onAbort);
-      // Make sure nothing the command left behind outlives it.
-      killGroup("SIGKILL");
       if (killTimer) clearTimeout(killTimer);
-      void outputDone.then(() => {
-        if (options.signal.aborted) reject(abortError(options.signal));
-        else if (code === 0) resolve();
-        else reject(new BuildFailure(`${options.label} failed (${signal ? `killed by ${signal}` : `exit code ${code}`})`));
-      });
+      await outputDone;
+      if (exit.survivorsKilled > 0) options.onLine(`(${exit.survivorsKilled} processes ${options.label} left running were killed)`);
+      if (options.signal.aborted) reject(abortError(options.signal));
+      else if (exit.limitReason) reject(new BuildFailure(`${options.label} failed: ${exit.limitReason}`));
+      else if (exit.code === 0) resolve();
+      else if (exit.code === null && exit.signal === null) reject(new BuildFailure(`${options.label}: could not start ${command}`));
+      else reject(new BuildFailure(`${options.label} failed (${exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`})`));
     });
   });
 }
 
 function abortError(signal: AbortSignal): Error {
   return signal.reason instanceof BuildAborted ? signal.reason : new BuildAborted("canceled", "the build was canceled");
+}
+
+/** Absolute directories among PIP_FIND_LINKS (URLs stay URLs: the sandbox's network reaches them). */
+function localFindLinks(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(/\s+/)
+    .map((entry) => entry.replace(/^file:\/\//, ""))
+    .filter((entry) => path.isAbsolute(entry));
+}
+
+function chownTree(dir: string, uid: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // -h and no -L: links are re-owned themselves, never followed out of the tree.
+    const chown = spawn("chown", ["-R", "-h", `${uid}:${uid}`, dir], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    chown.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    chown.on("error", reject);
+    chown.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`chown of ${dir} failed: ${stderr.trim()}`))));
+  });
 }

@@ -17,6 +17,9 @@ import {
   type Logger,
   type WorkerConfig,
 } from "@slipway/shared";
+import { checkSandboxSupport, writeSandboxResolvConf } from "@slipway/shared/sandbox";
+import { mkdir } from "node:fs/promises";
+import os from "node:os";
 import { ActiveBuilds } from "./active-builds";
 import { createBuildProcessor } from "./build.processor";
 import { createGcProcessor } from "./gc.processor";
@@ -36,6 +39,7 @@ export interface RunningWorker {
 /** Connects and starts consuming the builds queue with `WORKER_CONCURRENCY` builds at a time. */
 export async function startBuildWorker(config: WorkerConfig, logger: Logger): Promise<RunningWorker> {
   if (config.ARTIFACT_COMPRESSION === "zstd" && !hasZstd()) throw new ConfigError(`${ZSTD_MISSING}; or set ARTIFACT_COMPRESSION=gzip`);
+  const sandboxResolvConf = await prepareSandboxes(config, logger);
   const redis = connectRedis(config.REDIS_URL);
   const store = new ObjectStore(config);
   await store.ensureBucket();
@@ -49,6 +53,7 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
     releases: new ReleaseRepository(redis),
     buildLogs: new BuildLogStream(redis),
     activeBuilds: new ActiveBuilds(),
+    sandboxResolvConf,
   };
   const cancels = listenForCancels(redis, ctx.activeBuilds, logger);
   const workerConnection = connectRedis(config.REDIS_URL);
@@ -109,4 +114,17 @@ function listenForCancels(redis: Redis, activeBuilds: ActiveBuilds, logger: Logg
   });
   void subscriber.subscribe(CANCEL_CHANNEL);
   return subscriber;
+}
+
+/** Refuses to start when builds cannot be sandboxed, unless the operator said SANDBOX=off. */
+async function prepareSandboxes(config: WorkerConfig, logger: Logger): Promise<string> {
+  await mkdir(config.SCRATCH_DIR, { recursive: true, mode: 0o711 });
+  if (config.SANDBOX === "off") {
+    logger.warn("SANDBOX=off: builds run untrusted code as this worker's own user, beside its credentials. Never do this in production.");
+  } else {
+    const { cgroups } = await checkSandboxSupport({ network: true });
+    if (!cgroups) logger.warn("cgroups are not writable here: builds get prlimit's process and file-size limits but no memory limit");
+  }
+  // Beside the scratch dir, not in it: it is the worker's, shared by every build of this host.
+  return writeSandboxResolvConf(os.tmpdir());
 }

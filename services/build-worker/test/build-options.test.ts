@@ -37,10 +37,10 @@ describe("build environment", () => {
       npm_config_registry: "http://127.0.0.1:4873/",
       SOMETHING_ELSE: "x",
     };
-    const env = buildEnvironment(loadWorkerConfig(host), host);
+    const env = buildEnvironment(loadWorkerConfig(host), { path: "/sandbox/bin:/usr/bin", home: "/scratch/b1.home" }, host);
     expect(env).toEqual({
-      PATH: "/usr/bin:/bin",
-      HOME: "/home/worker",
+      PATH: "/sandbox/bin:/usr/bin",
+      HOME: "/scratch/b1.home",
       LANG: "C.UTF-8",
       PIP_INDEX_URL: "http://127.0.0.1:3141/simple",
       npm_config_registry: "http://127.0.0.1:4873/",

@@ -81,9 +81,12 @@ describe("dependency cache", () => {
 
   it("caches node_modules by lockfile", async () => {
     const app = uniqueApp("nodecache");
-    const pkgDir = await writeTree(path.join(work, "tiny"), { "package.json": JSON.stringify({ name: "tiny", version: "1.0.0" }), "index.js": "module.exports = 1;\n" });
-    const tarball = path.join(work, execFileSync("npm", ["pack", "--silent", "--pack-destination", work], { cwd: pkgDir, encoding: "utf8" }).trim());
-    const dir = await writeTree(path.join(work, app), { "package.json": JSON.stringify({ name: "n", version: "1.0.0", dependencies: { tiny: `file:${tarball}` } }) });
+    // Vendored in the app's own tree: a build sees nothing of the host beyond its source.
+    const dir = await writeTree(path.join(work, app), {
+      "vendor/tiny/package.json": JSON.stringify({ name: "tiny", version: "1.0.0" }),
+      "vendor/tiny/index.js": "module.exports = 1;\n",
+      "package.json": JSON.stringify({ name: "n", version: "1.0.0", dependencies: { tiny: "file:vendor/tiny" } }),
+    });
     execFileSync("npm", ["install", "--package-lock-only", "--silent"], { cwd: dir });
     const cold = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir)).id);
     expect(await logOf(cold)).toContain("Running npm ci");

@@ -132,23 +132,20 @@ describe("Python platform", () => {
 
 describe("Node platform", () => {
   /** A tiny package of the test's own, packed with npm, so installs need no registry. */
-  async function localPackage(): Promise<string> {
-    const dir = await writeTree(path.join(work, "tiny-greeter"), {
-      "package.json": JSON.stringify({ name: "tiny-greeter", version: "1.0.0", main: "index.js" }),
-      "index.js": "module.exports = (name) => `hello ${name}`;\n",
-    });
-    const name = execFileSync("npm", ["pack", "--silent", "--pack-destination", work], { cwd: dir, encoding: "utf8" }).trim();
-    return path.join(work, name);
-  }
+  // Vendored in the app's own tree: a build sees nothing of the host beyond its source.
+  const vendoredPackage = {
+    "vendor/tiny-greeter/package.json": JSON.stringify({ name: "tiny-greeter", version: "1.0.0", main: "index.js" }),
+    "vendor/tiny-greeter/index.js": "module.exports = (name) => `hello ${name}`;\n",
+  };
 
   it("installs with npm install (no lockfile) or npm ci (lockfile), runs the build script, and detects the version", async () => {
-    const tarball = await localPackage();
     const files = {
+      ...vendoredPackage,
       "package.json": JSON.stringify({
         name: "node-app",
         version: "1.0.0",
         engines: { node: ">=18" },
-        dependencies: { "tiny-greeter": `file:${tarball}` },
+        dependencies: { "tiny-greeter": "file:vendor/tiny-greeter" },
         scripts: { build: "node -e \"require('fs').writeFileSync('built.txt', require('tiny-greeter')('build'))\"", start: "node server.js" },
       }),
       "server.js": "console.log('server')\n",

@@ -23,6 +23,7 @@ import { HealthCheckError, waitUntilHealthy } from "./health";
 import { InstanceProxy } from "./proxy";
 import { Restorer, RestoreError } from "./restore";
 import { resolveStartCommand } from "./start-command";
+import { AppSandbox } from "./app-sandbox";
 import { AppProcess } from "./supervisor";
 
 const HEARTBEAT_INTERVAL_MS = 5000;
@@ -71,6 +72,7 @@ export class RuntimeAgent {
   private crashRestarts = 0;
   private stopping = false;
   private readonly startedAt = Date.now();
+  private sandbox: AppSandbox | undefined;
   listeningPort: number | undefined;
 
   constructor(
@@ -87,6 +89,7 @@ export class RuntimeAgent {
   }
 
   async start(): Promise<void> {
+    this.sandbox = await AppSandbox.prepare(this.config, this.logger);
     const leftovers = await this.restorer.removeLeftovers();
     if (leftovers.length) this.logger.info({ leftovers }, "removed partial release directories left by an earlier run");
     this.listeningPort = await this.proxy.listen(this.config.PORT);
@@ -190,6 +193,7 @@ export class RuntimeAgent {
       const command = await resolveStartCommand(restored.appPath, restored.manifest, appRecord?.startupCommand);
       if (!command) throw new RestoreError("no start command: set the app's startupCommand, add a Procfile web: line, or an app.py");
       const port = await freePort();
+      await this.appSandbox.own(restored.appPath);
       const env = this.appEnvironment(restored.appPath, restored.manifest.virtualEnvName, port, appRecord?.env ?? {});
       candidate = this.spawn(command, restored.appPath, env, log);
       await waitUntilHealthy(candidate, port, this.config.HEALTH_PATH, this.config.HEALTH_TIMEOUT_S * 1000);
@@ -258,13 +262,20 @@ export class RuntimeAgent {
   }
 
   private spawn(command: string, appPath: string, env: Record<string, string>, log: Logger): AppProcess {
-    return new AppProcess({ command, cwd: appPath, env, onLine: (line) => log.debug({ app: line }, "app output") });
+    const sandbox = this.appSandbox;
+    return new AppProcess({ command, cwd: appPath, env, sandbox: { spec: sandbox.spec(appPath), mode: sandbox.mode }, onLine: (line) => log.debug({ app: line }, "app output") });
+  }
+
+  private get appSandbox(): AppSandbox {
+    if (!this.sandbox) throw new Error("the agent has not started");
+    return this.sandbox;
   }
 
   private appEnvironment(appPath: string, venvName: string | undefined, port: number, appEnv: Record<string, string>): Record<string, string> {
     const env: Record<string, string> = {
-      PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
-      HOME: process.env.HOME ?? "/tmp",
+      PATH: this.appSandbox.path,
+      // The release directory is all the app may write; its home is there too, as Heroku's /app.
+      HOME: appPath,
       LANG: process.env.LANG ?? "C.UTF-8",
       PYTHONUNBUFFERED: "1",
       ...appEnv,
@@ -284,7 +295,7 @@ export class RuntimeAgent {
       if (this.stopping || this.running !== running) return;
       this.crashRestarts += 1;
       const delay = Math.min(MAX_CRASH_BACKOFF_MS, 500 * 2 ** (this.crashRestarts - 1));
-      const reason = `the app exited (${exit.signal ?? `code ${exit.code}`}); restart ${this.crashRestarts} in ${delay} ms${running.process.tail() ? `; its last output:\n${running.process.tail()}` : ""}`;
+      const reason = `the app exited (${exit.limitReason ?? exit.signal ?? `code ${exit.code}`}); restart ${this.crashRestarts} in ${delay} ms${running.process.tail() ? `; its last output:\n${running.process.tail()}` : ""}`;
       this.logger.warn({ restarts: this.crashRestarts }, reason);
       await this.report("failed", running.release, running.appPath, reason);
       await new Promise((r) => setTimeout(r, delay));

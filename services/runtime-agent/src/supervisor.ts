@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
+import { spawnSandboxed, type SandboxedProcess, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 
 /** Lines of the app's output kept for failure reports. */
 const TAIL_LINES = 40;
@@ -7,6 +7,8 @@ const TAIL_LINES = 40;
 export interface AppExit {
   code: number | null;
   signal: NodeJS.Signals | null;
+  /** Set when a sandbox limit ended the app: "out of memory (limit 512 MiB)". */
+  limitReason?: string;
 }
 
 export interface StartOptions {
@@ -15,29 +17,31 @@ export interface StartOptions {
   env: Record<string, string>;
   /** Each output line of the app, as it arrives. */
   onLine?: (line: string) => void;
+  sandbox: { spec: SandboxSpec; mode: SandboxMode };
 }
 
 /**
- * One app process, in its own process group so that stopping it also stops whatever it forked
- * (gunicorn's workers, npm's child node).
+ * One app process in its sandbox (or, with the sandbox off, its own process group), so that
+ * stopping it also stops whatever it forked (gunicorn's workers, npm's child node).
  */
 export class AppProcess {
   readonly exited: Promise<AppExit>;
   private readonly tailLines: string[] = [];
-  private readonly child: ChildProcess;
+  private readonly child: SandboxedProcess;
+  private done = false;
 
   constructor(options: StartOptions) {
-    this.child = spawn("/bin/sh", ["-c", options.command], { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    for (const stream of [this.child.stdout!, this.child.stderr!]) {
+    this.child = spawnSandboxed({ command: "/bin/sh", args: ["-c", options.command], cwd: options.cwd, env: options.env }, options.sandbox.spec, options.sandbox.mode);
+    for (const stream of [this.child.stdout, this.child.stderr]) {
       createInterface({ input: stream }).on("line", (line) => {
         this.tailLines.push(line);
         if (this.tailLines.length > TAIL_LINES) this.tailLines.shift();
         options.onLine?.(line);
       });
     }
-    this.exited = new Promise((resolve) => {
-      this.child.once("exit", (code, signal) => resolve({ code, signal }));
-      this.child.once("error", () => resolve({ code: null, signal: null }));
+    this.exited = this.child.exited.then(({ code, signal, limitReason }) => {
+      this.done = true;
+      return { code, signal, ...(limitReason ? { limitReason } : {}) };
     });
   }
 
@@ -46,7 +50,7 @@ export class AppProcess {
   }
 
   get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    return !this.done;
   }
 
   /** The last lines the app printed, for a failure report. */
@@ -54,25 +58,16 @@ export class AppProcess {
     return this.tailLines.slice(-lines).join("\n");
   }
 
-  /** SIGTERM to the group, SIGKILL after `graceMs`; resolves when the process has exited. */
+  /** SIGTERM to the app, the end of its whole sandbox after `graceMs`; resolves when everything has exited. */
   async stop(graceMs = 10_000): Promise<AppExit> {
     if (this.running) {
-      this.signalGroup("SIGTERM");
-      const timer = setTimeout(() => this.signalGroup("SIGKILL"), graceMs);
+      this.child.terminate("SIGTERM");
+      const timer = setTimeout(() => this.child.kill(), graceMs);
       const exit = await this.exited;
       clearTimeout(timer);
-      this.signalGroup("SIGKILL"); // stragglers of the group
       return exit;
     }
-    this.signalGroup("SIGKILL");
+    this.child.kill();
     return this.exited;
-  }
-
-  private signalGroup(signal: NodeJS.Signals) {
-    try {
-      if (this.child.pid) process.kill(-this.child.pid, signal);
-    } catch {
-      // The group is gone.
-    }
   }
 }

@@ -1,0 +1,73 @@
+import { spawn } from "node:child_process";
+import { chmod, chown } from "node:fs/promises";
+import path from "node:path";
+import type { AgentConfig, Logger } from "@slipway/shared";
+import { checkSandboxSupport, hostToolchains, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
+
+/** The agent's own files inside a release directory (restore marker, profile.sh): never the app's to change. */
+const AGENT_DIR = ".slipway";
+
+/**
+ * How this instance's app runs: in a sandbox as the instance's own uid, seeing only its release
+ * directory (writable) and the toolchains (read-only), with the host's network so the agent's
+ * proxy reaches it.
+ */
+export class AppSandbox {
+  private constructor(
+    readonly mode: SandboxMode,
+    readonly uid: number,
+    private readonly toolchains: string[],
+    private readonly config: AgentConfig,
+  ) {}
+
+  /** Refuses (one line) when apps cannot be sandboxed here, unless the operator said SANDBOX=off. */
+  static async prepare(config: AgentConfig, logger: Logger): Promise<AppSandbox> {
+    const uid = sandboxUid("app", `${config.APP}/${config.INSTANCE_ID}`, config.SANDBOX_UID_BASE);
+    if (config.SANDBOX === "off") {
+      logger.warn("SANDBOX=off: the app runs as this agent's own user, beside its credentials. Never do this in production.");
+      return new AppSandbox("off", uid, [], config);
+    }
+    const { cgroups } = await checkSandboxSupport({ network: false });
+    if (!cgroups) logger.warn("cgroups are not writable here: the app gets prlimit's process limit but no memory limit");
+    return new AppSandbox("on", uid, await hostToolchains(), config);
+  }
+
+  /** The PATH the app starts from (before its venv). */
+  get path(): string {
+    return this.mode === "on" ? sandboxPath(this.toolchains) : (process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin");
+  }
+
+  spec(appPath: string): SandboxSpec {
+    return {
+      name: `app-${this.config.APP}-${this.config.INSTANCE_ID}`,
+      uid: this.uid,
+      writable: [appPath],
+      readOnly: this.toolchains,
+      network: "host",
+      limits: { memoryBytes: this.config.APP_MEMORY_MB * 1024 * 1024, maxProcesses: this.config.APP_MAX_PROCESSES, maxFileBytes: 16 * 1024 ** 3 },
+    };
+  }
+
+  /**
+   * The app owns its files and may create new ones beside them (a SQLite file, uploads), but the
+   * directory itself stays root's with the sticky bit, so the agent's own `.slipway/` (which an
+   * operator sources as root) can be neither changed nor renamed away by the app.
+   */
+  async own(appPath: string): Promise<void> {
+    if (this.mode === "off") return;
+    await run("chown", ["-R", "-h", `${this.uid}:${this.uid}`, appPath]);
+    await run("chown", ["-R", "-h", "0:0", path.join(appPath, AGENT_DIR)]).catch(() => undefined);
+    await chown(appPath, 0, this.uid);
+    await chmod(appPath, 0o1770);
+  }
+}
+
+function run(command: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${command} failed: ${stderr.trim()}`))));
+  });
+}

@@ -1,0 +1,3 @@
+export { spawnSandboxed, writeSandboxResolvConf, SLIRP_DNS, type SandboxCommand, type SandboxExit, type SandboxMode, type SandboxSpec, type SandboxedProcess } from "./spawn";
+export { hostToolchains, sandboxPath, SYSTEM_PATH } from "./toolchains";
+export { checkSandboxSupport, sandboxUid, sandboxUnavailable, SandboxUnavailableError } from "./support";

@@ -1,0 +1,51 @@
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { ConfigError } from "../config";
+import { cgroupsUsable } from "./cgroup";
+
+/** Size of the host uid range sandboxes take their uids from: builds the lower half, apps the upper. */
+export const SANDBOX_UID_SPAN = 65_536;
+
+/**
+ * The host uid a sandbox runs as: derived from what it runs (a build id, an app instance), so
+ * concurrent sandboxes, on one host or several, almost never share one, and none is the platform's.
+ */
+export function sandboxUid(kind: "build" | "app", id: string, base: number): number {
+  const half = SANDBOX_UID_SPAN / 2;
+  const hash = createHash("sha256").update(`${kind}\0${id}`).digest().readUInt32BE(0) % half;
+  return base + (kind === "app" ? half : 0) + hash;
+}
+
+const has = (command: string) => spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0;
+
+/**
+ * Why sandboxes cannot run here, in one line, or undefined when they can. Checked at start-up by
+ * every service that runs untrusted code, which then refuses to start rather than run it bare.
+ */
+export async function sandboxUnavailable(needs: { network: boolean }): Promise<string | undefined> {
+  const missing = ["bwrap", "setpriv", "prlimit", ...(needs.network ? ["slirp4netns"] : [])].filter((command) => !has(command));
+  if (missing.length) return `sandbox unavailable: ${missing.join(", ")} not installed (Debian: bubblewrap, util-linux${needs.network ? ", slirp4netns" : ""})`;
+  if (process.getuid?.() !== 0) return "sandbox unavailable: the service must run as root to give each sandbox its own unprivileged uid";
+  const probe = spawnSync("bwrap", ["--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(needs.network ? ["--unshare-net"] : []), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"], {
+    encoding: "utf8",
+  });
+  if (probe.status !== 0) {
+    const reason = (probe.stderr || probe.error?.message || `exit ${probe.status}`).trim().split("\n").pop();
+    return `sandbox unavailable: bwrap cannot create namespaces here (${reason}); a container needs --cap-add SYS_ADMIN (or --privileged) and an unconfined seccomp/AppArmor profile`;
+  }
+  return undefined;
+}
+
+/**
+ * Throws one line when sandboxes cannot run. Answers whether per-sandbox cgroups (memory and
+ * process limits) work too: without them only prlimit's per-uid process and file-size limits apply.
+ */
+export async function checkSandboxSupport(needs: { network: boolean }): Promise<{ cgroups: boolean }> {
+  const reason = await sandboxUnavailable(needs);
+  if (reason) throw new SandboxUnavailableError(`${reason}; set SANDBOX=off to run untrusted code without one (not for production)`);
+  return { cgroups: await cgroupsUsable() };
+}
+
+export class SandboxUnavailableError extends ConfigError {
+  override name = "SandboxUnavailableError";
+}
