@@ -8,6 +8,7 @@ export { createLogger, type Logger } from "./log";
 export { connectRedis } from "./redis";
 export { freePort, waitForPort } from "./embedded/free-port";
 export { detectPythonStartCommand } from "./python-start";
+export { readUntrustedText } from "./untrusted-file";
 export { builtVenvPath, relocateVenv } from "./venv-relocate";
 export { announceRelease } from "./release-announce";
 export { collectGarbage, type GcDeps, type GcReport } from "./gc";

@@ -1,5 +1,6 @@
-import { access, readFile } from "node:fs/promises";
+import { access } from "node:fs/promises";
 import path from "node:path";
+import { readUntrustedText } from "./untrusted-file";
 
 const exists = (file: string) => access(file).then(() => true, () => false);
 
@@ -12,7 +13,8 @@ const exists = (file: string) => access(file).then(() => true, () => false);
 export async function detectPythonStartCommand(appDir: string, venvName = "antenv"): Promise<string | undefined> {
   if (await exists(path.join(appDir, venvName, "bin", "gunicorn"))) {
     for (const module of ["app", "application", "main", "wsgi"]) {
-      const text = await readFile(path.join(appDir, `${module}.py`), "utf8").catch(() => "");
+      // The build's own commands (or the app) wrote this tree: no links out, no FIFOs.
+      const text = (await readUntrustedText(path.join(appDir, `${module}.py`))) ?? "";
       const wsgi = /^(\w+)\s*=\s*(?:Flask|get_wsgi_application)\(/m.exec(text);
       if (wsgi) return `gunicorn --bind=127.0.0.1:$PORT ${module}:${wsgi[1]}`;
     }

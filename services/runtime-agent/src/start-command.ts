@@ -1,6 +1,6 @@
-import { access, readFile } from "node:fs/promises";
+import { access } from "node:fs/promises";
 import path from "node:path";
-import { detectPythonStartCommand, type BuildManifest } from "@slipway/shared";
+import { detectPythonStartCommand, readUntrustedText, type BuildManifest } from "@slipway/shared";
 
 const exists = (file: string) => access(file).then(() => true, () => false);
 
@@ -12,7 +12,8 @@ const exists = (file: string) => access(file).then(() => true, () => false);
 export async function resolveStartCommand(appPath: string, manifest: BuildManifest, appStartupCommand?: string): Promise<string | undefined> {
   if (appStartupCommand) return appStartupCommand;
   if (manifest.startupCommand) return manifest.startupCommand;
-  const procfile = await readFile(path.join(appPath, "Procfile"), "utf8").catch(() => "");
+  // The app may have rewritten its own directory: no links out, no FIFOs.
+  const procfile = (await readUntrustedText(path.join(appPath, "Procfile"))) ?? "";
   const web = /^web:\s*(.+)$/m.exec(procfile);
   if (web) return web[1]!.trim();
 

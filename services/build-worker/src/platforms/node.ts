@@ -1,12 +1,14 @@
 import { execFile } from "node:child_process";
-import { access, readFile } from "node:fs/promises";
+import { access } from "node:fs/promises";
 import path from "node:path";
 import semver from "semver";
+import { readUntrustedText } from "@slipway/shared";
 import { BuildFailure } from "../errors";
 import type { Platform, PlatformContext, PlatformResult } from "./platform";
 
 const exists = (file: string) => access(file).then(() => true, () => false);
-const readOptional = (file: string) => readFile(file, "utf8").catch(() => undefined);
+// PRE_BUILD_COMMAND has run by now: the tree is the build's, so no links out and no FIFOs.
+const readOptional = (file: string) => readUntrustedText(file);
 
 interface PackageJson {
   scripts?: Record<string, string>;
@@ -43,7 +45,7 @@ export const node: Platform = {
   async build(ctx: PlatformContext): Promise<PlatformResult> {
     let pkg: PackageJson;
     try {
-      pkg = JSON.parse(await readFile(path.join(ctx.sourceDir, "package.json"), "utf8")) as PackageJson;
+      pkg = JSON.parse((await readOptional(path.join(ctx.sourceDir, "package.json"))) ?? "") as PackageJson;
     } catch (error) {
       throw new BuildFailure(`package.json does not parse: ${(error as Error).message}`);
     }

@@ -1,6 +1,6 @@
-import { access, readdir, readFile } from "node:fs/promises";
+import { access, readdir } from "node:fs/promises";
 import path from "node:path";
-import { detectPythonStartCommand } from "@slipway/shared";
+import { detectPythonStartCommand, readUntrustedText } from "@slipway/shared";
 import { BuildFailure } from "../errors";
 import type { Platform, PlatformContext, PlatformResult } from "./platform";
 import { parseRequestedVersion, selectPython } from "./python-versions";
@@ -9,7 +9,8 @@ import { parseRequestedVersion, selectPython } from "./python-versions";
 export const VIRTUAL_ENV_NAME = "antenv";
 
 const exists = (file: string) => access(file).then(() => true, () => false);
-const readOptional = (file: string) => readFile(file, "utf8").catch(() => undefined);
+// PRE_BUILD_COMMAND has run by now: the tree is the build's, so no links out and no FIFOs.
+const readOptional = (file: string) => readUntrustedText(file);
 
 /** Requirement names, lowercased, from a requirements.txt (comments, options and versions dropped). */
 export function requirementNames(text: string): string[] {
