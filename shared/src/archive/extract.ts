@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import type { Readable } from "node:stream";
+import { Transform, type Readable } from "node:stream";
 import { hasZstd, ZSTD_MISSING, type Compression } from "./compression";
 import { CorruptArchiveError } from "./errors";
 import { createArchiveVetter, inspectArchive, type ArchiveSummary, type InspectOptions } from "./inspect";
@@ -43,17 +43,38 @@ function exitOf(child: ChildProcess, what: string, stderr: () => string): Promis
 }
 
 /**
- * Extracts a tar.gz or tar.zst stream into `destDir` in one pass: GNU tar writes while node `tar`
- * vets the same bytes beside it. Rejects if either fails, and the caller must then discard
- * `destDir`: use it only for a scratch directory that nothing reads until this resolves. Escapes
- * cannot land outside `destDir` meanwhile, since GNU tar itself refuses `..` members, strips
- * leading `/` and never writes through the links it extracted.
+ * Passes each chunk on only once `vetter` has read it, so the writer never receives a byte past
+ * the header of an entry the vetter refuses (an entry over a size limit is stopped at its header,
+ * before any of it is written), nor the archive's end when the links as a whole are refused.
+ */
+export function vettedPassThrough(vetter: Pick<ReturnType<typeof createArchiveVetter>, "sink" | "violation">): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      vetter.sink.write(chunk);
+      const violation = vetter.violation();
+      if (violation) callback(violation);
+      else callback(null, chunk);
+    },
+    flush(callback) {
+      vetter.sink.end();
+      callback(vetter.violation());
+    },
+  });
+}
+
+/**
+ * Extracts a tar.gz or tar.zst stream into `destDir` in one pass: node `tar` vets each chunk,
+ * then GNU tar writes it. Rejects if either fails, and the caller must then discard `destDir`:
+ * use it only for a scratch directory that nothing reads until this resolves. Escapes cannot
+ * land outside `destDir` meanwhile, since GNU tar itself refuses `..` members, strips leading `/`
+ * and never writes through the links it extracted.
  */
 export async function extractStream(source: Readable, destDir: string, options: ExtractOptions = {}): Promise<ArchiveSummary> {
   const compression = options.compression ?? "gzip";
   if (compression === "zstd" && !hasZstd()) throw new Error(ZSTD_MISSING);
   await mkdir(destDir, { recursive: true });
-  const { sink, done: vetted } = createArchiveVetter(options);
+  const vetter = createArchiveVetter(options);
+  const vetted = vetter.done;
   const processes: Promise<void>[] = [];
   const children: ChildProcess[] = [];
 
@@ -74,10 +95,20 @@ export async function extractStream(source: Readable, destDir: string, options: 
     source.on("error", reject);
     source.on("end", resolve);
   });
-  // A consumer that stops early (tar on garbage) must not stall the other: swallow its EPIPE.
-  tar.stdin!.on("error", () => undefined);
-  tarInput.pipe(tar.stdin!);
-  tarInput.pipe(sink);
+  const gate = vettedPassThrough(vetter);
+  processes.push(
+    new Promise<void>((resolve, reject) => {
+      gate.once("error", reject);
+      gate.once("end", resolve);
+    }),
+  );
+  // tar stopping early (on garbage, or past the end-of-archive blocks) must not stall the vetting:
+  // swallow its EPIPE and keep the bytes flowing to the vetter; tar's exit status tells the rest.
+  tar.stdin!.on("error", () => {
+    gate.unpipe();
+    gate.resume();
+  });
+  tarInput.pipe(gate).pipe(tar.stdin!);
 
   try {
     const [summary] = await Promise.all([vetted, sourceDone, ...processes]);
@@ -87,7 +118,7 @@ export async function extractStream(source: Readable, destDir: string, options: 
     source.destroy();
     tarInput.unpipe();
     for (const child of children) child.kill("SIGKILL");
-    sink.end();
+    vetter.sink.end();
     await Promise.allSettled(processes);
     // The vetter's verdict (which entry is unsafe) says more than tar's exit status.
     const verdict = await Promise.race([vetted.then(() => undefined, (e: Error) => e), new Promise<undefined>((r) => setTimeout(() => r(undefined), 1000))]);
