@@ -68,6 +68,38 @@ async function sparseTarball(format: "gnu" | "pax"): Promise<string> {
   return file;
 }
 
+/**
+ * A tar.gz in which an old GNU 'N' header names a symbolic link `vetted` for node tar, while GNU
+ * tar, which does not know 'N', extracts it under the header's own name, `written`.
+ */
+function smuggledLinkTarball(file: string, vetted: string, written: string, target: string): void {
+  const script = `
+import gzip, io, sys, tarfile
+vetted, written, target = sys.argv[2:5]
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+    app = tarfile.TarInfo("app.py"); app.size = 12; tar.addfile(app, io.BytesIO(b"print('hi')\\n"))
+    link = tarfile.TarInfo("x" * 120); link.type = tarfile.SYMTYPE; link.linkname = target; tar.addfile(link)
+data = bytearray(buf.getvalue())
+def field(off, start, width, value):
+    data[off + start:off + start + width] = value.ljust(width, b"\\0")
+def checksum(off):
+    data[off + 148:off + 156] = b" " * 8
+    data[off + 148:off + 156] = b"%06o\\0 " % sum(data[off:off + 512])
+long_header = 1024  # app.py's header and its one data block come first
+assert data[long_header + 156] == ord("L")
+data[long_header + 156] = ord("N")
+name = vetted.encode() + b"\\0"
+field(long_header, 124, 12, b"%011o" % len(name))
+field(long_header + 512, 0, 512, name)
+checksum(long_header)
+field(long_header + 1024, 0, 100, written.encode())
+checksum(long_header + 1024)
+open(sys.argv[1], "wb").write(gzip.compress(bytes(data)))
+`;
+  execFileSync("python3", ["-c", script, file, vetted, written, target]);
+}
+
 async function uploadZip(app: string, file: string): Promise<BuildView> {
   const response = await fetch(`${stack.baseUrl}/v1/apps/${app}/builds`, { method: "POST", headers: { "Content-Type": "application/zip" }, body: await readFile(file) });
   expect(response.status).toBe(202);
@@ -140,6 +172,22 @@ describe("symbolic link chains whose every hop looks inside", () => {
     const build = await waitForBuild(stack.baseUrl, (await uploadZip(app, file)).id);
     expect(build.status).toBe("failed");
     expect(build.error).toMatch(/^the source archive was refused: symbolic link "f" leads outside the archive/);
+    expect(await buildLog(app, build.id)).not.toContain(passwdLine);
+  });
+
+  it("fail a build whose link GNU tar names differently than the vetting (an old GNU 'N' header)", async () => {
+    const dir = await scratch();
+    const file = path.join(dir, "smuggled.tar.gz");
+    // From ten directories down the target is the tree's own etc/passwd; from the root, the host's.
+    const deep = "d/".repeat(10);
+    smuggledLinkTarball(file, `${deep}build.env`, "build.env", `${"../".repeat(10)}etc/passwd`);
+    const dest = path.join(dir, "dest");
+    await expect(extractArchive(file, dest)).rejects.toThrow(/GNU tar and node tar read differently: .*Unknown file type 'N'/);
+
+    const app = uniqueApp("smuggle");
+    const build = await waitForBuild(stack.baseUrl, (await uploadFile(stack.baseUrl, app, file)).id);
+    expect(build.status).toBe("failed");
+    expect(build.error).toMatch(/^the source archive was refused: the archive holds an entry GNU tar and node tar read differently/);
     expect(await buildLog(app, build.id)).not.toContain(passwdLine);
   });
 

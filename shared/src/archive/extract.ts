@@ -3,7 +3,7 @@ import { createReadStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { Transform, type Readable } from "node:stream";
 import { hasZstd, ZSTD_MISSING, type Compression } from "./compression";
-import { CorruptArchiveError } from "./errors";
+import { CorruptArchiveError, UnsafeArchiveError } from "./errors";
 import { createArchiveVetter, inspectArchive, type ArchiveSummary, type InspectOptions } from "./inspect";
 
 const GNU_TAR_EXTRACT = ["-x", "-f", "-", "--no-same-owner", "--delay-directory-restore"];
@@ -24,20 +24,29 @@ export async function extractArchive(file: string, destDir: string, options: Ins
   return summary;
 }
 
+/**
+ * GNU tar's warning (LC_ALL=C) for a type letter it does not know, which it extracts as a plain
+ * file under the header's own name. node `tar` reads some of those otherwise (an old GNU 'N'
+ * header names the next entry), so the entry written is not the entry vetted.
+ */
+const GNU_TAR_UNKNOWN_TYPE = /^tar: (.*Unknown file type.*)$/m;
+
 function collectStderr(child: ChildProcess): () => string {
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => {
-    if (stderr.length < 4096) stderr += chunk.toString();
+    if (stderr.length < 65536) stderr += chunk.toString();
   });
-  return () => stderr.trim().split("\n")[0] ?? "";
+  return () => stderr;
 }
 
 function exitOf(child: ChildProcess, what: string, stderr: () => string): Promise<void> {
   return new Promise((resolve, reject) => {
     child.on("error", reject);
     child.on("close", (code) => {
-      if (code === 0) resolve();
-      else reject(new CorruptArchiveError(`${what} could not read the archive: ${stderr() || `exit ${code}`}`));
+      const unknownType = GNU_TAR_UNKNOWN_TYPE.exec(stderr())?.[1];
+      if (unknownType) reject(new UnsafeArchiveError(`the archive holds an entry GNU tar and node tar read differently: ${unknownType}`));
+      else if (code === 0) resolve();
+      else reject(new CorruptArchiveError(`${what} could not read the archive: ${stderr().trim().split("\n")[0] || `exit ${code}`}`));
     });
   });
 }
@@ -88,7 +97,10 @@ export async function extractStream(source: Readable, destDir: string, options: 
     source.pipe(zstd.stdin!);
     tarInput = zstd.stdout!;
   }
-  const tar = spawn("tar", [...GNU_TAR_EXTRACT, ...(compression === "gzip" ? ["-z"] : []), "-C", destDir], { stdio: ["pipe", "ignore", "pipe"] });
+  const tar = spawn("tar", [...GNU_TAR_EXTRACT, ...(compression === "gzip" ? ["-z"] : []), "-C", destDir], {
+    stdio: ["pipe", "ignore", "pipe"],
+    env: { ...process.env, LC_ALL: "C" },
+  });
   children.push(tar);
   processes.push(exitOf(tar, "tar", collectStderr(tar)));
   const sourceDone = new Promise<void>((resolve, reject) => {
