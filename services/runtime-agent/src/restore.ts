@@ -20,7 +20,6 @@ import {
   builtVenvPath,
   relocateVenv,
   type AgentConfig,
-  type ArchiveLimits,
   type ArchiveSummary,
   type BuildManifest,
   type ObjectStore,
@@ -201,7 +200,7 @@ export class Restorer {
     const extractInput = new PassThrough();
     body.on("error", (error) => extractInput.destroy(error));
     body.pipe(extractInput);
-    const limits: ArchiveLimits = recordedSizeLimits(
+    const limits = recordedSizeLimits(
       { unpackedBytes: manifest.outputUnpackedBytes, entries: manifest.outputEntryCount },
       this.remainingCaps(),
       "recorded in its manifest",

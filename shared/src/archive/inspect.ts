@@ -70,10 +70,11 @@ export function createEntryChecker(options: InspectOptions = {}) {
   const summary: ArchiveSummary = { entries: 0, unpackedBytes: 0 };
   const limitName = (name: string | undefined) => (name ? ` (${name})` : "");
 
-  const checkLink = (name: string, target: string, what: string) => {
+  /** `subject` names the link in the refusal. */
+  const checkLink = (name: string, target: string, subject = `symbolic link "${name}"`) => {
     if (options.allowExternalSymlinks) return;
     const resolution = links.resolve(path.posix.dirname(name), target);
-    if (!("path" in resolution)) throw new UnsafeArchiveError(`${what} "${name}" ${describe(resolution)}`);
+    if (!("path" in resolution)) throw new UnsafeArchiveError(`${subject} ${describe(resolution)}`);
   };
 
   const check = (entry: ArchiveEntry): string => {
@@ -83,6 +84,7 @@ export function createEntryChecker(options: InspectOptions = {}) {
     }
     if (entry.kind === "other") throw new UnsafeArchiveError(`entry "${entry.path}" is a ${entry.typeName ?? "special file"}, which is never extracted`);
     const name = memberPath(entry.path);
+    if (name === "." && entry.kind !== "directory") throw new UnsafeArchiveError(`entry "${entry.path}" is the archive root, which can only be a directory`);
     const above = links.linkAbove(name);
     if (above) throw new UnsafeArchiveError(`entry "${entry.path}" lies beneath the symbolic link "${above}"`);
     if (entry.kind !== "symlink" && links.targetOf(name) !== undefined) throw new UnsafeArchiveError(`entry "${entry.path}" would replace the symbolic link of the same name`);
@@ -91,7 +93,7 @@ export function createEntryChecker(options: InspectOptions = {}) {
       if (target === "" || target.includes("\0") || target.length > MAX_LINK_TARGET) {
         throw new UnsafeArchiveError(`symbolic link "${entry.path}" has an unusable target (${target.length} bytes)`);
       }
-      checkLink(name, target, "symbolic link");
+      checkLink(name, target);
       links.set(name, target);
     } else if (entry.kind === "hardlink") {
       // A hard link's target is an archive member name, relative to the root.
@@ -102,7 +104,7 @@ export function createEntryChecker(options: InspectOptions = {}) {
       // text, which leads elsewhere from another directory.
       const target = links.targetOf(linked);
       if (target !== undefined) {
-        checkLink(name, target, "hard link to a symbolic link");
+        checkLink(name, target, `hard link "${entry.path}" (to the symbolic link "${linked}")`);
         links.set(name, target);
       }
     } else if (entry.kind === "file") {
@@ -116,7 +118,7 @@ export function createEntryChecker(options: InspectOptions = {}) {
 
   // A later link can change where an earlier one leads (`a -> s/b/../..`, then `s/b -> .`).
   const finish = () => {
-    for (const [name, target] of links.links()) checkLink(name, target, "symbolic link");
+    for (const [name, target] of links.links()) checkLink(name, target);
   };
   return { check, finish, summary };
 }
@@ -129,6 +131,8 @@ const tarKinds: Record<string, EntryKind> = {
   SymbolicLink: "symlink",
   Link: "hardlink",
 };
+
+const GLOBAL_KEYS_REFUSED = ["path", "linkpath", "size"] as const;
 
 /** The pax keys GNU tar writes for a sparse file (formats 0.0, 0.1 and 1.0). */
 const SPARSE_PAX_KEY = /^\d+ GNU\.sparse\./m;
@@ -163,8 +167,13 @@ export function createArchiveVetter(options: InspectOptions = {}): { sink: Parse
     violation = error;
     sink.abort(error);
   };
-  const check = (entry: ReadEntry) =>
+  const check = (entry: ReadEntry) => {
+    // GNU tar renames every later entry after a global `path`; node `tar` ignores it.
+    const global = entry.globalExtended;
+    const renaming = global && GLOBAL_KEYS_REFUSED.find((key) => global[key] !== undefined);
+    if (renaming) throw new UnsafeArchiveError(`a global pax header sets "${renaming}" for every entry after it, which GNU tar and node tar apply differently`);
     checkEntry({ path: entry.path, kind: tarKinds[entry.type] ?? "other", linkpath: entry.linkpath, size: entry.size, typeName: entry.type });
+  };
 
   const sink: Parser = new Parser({
     strict: true,
