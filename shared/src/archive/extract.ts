@@ -15,8 +15,10 @@ export interface ExtractOptions extends InspectOptions {
 
 /**
  * Extracts a tar.gz file into `destDir` only after every entry has been vetted: nothing is
- * written when the archive is unsafe. For untrusted uploads. The vetting is node `tar`; the
- * writing is GNU tar, several times faster on trees of thousands of files (see the design notes).
+ * written when the vetting refuses the archive. For untrusted uploads. The vetting is node `tar`;
+ * the writing is GNU tar, several times faster on trees of thousands of files (see the design
+ * notes). What only GNU tar notices (a type letter it does not know) fails the extraction after
+ * the writing, inside `destDir`, which the caller must then discard.
  */
 export async function extractArchive(file: string, destDir: string, options: InspectOptions = {}): Promise<ArchiveSummary> {
   const summary = await inspectArchive(file, options);
