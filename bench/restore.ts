@@ -75,7 +75,7 @@ async function main() {
     for (let run = 0; run < RUNS; run++) {
       const runtimeRoot = path.join(work, `runtime-${run}`);
       const start = process.hrtime.bigint();
-      const restored = await new Restorer(store, runtimeRoot).restore(app, buildId);
+      const restored = await new Restorer(store, runtimeRoot, { MAX_RESTORE_BYTES: 8 * 1024 ** 3, MAX_RESTORE_ENTRIES: 500_000 }).restore(app, buildId);
       agentTimes.push(seconds(start));
       if (restored.reused) throw new Error("a fresh runtime root must not reuse a restore");
 

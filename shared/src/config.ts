@@ -117,6 +117,12 @@ const agentSchema = z.object({
   KEEP_RELEASES: positiveInt.default(2),
   /** How many of an app's instances may switch releases at once (after the first, which goes alone). */
   MAX_UNAVAILABLE: positiveInt.default(1),
+  /**
+   * A release whose artifact unpacks larger than this, or to more entries, fails to restore
+   * (whatever its manifest records): the caps for artifacts that record no size, as Oryx's do.
+   */
+  MAX_RESTORE_BYTES: positiveInt.default(8 * 1024 * 1024 * 1024),
+  MAX_RESTORE_ENTRIES: positiveInt.default(500_000),
 });
 
 export type ApiConfig = z.infer<typeof apiSchema>;

@@ -21,6 +21,9 @@ export interface BuildManifest {
   outputFileName?: string;
   outputSha256?: string;
   outputBytes?: number;
+  /** What the output unpacks to (regular files' bytes) and how many entries it holds: restores stop past either. */
+  outputUnpackedBytes?: number;
+  outputEntryCount?: number;
   startupCommand?: string;
   buildStartedAt?: string;
   buildFinishedAt?: string;
@@ -50,7 +53,15 @@ const stringKeys = {
 
 type StringField = (typeof stringKeys)[keyof typeof stringKeys];
 
-const handledKeys = new Set<string>([...Object.keys(stringKeys), "PlatformName", "Frameworks", "CompressDestinationDir", "OutputBytes"]);
+const countKeys = {
+  OutputBytes: "outputBytes",
+  OutputUnpackedBytes: "outputUnpackedBytes",
+  OutputEntryCount: "outputEntryCount",
+} as const satisfies Record<string, keyof BuildManifest>;
+
+type CountField = (typeof countKeys)[keyof typeof countKeys];
+
+const handledKeys = new Set<string>([...Object.keys(stringKeys), ...Object.keys(countKeys), "PlatformName", "Frameworks", "CompressDestinationDir"]);
 
 export function parseManifest(text: string): BuildManifest {
   let table: Record<string, unknown>;
@@ -76,10 +87,11 @@ export function parseManifest(text: string): BuildManifest {
     if (values[tomlKey] !== undefined) manifest[field] = values[tomlKey];
   }
   if (values.Frameworks) manifest.frameworks = values.Frameworks.split(",").map((f) => f.trim()).filter(Boolean);
-  if (values.OutputBytes !== undefined) {
-    const bytes = Number(values.OutputBytes);
-    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new ManifestError(`${MANIFEST_FILE_NAME}: OutputBytes is not a byte count`);
-    manifest.outputBytes = bytes;
+  for (const [tomlKey, field] of Object.entries(countKeys) as [string, CountField][]) {
+    if (values[tomlKey] === undefined) continue;
+    const count = Number(values[tomlKey]);
+    if (values[tomlKey].trim() === "" || !Number.isSafeInteger(count) || count < 0) throw new ManifestError(`${MANIFEST_FILE_NAME}: ${tomlKey} is not a count`);
+    manifest[field] = count;
   }
   for (const [key, value] of Object.entries(values)) if (!handledKeys.has(key)) manifest.other[key] = value;
   return manifest;
@@ -102,7 +114,7 @@ export function serializeManifest(manifest: BuildManifest): string {
   put("SourceSha256", manifest.sourceSha256);
   put("OutputFileName", manifest.outputFileName);
   put("OutputSha256", manifest.outputSha256);
-  put("OutputBytes", manifest.outputBytes === undefined ? undefined : String(manifest.outputBytes));
+  for (const [tomlKey, field] of Object.entries(countKeys) as [string, CountField][]) put(tomlKey, manifest[field]?.toString());
   put("StartupCommand", manifest.startupCommand);
   put("BuildStartedAt", manifest.buildStartedAt);
   put("BuildFinishedAt", manifest.buildFinishedAt);

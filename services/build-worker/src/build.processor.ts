@@ -11,6 +11,7 @@ import {
   parseManifest,
   storageKeys,
   type Build,
+  UnsafeArchiveError,
   type BuildManifest,
 } from "@slipway/shared";
 import { BuildLog } from "./build-log";
@@ -199,8 +200,10 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
   const outputFileName = `output${ARCHIVE_EXTENSIONS[compression]}`;
   run.log.line(`Packing the build output (dependencies included) into ${outputFileName} ...`);
   const artifactFile = path.join(run.workDir, outputFileName);
-  const packed = await packDirectory(run.sourceDir, artifactFile, compression);
-  run.log.line(`Packed ${outputFileName}: ${packed.bytes} bytes, sha256 ${packed.sha256}`);
+  const packed = await packDirectory(run.sourceDir, artifactFile, compression).catch((error: Error) => {
+    throw error instanceof UnsafeArchiveError ? new BuildFailure(`the build output could never be restored: ${error.message}`) : error;
+  });
+  run.log.line(`Packed ${outputFileName}: ${packed.bytes} bytes (${packed.unpackedBytes} unpacked, ${packed.entries} entries), sha256 ${packed.sha256}`);
   if (packed.bytes > ctx.config.MAX_OUTPUT_BYTES) {
     throw new BuildFailure(`the build output is ${packed.bytes} bytes packed, over MAX_OUTPUT_BYTES (${ctx.config.MAX_OUTPUT_BYTES})`);
   }
@@ -219,6 +222,8 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
     outputFileName,
     outputSha256: packed.sha256,
     outputBytes: packed.bytes,
+    outputUnpackedBytes: packed.unpackedBytes,
+    outputEntryCount: packed.entries,
     ...(result.startupCommand ? { startupCommand: result.startupCommand } : {}),
     buildStartedAt: run.startedAt,
     buildFinishedAt: new Date().toISOString(),

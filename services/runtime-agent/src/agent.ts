@@ -81,7 +81,7 @@ export class RuntimeAgent {
     private readonly store: ObjectStore,
     private readonly logger: Logger,
   ) {
-    this.restorer = new Restorer(store, config.RUNTIME_ROOT);
+    this.restorer = new Restorer(store, config.RUNTIME_ROOT, config);
     this.apps = new AppRepository(redis);
     this.releases = new ReleaseRepository(redis);
     this.instances = new InstanceRepository(redis);

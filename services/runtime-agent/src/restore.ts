@@ -14,14 +14,16 @@ import {
   ManifestError,
   ObjectNotFoundError,
   parseManifest,
+  recordedSizeLimits,
   storageKeys,
   UnsafeArchiveError,
   builtVenvPath,
   relocateVenv,
+  type AgentConfig,
+  type ArchiveSummary,
   type BuildManifest,
   type ObjectStore,
 } from "@slipway/shared";
-
 
 /** A release that cannot be restored as stored: retrying the same bytes will not help. */
 export class RestoreError extends Error {
@@ -56,6 +58,8 @@ export class Restorer {
   constructor(
     private readonly store: ObjectStore,
     runtimeRoot: string,
+    /** Hard caps on what one release may unpack to, artifact and separate node_modules together. */
+    private readonly caps: Pick<AgentConfig, "MAX_RESTORE_BYTES" | "MAX_RESTORE_ENTRIES">,
   ) {
     this.releasesDir = path.join(runtimeRoot, "releases");
   }
@@ -112,8 +116,8 @@ export class Restorer {
     if (compression === "zstd" && !hasZstd()) throw new RestoreError(`${outputFileName}: ${ZSTD_MISSING}`);
     const partial = path.join(this.releasesDir, `${PARTIAL_PREFIX}${buildId}-${randomUUID().slice(0, 8)}`);
     try {
-      await this.downloadAndExtract(storageKeys.artifact(app, buildId, outputFileName), partial, manifest, compression, outputFileName);
-      await this.restoreSeparateNodeModules(app, buildId, partial, manifest);
+      const restored = await this.downloadAndExtract(storageKeys.artifact(app, buildId, outputFileName), partial, manifest, compression, outputFileName);
+      await this.restoreSeparateNodeModules(app, buildId, partial, manifest, restored);
       await relocate(partial, appPath, manifest);
       await writeProfile(partial, appPath, manifest);
       const restoreMarker: RestoreMarker = { buildId, outputSha256: manifest.outputSha256 ?? null, restoredAt: new Date().toISOString() };
@@ -125,15 +129,20 @@ export class Restorer {
     }
   }
 
-  /**
-   * One pass over the artifact's bytes: hashed, vetted and extracted together into `partial`.
-   * The directory is kept only if the sha256 and size then match the manifest.
-   */
+  /** The caps left once `used` is unpacked. */
+  private remainingCaps(used: ArchiveSummary = { unpackedBytes: 0, entries: 0 }) {
+    return {
+      maxUnpackedBytes: Math.max(0, this.caps.MAX_RESTORE_BYTES - used.unpackedBytes),
+      maxEntries: Math.max(0, this.caps.MAX_RESTORE_ENTRIES - used.entries),
+      names: { unpackedBytes: "MAX_RESTORE_BYTES", entries: "MAX_RESTORE_ENTRIES" },
+    };
+  }
+
   /**
    * Oryx can ship node_modules as its own tarball (`compressedNodeModulesFile`), extracted into
    * the app at start-up; restore it the same way when it is stored beside the manifest.
    */
-  private async restoreSeparateNodeModules(app: string, buildId: string, partial: string, manifest: BuildManifest): Promise<void> {
+  private async restoreSeparateNodeModules(app: string, buildId: string, partial: string, manifest: BuildManifest, restored: ArchiveSummary): Promise<void> {
     const fileName = manifest.other.compressedNodeModulesFile;
     if (!fileName) return;
     const compression = compressionOf(fileName);
@@ -147,7 +156,9 @@ export class Restorer {
       throw error;
     }
     try {
-      await extractStream(body, path.join(partial, "node_modules"), { allowExternalSymlinks: true, compression });
+      // Nothing records its size: only what the caps leave after the artifact.
+      const limits = recordedSizeLimits({}, this.remainingCaps(restored));
+      await extractStream(body, path.join(partial, "node_modules"), { allowExternalSymlinks: true, compression, ...limits });
     } catch (error) {
       if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError || error instanceof ArchiveLimitError) {
         throw new RestoreError(`${fileName} refused: ${error.message}`);
@@ -156,7 +167,13 @@ export class Restorer {
     }
   }
 
-  private async downloadAndExtract(key: string, partial: string, manifest: BuildManifest, compression: Compression, fileName: string): Promise<void> {
+  /**
+   * One pass over the artifact's bytes: hashed, vetted and extracted together into `partial`,
+   * stopping at the first entry past the unpacked size or entry count the manifest records (or,
+   * when it records none, the agent's caps). The directory is kept only if the sha256 and size
+   * then match the manifest.
+   */
+  private async downloadAndExtract(key: string, partial: string, manifest: BuildManifest, compression: Compression, fileName: string): Promise<ArchiveSummary> {
     let body: Readable;
     try {
       body = await this.store.getStream(key);
@@ -183,8 +200,14 @@ export class Restorer {
     const extractInput = new PassThrough();
     body.on("error", (error) => extractInput.destroy(error));
     body.pipe(extractInput);
+    const limits = recordedSizeLimits(
+      { unpackedBytes: manifest.outputUnpackedBytes, entries: manifest.outputEntryCount },
+      this.remainingCaps(),
+      "recorded in its manifest",
+    );
+    let summary: ArchiveSummary;
     try {
-      await extractStream(extractInput, partial, { allowExternalSymlinks: true, compression });
+      summary = await extractStream(extractInput, partial, { allowExternalSymlinks: true, compression, ...limits });
     } catch (error) {
       if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError || error instanceof ArchiveLimitError) {
         // Bytes that differ from what the build wrote explain a garbled archive better than the archive error does.
@@ -205,6 +228,7 @@ export class Restorer {
     if (manifest.outputBytes !== undefined && bytes !== manifest.outputBytes) {
       throw new RestoreError(`artifact ${key} is ${bytes} bytes, manifest says ${manifest.outputBytes}`);
     }
+    return summary;
   }
 
   /** Keeps the newest `keep` verified release directories (and always `inUse`), deleting the rest. */

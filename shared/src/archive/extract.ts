@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import type { Readable } from "node:stream";
+import { Transform, type Readable } from "node:stream";
 import { hasZstd, ZSTD_MISSING, type Compression } from "./compression";
-import { CorruptArchiveError } from "./errors";
+import { CorruptArchiveError, UnsafeArchiveError } from "./errors";
 import { createArchiveVetter, inspectArchive, type ArchiveSummary, type InspectOptions } from "./inspect";
 
 const GNU_TAR_EXTRACT = ["-x", "-f", "-", "--no-same-owner", "--delay-directory-restore"];
@@ -15,8 +15,10 @@ export interface ExtractOptions extends InspectOptions {
 
 /**
  * Extracts a tar.gz file into `destDir` only after every entry has been vetted: nothing is
- * written when the archive is unsafe. For untrusted uploads. The vetting is node `tar`; the
- * writing is GNU tar, several times faster on trees of thousands of files (see the design notes).
+ * written when the vetting refuses the archive. For untrusted uploads. The vetting is node `tar`;
+ * the writing is GNU tar, several times faster on trees of thousands of files (see the design
+ * notes). What only GNU tar notices (a type letter it does not know) fails the extraction after
+ * the writing, inside `destDir`, which the caller must then discard.
  */
 export async function extractArchive(file: string, destDir: string, options: InspectOptions = {}): Promise<ArchiveSummary> {
   const summary = await inspectArchive(file, options);
@@ -24,36 +26,66 @@ export async function extractArchive(file: string, destDir: string, options: Ins
   return summary;
 }
 
+/**
+ * GNU tar's warning (LC_ALL=C) for a type letter it does not know, which it extracts as a plain
+ * file under the header's own name. node `tar` reads some of those otherwise (an old GNU 'N'
+ * header names the next entry), so the entry written is not the entry vetted.
+ */
+const GNU_TAR_UNKNOWN_TYPE = /^tar: (.*Unknown file type.*)$/m;
+
 function collectStderr(child: ChildProcess): () => string {
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => {
-    if (stderr.length < 4096) stderr += chunk.toString();
+    if (stderr.length < 65536) stderr += chunk.toString();
   });
-  return () => stderr.trim().split("\n")[0] ?? "";
+  return () => stderr;
 }
 
 function exitOf(child: ChildProcess, what: string, stderr: () => string): Promise<void> {
   return new Promise((resolve, reject) => {
     child.on("error", reject);
     child.on("close", (code) => {
-      if (code === 0) resolve();
-      else reject(new CorruptArchiveError(`${what} could not read the archive: ${stderr() || `exit ${code}`}`));
+      const unknownType = GNU_TAR_UNKNOWN_TYPE.exec(stderr())?.[1];
+      if (unknownType) reject(new UnsafeArchiveError(`the archive holds an entry GNU tar and node tar read differently: ${unknownType}`));
+      else if (code === 0) resolve();
+      else reject(new CorruptArchiveError(`${what} could not read the archive: ${stderr().trim().split("\n")[0] || `exit ${code}`}`));
     });
   });
 }
 
 /**
- * Extracts a tar.gz or tar.zst stream into `destDir` in one pass: GNU tar writes while node `tar`
- * vets the same bytes beside it. Rejects if either fails, and the caller must then discard
- * `destDir`: use it only for a scratch directory that nothing reads until this resolves. Escapes
- * cannot land outside `destDir` meanwhile, since GNU tar itself refuses `..` members, strips
- * leading `/` and never writes through the links it extracted.
+ * Passes each chunk on only once `vetter` has read it, so the writer never receives a byte past
+ * the header of an entry the vetter refuses (an entry over a size limit is stopped at its header,
+ * before any of it is written), nor the archive's end when the links as a whole are refused.
+ */
+export function vettedPassThrough(vetter: Pick<ReturnType<typeof createArchiveVetter>, "sink" | "violation">): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      vetter.sink.write(chunk);
+      const violation = vetter.violation();
+      if (violation) callback(violation);
+      else callback(null, chunk);
+    },
+    flush(callback) {
+      vetter.sink.end();
+      callback(vetter.violation());
+    },
+  });
+}
+
+/**
+ * Extracts a tar.gz or tar.zst stream into `destDir` in one pass: node `tar` vets each chunk,
+ * then GNU tar writes it. Rejects if either fails, and the caller must then discard `destDir`:
+ * use it only for a scratch directory that nothing reads until this resolves. Escapes cannot
+ * land outside `destDir` meanwhile, since GNU tar itself refuses `..` members, strips leading `/`
+ * and never writes through the links it extracted.
  */
 export async function extractStream(source: Readable, destDir: string, options: ExtractOptions = {}): Promise<ArchiveSummary> {
   const compression = options.compression ?? "gzip";
   if (compression === "zstd" && !hasZstd()) throw new Error(ZSTD_MISSING);
   await mkdir(destDir, { recursive: true });
-  const { sink, done: vetted } = createArchiveVetter(options);
+  const vetter = createArchiveVetter(options);
+  const vetted = vetter.done;
   const processes: Promise<void>[] = [];
   const children: ChildProcess[] = [];
 
@@ -67,17 +99,30 @@ export async function extractStream(source: Readable, destDir: string, options: 
     source.pipe(zstd.stdin!);
     tarInput = zstd.stdout!;
   }
-  const tar = spawn("tar", [...GNU_TAR_EXTRACT, ...(compression === "gzip" ? ["-z"] : []), "-C", destDir], { stdio: ["pipe", "ignore", "pipe"] });
+  const tar = spawn("tar", [...GNU_TAR_EXTRACT, ...(compression === "gzip" ? ["-z"] : []), "-C", destDir], {
+    stdio: ["pipe", "ignore", "pipe"],
+    env: { ...process.env, LC_ALL: "C" },
+  });
   children.push(tar);
   processes.push(exitOf(tar, "tar", collectStderr(tar)));
   const sourceDone = new Promise<void>((resolve, reject) => {
     source.on("error", reject);
     source.on("end", resolve);
   });
-  // A consumer that stops early (tar on garbage) must not stall the other: swallow its EPIPE.
-  tar.stdin!.on("error", () => undefined);
-  tarInput.pipe(tar.stdin!);
-  tarInput.pipe(sink);
+  const gate = vettedPassThrough(vetter);
+  processes.push(
+    new Promise<void>((resolve, reject) => {
+      gate.once("error", reject);
+      gate.once("end", resolve);
+    }),
+  );
+  // tar stopping early (on garbage, or past the end-of-archive blocks) must not stall the vetting:
+  // swallow its EPIPE and keep the bytes flowing to the vetter; tar's exit status tells the rest.
+  tar.stdin!.on("error", () => {
+    gate.unpipe();
+    gate.resume();
+  });
+  tarInput.pipe(gate).pipe(tar.stdin!);
 
   try {
     const [summary] = await Promise.all([vetted, sourceDone, ...processes]);
@@ -87,7 +132,7 @@ export async function extractStream(source: Readable, destDir: string, options: 
     source.destroy();
     tarInput.unpipe();
     for (const child of children) child.kill("SIGKILL");
-    sink.end();
+    vetter.sink.end();
     await Promise.allSettled(processes);
     // The vetter's verdict (which entry is unsafe) says more than tar's exit status.
     const verdict = await Promise.race([vetted.then(() => undefined, (e: Error) => e), new Promise<undefined>((r) => setTimeout(() => r(undefined), 1000))]);

@@ -1,6 +1,7 @@
 export { ArchiveLimitError, CorruptArchiveError, UnsafeArchiveError } from "./errors";
 export { inspectArchive, createArchiveVetter, type ArchiveLimits, type ArchiveSummary, type InspectOptions } from "./inspect";
 export { extractArchive, extractStream, type ExtractOptions } from "./extract";
+export { recordedSizeLimits, type RestoreCaps } from "./limits";
 export { packDirectory, HashingStream, type PackedArchive } from "./pack";
 export { ARCHIVE_EXTENSIONS, compressionOf, hasZstd, ZSTD_MISSING, type Compression } from "./compression";
 export { extractZip } from "./zip";

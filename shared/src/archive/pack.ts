@@ -3,13 +3,19 @@ import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { createGzip } from "node:zlib";
 import { create } from "tar";
 import { hasZstd, ZSTD_MISSING, type Compression } from "./compression";
+import { vettedPassThrough } from "./extract";
+import { createArchiveVetter } from "./inspect";
 
 export interface PackedArchive {
   file: string;
   sha256: string;
   bytes: number;
+  /** What the archive unpacks to, counted as extraction counts it (see `recordedSizeLimits`). */
+  unpackedBytes: number;
+  entries: number;
 }
 
 /** A pass-through that hashes and counts what flows through it. */
@@ -31,14 +37,20 @@ export class HashingStream extends Transform {
 
 /**
  * Packs the whole of `dir` (symbolic links kept as links, so a virtualenv stays a virtualenv)
- * into `file`, hashing the bytes as they are written. gzip: node `tar` with zlib. zstd: GNU tar
- * into `zstd -3` on every core, several times faster on big trees (see bench/pack).
+ * into `file`, hashing the bytes as they are written and counting what they unpack to. The tar
+ * stream goes through the same vetting as an extraction, so what is recorded is exactly what a
+ * restore will count, and an output a restore would refuse (a FIFO) fails here, with
+ * UnsafeArchiveError. gzip: node `tar` with zlib. zstd: GNU tar into `zstd -3` on every core,
+ * several times faster on big trees (see bench/pack).
  */
 export async function packDirectory(dir: string, file: string, compression: Compression = "gzip"): Promise<PackedArchive> {
   const hashing = new HashingStream();
+  const vetter = createArchiveVetter({ allowExternalSymlinks: true });
+  const packed = async () => ({ file, sha256: hashing.digest(), bytes: hashing.bytes, ...(await vetter.done) });
   if (compression === "gzip") {
-    await pipeline(create({ cwd: dir, gzip: { level: 6 }, portable: true, follow: false }, ["."]), hashing, createWriteStream(file));
-    return { file, sha256: hashing.digest(), bytes: hashing.bytes };
+    const tar = create({ cwd: dir, portable: true, follow: false }, ["."]);
+    await pipeline(tar, vettedPassThrough(vetter), createGzip({ level: 6 }), hashing, createWriteStream(file));
+    return packed();
   }
   if (!hasZstd()) throw new Error(ZSTD_MISSING);
   const tar = spawn("tar", ["-c", "-f", "-", "-C", dir, "--numeric-owner", "."], { stdio: ["ignore", "pipe", "pipe"] });
@@ -52,7 +64,12 @@ export async function packDirectory(dir: string, file: string, compression: Comp
         child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${i === 0 ? "tar" : "zstd"} failed: ${stderr.trim() || `exit ${code}`}`))));
       }),
   );
-  tar.stdout!.pipe(zstd.stdin!);
-  await Promise.all([pipeline(zstd.stdout!, hashing, createWriteStream(file)), ...exits]);
-  return { file, sha256: hashing.digest(), bytes: hashing.bytes };
+  try {
+    await Promise.all([pipeline(tar.stdout!, vettedPassThrough(vetter), zstd.stdin!), pipeline(zstd.stdout!, hashing, createWriteStream(file)), ...exits]);
+  } catch (error) {
+    tar.kill("SIGKILL");
+    zstd.kill("SIGKILL");
+    throw vetter.violation() ?? error;
+  }
+  return packed();
 }

@@ -73,7 +73,7 @@ export async function extractZip(file: string, destDir: string, options: Inspect
     } catch (error) {
       throw classify(error);
     }
-    const { check, summary } = createEntryChecker(options);
+    const { check, finish, summary } = createEntryChecker(options);
     const plan: { entry: Entry; name: string; vetted: ArchiveEntry; mode: number }[] = [];
     for (const entry of entries) {
       const mode = unixMode(entry);
@@ -89,6 +89,7 @@ export async function extractZip(file: string, destDir: string, options: Inspect
       plan.push({ entry, name: check(vetted), vetted, mode });
     }
     if (summary.entries === 0) throw new CorruptArchiveError("archive holds no entries");
+    finish();
 
     await mkdir(destDir, { recursive: true });
     for (const { entry, name, vetted, mode } of plan) {
