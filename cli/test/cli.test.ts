@@ -61,7 +61,12 @@ describe("slipway CLI against a real stack", () => {
     expect(log).toMatch(/Source extracted: 4 entries/);
 
     await slipway(["deploy", dir, "--app", app]);
-    await new Promise((r) => setTimeout(r, 8000));
+    // Rollback needs the second release: wait for it rather than for a fixed time (builds are slow on a busy machine).
+    const { eventually } = await import("../../test/harness/local-stack");
+    await eventually(async () => {
+      const releases = JSON.parse((await slipway(["releases", app, "--json"])).stdout) as unknown[];
+      return releases.length >= 2 ? true : undefined;
+    }, 120_000, "the second release");
     const rollback = await slipway(["rollback", app, "--json"]);
     expect(rollback.code).toBe(0);
     expect(JSON.parse(rollback.stdout)).toMatchObject({ reason: "rollback" });
