@@ -20,6 +20,7 @@ import {
   type ObjectStore,
 } from "@slipway/shared";
 import { HealthCheckError, waitUntilHealthy } from "./health";
+import { AppProcessNotes } from "./orphans";
 import { InstanceProxy } from "./proxy";
 import { Restorer, RestoreError } from "./restore";
 import { resolveStartCommand } from "./start-command";
@@ -60,6 +61,7 @@ export class RuntimeAgent {
   private readonly releases: ReleaseRepository;
   private readonly instances: InstanceRepository;
   private readonly rollouts: RolloutRepository;
+  private readonly appNotes: AppProcessNotes;
   private running: Running | undefined;
   private state: InstanceState | undefined;
   private error: string | undefined;
@@ -84,9 +86,11 @@ export class RuntimeAgent {
     this.releases = new ReleaseRepository(redis);
     this.instances = new InstanceRepository(redis);
     this.rollouts = new RolloutRepository(redis);
+    this.appNotes = new AppProcessNotes(config.RUNTIME_ROOT, logger);
   }
 
   async start(): Promise<void> {
+    await this.appNotes.stopOrphans();
     const leftovers = await this.restorer.removeLeftovers();
     if (leftovers.length) this.logger.info({ leftovers }, "removed partial release directories left by an earlier run");
     this.listeningPort = await this.proxy.listen(this.config.PORT);
@@ -258,7 +262,9 @@ export class RuntimeAgent {
   }
 
   private spawn(command: string, appPath: string, env: Record<string, string>, log: Logger): AppProcess {
-    return new AppProcess({ command, cwd: appPath, env, onLine: (line) => log.debug({ app: line }, "app output") });
+    const app = new AppProcess({ command, cwd: appPath, env, onLine: (line) => log.debug({ app: line }, "app output") });
+    void this.appNotes.track(app);
+    return app;
   }
 
   private appEnvironment(appPath: string, venvName: string | undefined, port: number, appEnv: Record<string, string>): Record<string, string> {
