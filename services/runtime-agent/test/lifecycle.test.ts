@@ -193,7 +193,9 @@ describe("agent processes", () => {
     try {
       expect(await waitForBody(`http://127.0.0.1:${port}`, "stored|", 30_000).catch((e) => { throw new Error(`${e.message}\n${agent.output().slice(-3000)}`); })).toBe("stored||");
     } finally {
-      agent.child.kill("SIGKILL");
+      // SIGTERM, not SIGKILL: a killed agent would leave the app running after the test.
+      agent.child.kill("SIGTERM");
+      await agent.exited;
     }
   });
 
