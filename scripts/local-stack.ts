@@ -1,8 +1,8 @@
 /**
  * `npm start`: the whole of Slipway on one machine. Uses REDIS_URL and S3_* when set; otherwise
  * starts a redis-server child and an S3-compatible server with their data under .slipway/.
- * Then runs the API, one build worker and one runtime agent per instance port, and stops them
- * all on Ctrl-C.
+ * Then runs the API, one build worker and one runtime agent per instance port, restarts any of
+ * them that dies, and stops them all on Ctrl-C.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir } from "node:fs/promises";
@@ -13,6 +13,21 @@ import { startRedisServer, startS3Server, stopChild, type EmbeddedServer } from 
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dataDir = path.resolve(process.env.SLIPWAY_DATA_DIR ?? path.join(root, ".slipway"));
+/** A service that dies is started again after 1 s, 2 s, 4 s ... up to this. */
+const MAX_RESTART_DELAY_MS = 30_000;
+/** A service that ran this long before dying was healthy: its next restart waits 1 s again. */
+const STABLE_AFTER_MS = 60_000;
+
+interface Service {
+  name: string;
+  entry: string;
+  env: Record<string, string>;
+  child?: ChildProcess;
+  startedAt: number;
+  /** Deaths in a row, each soon after its start: sets the next restart's delay. */
+  crashes: number;
+  restartTimer?: NodeJS.Timeout;
+}
 
 function fail(message: string): never {
   console.error(`slipway: ${message}`);
@@ -47,33 +62,50 @@ async function main() {
   env.API_PORT = String(apiPort);
   env.API_HOST ??= "127.0.0.1";
 
-  const children: { name: string; child: ChildProcess }[] = [];
+  const services: Service[] = [];
   let stopping = false;
   const stopAll = async (code: number) => {
     if (stopping) return;
     stopping = true;
     console.log("slipway: stopping ...");
-    await Promise.all(children.map(({ child }) => stopChild(child, 15_000)));
+    for (const service of services) clearTimeout(service.restartTimer);
+    await Promise.all(services.map(({ child }) => child && stopChild(child, 15_000)));
     await Promise.all(embedded.map((server) => server.stop()));
     console.log("slipway: stopped");
     process.exit(code);
   };
 
-  const run = (name: string, entry: string, extraEnv: Record<string, string> = {}) => {
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(root, entry)], {
+  const start = (service: Service) => {
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(root, service.entry)], {
       cwd: root,
-      env: { ...env, ...extraEnv },
+      env: { ...env, ...service.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     for (const stream of [child.stdout!, child.stderr!]) {
-      createInterface({ input: stream }).on("line", (line) => console.log(`[${name}] ${line}`));
+      createInterface({ input: stream }).on("line", (line) => console.log(`[${service.name}] ${line}`));
     }
+    service.child = child;
+    service.startedAt = Date.now();
+    // One dead service must not take the stack down: the others keep running while it comes back.
     child.on("exit", (code, signal) => {
+      service.child = undefined;
       if (stopping) return;
-      console.error(`slipway: ${name} exited (${signal ?? `code ${code}`}); stopping the stack`);
-      void stopAll(1);
+      if (Date.now() - service.startedAt >= STABLE_AFTER_MS) service.crashes = 0;
+      const delay = Math.min(MAX_RESTART_DELAY_MS, 1000 * 2 ** service.crashes);
+      service.crashes += 1;
+      console.error(`slipway: ${service.name} exited (${signal ?? `code ${code}`}); restarting it in ${delay / 1000} s`);
+      service.restartTimer = setTimeout(() => {
+        if (stopping) return;
+        start(service);
+        console.error(`slipway: ${service.name} restarted (pid ${service.child?.pid})`);
+      }, delay);
     });
-    children.push({ name, child });
+  };
+
+  const run = (name: string, entry: string, extraEnv: Record<string, string> = {}) => {
+    const service: Service = { name, entry, env: extraEnv, startedAt: 0, crashes: 0 };
+    services.push(service);
+    start(service);
   };
 
   run("api", "services/api/src/main.ts");

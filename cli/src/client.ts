@@ -16,7 +16,12 @@ export interface ClientOptions {
 
 /** The Slipway REST API, as the CLI uses it: every error becomes one readable CliError. */
 export class ApiClient {
-  constructor(private readonly options: ClientOptions) {}
+  constructor(private readonly options: ClientOptions) {
+    // fetch would refuse such a header with an error that quotes it, token and all.
+    if (options.token !== undefined && !/^[\x21-\x7e]+$/.test(options.token.trim())) {
+      throw new CliError("the API token (SLIPWAY_TOKEN or --token) has characters an HTTP header cannot carry");
+    }
+  }
 
   get baseUrl(): string {
     return this.options.url.replace(/\/+$/, "");
@@ -24,7 +29,7 @@ export class ApiClient {
 
   async request(method: string, path: string, init: { body?: RequestInit["body"]; contentType?: string; accept?: string; duplex?: boolean } = {}): Promise<Response> {
     const headers: Record<string, string> = {};
-    if (this.options.token) headers.Authorization = `Bearer ${this.options.token}`;
+    if (this.options.token) headers.Authorization = `Bearer ${this.options.token.trim()}`;
     if (init.contentType) headers["Content-Type"] = init.contentType;
     if (init.accept) headers.Accept = init.accept;
     let response: Response;

@@ -1,23 +1,28 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { ApiClient, CliError } from "./client";
 import { deploy } from "./commands/deploy";
 import { followLog } from "./commands/logs";
-import { print } from "./output";
+import { keepSecret, print, scrub } from "./output";
 
+keepSecret(process.env.SLIPWAY_TOKEN);
+
+// Options read from the environment with .env(), not as defaults: help shows a default's value.
 const program = new Command("slipway")
   .description("Deploy and watch apps on a Slipway server")
   .version("0.1.0")
-  .option("--url <url>", "the Slipway API (env SLIPWAY_URL)", process.env.SLIPWAY_URL ?? "http://127.0.0.1:8080")
-  .option("--token <token>", "API token (env SLIPWAY_TOKEN)", process.env.SLIPWAY_TOKEN)
+  .addOption(new Option("--url <url>", "the Slipway API").env("SLIPWAY_URL").default("http://127.0.0.1:8080"))
+  .addOption(new Option("--token <token>", "API token").env("SLIPWAY_TOKEN"))
   .option("--json", "print JSON for scripts instead of tables", false)
+  .configureOutput({ writeOut: (text) => process.stdout.write(scrub(text)), writeErr: (text) => process.stderr.write(scrub(text)) })
   .showHelpAfterError()
   .exitOverride();
 
 const client = () => {
   const { url, token } = program.opts<{ url: string; token?: string }>();
+  keepSecret(token);
   return new ApiClient({ url, ...(token ? { token } : {}) });
 };
 const json = () => program.opts<{ json: boolean }>().json;
@@ -158,7 +163,7 @@ try {
     // --help and --version exit 0; usage errors were already printed by commander.
     process.exitCode = error.exitCode;
   } else {
-    process.stderr.write(`slipway: ${(error as Error).message}\n`);
+    process.stderr.write(scrub(`slipway: ${(error as Error).message}\n`));
     process.exitCode = error instanceof CliError ? error.exitCode : 1;
   }
 }

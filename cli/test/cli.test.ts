@@ -11,12 +11,14 @@ import { startInProcessStack, writeTree, type InProcessStack } from "../../test/
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const bin = path.join(root, "node_modules/.bin/slipway");
+/** Recognizable, so a test can tell it never shows up in what the CLI prints. */
+const TOKEN = "cli-token-7c1e55d0a4";
 
 let stack: InProcessStack;
 let work: string;
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), "slipway-cli-"));
-  stack = await startInProcessStack({ API_TOKEN: "cli-token" });
+  stack = await startInProcessStack({ API_TOKEN: TOKEN });
 });
 afterAll(async () => {
   await stack.close();
@@ -26,7 +28,7 @@ afterAll(async () => {
 /** Runs the real `slipway` binary; answers its exit code and output. */
 function slipway(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(bin, args, { cwd: work, env: { ...process.env, SLIPWAY_URL: stack.baseUrl, SLIPWAY_TOKEN: "cli-token", ...env }, timeout: 120_000 }, (error, stdout, stderr) => {
+    execFile(bin, args, { cwd: work, env: { ...process.env, SLIPWAY_URL: stack.baseUrl, SLIPWAY_TOKEN: TOKEN, ...env }, timeout: 120_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -115,6 +117,26 @@ describe("slipway CLI against a real stack", () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("--follow");
   }, 180_000);
+
+  it("never prints the token: not in help, usage errors, failed requests or --json output", async () => {
+    const help = await slipway(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("SLIPWAY_TOKEN");
+    const usage = await slipway(["no-such-command"]);
+    expect(usage.code).not.toBe(0);
+    expect(usage.stderr).toContain("unknown command");
+    const listed = await slipway(["apps", "--json"]);
+    expect(listed.code).toBe(0);
+    const missing = await slipway(["builds", uniqueApp("nothere"), "--json"]);
+    expect(missing.stderr).toMatch(/^slipway: GET .* failed with 404/);
+    const unreachable = await slipway(["apps", "--url", `http://127.0.0.1:${await freePort()}`]);
+    // A token no HTTP header can carry: fetch's own error would quote it.
+    const unsendable = await slipway(["apps"], { SLIPWAY_TOKEN: `${TOKEN}\nsecond-line` });
+    for (const [what, result] of Object.entries({ help, usage, listed, missing, unreachable, unsendable })) {
+      expect(result.stdout + result.stderr, what).not.toContain(TOKEN);
+    }
+    expect(unsendable.stderr.trim()).toBe("slipway: the API token (SLIPWAY_TOKEN or --token) has characters an HTTP header cannot carry");
+  });
 
   it("slipway up runs the local stack and stops it cleanly on Ctrl-C", async () => {
     const { spawn } = await import("node:child_process");

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { APP_NAME_PATTERN, INSTANCE_ID_PATTERN } from "./contracts";
 
 /** Thrown when the environment does not describe a usable configuration; the message is one line. */
 export class ConfigError extends Error {
@@ -107,8 +108,8 @@ const agentSchema = z.object({
   APP_MEMORY_MB: positiveInt.default(2048),
   /** Processes the app may have at once. */
   APP_MAX_PROCESSES: positiveInt.default(1024),
-  APP: z.string().regex(/^[a-z][a-z0-9-]{0,61}[a-z0-9]$/, "must be a valid app name"),
-  INSTANCE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1-64 of [A-Za-z0-9._-]"),
+  APP: z.string().regex(APP_NAME_PATTERN, "must be a valid app name"),
+  INSTANCE_ID: z.string().regex(INSTANCE_ID_PATTERN, "must be 1-64 of [A-Za-z0-9._-]"),
   PORT: port,
   RUNTIME_ROOT: z.string().min(1),
   HEALTH_PATH: z.string().startsWith("/").default("/"),

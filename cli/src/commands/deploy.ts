@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { Readable, Transform } from "node:stream";
 import { ApiClient, CliError } from "../client";
-import { formatBytes } from "../output";
+import { formatBytes, print } from "../output";
 import { packSource, scanSource } from "../pack";
 import { followLog } from "./logs";
 
@@ -77,14 +77,14 @@ export async function deploy(client: ApiClient, dir: string, options: { app: str
     const upload = { bytes: size, files: packed.files, sentFiles: packed.sent, matchedFiles: packed.matched, seconds: (Date.now() - uploadStarted) / 1000 };
     err.write(`build ${build.id} queued\n`);
     if (!options.follow) {
-      if (options.json) process.stdout.write(`${JSON.stringify({ build, upload }, null, 2)}\n`);
+      if (options.json) print({ build, upload }, true);
       return 0;
     }
     await followLog(client, build.id, (line) => process.stdout.write(options.json ? "" : `${line}\n`));
     const final = await client.json<BuildView>("GET", `/v1/builds/${build.id}`);
     const instances = final.status === "succeeded" ? await waitForInstances(client, options.app, final.release) : [];
     if (options.json) {
-      process.stdout.write(`${JSON.stringify({ build: final, instances, upload }, null, 2)}\n`);
+      print({ build: final, instances, upload }, true);
     } else if (final.status === "succeeded") {
       process.stdout.write(`build succeeded: ${final.release ? `release v${final.release}` : "not deployed"}\n`);
       for (const instance of instances) process.stdout.write(`  ${instance.instanceId}: ${instance.state} v${instance.release ?? "-"}\n`);

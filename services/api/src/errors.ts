@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler } from "express";
-import type { Logger } from "@slipway/shared";
+import { InvalidIdError, type Logger } from "@slipway/shared";
 
 /** An error with the HTTP status and stable snake_case code that DESIGN.md's error shape carries. */
 export class HttpError extends Error {
@@ -35,6 +35,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     else if (error?.type === "entity.parse.failed") http = badRequest("invalid_json", "the body is not valid JSON");
     else if (error?.type === "entity.too.large") http = tooLarge(error.limit);
     else if (error?.type === "encoding.unsupported" || error?.type === "charset.unsupported") http = unsupportedMediaType(error.message);
+    // A route that forgot to validate an id: the repository refused it, so it is still the caller's error.
+    else if (error instanceof InvalidIdError) http = badRequest("invalid_id", error.message);
     else {
       logger.error({ err: error, requestId: req.id }, "request failed");
       http = new HttpError(500, "internal", "internal error");

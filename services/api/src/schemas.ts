@@ -1,11 +1,11 @@
 import { z } from "zod";
-import { APP_NAME_PATTERN } from "@slipway/shared";
+import { APP_NAME_PATTERN, BUILD_ID_PATTERN } from "@slipway/shared";
 import "./openapi";
 
 /** Request and response shapes of the REST API: validation and the OpenAPI document both come from here. */
 
 export const appParams = z.object({ app: z.string().regex(APP_NAME_PATTERN) });
-export const buildParams = z.object({ id: z.string() });
+export const buildParams = z.object({ id: z.string().regex(BUILD_ID_PATTERN) });
 
 const envMap = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"), z.string().max(32_768));
 
@@ -23,7 +23,7 @@ export const appConfigBody = z
 export const rebuildBody = z.object({ noCache: z.boolean().default(false) }).strict().openapi("RebuildRequest");
 
 export const releaseBody = z
-  .union([z.object({ buildId: z.string().min(1) }).strict(), z.object({ version: z.number().int().positive() }).strict()])
+  .union([z.object({ buildId: z.string().regex(BUILD_ID_PATTERN, "must be a build id") }).strict(), z.object({ version: z.number().int().positive() }).strict()])
   .openapi("ReleaseRequest");
 
 export const pageQuery = z.object({

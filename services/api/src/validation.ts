@@ -1,11 +1,20 @@
 import express, { type RequestHandler } from "express";
 import type { z, ZodTypeAny } from "zod";
-import { APP_NAME_PATTERN } from "@slipway/shared";
+import { APP_NAME_PATTERN, BUILD_ID_PATTERN } from "@slipway/shared";
 import { badRequest, unsupportedMediaType } from "./errors";
+
+// Path parameters are checked before they reach Redis, where they become parts of keys.
 
 export function appNameParam(value: unknown): string {
   if (typeof value !== "string" || !APP_NAME_PATTERN.test(value)) {
     throw badRequest("invalid_app_name", `app names match ${APP_NAME_PATTERN.source}: lowercase letters, digits and dashes, 2-63 long`);
+  }
+  return value;
+}
+
+export function buildIdParam(value: unknown): string {
+  if (typeof value !== "string" || !BUILD_ID_PATTERN.test(value)) {
+    throw badRequest("invalid_build_id", `build ids match ${BUILD_ID_PATTERN.source}: letters, digits and dashes, 8-64 long`);
   }
   return value;
 }

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Router } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { currentReleasePointerSchema, RELEASE_CHANNEL, storageKeys } from "@slipway/shared";
+import { currentReleasePointerSchema, InvalidIdError, RELEASE_CHANNEL, storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../../../test/harness/env";
 import { json } from "../../../test/harness/http";
 import { startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "../../../test/harness/stack";
@@ -186,6 +186,46 @@ describe("REST API on a real stack", () => {
     const paged = await api("/v1/apps?limit=1");
     expect(await json<unknown[]>(paged)).toHaveLength(1);
     expect(paged.headers.get("x-next-cursor")).toBeTruthy();
+  });
+
+  it("malformed ids answer 400 before they reach Redis, unknown well-formed ones 404, never 500; the repositories refuse them too", async () => {
+    const app = uniqueApp("ids");
+    const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, await sourceDir("ids"))).id);
+    // Build records and their logs are slipway:build:<id> and slipway:build:<id>:log: the id `<id>:log` names the log stream.
+    const alias = `${build.id}:log`;
+    expect(await stack.api.redis.type(`slipway:build:${alias}`)).toBe("stream");
+    for (const id of [alias, "x:log", "short", "a".repeat(65), "dot.dot.dot.", "%E2%80%8Bzero-width"]) {
+      await expectError(await api(`/v1/builds/${id}`), 400, "invalid_build_id");
+      await expectError(await api(`/v1/builds/${id}/logs`), 400, "invalid_build_id");
+      await expectError(await api(`/v1/builds/${id}/logs`, { headers: { Accept: "text/event-stream" } }), 400, "invalid_build_id");
+      await expectError(await post(`/v1/builds/${id}/cancel`), 400, "invalid_build_id");
+    }
+    await expectError(await post(`/v1/apps/${app}/releases`, { buildId: alias }), 400, "invalid_body");
+    await expectError(await post(`/v1/apps/${app}/releases`, { version: 2 ** 60 }), 400, "invalid_id");
+    await expectError(await api(`/v1/builds/${randomUUID()}`), 404, "not_found");
+    await expectError(await post(`/v1/builds/${randomUUID()}/cancel`), 404, "not_found");
+    await expectError(await post(`/v1/apps/${app}/releases`, { buildId: randomUUID() }), 404, "not_found");
+    await expectError(await post(`/v1/apps/${app}/releases`, { version: 99 }), 404, "not_found");
+
+    // App names become keys too (slipway:app:<name>:builds, ...).
+    for (const name of [`${app}:builds`, `${app}:current-release`, "UPPER", "a"]) {
+      await expectError(await api(`/v1/apps/${name}`), 400, "invalid_app_name");
+      await expectError(await api(`/v1/apps/${name}/builds`), 400, "invalid_app_name");
+      await expectError(await api(`/v1/apps/${name}/releases`), 400, "invalid_app_name");
+      await expectError(await api(`/v1/apps/${name}/instances`), 400, "invalid_app_name");
+      await expectError(await post(`/v1/apps/${name}/rebuild`), 400, "invalid_app_name");
+      await expectError(await post(`/v1/apps/${name}/gc`), 400, "invalid_app_name");
+      await expectError(await api(`/v1/apps/${name}`, { method: "DELETE" }), 400, "invalid_app_name");
+    }
+
+    await expect(stack.api.builds.get(alias)).rejects.toThrow(InvalidIdError);
+    await expect(stack.api.buildLogs.read(alias)).rejects.toThrow(InvalidIdError);
+    await expect(stack.api.apps.get(`${app}:builds`)).rejects.toThrow(InvalidIdError);
+    await expect(stack.api.releases.get(app, 1.5)).rejects.toThrow(InvalidIdError);
+    await expect(stack.api.releases.create(app, alias, "manual")).rejects.toThrow(InvalidIdError);
+    const report = { release: null, buildId: null, state: "running" as const, appPath: null, lastHeartbeatAt: new Date().toISOString() };
+    await expect(stack.api.instances.report(app, { ...report, instanceId: "a b" })).rejects.toThrow(InvalidIdError);
+    expect(await stack.api.redis.type(`slipway:build:${alias}`)).toBe("stream");
   });
 
   it("shows an instance whose heartbeat is stale as unknown", async () => {

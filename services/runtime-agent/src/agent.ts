@@ -20,6 +20,7 @@ import {
   type ObjectStore,
 } from "@slipway/shared";
 import { HealthCheckError, waitUntilHealthy } from "./health";
+import { AppProcessNotes } from "./orphans";
 import { InstanceProxy } from "./proxy";
 import { Restorer, RestoreError } from "./restore";
 import { resolveStartCommand } from "./start-command";
@@ -61,6 +62,7 @@ export class RuntimeAgent {
   private readonly releases: ReleaseRepository;
   private readonly instances: InstanceRepository;
   private readonly rollouts: RolloutRepository;
+  private readonly appNotes: AppProcessNotes;
   private running: Running | undefined;
   private state: InstanceState | undefined;
   private error: string | undefined;
@@ -86,10 +88,12 @@ export class RuntimeAgent {
     this.releases = new ReleaseRepository(redis);
     this.instances = new InstanceRepository(redis);
     this.rollouts = new RolloutRepository(redis);
+    this.appNotes = new AppProcessNotes(config.RUNTIME_ROOT, logger);
   }
 
   async start(): Promise<void> {
     this.sandbox = await AppSandbox.prepare(this.config, this.logger);
+    await this.appNotes.stopOrphans();
     const leftovers = await this.restorer.removeLeftovers();
     if (leftovers.length) this.logger.info({ leftovers }, "removed partial release directories left by an earlier run");
     this.listeningPort = await this.proxy.listen(this.config.PORT);
@@ -263,7 +267,9 @@ export class RuntimeAgent {
 
   private spawn(command: string, appPath: string, env: Record<string, string>, log: Logger): AppProcess {
     const sandbox = this.appSandbox;
-    return new AppProcess({ command, cwd: appPath, env, sandbox: { spec: sandbox.spec(appPath), mode: sandbox.mode }, onLine: (line) => log.debug({ app: line }, "app output") });
+    const app = new AppProcess({ command, cwd: appPath, env, sandbox: { spec: sandbox.spec(appPath), mode: sandbox.mode }, onLine: (line) => log.debug({ app: line }, "app output") });
+    void this.appNotes.track(app);
+    return app;
   }
 
   private get appSandbox(): AppSandbox {

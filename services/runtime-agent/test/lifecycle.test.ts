@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -39,6 +39,15 @@ async function inProcessAgent(app: string, extra: Record<string, string> = {}) {
   await agent.start();
   return { agent, url: `http://127.0.0.1:${port}`, runtimeRoot, instanceId: `i-${port}` };
 }
+
+/** Whether `pid` runs; a zombie (killed, not yet reaped by its new parent) does not. */
+const alive = (pid: number) => {
+  try {
+    return !/^\d+ \(.*\) [ZX] /s.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+};
 
 const text = async (url: string) => {
   const response = await fetch(url);
@@ -184,7 +193,9 @@ describe("agent processes", () => {
     try {
       expect(await waitForBody(`http://127.0.0.1:${port}`, "stored|", 30_000).catch((e) => { throw new Error(`${e.message}\n${agent.output().slice(-3000)}`); })).toBe("stored||");
     } finally {
-      agent.child.kill("SIGKILL");
+      // SIGTERM, not SIGKILL: a killed agent would leave the app running after the test.
+      agent.child.kill("SIGTERM");
+      await agent.exited;
     }
   });
 
@@ -219,6 +230,32 @@ describe("agent processes", () => {
       await second.exited;
     }
   }, 180_000);
+
+  it("an agent SIGKILLed while serving leaves its app running; the next agent on that RUNTIME_ROOT stops it before serving", async () => {
+    const app = uniqueApp("orphan");
+    await deploy(app, { "app.py": webApp("v1") });
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const env = { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `${app}-rt`), LOG_LEVEL: "info" };
+    const first = spawnAgent(stack, env);
+    await waitForBody(url, "v1|");
+    const { pid } = await eventually(async () => (await stack.api.instances.list(app)).find((i) => i.state === "running" && i.pid), 10_000, "a running report");
+    first.child.kill("SIGKILL");
+    await first.exited;
+    expect(alive(pid!)).toBe(true);
+
+    const second = spawnAgent(stack, env);
+    try {
+      await eventually(async () => (alive(pid!) ? undefined : true), 30_000, `the orphaned app ${pid} to be stopped\n${second.output().slice(-2000)}`);
+      await waitForBody(url, "v1|");
+      const report = await eventually(async () => (await stack.api.instances.list(app)).find((i) => i.state === "running" && i.pid && i.pid !== pid), 10_000, "the new app's report");
+      expect(alive(report.pid!)).toBe(true);
+      expect(second.output()).toContain(`stopped app process ${pid}, left running by an agent that was killed`);
+    } finally {
+      second.child.kill("SIGTERM");
+      await second.exited;
+    }
+  });
 
   it("SIGTERM drains, stops the app and exits 0", async () => {
     const app = uniqueApp("term");

@@ -1,4 +1,5 @@
 export { redisKeys } from "./keys";
+export { InvalidIdError } from "./ids";
 export { AppRepository, type AppRecord, type AppChanges } from "./apps";
 export { BuildRepository } from "./builds";
 export { ReleaseRepository } from "./releases";

@@ -1,12 +1,13 @@
 import type { Redis } from "ioredis";
 import { instanceReportSchema, type InstanceReport } from "../contracts";
+import { checkInstanceId } from "./ids";
 import { redisKeys } from "./keys";
 
 export class InstanceRepository {
   constructor(private readonly redis: Redis) {}
 
   async report(app: string, report: InstanceReport): Promise<void> {
-    await this.redis.hset(redisKeys.instances(app), report.instanceId, JSON.stringify(report));
+    await this.redis.hset(redisKeys.instances(app), checkInstanceId(report.instanceId), JSON.stringify(report));
   }
 
   async list(app: string): Promise<InstanceReport[]> {

@@ -1,17 +1,19 @@
-/** Every Redis key Slipway writes, in one place. */
+import { checkAppName as app, checkBuildId as build, checkVersion as version } from "./ids";
+
+/** Every Redis key Slipway writes, in one place; each refuses an id that could name another key. */
 const prefix = "slipway";
 export const redisKeys = {
   apps: `${prefix}:apps`,
   buildSeq: `${prefix}:build-seq`,
-  queuedRebuild: (app: string, sourceSha256: string, noCache: boolean) => `${prefix}:app:${app}:queued-rebuild:${sourceSha256}:${noCache ? "fresh" : "cached"}`,
-  app: (app: string) => `${prefix}:app:${app}`,
-  appBuilds: (app: string) => `${prefix}:app:${app}:builds`,
-  releases: (app: string) => `${prefix}:app:${app}:releases`,
-  releaseSeq: (app: string) => `${prefix}:app:${app}:release-seq`,
-  currentRelease: (app: string) => `${prefix}:app:${app}:current-release`,
-  rollout: (app: string, version: number) => `${prefix}:app:${app}:rollout:${version}`,
-  rolloutHolders: (app: string, version: number) => `${prefix}:app:${app}:rollout:${version}:holders`,
-  instances: (app: string) => `${prefix}:app:${app}:instances`,
-  build: (buildId: string) => `${prefix}:build:${buildId}`,
-  buildLog: (buildId: string) => `${prefix}:build:${buildId}:log`,
+  queuedRebuild: (name: string, sourceSha256: string, noCache: boolean) => `${prefix}:app:${app(name)}:queued-rebuild:${sourceSha256}:${noCache ? "fresh" : "cached"}`,
+  app: (name: string) => `${prefix}:app:${app(name)}`,
+  appBuilds: (name: string) => `${prefix}:app:${app(name)}:builds`,
+  releases: (name: string) => `${prefix}:app:${app(name)}:releases`,
+  releaseSeq: (name: string) => `${prefix}:app:${app(name)}:release-seq`,
+  currentRelease: (name: string) => `${prefix}:app:${app(name)}:current-release`,
+  rollout: (name: string, v: number) => `${prefix}:app:${app(name)}:rollout:${version(v)}`,
+  rolloutHolders: (name: string, v: number) => `${prefix}:app:${app(name)}:rollout:${version(v)}:holders`,
+  instances: (name: string) => `${prefix}:app:${app(name)}:instances`,
+  build: (id: string) => `${prefix}:build:${build(id)}`,
+  buildLog: (id: string) => `${prefix}:build:${build(id)}:log`,
 };

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Release, ReleaseReason } from "../contracts";
+import { checkVersion } from "./ids";
 import { redisKeys } from "./keys";
 
 /**
@@ -48,7 +49,7 @@ export class ReleaseRepository {
   }
 
   async get(app: string, version: number): Promise<Release | undefined> {
-    const raw = await this.redis.hget(redisKeys.releases(app), String(version));
+    const raw = await this.redis.hget(redisKeys.releases(app), String(checkVersion(version)));
     return raw ? (JSON.parse(raw) as Release) : undefined;
   }
 

@@ -1,6 +1,7 @@
 import type { AppRecord, Build } from "@slipway/shared";
 import type { ApiContext } from "../context";
 import { notFound } from "../errors";
+import { buildIdParam } from "../validation";
 
 export async function requireApp(ctx: ApiContext, name: string): Promise<AppRecord> {
   const app = await ctx.apps.get(name);
@@ -9,7 +10,7 @@ export async function requireApp(ctx: ApiContext, name: string): Promise<AppReco
 }
 
 export async function requireBuild(ctx: ApiContext, id: unknown): Promise<Build> {
-  const build = typeof id === "string" && id.length <= 64 ? await ctx.builds.get(id) : undefined;
+  const build = await ctx.builds.get(buildIdParam(id));
   if (!build) throw notFound(`build ${id}`);
   return build;
 }
