@@ -78,4 +78,20 @@ describe("compose.yaml", () => {
     expect(dockerfile).toMatch(/python3 python3-venv .*zstd/);
     expect(readFileSync(path.join(root, ".gitignore"), "utf8")).toMatch(/^\.env$/m);
   });
+
+  it("gives the services that run untrusted code what their sandboxes need, and the API none of it", () => {
+    const services = compose.services as Record<string, { command?: string[]; privileged?: boolean; user?: string; security_opt?: string[] }>;
+    const sandboxed = Object.keys(services).filter((name) => /build-worker|runtime-agent/.test(services[name]!.command?.join(" ") ?? ""));
+    expect(sandboxed).toHaveLength(4);
+    for (const name of sandboxed) {
+      expect(services[name]!.privileged, name).toBe(true);
+      expect(services[name]!.security_opt, name).toEqual(expect.arrayContaining(["seccomp=unconfined"]));
+      expect(services[name]!.user, `${name} runs as root to give each sandbox its own uid`).toBeUndefined();
+    }
+    expect(services.api!.privileged).toBeUndefined();
+    expect(services.api!.user).toBe("node");
+    const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8");
+    expect(dockerfile).toMatch(/bubblewrap slirp4netns util-linux/);
+    expect(dockerfile).not.toMatch(/^USER /m);
+  });
 });
