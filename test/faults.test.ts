@@ -52,7 +52,7 @@ describe("fault: Redis restarts mid-build (AOF on)", () => {
       await eventually(async () => ((await logOf(stack, queued.id)).includes("Running PRE_BUILD_COMMAND") ? true : undefined), 30_000, "the build to run");
       await redis.stop();
       await new Promise((r) => setTimeout(r, 2000));
-      redis = await startRedisServer({ dir: redisDir, port });
+      redis = await startRedisServer({ dir: redisDir, port, password: redis.password });
       const build = await waitForBuild(stack.baseUrl, queued.id, 90_000);
       expect(build.status).toBe("succeeded");
       expect(build.release).toBe(2);

@@ -1,3 +1,3 @@
 export { freePort, waitForPort } from "./free-port";
-export { startRedisServer, stopChild, type EmbeddedServer } from "./redis-server";
+export { randomSecret, redactUrl, redisHardeningArgs, startRedisServer, stopChild, type EmbeddedRedis, type EmbeddedServer } from "./redis-server";
 export { startS3Server, findMinioBinary, type EmbeddedS3 } from "./s3-server";
