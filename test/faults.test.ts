@@ -81,7 +81,7 @@ describe("fault: object storage unreachable for 10 s", () => {
     const outage = async () => {
       await s3.stop();
       await new Promise((r) => setTimeout(r, 10_000));
-      s3 = await startS3Server({ dir: s3Dir, port });
+      s3 = await startS3Server({ dir: s3Dir, port, secretKey: s3.secretKey });
     };
     try {
       await waitForBuild(stack.baseUrl, (await upload(stack, app, "v1")).id);
@@ -106,7 +106,7 @@ describe("fault: object storage unreachable for 10 s", () => {
       const { release } = (await stack.api.releases.create(app, quiet.id, "manual"))!;
       await stack.api.redis.publish(RELEASE_CHANNEL, JSON.stringify({ app, version: release.version, buildId: quiet.id }));
       await new Promise((r) => setTimeout(r, 10_000));
-      s3 = await startS3Server({ dir: s3Dir, port });
+      s3 = await startS3Server({ dir: s3Dir, port, secretKey: s3.secretKey });
       await serving("v3", 60_000);
     } finally {
       await agent.stop();
