@@ -12,6 +12,8 @@ export const redisKeys = {
   rollout: (app: string, version: number) => `${prefix}:app:${app}:rollout:${version}`,
   rolloutHolders: (app: string, version: number) => `${prefix}:app:${app}:rollout:${version}:holders`,
   instances: (app: string) => `${prefix}:app:${app}:instances`,
+  /** Dependency-cache object key → the sha256 its worker packed (see CacheDigestRepository). */
+  cacheDigests: (app: string) => `${prefix}:app:${app}:cache-digests`,
   build: (buildId: string) => `${prefix}:build:${buildId}`,
   buildLog: (buildId: string) => `${prefix}:build:${buildId}:log`,
 };
