@@ -9,7 +9,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { startRedisServer, startS3Server, stopChild, type EmbeddedServer } from "@slipway/shared/embedded";
+import { redactUrl, startRedisServer, startS3Server, stopChild, type EmbeddedServer } from "@slipway/shared/embedded";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dataDir = path.resolve(process.env.SLIPWAY_DATA_DIR ?? path.join(root, ".slipway"));
@@ -126,7 +126,7 @@ async function main() {
       "",
       "Slipway is starting:",
       `  API          ${apiUrl}  (GET /healthz)`,
-      `  Redis        ${env.REDIS_URL}${embedded.length && !process.env.REDIS_URL ? "  (embedded)" : ""}`,
+      `  Redis        ${redactUrl(env.REDIS_URL)}${embedded.length && !process.env.REDIS_URL ? "  (embedded)" : ""}`,
       `  S3           ${env.S3_ENDPOINT}${!process.env.S3_ENDPOINT ? "  (embedded, data in " + path.join(dataDir, "s3") + ")" : ""}`,
       ...instancePorts.map((port, i) => `  instance ${i + 1}   http://127.0.0.1:${port}  (app ${app})`),
       "",

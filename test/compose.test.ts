@@ -94,4 +94,18 @@ describe("compose.yaml", () => {
     expect(dockerfile).toMatch(/bubblewrap slirp4netns util-linux/);
     expect(dockerfile).not.toMatch(/^USER /m);
   });
+
+  it("Redis requires a password, every service's REDIS_URL carries it, and the dangerous commands are gone", () => {
+    const command = compose.services.redis!.command!.map(interpolate);
+    const password = command[command.indexOf("--requirepass") + 1];
+    expect(password, "redis-server --requirepass").toMatch(/^[A-Za-z0-9._~-]{16,}$/);
+    for (const name of ["CONFIG", "DEBUG", "MODULE", "REPLICAOF", "SLAVEOF"]) {
+      const at = command.findIndex((arg, i) => arg === "--rename-command" && command[i + 1] === name);
+      expect(command[at + 2], `rename-command ${name}`).toBe("");
+    }
+    expect(environmentOf("redis").REDISCLI_AUTH, "the healthcheck's redis-cli authenticates").toBe(password);
+    const clients = Object.keys(compose.services).filter((name) => compose.services[name]!.environment?.REDIS_URL !== undefined);
+    expect(clients).toHaveLength(5);
+    for (const name of clients) expect(new URL(environmentOf(name).REDIS_URL!).password, `${name}'s REDIS_URL`).toBe(password);
+  });
 });

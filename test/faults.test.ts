@@ -52,7 +52,7 @@ describe("fault: Redis restarts mid-build (AOF on)", () => {
       await eventually(async () => ((await logOf(stack, queued.id)).includes("Running PRE_BUILD_COMMAND") ? true : undefined), 30_000, "the build to run");
       await redis.stop();
       await new Promise((r) => setTimeout(r, 2000));
-      redis = await startRedisServer({ dir: redisDir, port });
+      redis = await startRedisServer({ dir: redisDir, port, password: redis.password });
       const build = await waitForBuild(stack.baseUrl, queued.id, 90_000);
       expect(build.status).toBe("succeeded");
       expect(build.release).toBe(2);
@@ -81,7 +81,7 @@ describe("fault: object storage unreachable for 10 s", () => {
     const outage = async () => {
       await s3.stop();
       await new Promise((r) => setTimeout(r, 10_000));
-      s3 = await startS3Server({ dir: s3Dir, port });
+      s3 = await startS3Server({ dir: s3Dir, port, secretKey: s3.secretKey });
     };
     try {
       await waitForBuild(stack.baseUrl, (await upload(stack, app, "v1")).id);
@@ -106,7 +106,7 @@ describe("fault: object storage unreachable for 10 s", () => {
       const { release } = (await stack.api.releases.create(app, quiet.id, "manual"))!;
       await stack.api.redis.publish(RELEASE_CHANNEL, JSON.stringify({ app, version: release.version, buildId: quiet.id }));
       await new Promise((r) => setTimeout(r, 10_000));
-      s3 = await startS3Server({ dir: s3Dir, port });
+      s3 = await startS3Server({ dir: s3Dir, port, secretKey: s3.secretKey });
       await serving("v3", 60_000);
     } finally {
       await agent.stop();

@@ -9,6 +9,18 @@ export class CliError extends Error {
   }
 }
 
+/** The API answered with an error: its status and, when it sent one, its error code. */
+export class ApiError extends CliError {
+  override name = "ApiError";
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
 export interface ClientOptions {
   url: string;
   token?: string;
@@ -44,13 +56,17 @@ export class ApiClient {
     if (!response.ok) {
       const text = await response.text();
       let message = text.slice(0, 300);
+      let code: string | undefined;
       try {
         const parsed = JSON.parse(text) as { error?: { code: string; message: string } };
-        if (parsed.error) message = `${parsed.error.message} (${parsed.error.code})`;
+        if (parsed.error) {
+          message = `${parsed.error.message} (${parsed.error.code})`;
+          code = parsed.error.code;
+        }
       } catch {
         // not JSON
       }
-      throw new CliError(`${method} ${path} failed with ${response.status}: ${message}`);
+      throw new ApiError(`${method} ${path} failed with ${response.status}: ${message}`, response.status, code);
     }
     return response;
   }

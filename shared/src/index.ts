@@ -12,4 +12,4 @@ export { readUntrustedText } from "./untrusted-file";
 export { builtVenvPath, relocateVenv } from "./venv-relocate";
 export { announceRelease } from "./release-announce";
 export { collectGarbage, type GcDeps, type GcReport } from "./gc";
-export { hashFile, indexResources, listResources, matchResources, RESOURCE_MANIFEST, type ResourceEntry } from "./resources";
+export { hashFile, indexResources, listResources, matchResources, RESOURCE_MANIFEST, ResourceDigestError, restoreResource, type ResourceEntry } from "./resources";

@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { lstat, readdir } from "node:fs/promises";
+import { createReadStream, createWriteStream } from "node:fs";
+import { lstat, readdir, rm } from "node:fs/promises";
 import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import { HashingStream } from "./archive/pack";
 import { storageKeys } from "./storage/keys";
 import type { ObjectStore } from "./storage/object-store";
 
@@ -58,4 +60,29 @@ export async function indexResources(store: ObjectStore, app: string, dir: strin
     bytes += file.size;
   }
   return { added, bytes };
+}
+
+/** The store's bytes for a resource do not hash to its address: someone other than a worker wrote them. */
+export class ResourceDigestError extends Error {
+  override name = "ResourceDigestError";
+  constructor(readonly sha256: string) {
+    super(`the cached bytes of resource ${sha256} failed their sha256 check`);
+  }
+}
+
+/**
+ * Writes the cached bytes of resource `sha256` to `target` (which must not exist yet), checking
+ * they hash to that address: resources sit in object storage, where a build holding stolen
+ * credentials could rewrite them. Bytes that do not are deleted from the store, so that no later
+ * match offers them and the next deploy uploads the file again, and `target` is removed; throws
+ * ResourceDigestError then. ObjectNotFoundError when the store has no such resource.
+ */
+export async function restoreResource(store: ObjectStore, app: string, sha256: string, target: string): Promise<void> {
+  const key = storageKeys.resource(app, sha256);
+  const hashing = new HashingStream();
+  await pipeline(await store.getStream(key), hashing, createWriteStream(target, { flags: "wx" }));
+  if (hashing.digest() === sha256) return;
+  await rm(target, { force: true });
+  await store.remove(key);
+  throw new ResourceDigestError(sha256);
 }

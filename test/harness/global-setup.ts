@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
-import { startRedisServer, startS3Server } from "@slipway/shared/embedded";
+import { randomSecret, redactUrl, redisHardeningArgs, startRedisServer, startS3Server } from "@slipway/shared/embedded";
 
 export interface TestServices {
   redisUrl: string;
@@ -29,7 +29,11 @@ async function startWithContainers(): Promise<Started | undefined> {
   } catch {
     return undefined; // "Could not find a working container runtime strategy": no Docker engine here.
   }
-  const redis = await new GenericContainer("redis:7-alpine").withExposedPorts(6379).start();
+  const redisPassword = randomSecret();
+  const redis = await new GenericContainer("redis:7-alpine")
+    .withCommand(["redis-server", ...redisHardeningArgs(redisPassword)])
+    .withExposedPorts(6379)
+    .start();
   const minio = await new GenericContainer("minio/minio:latest")
     .withCommand(["server", "/data"])
     .withEnvironment({ MINIO_ROOT_USER: "slipway", MINIO_ROOT_PASSWORD: "slipway-secret" })
@@ -38,7 +42,7 @@ async function startWithContainers(): Promise<Started | undefined> {
     .start();
   return {
     services: {
-      redisUrl: `redis://${redis.getHost()}:${redis.getMappedPort(6379)}`,
+      redisUrl: `redis://:${redisPassword}@${redis.getHost()}:${redis.getMappedPort(6379)}`,
       s3Endpoint: `http://${minio.getHost()}:${minio.getMappedPort(9000)}`,
       s3AccessKey: "slipway",
       s3SecretKey: "slipway-secret",
@@ -65,7 +69,7 @@ async function startLocally(): Promise<Started> {
 
 export default async function setup(project: TestProject) {
   const started = (await startWithContainers()) ?? (await startLocally());
-  console.log(`test services (${started.services.via}): redis ${started.services.redisUrl}, s3 ${started.services.s3Endpoint}`);
+  console.log(`test services (${started.services.via}): redis ${redactUrl(started.services.redisUrl)}, s3 ${started.services.s3Endpoint}`);
   project.provide("services", started.services);
   return started.stop;
 }

@@ -3,7 +3,7 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Readable, Transform } from "node:stream";
-import { ApiClient, CliError } from "../client";
+import { ApiClient, ApiError, CliError } from "../client";
 import { formatBytes, print } from "../output";
 import { packSource, scanSource } from "../pack";
 import { followLog } from "./logs";
@@ -57,22 +57,37 @@ export async function deploy(client: ApiClient, dir: string, options: { app: str
       });
       held = { entries, digests: new Set(digests) };
     }
-    const packed = await packSource(source, archive, held);
-    const { size } = await stat(archive);
-    err.write(
-      packed.matched > 0
-        ? `packed ${packed.sent} of ${packed.files} files from ${source} (${formatBytes(size)}); ${packed.matched} unchanged files are already on the server\n`
-        : `packed ${packed.files} files from ${source} (${formatBytes(size)})\n`,
-    );
-    const body = createReadStream(archive).pipe(
-      progress(size, (line, done) => err.write(err.isTTY ? `\r${line}${done ? "\n" : ""}` : `${line}\n`)),
-    );
-    const uploadStarted = Date.now();
-    const response = await client.request("POST", `/v1/apps/${encodeURIComponent(options.app)}/builds${packed.matched > 0 ? "?resources=1" : ""}`, {
-      body: Readable.toWeb(body) as unknown as RequestInit["body"],
-      contentType: "application/gzip",
-      duplex: true,
-    });
+    let uploadStarted = 0;
+    const send = async (matched: typeof held) => {
+      const packed = await packSource(source, archive, matched);
+      const { size } = await stat(archive);
+      err.write(
+        packed.matched > 0
+          ? `packed ${packed.sent} of ${packed.files} files from ${source} (${formatBytes(size)}); ${packed.matched} unchanged files are already on the server\n`
+          : `packed ${packed.files} files from ${source} (${formatBytes(size)})\n`,
+      );
+      const body = createReadStream(archive).pipe(
+        progress(size, (line, done) => err.write(err.isTTY ? `\r${line}${done ? "\n" : ""}` : `${line}\n`)),
+      );
+      uploadStarted = Date.now();
+      const response = await client.request("POST", `/v1/apps/${encodeURIComponent(options.app)}/builds${packed.matched > 0 ? "?resources=1" : ""}`, {
+        body: Readable.toWeb(body) as unknown as RequestInit["body"],
+        contentType: "application/gzip",
+        duplex: true,
+      });
+      return { packed, size, response };
+    };
+    let sent;
+    try {
+      sent = await send(held);
+    } catch (error) {
+      // Files the server matched can be gone or fail its integrity check by the time it assembles
+      // the source; it then drops them, and sending everything succeeds.
+      if (!(held && error instanceof ApiError && error.code === "resource_missing")) throw error;
+      err.write(`the server could not use some files it held (${error.message}); sending all files\n`);
+      sent = await send(undefined);
+    }
+    const { packed, size, response } = sent;
     const build = (await response.json()) as BuildView;
     const upload = { bytes: size, files: packed.files, sentFiles: packed.sent, matchedFiles: packed.matched, seconds: (Date.now() - uploadStarted) / 1000 };
     err.write(`build ${build.id} queued\n`);

@@ -11,7 +11,8 @@ import {
   ObjectNotFoundError,
   packDirectory,
   RESOURCE_MANIFEST,
-  storageKeys,
+  ResourceDigestError,
+  restoreResource,
   UnsafeArchiveError,
   type ObjectStore,
   type ResourceEntry,
@@ -55,9 +56,12 @@ export async function assembleSource(req: Request, store: ObjectStore, app: stri
       const target = path.join(tree, relative);
       await mkdir(path.dirname(target), { recursive: true });
       try {
-        await pipeline(await store.getStream(storageKeys.resource(app, entry.sha256)), createWriteStream(target, { flags: "wx" }));
+        await restoreResource(store, app, entry.sha256, target);
       } catch (error) {
         if (error instanceof ObjectNotFoundError) throw conflict("resource_missing", `the server no longer holds ${entry.sha256} (${relative}): deploy again`);
+        if (error instanceof ResourceDigestError) {
+          throw conflict("resource_missing", `the server's copy of ${relative} (${entry.sha256}) failed its sha256 check and was discarded: deploy again to upload it`);
+        }
         throw error;
       }
       await chmod(target, Number(entry.mode) & 0o777 || 0o644);

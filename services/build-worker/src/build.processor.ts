@@ -180,10 +180,22 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
     run.log.line(`Running PRE_BUILD_COMMAND: ${options.PRE_BUILD_COMMAND}`);
     await execute("/bin/sh", ["-c", options.PRE_BUILD_COMMAND], { env: hookEnv, label: "PRE_BUILD_COMMAND" });
   }
-  const dependencyCache = new DependencyCache(ctx.store, build.app, baseEnv, ctx.config.ARTIFACT_COMPRESSION, !run.noCache, (line) => run.log.line(line));
+  const dependencyCache = new DependencyCache({
+    store: ctx.store,
+    digests: ctx.cacheDigests,
+    app: build.app,
+    env: baseEnv,
+    compression: ctx.config.ARTIFACT_COMPRESSION,
+    enabled: !run.noCache,
+    log: (line) => run.log.line(line),
+    warn: (line) => {
+      run.log.line(line);
+      ctx.logger.warn({ buildId: build.id, app: build.app }, line);
+    },
+  });
   const cache: LayerCache = {
     restore: async (key, dir) => {
-      const restored = await dependencyCache.restore(key, dir);
+      const restored = await dependencyCache.restore(key, dir, path.join(run.workDir, `cache-${key.layer}.restore`));
       if (restored) await sandbox.own(dir);
       return restored;
     },

@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import type { AppRepository, BuildLogStream, BuildRepository, Logger, ObjectStore, ReleaseRepository, WorkerConfig } from "@slipway/shared";
+import type { AppRepository, BuildLogStream, BuildRepository, CacheDigestRepository, Logger, ObjectStore, ReleaseRepository, WorkerConfig } from "@slipway/shared";
 
 import type { ActiveBuilds } from "./active-builds";
 
@@ -13,6 +13,7 @@ export interface WorkerContext {
   builds: BuildRepository;
   releases: ReleaseRepository;
   buildLogs: BuildLogStream;
+  cacheDigests: CacheDigestRepository;
   activeBuilds: ActiveBuilds;
   /** The resolv.conf every build sandbox gets: its user-mode network's DNS. */
   sandboxResolvConf: string;

@@ -4,6 +4,7 @@ import {
   AppRepository,
   BuildLogStream,
   BuildRepository,
+  CacheDigestRepository,
   CANCEL_CHANNEL,
   cancelEventSchema,
   ConfigError,
@@ -52,6 +53,7 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
     builds: new BuildRepository(redis),
     releases: new ReleaseRepository(redis),
     buildLogs: new BuildLogStream(redis),
+    cacheDigests: new CacheDigestRepository(redis),
     activeBuilds: new ActiveBuilds(),
     sandboxResolvConf,
   };

@@ -34,7 +34,7 @@ export class AppRepository {
     return raws.filter((raw): raw is string => raw !== null).map((raw) => JSON.parse(raw) as AppRecord);
   }
 
-  /** Removes the app's records: config, builds, releases, instance reports, live logs. */
+  /** Removes the app's records: config, builds, releases, instance reports, live logs, cache digests. */
   async delete(name: string, buildIds: string[]): Promise<void> {
     const keys = [
       redisKeys.app(name),
@@ -43,6 +43,7 @@ export class AppRepository {
       redisKeys.releaseSeq(name),
       redisKeys.currentRelease(name),
       redisKeys.instances(name),
+      redisKeys.cacheDigests(name),
       ...buildIds.flatMap((id) => [redisKeys.build(id), redisKeys.buildLog(id)]),
     ];
     const pipeline = this.redis.multi().srem(redisKeys.apps, name);

@@ -16,4 +16,6 @@ export const redisKeys = {
   instances: (name: string) => `${prefix}:app:${app(name)}:instances`,
   build: (id: string) => `${prefix}:build:${build(id)}`,
   buildLog: (id: string) => `${prefix}:build:${build(id)}:log`,
+  /** Dependency-cache object key → the sha256 its worker packed (see CacheDigestRepository). */
+  cacheDigests: (name: string) => `${prefix}:app:${app(name)}:cache-digests`,
 };

@@ -44,6 +44,7 @@ export function buildRoutes(ctx: ApiContext, mount: string): Router {
       body: { contentType: "application/gzip", schema: z.string().openapi({ format: "binary" }) },
       responses: {
         202: { description: "queued; Location names the build", schema: buildSchema },
+        409: { description: "resource_missing (with ?resources=1): a listed file the server no longer holds, or whose cached copy failed its sha256 check and was discarded; upload it", schema: errorSchema },
         413: { description: "larger than MAX_SOURCE_BYTES", schema: errorSchema },
         415: { description: "not application/gzip or application/zip", schema: errorSchema },
         429: { description: "MAX_QUEUED_BUILDS builds are waiting", schema: errorSchema },

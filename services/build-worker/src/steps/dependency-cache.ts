@@ -1,15 +1,18 @@
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import path from "node:path";
+import { pipeline } from "node:stream/promises";
 import {
   ARCHIVE_EXTENSIONS,
   builtVenvPath,
   extractStream,
+  HashingStream,
   ObjectNotFoundError,
   packDirectory,
   relocateVenv,
   storageKeys,
+  type CacheDigestRepository,
   type Compression,
   type ObjectStore,
 } from "@slipway/shared";
@@ -27,20 +30,40 @@ export interface CacheKey {
   inputs: Record<string, string>;
 }
 
+export interface DependencyCacheOptions {
+  store: ObjectStore;
+  /** The sha256 of every layer as saved, kept where no build can write. */
+  digests: CacheDigestRepository;
+  app: string;
+  /** The build environment: its install settings (indexes, registries, options) are inputs too. */
+  env: Record<string, string>;
+  compression: Compression;
+  enabled: boolean;
+  /** A line for the build log. */
+  log: (line: string) => void;
+  /** A line for the build log that operators should see too (a layer that was tampered with). */
+  warn: (line: string) => void;
+}
+
 /**
  * Installed dependency layers in object storage, keyed by a hash of what produced them, so a
- * rebuild with unchanged inputs on any worker restores the layer instead of reinstalling it.
+ * rebuild with unchanged inputs on any worker restores the layer instead of reinstalling it. A
+ * layer is used only if its bytes hash to the sha256 the saving worker recorded: anything else in
+ * storage under that key is ignored, never extracted.
  */
 export class DependencyCache {
-  constructor(
-    private readonly store: ObjectStore,
-    private readonly app: string,
-    /** The build environment: its install settings (indexes, registries, options) are inputs too. */
-    private readonly env: Record<string, string>,
-    private readonly compression: Compression,
-    readonly enabled: boolean,
-    private readonly log: (line: string) => void,
-  ) {}
+  private readonly store: ObjectStore;
+  private readonly digests: CacheDigestRepository;
+  private readonly app: string;
+  private readonly env: Record<string, string>;
+  private readonly compression: Compression;
+  readonly enabled: boolean;
+  private readonly log: (line: string) => void;
+  private readonly warn: (line: string) => void;
+
+  constructor(options: DependencyCacheOptions) {
+    ({ store: this.store, digests: this.digests, app: this.app, env: this.env, compression: this.compression, enabled: this.enabled, log: this.log, warn: this.warn } = options);
+  }
 
   objectKey(key: CacheKey): string {
     const inputs: Record<string, string> = { format: CACHE_FORMAT, compression: this.compression, ...key.inputs };
@@ -50,30 +73,48 @@ export class DependencyCache {
     return storageKeys.dependencyCache(this.app, key.layer, hash, ARCHIVE_EXTENSIONS[this.compression]);
   }
 
-  /** Restores the layer into `dir` (which must not exist yet); answers whether it did. */
-  async restore(key: CacheKey, dir: string): Promise<boolean> {
+  /**
+   * Restores the layer into `dir` (which must not exist yet), downloading it to `scratchFile`
+   * first so that nothing of it is unpacked before its sha256 checks out; answers whether it did.
+   */
+  async restore(key: CacheKey, dir: string, scratchFile: string): Promise<boolean> {
     if (!this.enabled) {
       this.log(`Dependency cache bypassed (noCache): installing ${key.layer} afresh`);
       return false;
     }
     const objectKey = this.objectKey(key);
+    const name = path.basename(objectKey);
+    const expected = await this.digests.get(this.app, objectKey);
     let body;
     try {
       body = await this.store.getStream(objectKey);
     } catch (error) {
       if (error instanceof ObjectNotFoundError) {
-        this.log(`Dependency cache miss for ${key.layer} (${path.basename(objectKey)})`);
+        this.log(`Dependency cache miss for ${key.layer} (${name})`);
         return false;
       }
       throw error;
     }
     try {
-      await extractStream(body, dir, { allowExternalSymlinks: true, compression: this.compression });
+      if (expected === undefined) {
+        body.destroy();
+        this.warn(`Dependency cache layer ${name} has no sha256 on record: ignored`);
+        return false;
+      }
+      const hashing = new HashingStream();
+      await pipeline(body, hashing, createWriteStream(scratchFile));
+      if (hashing.digest() !== expected) {
+        this.warn(`Dependency cache layer ${name} failed its sha256 check: ignored`);
+        return false;
+      }
+      await extractStream(createReadStream(scratchFile), dir, { allowExternalSymlinks: true, compression: this.compression });
     } catch (error) {
       // A damaged cache entry costs an install, never a build.
       await rm(dir, { recursive: true, force: true });
-      this.log(`Dependency cache entry ${path.basename(objectKey)} is unusable (${(error as Error).message}); installing instead`);
+      this.log(`Dependency cache entry ${name} is unusable (${(error as Error).message}); installing instead`);
       return false;
+    } finally {
+      await rm(scratchFile, { force: true });
     }
     const builtAt = await builtVenvPath(dir);
     if (builtAt) await relocateVenv(dir, builtAt, dir);
@@ -87,6 +128,7 @@ export class DependencyCache {
     try {
       const packed = await packDirectory(dir, scratchFile, this.compression);
       await this.store.putStream(objectKey, createReadStream(scratchFile));
+      await this.digests.record(this.app, objectKey, packed.sha256);
       this.log(`Saved ${key.layer} to the dependency cache (${packed.bytes} bytes)`);
     } catch (error) {
       this.log(`Could not save ${key.layer} to the dependency cache: ${(error as Error).message}`);
