@@ -105,7 +105,7 @@ describe("app sandbox", () => {
     for (const [file, outcome] of Object.entries(probe.write)) expect(outcome, file).not.toBe("written");
     for (const [file, outcome] of Object.entries(probe.read)) expect(outcome, file).not.toBe("read");
     // The app keeps the host's network, so the control plane must refuse it for want of credentials.
-    expect(probe.connect[`127.0.0.1:${ports.redis}`]).toMatch(/^connected/);
+    expect(probe.connect[`127.0.0.1:${ports.redis}`]).toMatch(/NOAUTH/);
     expect(probe.connect[`127.0.0.1:${ports.s3}`]).toMatch(/HTTP\/1\.[01] 40[03]/);
     expect(await (await fetch(`${two.url}/`)).text()).toBe("ok");
   });

@@ -77,8 +77,10 @@ describe("dependency-cache layers are used only with the sha256 the worker recor
     expect(await logOf(cold)).toContain("Saved antenv to the dependency cache");
     const [key, ...others] = await stack.api.store.list(`cache/${app}/`);
     expect(others).toEqual([]);
-    const recorded = await stack.api.redis.hget(redisKeys.cacheDigests(app), key!);
+    const record = JSON.parse((await stack.api.redis.hget(redisKeys.cacheDigests(app), key!))!) as { sha256: string; unpackedBytes: number; entries: number };
+    const recorded = record.sha256;
     expect(recorded).toMatch(/^[0-9a-f]{64}$/);
+    expect(record.unpackedBytes).toBeGreaterThan(0);
 
     const poisonedSha = await poisonLayer(key!, marker);
     expect(poisonedSha).not.toBe(recorded);
@@ -98,6 +100,15 @@ describe("dependency-cache layers are used only with the sha256 the worker recor
     const healed = await rebuild(app);
     expect(await logOf(healed)).toContain("Dependency cache hit: restored antenv");
     expect(existsSync(marker)).toBe(false);
+
+    // A genuine layer that unpacks past the size its worker recorded is stopped, and installed instead.
+    const genuine = JSON.parse((await stack.api.redis.hget(redisKeys.cacheDigests(app), key!))!) as { sha256: string; unpackedBytes: number; entries: number };
+    await stack.api.redis.hset(redisKeys.cacheDigests(app), key!, JSON.stringify({ ...genuine, unpackedBytes: 1024 }));
+    const oversized = await rebuild(app);
+    expect(oversized.status).toBe("succeeded");
+    const oversizedLog = await logOf(oversized);
+    expect(oversizedLog).toMatch(/Dependency cache entry .* is unusable \(.*more than 1024 bytes.*\); installing instead/);
+    expect(oversizedLog).toContain("Running pip install");
 
     // A layer no worker recorded (planted where the record is missing) is ignored too.
     await poisonLayer(key!, marker);

@@ -10,11 +10,26 @@ import { redisKeys } from "./keys";
 export class CacheDigestRepository {
   constructor(private readonly redis: Redis) {}
 
-  async record(app: string, objectKey: string, sha256: string): Promise<void> {
-    await this.redis.hset(redisKeys.cacheDigests(app), objectKey, sha256);
+  async record(app: string, objectKey: string, layer: LayerRecord): Promise<void> {
+    await this.redis.hset(redisKeys.cacheDigests(app), objectKey, JSON.stringify(layer));
   }
 
-  async get(app: string, objectKey: string): Promise<string | undefined> {
-    return (await this.redis.hget(redisKeys.cacheDigests(app), objectKey)) ?? undefined;
+  async get(app: string, objectKey: string): Promise<LayerRecord | undefined> {
+    const text = await this.redis.hget(redisKeys.cacheDigests(app), objectKey);
+    if (!text) return undefined;
+    // Records from before sizes were kept hold the bare sha256.
+    if (/^[0-9a-f]{64}$/.test(text)) return { sha256: text };
+    try {
+      return JSON.parse(text) as LayerRecord;
+    } catch {
+      return undefined;
+    }
   }
+}
+
+/** What the saving worker knew of a layer: its sha256 and what it unpacks to (a restore stops past that). */
+export interface LayerRecord {
+  sha256: string;
+  unpackedBytes?: number;
+  entries?: number;
 }

@@ -6,4 +6,4 @@ export { ReleaseRepository } from "./releases";
 export { InstanceRepository } from "./instances";
 export { BuildLogStream, type LogChunk } from "./build-log";
 export { RolloutRepository, type RolloutStatus, type RolloutTurn } from "./rollouts";
-export { CacheDigestRepository } from "./cache-digests";
+export { CacheDigestRepository, type LayerRecord } from "./cache-digests";

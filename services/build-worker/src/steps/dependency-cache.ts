@@ -10,6 +10,7 @@ import {
   HashingStream,
   ObjectNotFoundError,
   packDirectory,
+  recordedSizeLimits,
   relocateVenv,
   storageKeys,
   type CacheDigestRepository,
@@ -51,6 +52,9 @@ export interface DependencyCacheOptions {
  * layer is used only if its bytes hash to the sha256 the saving worker recorded: anything else in
  * storage under that key is ignored, never extracted.
  */
+/** Bounds on a layer whose record holds no size (saved before sizes were recorded). */
+const LAYER_CAPS = { maxUnpackedBytes: 8 * 1024 ** 3, maxEntries: 1_000_000, names: { unpackedBytes: "the 8 GiB layer cap", entries: "the 1,000,000-entry layer cap" } };
+
 export class DependencyCache {
   private readonly store: ObjectStore;
   private readonly digests: CacheDigestRepository;
@@ -103,11 +107,15 @@ export class DependencyCache {
       }
       const hashing = new HashingStream();
       await pipeline(body, hashing, createWriteStream(scratchFile));
-      if (hashing.digest() !== expected) {
+      if (hashing.digest() !== expected.sha256) {
         this.warn(`Dependency cache layer ${name} failed its sha256 check: ignored`);
         return false;
       }
-      await extractStream(createReadStream(scratchFile), dir, { allowExternalSymlinks: true, compression: this.compression });
+      await extractStream(createReadStream(scratchFile), dir, {
+        allowExternalSymlinks: true,
+        compression: this.compression,
+        ...recordedSizeLimits(expected, LAYER_CAPS, "the size recorded when the layer was saved"),
+      });
     } catch (error) {
       // A damaged cache entry costs an install, never a build.
       await rm(dir, { recursive: true, force: true });
@@ -128,7 +136,7 @@ export class DependencyCache {
     try {
       const packed = await packDirectory(dir, scratchFile, this.compression);
       await this.store.putStream(objectKey, createReadStream(scratchFile));
-      await this.digests.record(this.app, objectKey, packed.sha256);
+      await this.digests.record(this.app, objectKey, { sha256: packed.sha256, unpackedBytes: packed.unpackedBytes, entries: packed.entries });
       this.log(`Saved ${key.layer} to the dependency cache (${packed.bytes} bytes)`);
     } catch (error) {
       this.log(`Could not save ${key.layer} to the dependency cache: ${(error as Error).message}`);
