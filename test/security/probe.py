@@ -26,9 +26,9 @@ for target in os.environ.get("PROBE_CONNECT", "").split():
     try:
         with socket.create_connection((host, int(port)), timeout=3) as conn:
             # What the service answers someone without credentials: Redis speaks first to PING,
-            # HTTP (storage, the API) to a bare GET.
+            # HTTP (storage, the API) to a bare GET of an API route.
             conn.settimeout(3)
-            conn.sendall(b"PING\r\n" if os.environ.get("PROBE_REDIS_PORT") == port else f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+            conn.sendall(b"PING\r\n" if os.environ.get("PROBE_REDIS_PORT") == port else f"GET /v1/apps HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
             try:
                 reply = conn.recv(200).decode("utf-8", "replace")
             except OSError:

@@ -231,12 +231,14 @@ describe("agent processes", () => {
     }
   }, 180_000);
 
-  it("an agent SIGKILLed while serving leaves its app running; the next agent on that RUNTIME_ROOT stops it before serving", async () => {
+  // Sandboxed, an app dies with its agent (test/security/app-sandbox.test.ts); without the sandbox
+  // it would outlive it, and the next agent must stop it.
+  it("with SANDBOX=off, an agent SIGKILLed while serving leaves its app running; the next agent on that RUNTIME_ROOT stops it before serving", async () => {
     const app = uniqueApp("orphan");
     await deploy(app, { "app.py": webApp("v1") });
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const env = { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `${app}-rt`), LOG_LEVEL: "info" };
+    const env = { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `${app}-rt`), LOG_LEVEL: "info", SANDBOX: "off" };
     const first = spawnAgent(stack, env);
     await waitForBody(url, "v1|");
     const { pid } = await eventually(async () => (await stack.api.instances.list(app)).find((i) => i.state === "running" && i.pid), 10_000, "a running report");

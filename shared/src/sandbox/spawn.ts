@@ -111,23 +111,25 @@ function spawnInSandbox(run: SandboxCommand, spec: SandboxSpec): SandboxedProces
       }
     }
   };
+  // Held outside setUp so that whatever of it was made is undone, even when setting up failed.
+  const resources: { cgroup?: SandboxCgroup; network?: ChildProcess } = {};
   const setUp = (async () => {
     const infoText = await readAll(info);
-    if (!infoText) return undefined; // bwrap failed before starting the sandbox; its exit says why.
+    if (!infoText) return; // bwrap failed before starting the sandbox; its exit says why.
     initPid = (JSON.parse(infoText) as { "child-pid": number })["child-pid"];
-    const cgroup = await SandboxCgroup.create(`${spec.name}-${child.pid}`, spec.limits).catch(() => undefined);
-    if (cgroup) for (const pid of [child.pid!, initPid]) await cgroup.add(pid).catch(() => undefined);
-    const network = spec.network === "isolated" ? await attachNetwork(initPid) : undefined;
+    resources.cgroup = await SandboxCgroup.create(`${spec.name}-${child.pid}`, spec.limits).catch(() => undefined);
+    // Once a group exists the sandbox never runs outside it: a failed move ends the sandbox.
+    if (resources.cgroup) for (const pid of [child.pid!, initPid]) await resources.cgroup.add(pid);
+    if (spec.network === "isolated") resources.network = await attachNetwork(initPid);
     if (killed) kill();
     block.end("go");
-    return { cgroup, network };
   })();
   setUp.catch(() => kill());
-  const exited = Promise.all([exitOf(child), setUp.catch(() => undefined)]).then(async ([exit, resources]) => {
-    resources?.network?.kill("SIGKILL");
+  const exited = Promise.all([exitOf(child), setUp.catch(() => undefined)]).then(async ([exit]) => {
+    resources.network?.kill("SIGKILL");
     let limitReason: string | undefined;
     let survivorsKilled = 0;
-    if (resources?.cgroup) {
+    if (resources.cgroup) {
       const report = await resources.cgroup.report();
       if (report.oomKilled) limitReason = `out of memory (limit ${mib(spec.limits.memoryBytes)})`;
       else if (report.processLimitHit) limitReason = `too many processes (limit ${spec.limits.maxProcesses})`;
