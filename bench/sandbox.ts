@@ -16,7 +16,7 @@ import { benchDir, machine, median, since, writeResult } from "./lib";
 
 const REQUIREMENTS = process.env.BENCH_REQUIREMENTS ?? "Django==5.1.*\nrequests==2.32.*\n";
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const APP_STARTS = 15;
+const APP_STARTS = 21;
 
 interface BuildView {
   id: string;
@@ -76,7 +76,7 @@ async function main() {
       storage: stack.s3.kind,
       requirements: REQUIREMENTS.trim().split("\n"),
       runs: RUNS,
-      note: "wall time from the upload (cold) or rebuild request (warm) to succeeded, medians over interleaved runs; every build has a fresh HOME in both modes, so pip downloads afresh in each cold build. App start: spawn of a small Python HTTP app to its first 200, medians of 15.",
+      note: "wall time from the upload (cold) or rebuild request (warm) to succeeded, medians over interleaved runs; every build has a fresh HOME in both modes, so pip downloads afresh in each cold build. App start: spawn of a small Python HTTP app to its first 200, medians of 21, the same PATH in both modes.",
       builds: {
         cold: { sandboxOnSeconds: med(builds.on.cold), sandboxOffSeconds: med(builds.off.cold), overheadPercent: overhead("cold") * 100 },
         warm: { sandboxOnSeconds: med(builds.on.warm), sandboxOffSeconds: med(builds.off.warm), overheadPercent: overhead("warm") * 100 },
@@ -121,7 +121,9 @@ async function measureAppStarts(work: string) {
       const port = await freePort();
       const start = process.hrtime.bigint();
       const app = spawnSandboxed(
-        { command: "python3", args: ["app.py"], cwd: appDir, env: { PATH: mode === "on" ? sandboxPath(toolchains) : process.env.PATH!, PORT: String(port), HOME: appDir } },
+        // One PATH for both, straight to the interpreter: the host's may start with pyenv's shims,
+        // which would put their cost on the unsandboxed side.
+        { command: "python3", args: ["app.py"], cwd: appDir, env: { PATH: sandboxPath(toolchains), PORT: String(port), HOME: appDir } },
         spec,
         mode,
       );

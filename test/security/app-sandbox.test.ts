@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,13 +7,13 @@ import { freePort } from "@slipway/shared";
 import { sandboxUid } from "@slipway/shared/sandbox";
 import { uniqueApp } from "../harness/env";
 import { eventually } from "../harness/local-stack";
+import { parseProbe, PROBE_SOURCE } from "./probe";
 import { spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, type InProcessStack } from "../harness/stack";
 
 /**
  * A hostile app, run by real agent processes whose environment holds the platform's secrets:
  * what it can read, reach and write, and what its limits do.
  */
-const PROBE = await readFile(new URL("./probe.py", import.meta.url), "utf8");
 
 // Serves the probe's findings on /probe, allocates without bound on /hog, answers "ok" otherwise.
 const APP = `
@@ -57,7 +57,7 @@ async function startInstance(id: string, extraEnv: Record<string, string> = {}) 
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), "slipway-app-security-"));
   stack = await startInProcessStack();
-  const dir = await writeTree(path.join(work, "src"), { "app.py": APP, "probe.py": PROBE });
+  const dir = await writeTree(path.join(work, "src"), { "app.py": APP, "probe.py": PROBE_SOURCE });
   await stack.api.apps.upsert(app, {});
   const built = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir)).id);
   expect(built.status).toBe("succeeded");
@@ -87,14 +87,7 @@ describe("app sandbox", () => {
     one.agent.child.kill("SIGTERM");
     await one.agent.exited;
     const again = await startInstance("i-1");
-    const probe = JSON.parse((await (await fetch(`${again.url}/probe`)).text()).slice("PROBE ".length)) as {
-      uid: number;
-      pids: number[];
-      environ: string;
-      connect: Record<string, string>;
-      write: Record<string, string>;
-      read: Record<string, string>;
-    };
+    const probe = parseProbe(await (await fetch(`${again.url}/probe`)).text());
 
     expect(probe.uid).toBe(sandboxUid("app", `${app}/i-1`, 200_000));
     expect(probe.uid).not.toBe(sandboxUid("app", `${app}/i-2`, 200_000));

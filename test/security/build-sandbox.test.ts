@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sandboxUid } from "@slipway/shared/sandbox";
 import { storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../harness/env";
+import { parseProbe, PROBE_SOURCE } from "./probe";
 import { processRunning, spawnWorker, startInProcessStack, uploadDir, waitForBuild, writeTree, type InProcessStack } from "../harness/stack";
 
 /**
@@ -13,7 +14,6 @@ import { processRunning, spawnWorker, startInProcessStack, uploadDir, waitForBui
  * environment holds the platform's secrets, and shown to fail with its target unchanged.
  */
 const API_TOKEN = `api-token-${Math.random().toString(36).slice(2)}`;
-const PROBE = await readFile(new URL("./probe.py", import.meta.url), "utf8");
 
 let stack: InProcessStack;
 let worker: ReturnType<typeof spawnWorker>;
@@ -68,18 +68,6 @@ async function finished(id: string) {
 
 const logOf = (id: string) => fetch(`${stack.baseUrl}/v1/builds/${id}/logs`, { headers: auth }).then((r) => r.text());
 
-function probeResult(log: string) {
-  const line = log.split("\n").find((l) => l.startsWith("PROBE "));
-  expect(line, log).toBeDefined();
-  return JSON.parse(line!.slice("PROBE ".length)) as {
-    uid: number;
-    pids: number[];
-    environ: string;
-    connect: Record<string, string>;
-    write: Record<string, string>;
-    read: Record<string, string>;
-  };
-}
 
 function hostAddresses(): string[] {
   return Object.values(os.networkInterfaces())
@@ -93,7 +81,7 @@ describe("build sandbox", () => {
     const ports = [new URL(stack.env.REDIS_URL!).port, new URL(stack.env.S3_ENDPOINT!).port, new URL(stack.baseUrl).port];
     const hosts = [...new Set(["127.0.0.1", "10.0.2.2", ...hostAddresses()])];
     const { queued } = await build(
-      { "probe.py": PROBE, "app.py": "" },
+      { "probe.py": PROBE_SOURCE, "app.py": "" },
       {
         PRE_BUILD_COMMAND: "python3 probe.py",
         PROBE_CONNECT: hosts.flatMap((host) => ports.map((port) => `${host}:${port}`)).join(" "),
@@ -104,7 +92,7 @@ describe("build sandbox", () => {
     const result = await finished(queued.id);
     expect(result.error).toBeUndefined();
     const log = await logOf(queued.id);
-    const probe = probeResult(log);
+    const probe = parseProbe(log);
 
     // Its own unprivileged uid, derived from the build, and only its own processes in sight.
     expect(probe.uid).toBe(sandboxUid("build", queued.id, 200_000));
