@@ -64,6 +64,11 @@ const workerSchema = z.object({
   BUILD_MEMORY_MB: positiveInt.default(4096),
   /** Processes one build may have at once: a fork bomb fails its build, not the worker. */
   BUILD_MAX_PROCESSES: positiveInt.default(1024),
+  /**
+   * Where tools builds need beyond the image (uv, Poetry, other Node versions) are installed once
+   * per host, read-only to builds.
+   */
+  TOOLS_DIR: z.string().min(1).default("/var/cache/slipway/tools"),
   /** The largest single file a build may write (the kernel's RLIMIT_FSIZE): a disk-filling file fails its build. */
   BUILD_MAX_FILE_MB: positiveInt.default(4096),
   WORKER_CONCURRENCY: positiveInt.default(1),

@@ -22,6 +22,7 @@ import { detectPlatform, type PlatformContext } from "./platforms/index";
 import type { LayerCache } from "./platforms/platform";
 import { DependencyCache } from "./steps/dependency-cache";
 import { PASS_THROUGH, prepareBuildSandbox, runCommand, type BuildSandbox } from "./sandbox";
+import type { ToolSpec } from "./tools";
 import { fetchSource } from "./steps/fetch-source";
 import { publishRelease, uploadBuildOutput } from "./steps/publish";
 
@@ -201,7 +202,12 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
     },
     save: (key, dir) => dependencyCache.save(key, dir, path.join(run.workDir, `cache-${key.layer}`)),
   };
-  const result = await platform.build({ sourceDir: run.sourceDir, baseEnv, options, cache, log: (line) => run.log.line(line), run: execute });
+  const tool = async (spec: ToolSpec) => {
+    const dir = await ctx.tools.ensure(spec, (line) => run.log.line(line), run.signal);
+    sandbox.allowReading(dir);
+    return dir;
+  };
+  const result = await platform.build({ sourceDir: run.sourceDir, baseEnv, options, cache, tool, log: (line) => run.log.line(line), run: execute });
   if (options.POST_BUILD_COMMAND) {
     run.log.line(`Running POST_BUILD_COMMAND: ${options.POST_BUILD_COMMAND}`);
     await execute("/bin/sh", ["-c", options.POST_BUILD_COMMAND], { env: hookEnv, label: "POST_BUILD_COMMAND" });

@@ -33,26 +33,36 @@ export interface BuildSandbox {
   readonly path: string;
   /** Hands what the worker itself wrote (the extracted source, a restored cache layer) to the sandbox's uid. */
   own(dir: string): Promise<void>;
+  /** Binds `dir` (a tool from the tool cache) read-only into the sandbox's later commands. */
+  allowReading(dir: string): void;
 }
 
 /** The worker's variables a build may see: package-index settings, never credentials of Slipway's. */
 export const PASS_THROUGH = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_TRUSTED_HOST", "npm_config_registry"] as const;
 
 export async function prepareBuildSandbox(config: WorkerConfig, buildId: string, sourceDir: string, resolvConf: string): Promise<BuildSandbox> {
+  return prepareSandbox(config, { kind: "build", id: buildId, workDir: sourceDir, resolvConf });
+}
+
+/**
+ * A sandbox whose only writable places are `workDir` and a private home beside it (`<workDir>.home`),
+ * for a build, or for installing a tool into the worker's tool cache.
+ */
+export async function prepareSandbox(config: WorkerConfig, options: { kind: "build" | "tool"; id: string; workDir: string; resolvConf: string }): Promise<BuildSandbox> {
   const mode = config.SANDBOX;
-  const home = `${sourceDir}.home`;
+  const home = `${options.workDir}.home`;
   await mkdir(home, { recursive: true });
-  const uid = sandboxUid("build", buildId, config.SANDBOX_UID_BASE);
+  const uid = sandboxUid("build", options.kind === "build" ? options.id : `tool:${options.id}`, config.SANDBOX_UID_BASE);
   const toolchains = mode === "on" ? await hostToolchains() : [];
   const spec: SandboxSpec = {
-    name: `build-${buildId}`,
+    name: `${options.kind}-${options.id}`,
     uid,
-    writable: [sourceDir, home],
+    writable: [options.workDir, home],
     // A local wheelhouse the operator points pip at is configuration, not build input: readable.
     readOnly: [...toolchains, ...localFindLinks(config.PIP_FIND_LINKS ?? process.env.PIP_FIND_LINKS)],
     network: "isolated",
     limits: { memoryBytes: config.BUILD_MEMORY_MB * 1024 * 1024, maxProcesses: config.BUILD_MAX_PROCESSES, maxFileBytes: config.BUILD_MAX_FILE_MB * 1024 * 1024 },
-    resolvConf,
+    resolvConf: options.resolvConf,
   };
   const sandbox: BuildSandbox = {
     mode,
@@ -60,6 +70,9 @@ export async function prepareBuildSandbox(config: WorkerConfig, buildId: string,
     home,
     path: mode === "on" ? sandboxPath(toolchains) : (process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"),
     own: (dir) => (mode === "on" ? chownTree(dir, uid) : Promise.resolve()),
+    allowReading: (dir) => {
+      if (!spec.readOnly.includes(dir)) spec.readOnly.push(dir);
+    },
   };
   await sandbox.own(home);
   return sandbox;
@@ -110,13 +123,18 @@ function localFindLinks(value: string | undefined): string[] {
     .filter((entry) => path.isAbsolute(entry));
 }
 
-function chownTree(dir: string, uid: number): Promise<void> {
+export function chownTree(dir: string, uid: number): Promise<void> {
+  // -h and no -L: links are re-owned themselves, never followed out of the tree.
+  return runOnHost("chown", ["-R", "-h", `${uid}:${uid}`, dir]);
+}
+
+/** A trusted command of the worker's own (chown, chmod), outside any sandbox. */
+export function runOnHost(command: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    // -h and no -L: links are re-owned themselves, never followed out of the tree.
-    const chown = spawn("chown", ["-R", "-h", `${uid}:${uid}`, dir], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
-    chown.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    chown.on("error", reject);
-    chown.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`chown of ${dir} failed: ${stderr.trim()}`))));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(" ")} failed: ${stderr.trim()}`))));
   });
 }

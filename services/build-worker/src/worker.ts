@@ -22,6 +22,7 @@ import { checkSandboxSupport, writeSandboxResolvConf } from "@slipway/shared/san
 import { mkdir } from "node:fs/promises";
 import os from "node:os";
 import { ActiveBuilds } from "./active-builds";
+import { ToolCache } from "./tools";
 import { createBuildProcessor } from "./build.processor";
 import { createGcProcessor } from "./gc.processor";
 import type { WorkerContext } from "./context";
@@ -56,6 +57,7 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
     cacheDigests: new CacheDigestRepository(redis),
     activeBuilds: new ActiveBuilds(),
     sandboxResolvConf,
+    tools: new ToolCache(config, sandboxResolvConf),
   };
   const cancels = listenForCancels(redis, ctx.activeBuilds, logger);
   const workerConnection = connectRedis(config.REDIS_URL);

@@ -1,4 +1,5 @@
 import type { RunOptions } from "../sandbox";
+import type { ToolSpec } from "../tools";
 import type { CacheKey } from "../steps/dependency-cache";
 
 /** The dependency cache as a platform sees it. */
@@ -16,6 +17,8 @@ export interface PlatformContext {
   /** Build options: the repo's build.env overridden by the app's buildEnv (PYTHON_VERSION, ...). */
   options: Record<string, string>;
   cache: LayerCache;
+  /** A tool from the worker's tool cache (installed on first use), readable by the build's later commands. */
+  tool: (spec: ToolSpec) => Promise<string>;
   log: (line: string) => void;
   run: (command: string, args: string[], options?: Partial<Pick<RunOptions, "env" | "cwd" | "label">>) => Promise<void>;
 }
