@@ -11,6 +11,8 @@ export interface BuildManifest {
   pythonVersion?: string;
   nodeVersion?: string;
   virtualEnvName?: string;
+  /** Slipway: the output's directory (relative) of the Node tools the build used, first on the app's PATH. */
+  nodeBinDir?: string;
   frameworks?: string[];
   compressDestinationDir: boolean;
   operationId?: string;
@@ -39,6 +41,7 @@ const stringKeys = {
   PythonVersion: "pythonVersion",
   NodeVersion: "nodeVersion",
   virtualEnvName: "virtualEnvName",
+  NodeBinDir: "nodeBinDir",
   OperationId: "operationId",
   SourceDirectoryInBuildContainer: "sourceDirectoryInBuildContainer",
   AppName: "appName",
@@ -105,6 +108,7 @@ export function serializeManifest(manifest: BuildManifest): string {
   put("PythonVersion", manifest.pythonVersion);
   put("NodeVersion", manifest.nodeVersion);
   put("virtualEnvName", manifest.virtualEnvName);
+  put("NodeBinDir", manifest.nodeBinDir);
   put("Frameworks", manifest.frameworks?.length ? manifest.frameworks.join(",") : undefined);
   put("CompressDestinationDir", String(manifest.compressDestinationDir));
   put("OperationId", manifest.operationId);

@@ -4,14 +4,16 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseManifest, storageKeys } from "@slipway/shared";
+import { freePort, parseManifest, storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../../../test/harness/env";
-import { extractArtifact, startInProcessStack, uploadDir, waitForBuild, writeTree, type InProcessStack } from "../../../test/harness/stack";
+import { eventually } from "../../../test/harness/local-stack";
+import { extractArtifact, spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, type InProcessStack } from "../../../test/harness/stack";
 import { buildWheel } from "../../../test/harness/wheels";
 
 let stack: InProcessStack;
 let work: string;
 let wheels: string;
+const agents: ReturnType<typeof spawnAgent>[] = [];
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), "slipway-platforms-"));
@@ -24,6 +26,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const agent of agents) agent.child.kill("SIGTERM");
+  await Promise.all(agents.map((agent) => agent.exited));
   delete process.env.API_TOKEN;
   await stack.close();
   await rm(work, { recursive: true, force: true });
@@ -137,8 +141,25 @@ describe("Node platform", () => {
     "vendor/tiny-greeter/package.json": JSON.stringify({ name: "tiny-greeter", version: "1.0.0", main: "index.js" }),
     "vendor/tiny-greeter/index.js": "module.exports = (name) => `hello ${name}`;\n",
   };
+  /** Answers `<greeting>|<node version>|<uid>` on every path, greeting with the vendored package. */
+  const greeterServer =
+    "require('http').createServer((q, s) => s.end(`${require('tiny-greeter')('app')}|${process.version}|${process.getuid()}`)).listen(process.env.PORT, '127.0.0.1');\n";
+  const buildLog = (result: { app: string; build: { id: string } }) => stack.api.store.getText(storageKeys.buildLog(result.app, result.build.id));
 
-  it("installs with npm install (no lockfile) or npm ci (lockfile), runs the build script, and detects the version", async () => {
+  /** Runs the build's release on a runtime agent (a real process, sandboxed) and answers its first reply. */
+  async function serve(app: string, runtimeTag: string): Promise<string> {
+    const port = await freePort();
+    const agent = spawnAgent(stack, { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `runtime-${app}-${runtimeTag}`), HEALTH_TIMEOUT_S: "60", LOG_LEVEL: "debug" });
+    agents.push(agent);
+    return eventually(async () => {
+      const response = await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined);
+      return response?.ok ? response.text() : undefined;
+    }, 120_000, `${app} to answer`).catch((error: Error) => {
+      throw new Error(`${error.message}\nagent output:\n${agent.output().slice(-4000)}`);
+    });
+  }
+
+  it("installs with npm install (no lockfile) or npm ci (lockfile), runs build then build:azure, and detects the version", async () => {
     const files = {
       ...vendoredPackage,
       "package.json": JSON.stringify({
@@ -146,42 +167,257 @@ describe("Node platform", () => {
         version: "1.0.0",
         engines: { node: ">=18" },
         dependencies: { "tiny-greeter": "file:vendor/tiny-greeter" },
-        scripts: { build: "node -e \"require('fs').writeFileSync('built.txt', require('tiny-greeter')('build'))\"", start: "node server.js" },
+        scripts: {
+          build: "node -e \"require('fs').writeFileSync('built.txt', require('tiny-greeter')('build'))\"",
+          "build:azure": "node -e \"require('fs').appendFileSync('built.txt', ' then azure')\"",
+          start: "node server.js",
+        },
       }),
       "server.js": "console.log('server')\n",
     };
     const noLock = await buildApp(files);
     expect(noLock.build.error).toBeUndefined();
     expect(noLock.manifest).toMatchObject({ platformName: "nodejs", nodeVersion: process.version.slice(1), startupCommand: "npm start" });
+    // The worker's Node satisfies engines.node: nothing from the tool cache, nothing shipped.
+    expect(noLock.manifest!.nodeBinDir).toBeUndefined();
     const out = await extractArtifact(stack, noLock.build, work);
-    expect(await readFile(path.join(out, "built.txt"), "utf8")).toBe("hello build");
+    expect(await readFile(path.join(out, "built.txt"), "utf8")).toBe("hello build then azure");
     expect(existsSync(path.join(out, "node_modules/tiny-greeter/index.js"))).toBe(true);
-    expect(await stack.api.store.getText(storageKeys.buildLog(noLock.app, noLock.build.id))).toContain("No lockfile: running npm install");
+    expect(existsSync(path.join(out, ".slipway"))).toBe(false);
+    const log = await buildLog(noLock);
+    expect(log).toContain("Package manager: npm (no lock file)");
+    expect(log).toContain("No lockfile: running npm install");
+    expect(log.indexOf("Running npm run build ...")).toBeLessThan(log.indexOf("Running npm run build:azure ..."));
+    expect(log).toContain("Start command: npm start");
+    expect(log).not.toContain("tool cache");
 
     const withLockDir = await writeTree(path.join(work, "locked"), files);
     execFileSync("npm", ["install", "--package-lock-only", "--silent"], { cwd: withLockDir });
     const lock = await readFile(path.join(withLockDir, "package-lock.json"), "utf8");
     const locked = await buildApp({ ...files, "package-lock.json": lock });
     expect(locked.build.error).toBeUndefined();
-    expect(await stack.api.store.getText(storageKeys.buildLog(locked.app, locked.build.id))).toContain("Running npm ci");
+    expect(await buildLog(locked)).toContain("Running npm ci --include=dev");
   });
 
-  it("fails when engines.node cannot be met, naming the installed version", async () => {
+  it("fails when no Node release matches engines.node, naming the installed version", async () => {
     const { build } = await buildApp({ "package.json": JSON.stringify({ name: "x", version: "1.0.0", engines: { node: ">=99" } }) });
     expect(build.status).toBe("failed");
-    expect(build.error).toBe(`Node >=99 was requested (package.json engines.node) but this worker has ${process.version.slice(1)}`);
+    expect(build.error).toBe(
+      `Node >=99 was requested (package.json engines.node) but this worker has ${process.version.slice(1)} and the npm registry has no matching node-linux-${process.arch} release`,
+    );
   });
 
-  it("installs a real Express app from the npm registry with npm ci", async () => {
+  it("chooses the start command: Procfile web:, start script, main, then bin/www, server.js, app.js, index.js", async () => {
+    const pkg = (extra: object = {}) => JSON.stringify({ name: "start-order", version: "1.0.0", ...extra });
+    const cases: [files: Record<string, string>, expected: string | undefined][] = [
+      [{ "package.json": pkg({ scripts: { start: "node server.js" } }), Procfile: "web: node web.js\n", "server.js": "" }, undefined],
+      [{ "package.json": pkg({ main: "lib/main.js" }), "lib/main.js": "", "bin/www": "", "server.js": "" }, "node lib/main.js"],
+      [{ "package.json": pkg({ main: "missing.js" }), "bin/www": "", "server.js": "" }, "node bin/www"],
+      [{ "package.json": pkg(), "server.js": "", "app.js": "", "index.js": "" }, "node server.js"],
+      [{ "package.json": pkg(), "app.js": "", "index.js": "" }, "node app.js"],
+      [{ "package.json": pkg(), "index.js": "" }, "node index.js"],
+      [{ "package.json": pkg({ main: "my server.js" }), "my server.js": "" }, "node 'my server.js'"],
+    ];
+    for (const [files, expected] of cases) {
+      const result = await buildApp(files);
+      expect(result.build.error).toBeUndefined();
+      expect(result.manifest!.startupCommand).toBe(expected);
+      if (!expected) expect(await buildLog(result)).toContain("Start command: the Procfile's web: node web.js");
+    }
+  }, 180_000);
+
+  it("PRUNE_DEV_DEPENDENCIES=true removes devDependencies after the build that used them", async () => {
     const files = {
-      "package.json": JSON.stringify({ name: "express-app", version: "1.0.0", dependencies: { express: "^4.21.0" }, scripts: { start: "node app.js" } }),
-      "app.js": "const app = require('express')(); app.get('/', (q, s) => s.send('ok')); app.listen(process.env.PORT);\n",
+      ...vendoredPackage,
+      "vendor/tiny-dev/package.json": JSON.stringify({ name: "tiny-dev", version: "1.0.0", main: "index.js" }),
+      "vendor/tiny-dev/index.js": "module.exports = 'dev-only';\n",
+      "package.json": JSON.stringify({
+        name: "prune-app",
+        version: "1.0.0",
+        dependencies: { "tiny-greeter": "file:vendor/tiny-greeter" },
+        devDependencies: { "tiny-dev": "file:vendor/tiny-dev" },
+        scripts: { build: "node -e \"require('fs').writeFileSync('built.txt', require('tiny-dev'))\"" },
+      }),
+      "index.js": "",
     };
-    const dir = await writeTree(path.join(work, "express-lock"), files);
-    execFileSync("npm", ["install", "--package-lock-only", "--silent"], { cwd: dir });
-    const { build, manifest } = await buildApp({ ...files, "package-lock.json": await readFile(path.join(dir, "package-lock.json"), "utf8") }, { timeoutMs: 240_000 });
+    const pruned = await buildApp(files, { buildEnv: { PRUNE_DEV_DEPENDENCIES: "true" } });
+    expect(pruned.build.error).toBeUndefined();
+    const out = await extractArtifact(stack, pruned.build, work);
+    expect(await readFile(path.join(out, "built.txt"), "utf8")).toBe("dev-only");
+    expect(existsSync(path.join(out, "node_modules/tiny-greeter"))).toBe(true);
+    expect(existsSync(path.join(out, "node_modules/tiny-dev"))).toBe(false);
+    expect(await buildLog(pruned)).toContain("PRUNE_DEV_DEPENDENCIES=true: removing devDependencies (npm prune --omit=dev)");
+
+    const kept = await buildApp(files);
+    expect(existsSync(path.join(await extractArtifact(stack, kept.build, work), "node_modules/tiny-dev"))).toBe(true);
+  }, 180_000);
+
+  it("yarn.lock: Yarn 1 from the registry (tool cache), --frozen-lockfile, yarn start served by an agent, node_modules cached", async () => {
+    const files = {
+      ...vendoredPackage,
+      "package.json": JSON.stringify({ name: "node-app", version: "1.0.0", dependencies: { "tiny-greeter": "file:vendor/tiny-greeter" }, scripts: { start: "node server.js" } }),
+      "yarn.lock": '# THIS IS AN AUTOGENERATED FILE. DO NOT EDIT THIS FILE DIRECTLY.\n# yarn lockfile v1\n\n\n"tiny-greeter@file:vendor/tiny-greeter":\n  version "1.0.0"\n',
+      "server.js": greeterServer,
+    };
+    const first = await buildApp(files, { timeoutMs: 240_000 });
+    expect(first.build.error).toBeUndefined();
+    expect(first.manifest).toMatchObject({ startupCommand: "yarn start", nodeBinDir: ".slipway/node/bin", nodeVersion: process.version.slice(1) });
+    const log = await buildLog(first);
+    expect(log).toMatch(/Package manager: yarn 1\.\d+\.\d+ \(yarn\.lock\)/);
+    expect(log).toContain("Running yarn install --frozen-lockfile --production=false");
+    const out = await extractArtifact(stack, first.build, work);
+    expect(existsSync(path.join(out, "node_modules/tiny-greeter/index.js"))).toBe(true);
+    // Yarn ships with the app (the instance's host may have none); the worker's Node does not.
+    expect(existsSync(path.join(out, ".slipway/node/bin/yarn"))).toBe(true);
+    expect(existsSync(path.join(out, ".slipway/node/bin/node"))).toBe(false);
+    expect(await serve(first.app, "yarn")).toMatch(new RegExp(`^hello app\\|${process.version.replace(/\./g, "\\.")}\\|\\d+$`));
+
+    const again = await buildApp(files, { app: first.app, timeoutMs: 240_000 });
+    expect(again.build.error).toBeUndefined();
+    expect(await buildLog(again)).toContain("Skipping yarn install: node_modules restored from the cache");
+  }, 400_000);
+
+  it("Yarn 2+ (packageManager yarn@4.5.0, Plug'n'Play): yarn install --immutable, yarn start served by an agent", async () => {
+    const files = {
+      ...vendoredPackage,
+      "package.json": JSON.stringify({
+        name: "berry-app",
+        version: "1.0.0",
+        packageManager: "yarn@4.5.0",
+        dependencies: { "tiny-greeter": "file:vendor/tiny-greeter" },
+        scripts: { start: "node server.js" },
+      }),
+      ".yarnrc.yml": "",
+      "yarn.lock": [
+        "# This file is generated by running \"yarn install\" inside your project.",
+        "# Manual changes might be lost - proceed with caution!",
+        "",
+        "__metadata:",
+        "  version: 8",
+        "  cacheKey: 10c0",
+        "",
+        '"berry-app@workspace:.":',
+        "  version: 0.0.0-use.local",
+        '  resolution: "berry-app@workspace:."',
+        "  dependencies:",
+        '    tiny-greeter: "file:vendor/tiny-greeter"',
+        "  languageName: unknown",
+        "  linkType: soft",
+        "",
+        '"tiny-greeter@file:vendor/tiny-greeter::locator=berry-app%40workspace%3A.":',
+        "  version: 1.0.0",
+        '  resolution: "tiny-greeter@file:vendor/tiny-greeter#vendor/tiny-greeter::hash=13cd9e&locator=berry-app%40workspace%3A."',
+        "  checksum: 10c0/454cfce699299c496f90ad78f656077dba79a05a265ee268d14f12a5b9659a5e7d5e65e8a6ab64b35b6b69e19dd7f3a794d0b271ee02637c2b3ccbf7c688d4d1",
+        "  languageName: node",
+        "  linkType: hard",
+        "",
+      ].join("\n"),
+      "server.js": greeterServer,
+    };
+    const { app, build, manifest } = await buildApp(files, { timeoutMs: 240_000 });
     expect(build.error).toBeUndefined();
-    expect(manifest!.frameworks).toEqual(["Express"]);
-    expect(existsSync(path.join(await extractArtifact(stack, build, work), "node_modules/express/package.json"))).toBe(true);
+    expect(manifest).toMatchObject({ startupCommand: "yarn start", nodeBinDir: ".slipway/node/bin" });
+    const log = await buildLog({ app, build });
+    expect(log).toContain("Package manager: yarn 4.5.0 (yarn.lock, yarn@4.5.0 from packageManager)");
+    expect(log).toContain("Running yarn install --immutable ...");
+    const out = await extractArtifact(stack, build, work);
+    // Plug'n'Play: no node_modules; the packages' zips ship in the project's cache.
+    expect(existsSync(path.join(out, ".pnp.cjs"))).toBe(true);
+    expect(existsSync(path.join(out, "node_modules"))).toBe(false);
+    expect(existsSync(path.join(out, ".slipway/node/lib/node_modules/@yarnpkg/cli-dist"))).toBe(true);
+    expect(await serve(app, "berry")).toMatch(/^hello app\|v20\./);
+  }, 400_000);
+
+  it("pnpm-lock.yaml with packageManager pnpm@9.12.0: pnpm install --frozen-lockfile, pnpm start served by an agent, the store cached", async () => {
+    const files = {
+      ...vendoredPackage,
+      "package.json": JSON.stringify({
+        name: "node-app",
+        version: "1.0.0",
+        packageManager: "pnpm@9.12.0",
+        dependencies: { "tiny-greeter": "file:vendor/tiny-greeter" },
+        scripts: { start: "node server.js" },
+      }),
+      "pnpm-lock.yaml": [
+        "lockfileVersion: '9.0'",
+        "",
+        "settings:",
+        "  autoInstallPeers: true",
+        "  excludeLinksFromLockfile: false",
+        "",
+        "importers:",
+        "",
+        "  .:",
+        "    dependencies:",
+        "      tiny-greeter:",
+        "        specifier: file:vendor/tiny-greeter",
+        "        version: file:vendor/tiny-greeter",
+        "",
+        "packages:",
+        "",
+        "  tiny-greeter@file:vendor/tiny-greeter:",
+        "    resolution: {directory: vendor/tiny-greeter, type: directory}",
+        "",
+        "snapshots:",
+        "",
+        "  tiny-greeter@file:vendor/tiny-greeter: {}",
+        "",
+      ].join("\n"),
+      // A stray lock file of another manager is ignored, and said so.
+      "package-lock.json": JSON.stringify({ name: "node-app", lockfileVersion: 3, packages: {} }),
+      "server.js": greeterServer,
+    };
+    const first = await buildApp(files, { timeoutMs: 240_000 });
+    expect(first.build.error).toBeUndefined();
+    expect(first.manifest).toMatchObject({ startupCommand: "pnpm start", nodeBinDir: ".slipway/node/bin" });
+    const log = await buildLog(first);
+    expect(log).toContain("Package manager: pnpm 9.12.0 (pnpm-lock.yaml, pnpm@9.12.0 from packageManager)");
+    expect(log).toContain("Ignoring package-lock.json: pnpm-lock.yaml decides the install");
+    expect(log).toContain("Running pnpm install --frozen-lockfile");
+    const out = await extractArtifact(stack, first.build, work);
+    expect(existsSync(path.join(out, "node_modules/tiny-greeter/index.js"))).toBe(true);
+    expect(existsSync(path.join(out, ".slipway/node/bin/pnpm"))).toBe(true);
+    expect(await serve(first.app, "pnpm")).toMatch(/^hello app\|v20\./);
+
+    const again = await buildApp(files, { app: first.app, timeoutMs: 240_000 });
+    expect(again.build.error).toBeUndefined();
+    expect(await buildLog(again)).toMatch(/Dependency cache hit: restored pnpm-store/);
+  }, 400_000);
+
+  it("a packageManager hash that the registry's tarball does not match fails the build", async () => {
+    const { build } = await buildApp(
+      { "package.json": JSON.stringify({ name: "x", version: "1.0.0", packageManager: `pnpm@9.12.0+sha512.${"0".repeat(128)}` }), "pnpm-lock.yaml": "lockfileVersion: '9.0'\n" },
+      { timeoutMs: 240_000 },
+    );
+    expect(build.status).toBe("failed");
+    expect(build.error).toMatch(/^pnpm 9\.12\.0 from the npm registry does not match packageManager's sha512 hash/);
   }, 300_000);
+
+  it("NODE_VERSION over engines.node: a Node the worker lacks comes from the npm registry, builds, ships and serves", async () => {
+    const files = {
+      ...vendoredPackage,
+      "package.json": JSON.stringify({
+        name: "node18-app",
+        version: "1.0.0",
+        engines: { node: ">=20" },
+        dependencies: { "tiny-greeter": "file:vendor/tiny-greeter" },
+        scripts: { build: "node -e \"require('fs').writeFileSync('built-with.txt', process.version)\"", start: "node server.js" },
+      }),
+      "server.js": greeterServer,
+    };
+    const { app, build, manifest } = await buildApp(files, { buildEnv: { NODE_VERSION: "18" }, timeoutMs: 400_000 });
+    expect(build.error).toBeUndefined();
+    expect(manifest!.nodeVersion).toMatch(/^18\.\d+\.\d+$/);
+    expect(manifest).toMatchObject({ startupCommand: "npm start", nodeBinDir: ".slipway/node/bin" });
+    const log = await buildLog({ app, build });
+    expect(log).toContain(`Node 18 was requested (NODE_VERSION) but this worker has ${process.version.slice(1)}`);
+    expect(log).toContain(`Using Node ${manifest!.nodeVersion} (wanted 18) from the worker's tool cache`);
+    expect(log).toMatch(/Using npm 10\.\d+\.\d+ from the worker's tool cache/);
+    const out = await extractArtifact(stack, build, work);
+    expect(await readFile(path.join(out, "built-with.txt"), "utf8")).toBe(`v${manifest!.nodeVersion}`);
+    expect(execFileSync(path.join(out, ".slipway/node/bin/node"), ["--version"], { encoding: "utf8" }).trim()).toBe(`v${manifest!.nodeVersion}`);
+    expect(existsSync(path.join(out, ".slipway/node/bin/npm"))).toBe(true);
+    // The instance's host has Node 20; the app answers from the Node the build shipped.
+    expect(await serve(app, "node18")).toMatch(new RegExp(`^hello app\\|v${manifest!.nodeVersion!.replace(/\./g, "\\.")}\\|`));
+  }, 600_000);
 });

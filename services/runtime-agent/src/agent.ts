@@ -25,6 +25,7 @@ import { InstanceProxy } from "./proxy";
 import { Restorer, RestoreError } from "./restore";
 import { resolveStartCommand } from "./start-command";
 import { AppSandbox } from "./app-sandbox";
+import { withShippedNodeTools } from "./node-path";
 import { AppProcess } from "./supervisor";
 
 const HEARTBEAT_INTERVAL_MS = 5000;
@@ -198,7 +199,7 @@ export class RuntimeAgent {
       if (!command) throw new RestoreError("no start command: set the app's startupCommand, add a Procfile web: line, or an app.py");
       const port = await freePort();
       await this.appSandbox.own(restored.appPath);
-      const env = this.appEnvironment(restored.appPath, restored.manifest.virtualEnvName, port, appRecord?.env ?? {});
+      const env = withShippedNodeTools(this.appEnvironment(restored.appPath, restored.manifest.virtualEnvName, port, appRecord?.env ?? {}), restored.appPath, restored.manifest);
       candidate = this.spawn(command, restored.appPath, env, log);
       await waitUntilHealthy(candidate, port, this.config.HEALTH_PATH, this.config.HEALTH_TIMEOUT_S * 1000);
 

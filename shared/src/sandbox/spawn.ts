@@ -165,7 +165,9 @@ export function bwrapArgs(run: SandboxCommand, spec: SandboxSpec): string[] {
     else if (link === null) args.push("--ro-bind", alias, alias);
   }
   if (spec.resolvConf) args.push("--ro-bind", spec.resolvConf, "/etc/resolv.conf");
-  args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run", "--dir", "/var/tmp");
+  // The private /tmp is the sandbox's to write (sticky, like any /tmp): yarn run, os.tmpdir(), uploads.
+  // Its pages are charged to the sandbox's memory cgroup.
+  args.push("--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--tmpfs", "/tmp", "--tmpfs", "/run", "--dir", "/var/tmp");
   // bwrap would create missing parents with the host's modes (/root is 0700): the sandbox's uid
   // could then not reach a toolchain bound below them.
   for (const dir of ancestors([...spec.readOnly, ...spec.writable])) args.push("--perms", "0755", "--dir", dir);

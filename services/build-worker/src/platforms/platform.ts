@@ -29,7 +29,7 @@ export interface PlatformResult {
   name: string;
   version: string;
   /** Oryx's own per-platform manifest keys. */
-  manifest: { pythonVersion?: string; nodeVersion?: string; virtualEnvName?: string };
+  manifest: { pythonVersion?: string; nodeVersion?: string; virtualEnvName?: string; nodeBinDir?: string };
   frameworks: string[];
   startupCommand?: string;
 }
