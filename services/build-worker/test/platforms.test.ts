@@ -145,6 +145,11 @@ describe("Node platform", () => {
   const greeterServer =
     "require('http').createServer((q, s) => s.end(`${require('tiny-greeter')('app')}|${process.version}|${process.getuid()}`)).listen(process.env.PORT, '127.0.0.1');\n";
   const buildLog = (result: { app: string; build: { id: string } }) => stack.api.store.getText(storageKeys.buildLog(result.app, result.build.id));
+  /** Fails with the end of the build's log when the build failed. */
+  async function succeeded<T extends { app: string; build: { id: string; error?: string } }>(result: T): Promise<T> {
+    if (result.build.error !== undefined) throw new Error(`build failed: ${result.build.error}\n${(await buildLog(result)).slice(-3000)}`);
+    return result;
+  }
 
   /** Runs the build's release on a runtime agent (a real process, sandboxed) and answers its first reply. */
   async function serve(app: string, runtimeTag: string): Promise<string> {
@@ -328,15 +333,18 @@ describe("Node platform", () => {
     expect(await serve(app, "berry")).toMatch(/^hello app\|v20\./);
   }, 400_000);
 
-  it("pnpm-lock.yaml with packageManager pnpm@9.12.0: pnpm install --frozen-lockfile, pnpm start served by an agent, the store cached", async () => {
+  it("pnpm-lock.yaml with packageManager pnpm@9.12.0: pnpm install --frozen-lockfile (devDependencies too), pnpm start served by an agent, the store cached, pnpm prune", async () => {
     const files = {
       ...vendoredPackage,
+      "vendor/tiny-dev/package.json": JSON.stringify({ name: "tiny-dev", version: "1.0.0", main: "index.js" }),
+      "vendor/tiny-dev/index.js": "module.exports = 'dev-only';\n",
       "package.json": JSON.stringify({
         name: "node-app",
         version: "1.0.0",
         packageManager: "pnpm@9.12.0",
         dependencies: { "tiny-greeter": "file:vendor/tiny-greeter" },
-        scripts: { start: "node server.js" },
+        devDependencies: { "tiny-dev": "file:vendor/tiny-dev" },
+        scripts: { build: "node -e \"require('fs').writeFileSync('built.txt', require('tiny-dev'))\"", start: "node server.js" },
       }),
       "pnpm-lock.yaml": [
         "lockfileVersion: '9.0'",
@@ -352,13 +360,22 @@ describe("Node platform", () => {
         "      tiny-greeter:",
         "        specifier: file:vendor/tiny-greeter",
         "        version: file:vendor/tiny-greeter",
+        "    devDependencies:",
+        "      tiny-dev:",
+        "        specifier: file:vendor/tiny-dev",
+        "        version: file:vendor/tiny-dev",
         "",
         "packages:",
+        "",
+        "  tiny-dev@file:vendor/tiny-dev:",
+        "    resolution: {directory: vendor/tiny-dev, type: directory}",
         "",
         "  tiny-greeter@file:vendor/tiny-greeter:",
         "    resolution: {directory: vendor/tiny-greeter, type: directory}",
         "",
         "snapshots:",
+        "",
+        "  tiny-dev@file:vendor/tiny-dev: {}",
         "",
         "  tiny-greeter@file:vendor/tiny-greeter: {}",
         "",
@@ -374,14 +391,22 @@ describe("Node platform", () => {
     expect(log).toContain("Package manager: pnpm 9.12.0 (pnpm-lock.yaml, pnpm@9.12.0 from packageManager)");
     expect(log).toContain("Ignoring package-lock.json: pnpm-lock.yaml decides the install");
     expect(log).toContain("Running pnpm install --frozen-lockfile");
+    expect(log).toContain("Running pnpm run build ...");
     const out = await extractArtifact(stack, first.build, work);
+    expect(await readFile(path.join(out, "built.txt"), "utf8")).toBe("dev-only");
     expect(existsSync(path.join(out, "node_modules/tiny-greeter/index.js"))).toBe(true);
+    expect(existsSync(path.join(out, "node_modules/tiny-dev"))).toBe(true);
     expect(existsSync(path.join(out, ".slipway/node/bin/pnpm"))).toBe(true);
     expect(await serve(first.app, "pnpm")).toMatch(/^hello app\|v20\./);
 
-    const again = await buildApp(files, { app: first.app, timeoutMs: 240_000 });
-    expect(again.build.error).toBeUndefined();
+    // Same lock file: the store comes from the dependency cache; devDependencies pruned after the build.
+    await stack.api.apps.upsert(first.app, { buildEnv: { PRUNE_DEV_DEPENDENCIES: "true" } });
+    const again = await succeeded(await buildApp(files, { app: first.app, timeoutMs: 240_000 }));
     expect(await buildLog(again)).toMatch(/Dependency cache hit: restored pnpm-store/);
+    const prunedOut = await extractArtifact(stack, again.build, work);
+    expect(await readFile(path.join(prunedOut, "built.txt"), "utf8")).toBe("dev-only");
+    expect(existsSync(path.join(prunedOut, "node_modules/tiny-greeter/index.js"))).toBe(true);
+    expect(existsSync(path.join(prunedOut, "node_modules/tiny-dev"))).toBe(false);
   }, 400_000);
 
   it("a packageManager hash that the registry's tarball does not match fails the build", async () => {

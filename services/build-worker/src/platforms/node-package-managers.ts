@@ -145,7 +145,7 @@ export function managerCommands(choice: PackageManagerChoice, storeDir: string):
       return {
         install: ["pnpm", "install", locked ? "--frozen-lockfile" : "--no-frozen-lockfile", "--prod=false", `--store-dir=${storeDir}`],
         run: (script) => ["pnpm", "run", script],
-        prune: ["pnpm", "prune", "--prod", "--ignore-scripts", `--store-dir=${storeDir}`],
+        prune: ["pnpm", "prune", "--prod", "--ignore-scripts", `--config.store-dir=${storeDir}`],
         start: "pnpm start",
       };
   }

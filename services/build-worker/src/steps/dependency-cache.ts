@@ -22,7 +22,7 @@ import {
 const CACHE_FORMAT = "1";
 
 /** Build options that never change what an install produces. */
-const NOT_INSTALL_INPUTS = new Set(["PRE_BUILD_COMMAND", "POST_BUILD_COMMAND", "DISABLE_COLLECTSTATIC"]);
+const NOT_INSTALL_INPUTS = new Set(["PRE_BUILD_COMMAND", "POST_BUILD_COMMAND", "DISABLE_COLLECTSTATIC", "PRUNE_DEV_DEPENDENCIES"]);
 
 export interface CacheKey {
   /** What the layer is: "antenv", "node_modules". */
