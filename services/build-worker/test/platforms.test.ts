@@ -430,8 +430,7 @@ describe("Node platform", () => {
       }),
       "server.js": greeterServer,
     };
-    const { app, build, manifest } = await buildApp(files, { buildEnv: { NODE_VERSION: "18" }, timeoutMs: 400_000 });
-    expect(build.error).toBeUndefined();
+    const { app, build, manifest } = await succeeded(await buildApp(files, { buildEnv: { NODE_VERSION: "18" }, timeoutMs: 400_000 }));
     expect(manifest!.nodeVersion).toMatch(/^18\.\d+\.\d+$/);
     expect(manifest).toMatchObject({ startupCommand: "npm start", nodeBinDir: ".slipway/node/bin" });
     const log = await buildLog({ app, build });

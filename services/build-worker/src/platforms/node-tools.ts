@@ -77,19 +77,17 @@ const installEnv = (ctx: PlatformContext) => ({
 
 /** An official Node release from the npm registry: `<dir>/bin/node` (its headers under lib/node_modules/node-linux-<arch>/include). */
 export function nodeTool(ctx: PlatformContext, version: string): ToolSpec {
-  const pkg = nodeBinaryPackage();
-  return {
-    name: "node",
-    version,
-    install: (dir, run) => run("npm", ["install", "--global", "--prefix", dir, "--ignore-scripts", `${pkg}@${version}`], { env: installEnv(ctx) }),
-  };
+  return registryTool(ctx, "node", nodeBinaryPackage(), version, { keepTarball: false });
 }
 
 /**
- * A JavaScript tool published on the npm registry (npm, yarn, pnpm): `<dir>/bin/<command>`. The
- * tarball is kept as `<dir>/package.tgz`, so a build whose packageManager pins a hash checks it.
+ * A package from the npm registry (Node's binaries, npm, yarn, pnpm) installed globally into the
+ * tool's directory: `<dir>/bin/<command>`. The tarball is fetched with `npm pack` (the worker's npm
+ * configuration, its registry and CA settings, apply: a global install under another prefix would
+ * read another global npmrc) and installed from the file. Unless told otherwise it is kept as
+ * `<dir>/package.tgz`, so a build whose packageManager pins a hash can check it.
  */
-export function registryTool(ctx: PlatformContext, name: string, pkg: string, version: string): ToolSpec {
+export function registryTool(ctx: PlatformContext, name: string, pkg: string, version: string, options: { keepTarball?: boolean } = {}): ToolSpec {
   return {
     name,
     version,
@@ -101,7 +99,8 @@ export function registryTool(ctx: PlatformContext, name: string, pkg: string, ve
         'npm pack "$spec" --pack-destination "$dir/.pack" >/dev/null',
         'mv "$dir"/.pack/*.tgz "$dir/package.tgz"',
         'rmdir "$dir/.pack"',
-        'npm install --global --prefix "$dir" --ignore-scripts "$dir/package.tgz"',
+        'npm install --global --prefix "$dir" --ignore-scripts --offline "$dir/package.tgz"',
+        ...(options.keepTarball === false ? ['rm "$dir/package.tgz"'] : []),
       ].join("\n");
       await run("/bin/sh", ["-c", script, "sh", dir, `${pkg}@${version}`], { env: installEnv(ctx) });
     },
