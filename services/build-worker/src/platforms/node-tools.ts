@@ -33,6 +33,16 @@ export function hostVersion(command: "node" | "npm", env: Record<string, string>
   );
 }
 
+/** One setting of the worker's own npm configuration (its global npmrc: registry, CA), undefined when unset. */
+export function hostNpmConfig(key: string, env: Record<string, string>): Promise<string | undefined> {
+  return new Promise((resolve) =>
+    execFile("npm", ["config", "get", key], { env, timeout: 30_000 }, (error, stdout) => {
+      const value = stdout?.trim();
+      resolve(error || !value || value === "undefined" || value === "null" ? undefined : value);
+    }),
+  );
+}
+
 let queries = 0;
 
 /**
@@ -96,10 +106,10 @@ export function registryTool(ctx: PlatformContext, name: string, pkg: string, ve
         "set -e",
         'dir="$1"; spec="$2"',
         'mkdir "$dir/.pack"',
-        'npm pack "$spec" --pack-destination "$dir/.pack" >/dev/null',
+        'npm pack "$spec" --pack-destination "$dir/.pack" --loglevel=warn >/dev/null',
         'mv "$dir"/.pack/*.tgz "$dir/package.tgz"',
         'rmdir "$dir/.pack"',
-        'npm install --global --prefix "$dir" --ignore-scripts --offline "$dir/package.tgz"',
+        'npm install --global --prefix "$dir" --ignore-scripts --offline --loglevel=warn "$dir/package.tgz"',
         ...(options.keepTarball === false ? ['rm "$dir/package.tgz"'] : []),
       ].join("\n");
       await run("/bin/sh", ["-c", script, "sh", dir, `${pkg}@${version}`], { env: installEnv(ctx) });

@@ -5,7 +5,7 @@ import { readUntrustedText } from "@slipway/shared";
 import { BuildFailure } from "../errors";
 import type { CacheKey } from "../steps/dependency-cache";
 import { choosePackageManager, managerCommands, registryPackage, type PackageManagerChoice } from "./node-package-managers";
-import { hostVersion, newestMatching, nodeBinaryPackage, nodeTool, npmForNode, NPM_QUIET, registryTool, SHIPPED_BIN_DIR, shipTools, verifyToolHash } from "./node-tools";
+import { hostNpmConfig, hostVersion, newestMatching, nodeBinaryPackage, nodeTool, npmForNode, NPM_QUIET, registryTool, SHIPPED_BIN_DIR, shipTools, verifyToolHash } from "./node-tools";
 import type { Platform, PlatformContext, PlatformResult } from "./platform";
 
 const exists = (file: string) => access(file).then(() => true, () => false);
@@ -78,10 +78,17 @@ export const node: Platform = {
       NODE_ENV: ctx.options.NODE_ENV ?? "production",
       // The manager chosen here is the one that runs, whatever packageManager or corepack would say.
       COREPACK_ENABLE_STRICT: "0",
-      npm_config_manage_package_manager_versions: "false",
-      npm_config_package_manager_strict: "false",
     };
-    // Native addons build against the headers of the Node they run on: the tool's, not the internet's.
+    if (manager.name === "pnpm") Object.assign(env, { npm_config_manage_package_manager_versions: "false", npm_config_package_manager_strict: "false" });
+    if (binDirs.length) {
+      // An npm, pnpm or Node from the tool cache would look for the global npmrc beside itself: the
+      // worker's (its registry, its CA) applies to them as to the worker's own npm. The CA npm
+      // trusts is trusted by every Node program of the build (Yarn, pnpm, lifecycle scripts).
+      const [globalconfig, cafile] = await Promise.all([hostNpmConfig("globalconfig", ctx.baseEnv), hostNpmConfig("cafile", ctx.baseEnv)]);
+      if (globalconfig && !env.npm_config_globalconfig) env.npm_config_globalconfig = globalconfig;
+      if (cafile && !env.NODE_EXTRA_CA_CERTS) env.NODE_EXTRA_CA_CERTS = cafile;
+    }
+    // Native addons build against the headers of the Node they run on: the tool's, not the host's.
     if (tools.nodeDir) env.npm_config_nodedir = path.join(tools.nodeDir, "lib", "node_modules", nodeBinaryPackage());
     if (manager.berry) {
       Object.assign(env, { YARN_ENABLE_TELEMETRY: "0", YARN_ENABLE_GLOBAL_CACHE: "false", YARN_ENABLE_PROGRESS_BARS: "false" });
