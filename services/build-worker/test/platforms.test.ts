@@ -331,6 +331,18 @@ describe("Node platform", () => {
     expect(existsSync(path.join(out, "node_modules"))).toBe(false);
     expect(existsSync(path.join(out, ".slipway/node/lib/node_modules/@yarnpkg/cli-dist"))).toBe(true);
     expect(await serve(app, "berry")).toMatch(/^hello app\|v20\./);
+
+    // The package cache is the dependency-cache layer: a rebuild links from it.
+    const again = await succeeded(await buildApp(files, { app, timeoutMs: 240_000 }));
+    expect(await buildLog(again)).toMatch(/Dependency cache hit: restored yarn-cache/);
+
+    // nodeLinker: node-modules installs node_modules, and the package cache stays out of the output.
+    const linked = await succeeded(await buildApp({ ...files, ".yarnrc.yml": "nodeLinker: node-modules\n" }, { timeoutMs: 240_000 }));
+    const linkedOut = await extractArtifact(stack, linked.build, work);
+    expect(existsSync(path.join(linkedOut, "node_modules/tiny-greeter/index.js"))).toBe(true);
+    expect(existsSync(path.join(linkedOut, ".pnp.cjs"))).toBe(false);
+    expect(existsSync(path.join(linkedOut, ".yarn/cache"))).toBe(false);
+    expect(linked.manifest!.startupCommand).toBe("yarn start");
   }, 400_000);
 
   it("pnpm-lock.yaml with packageManager pnpm@9.12.0: pnpm install --frozen-lockfile (devDependencies too), pnpm start served by an agent, the store cached, pnpm prune", async () => {

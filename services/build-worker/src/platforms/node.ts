@@ -209,6 +209,8 @@ async function install(ctx: PlatformContext, env: Record<string, string>, manage
   const layerDir = manager.name === "pnpm" ? path.join(env.HOME!, ".pnpm-store") : manager.pnp ? path.join(ctx.sourceDir, ".yarn", "cache") : env.YARN_CACHE_FOLDER!;
   const key: CacheKey = { layer: manager.name === "pnpm" ? "pnpm-store" : "yarn-cache", inputs };
   const own = !(await exists(layerDir));
+  // The worker restores the layer itself: the directory above it (.yarn) must be the build's already.
+  if (own && !(await exists(path.dirname(layerDir)))) await ctx.run("mkdir", ["-p", path.dirname(layerDir)], { env, label: "mkdir" });
   const restored = own && (await ctx.cache.restore(key, layerDir));
   ctx.log(lock === undefined ? `No lockfile: ${installing.replace(/^R/, "r")}` : installing);
   await ctx.run(command[0]!, command.slice(1), { env, label: command.slice(0, 2).join(" ") });
