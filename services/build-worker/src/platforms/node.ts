@@ -196,7 +196,7 @@ async function install(ctx: PlatformContext, env: Record<string, string>, manage
     const nodeModules = path.join(ctx.sourceDir, "node_modules");
     // A node_modules shipped in the source is installed over, never replaced from the cache.
     if (!(await exists(nodeModules)) && (await ctx.cache.restore(key, nodeModules))) {
-      ctx.log(`Skipping ${command.slice(0, 2).join(" ")}: node_modules restored from the cache`);
+      ctx.log(`Skipping ${manager.name} install: node_modules restored from the cache`);
       return;
     }
     ctx.log(lock === undefined ? `No lockfile: ${installing.replace(/^R/, "r")}` : installing);
