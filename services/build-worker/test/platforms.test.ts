@@ -231,6 +231,19 @@ describe("Node platform", () => {
     }
   }, 180_000);
 
+  it("installs a real Express app from the npm registry with npm ci", async () => {
+    const files = {
+      "package.json": JSON.stringify({ name: "express-app", version: "1.0.0", dependencies: { express: "^4.21.0" }, scripts: { start: "node app.js" } }),
+      "app.js": "const app = require('express')(); app.get('/', (q, s) => s.send('ok')); app.listen(process.env.PORT);\n",
+    };
+    const dir = await writeTree(path.join(work, "express-lock"), files);
+    execFileSync("npm", ["install", "--package-lock-only", "--silent"], { cwd: dir });
+    const { build, manifest } = await buildApp({ ...files, "package-lock.json": await readFile(path.join(dir, "package-lock.json"), "utf8") }, { timeoutMs: 240_000 });
+    expect(build.error).toBeUndefined();
+    expect(manifest!.frameworks).toEqual(["Express"]);
+    expect(existsSync(path.join(await extractArtifact(stack, build, work), "node_modules/express/package.json"))).toBe(true);
+  }, 300_000);
+
   it("PRUNE_DEV_DEPENDENCIES=true removes devDependencies after the build that used them", async () => {
     const files = {
       ...vendoredPackage,
