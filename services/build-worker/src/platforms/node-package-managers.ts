@@ -60,7 +60,7 @@ export async function choosePackageManager(sourceDir: string, packageManagerFiel
   for (const [file, manager] of LOCK_FILES) if (await exists(path.join(sourceDir, file))) present.push([file, manager]);
   const lock = present.find(([, manager]) => manager === declared?.name) ?? present[0];
   const name: ManagerName = lock?.[1] ?? (declared?.name as ManagerName | undefined) ?? "npm";
-  const lockText = lock ? await readUntrustedText(path.join(sourceDir, lock[0]), 64 * 1024 * 1024) : undefined;
+  const lockText = lock ? await readUntrustedText(path.join(sourceDir, lock[0]), 16 * 1024 * 1024) : undefined;
   const reason = lock ? `${lock[0]}` : declared ? `packageManager ${declared.name}` : "no lock file";
   const choice: PackageManagerChoice = {
     name,

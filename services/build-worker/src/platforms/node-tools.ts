@@ -54,7 +54,7 @@ export async function registryView(ctx: PlatformContext, args: string[], label: 
   const home = ctx.baseEnv.HOME!;
   const out = path.join(home, `.slipway-npm-view-${process.pid}-${++queries}.json`);
   await ctx.run("/bin/sh", ["-c", 'out="$1"; shift; npm view "$@" --json > "$out"', "sh", out, ...args], { env: { ...ctx.baseEnv, ...NPM_QUIET }, label });
-  const text = await readUntrustedText(out, 16 * 1024 * 1024);
+  const text = await readUntrustedText(out, 4 * 1024 * 1024);
   try {
     return JSON.parse(text ?? "");
   } catch {
@@ -62,7 +62,7 @@ export async function registryView(ctx: PlatformContext, args: string[], label: 
   }
 }
 
-/** The published versions of a registry package, newest matching `range` first resolved. */
+/** The newest published version of a registry package that matches `range` (an exact version is taken as it is). */
 export async function newestMatching(ctx: PlatformContext, pkg: string, range: string, what: string): Promise<string> {
   if (semver.valid(range)) return range;
   const answer = await registryView(ctx, [pkg, "versions"], `looking up ${what} versions`);
