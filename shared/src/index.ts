@@ -7,7 +7,21 @@ export * from "./records/index";
 export { createLogger, type Logger } from "./log";
 export { connectRedis } from "./redis";
 export { freePort, waitForPort } from "./embedded/free-port";
-export { detectPythonStartCommand } from "./python-start";
+export {
+  chooseServer,
+  dependencyNames,
+  detectPythonApp,
+  detectPythonStartCommand,
+  GUNICORN_DEFAULT_ARGS,
+  gunicornCommand,
+  installedServers,
+  pythonScriptCommand,
+  uvicornCommand,
+  type InstalledServers,
+  type PythonAppEntry,
+  type PythonFramework,
+  type ServerChoice,
+} from "./python-start";
 export { readUntrustedText } from "./untrusted-file";
 export { builtVenvPath, relocateVenv } from "./venv-relocate";
 export { announceRelease } from "./release-announce";

@@ -1,16 +1,18 @@
 import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "@slipway/shared";
+import { freePort, parseManifest, storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../harness/env";
 import { eventually } from "../harness/local-stack";
 import { spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, type InProcessStack } from "../harness/stack";
 
 /**
  * Real apps with real dependencies from the package indexes, built and served sandboxed (the
- * default), as users deploy them: a Django project served by gunicorn, an Express app by npm start.
+ * default), as users deploy them: a Django project as startproject makes it and a FastAPI app,
+ * neither naming its server (the build installs gunicorn, uvicorn), and an Express app by npm start.
  */
 let stack: InProcessStack;
 let work: string;
@@ -28,57 +30,91 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-async function deployAndServe(app: string, dir: string): Promise<string> {
+async function deployAndServe(app: string, dir: string, agentEnv: Record<string, string> = {}) {
   const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir)).id, 300_000);
   expect(build.error).toBeUndefined();
   expect(build.status).toBe("succeeded");
   const port = await freePort();
-  agents.push(spawnAgent(stack, { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `runtime-${app}`), HEALTH_TIMEOUT_S: "60" }));
-  return `http://127.0.0.1:${port}`;
+  const agent = spawnAgent(stack, { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `runtime-${app}`), HEALTH_TIMEOUT_S: "60", ...agentEnv });
+  agents.push(agent);
+  return { url: `http://127.0.0.1:${port}`, build, agent };
+}
+
+/** Processes running `<appPath>/antenv/bin/gunicorn`: gunicorn's master and its workers (forks with the same command line). */
+function gunicornProcesses(appPath: string): number {
+  const script = path.join(appPath, "antenv/bin/gunicorn");
+  let count = 0;
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(script)) count += 1;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return count;
 }
 
 describe("real apps build and serve inside the sandbox", () => {
-  it("a Django project from the package index, served by gunicorn", async () => {
+  it("a Django project as django-admin startproject makes it, without gunicorn in its requirements: the build installs gunicorn, which serves it with App Service's settings", async () => {
     const app = uniqueApp("django");
+    // The project comes from the real django-admin, run from a venv of the test's own.
+    const tools = path.join(work, "django-tools");
+    execFileSync("python3", ["-m", "venv", tools]);
+    execFileSync(path.join(tools, "bin/pip"), ["install", "-q", "--disable-pip-version-check", "Django==5.1.*"]);
+    const dir = await writeTree(path.join(work, app), { "requirements.txt": "Django==5.1.*\n" });
+    execFileSync(path.join(tools, "bin/django-admin"), ["startproject", "mysite", dir]);
+    // Three workers, and an access log format of the app's own through GUNICORN_CMD_ARGS.
+    await stack.api.apps.upsert(app, { env: { PYTHON_GUNICORN_CUSTOM_WORKER_NUM: "3", GUNICORN_CMD_ARGS: "--access-logformat 'slipway-access %(s)s %(U)s'" } });
+
+    const { url, build, agent } = await deployAndServe(app, dir, { LOG_LEVEL: "debug" });
+    const log = await stack.api.store.getText(storageKeys.buildLog(app, build.id));
+    expect(log).toContain("Detected a Django app (WSGI): mysite.wsgi:application in mysite/wsgi.py");
+    expect(log).toContain("gunicorn is not in requirements.txt: installing it into antenv to serve the app");
+    // startproject's settings have no STATIC_ROOT: collectstatic fails, as a warning.
+    expect(log).toContain("STATIC_ROOT");
+    expect(log).toMatch(/Warning: manage\.py collectstatic failed \(exit code 1\); the build continues/);
+    const manifest = parseManifest(await stack.api.store.getText(storageKeys.manifest(app, build.id)));
+    expect(manifest.startupCommand).toBe(`GUNICORN_CMD_ARGS="--timeout 600 --access-logfile '-' --error-logfile '-' $GUNICORN_CMD_ARGS" gunicorn --bind=127.0.0.1:$PORT mysite.wsgi`);
+
+    const answer = await eventually(async () => {
+      const response = await fetch(url).catch(() => undefined);
+      return response?.ok ? { server: response.headers.get("server"), body: await response.text() } : undefined;
+    }, 120_000, "the Django app to answer");
+    expect(answer.server).toMatch(/gunicorn/i);
+    expect(answer.body).toContain("The install worked successfully!");
+    // The access log goes to stdout in the app's format; gunicorn runs a master and three workers.
+    await eventually(async () => (agent.output().includes("slipway-access 200 /") ? true : undefined), 30_000, "gunicorn's access log line");
+    const appPath = (await stack.api.instances.list(app)).find((i) => i.instanceId === "i-1")!.appPath!;
+    await eventually(async () => (gunicornProcesses(appPath) === 4 ? true : undefined), 30_000, `a gunicorn master and 3 workers (saw ${gunicornProcesses(appPath)})`);
+  }, 400_000);
+
+  it("a FastAPI app without a server in its requirements: the build installs uvicorn, which serves it", async () => {
+    const app = uniqueApp("fastapi");
     const dir = await writeTree(path.join(work, app), {
-      "requirements.txt": "Django==5.1.*\ngunicorn==23.*\n",
-      "manage.py": [
-        "import os, sys",
-        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'settings')",
-        "from django.core.management import execute_from_command_line",
-        "execute_from_command_line(sys.argv)",
-      ].join("\n"),
-      "settings.py": [
-        "from pathlib import Path",
-        "BASE_DIR = Path(__file__).resolve().parent",
-        "SECRET_KEY = 'e2e-only'",
-        "DEBUG = False",
-        "ALLOWED_HOSTS = ['*']",
-        "ROOT_URLCONF = 'urls'",
-        "INSTALLED_APPS = ['django.contrib.staticfiles']",
-        "STATIC_URL = '/static/'",
-        "STATIC_ROOT = BASE_DIR / 'staticfiles'",
-      ].join("\n"),
-      "urls.py": [
+      "requirements.txt": "fastapi>=0.110\n",
+      "main.py": [
         "import os",
-        "from django.http import JsonResponse",
-        "from django.urls import path",
-        "urlpatterns = [path('', lambda request: JsonResponse({'message': 'hello from django', 'uid': os.getuid()}))]",
-      ].join("\n"),
-      "wsgi.py": [
-        "import os",
-        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'settings')",
-        "from django.core.wsgi import get_wsgi_application",
-        "application = get_wsgi_application()",
+        "from fastapi import FastAPI",
+        "",
+        "app = FastAPI()",
+        "",
+        "@app.get('/')",
+        "def index():",
+        "    return {'message': 'hello from fastapi', 'uid': os.getuid()}",
+        "",
       ].join("\n"),
     });
-    const url = await deployAndServe(app, dir);
+    const { url, build } = await deployAndServe(app, dir);
+    const log = await stack.api.store.getText(storageKeys.buildLog(app, build.id));
+    expect(log).toContain("uvicorn is not in requirements.txt: installing it into antenv to serve the app");
+    const manifest = parseManifest(await stack.api.store.getText(storageKeys.manifest(app, build.id)));
+    expect(manifest.startupCommand).toBe("uvicorn main:app --host 127.0.0.1 --port $PORT");
     const answer = await eventually(async () => {
       const response = await fetch(url).catch(() => undefined);
       return response?.ok ? { server: response.headers.get("server"), body: (await response.json()) as { message: string; uid: number } } : undefined;
-    }, 120_000, "the Django app to answer");
-    expect(answer.server).toMatch(/gunicorn/i);
-    expect(answer.body.message).toBe("hello from django");
+    }, 120_000, "the FastAPI app to answer");
+    expect(answer.server).toBe("uvicorn");
+    expect(answer.body.message).toBe("hello from fastapi");
     expect(answer.body.uid).not.toBe(0);
   }, 400_000);
 
@@ -91,7 +127,7 @@ describe("real apps build and serve inside the sandbox", () => {
     const lockDir = await writeTree(path.join(work, `${app}-lock`), files);
     execFileSync("npm", ["install", "--package-lock-only", "--silent"], { cwd: lockDir });
     const dir = await writeTree(path.join(work, app), { ...files, "package-lock.json": await readFile(path.join(lockDir, "package-lock.json"), "utf8") });
-    const url = await deployAndServe(app, dir);
+    const { url } = await deployAndServe(app, dir);
     const answer = await eventually(async () => {
       const response = await fetch(url).catch(() => undefined);
       return response?.ok ? ((await response.json()) as { message: string; uid: number }) : undefined;

@@ -32,3 +32,33 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
   execFileSync("python3", ["-c", script, file, JSON.stringify({ ...options, module })]);
   return file;
 }
+
+/**
+ * Writes a pure-Python wheel holding `files` (paths inside site-packages → source) and console
+ * `scripts` (name → "module:function"), for offline installs like `buildWheel`'s. Returns its path.
+ */
+export function buildPackageWheel(dir: string, options: { name: string; version: string; files: Record<string, string>; scripts?: Record<string, string> }): string {
+  const distName = options.name.replace(/-/g, "_");
+  const file = path.join(dir, `${distName}-${options.version}-py3-none-any.whl`);
+  const script = `
+import base64, hashlib, json, sys, zipfile
+o = json.loads(sys.argv[2])
+dist = f'{o["dist"]}-{o["version"]}.dist-info'
+files = dict(o["files"])
+files[f"{dist}/METADATA"] = f"Metadata-Version: 2.1\\nName: {o['name']}\\nVersion: {o['version']}\\n"
+files[f"{dist}/WHEEL"] = "Wheel-Version: 1.0\\nGenerator: slipway-tests\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+if o["scripts"]:
+    files[f"{dist}/entry_points.txt"] = "[console_scripts]\\n" + "".join(f"{k} = {v}\\n" for k, v in o["scripts"].items())
+record = []
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for name, text in files.items():
+        data = text.encode()
+        z.writestr(name, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append(f"{dist}/RECORD,,")
+    z.writestr(f"{dist}/RECORD", "\\n".join(record) + "\\n")
+`;
+  execFileSync("python3", ["-c", script, file, JSON.stringify({ ...options, dist: distName, scripts: options.scripts ?? {} })]);
+  return file;
+}

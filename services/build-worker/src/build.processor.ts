@@ -24,6 +24,7 @@ import { DependencyCache } from "./steps/dependency-cache";
 import { PASS_THROUGH, prepareBuildSandbox, runCommand, type BuildSandbox } from "./sandbox";
 import type { ToolSpec } from "./tools";
 import { fetchSource } from "./steps/fetch-source";
+import { runBuildHooks } from "./steps/hooks";
 import { publishRelease, uploadBuildOutput } from "./steps/publish";
 
 /** The environment every build command starts from: the sandbox's PATH and HOME, index settings, nothing of Slipway's own. */
@@ -164,8 +165,8 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
 
   const appRecord = await ctx.apps.get(build.app);
   const options = await loadBuildOptions(run.sourceDir, appRecord?.buildEnv ?? {}, (line) => run.log.line(line));
-  const platform = await detectPlatform(run.sourceDir);
-  run.log.line(`Detected platform: ${platform.name}`);
+  const platform = await detectPlatform(run.sourceDir, options.PLATFORM_NAME);
+  run.log.line(options.PLATFORM_NAME ? `Platform: ${platform.name} (PLATFORM_NAME)` : `Detected platform: ${platform.name}`);
   // Build options are the build's environment too, as in Oryx; Slipway's own secrets never are.
   const baseEnv = { ...buildEnvironment(ctx.config, sandbox), ...options };
   const execute: PlatformContext["run"] = (command, args, runOptions = {}) =>
@@ -176,11 +177,7 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
       onLine: (line) => run.log.line(line),
       signal: run.signal,
     });
-  const hookEnv = { ...baseEnv, SOURCE_DIR: run.sourceDir, DESTINATION_DIR: run.sourceDir };
-  if (options.PRE_BUILD_COMMAND) {
-    run.log.line(`Running PRE_BUILD_COMMAND: ${options.PRE_BUILD_COMMAND}`);
-    await execute("/bin/sh", ["-c", options.PRE_BUILD_COMMAND], { env: hookEnv, label: "PRE_BUILD_COMMAND" });
-  }
+  await runBuildHooks("PRE", run.sourceDir, options, baseEnv, execute, (line) => run.log.line(line));
   const dependencyCache = new DependencyCache({
     store: ctx.store,
     digests: ctx.cacheDigests,
@@ -208,10 +205,7 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
     return dir;
   };
   const result = await platform.build({ sourceDir: run.sourceDir, baseEnv, options, cache, tool, log: (line) => run.log.line(line), run: execute });
-  if (options.POST_BUILD_COMMAND) {
-    run.log.line(`Running POST_BUILD_COMMAND: ${options.POST_BUILD_COMMAND}`);
-    await execute("/bin/sh", ["-c", options.POST_BUILD_COMMAND], { env: hookEnv, label: "POST_BUILD_COMMAND" });
-  }
+  await runBuildHooks("POST", run.sourceDir, options, baseEnv, execute, (line) => run.log.line(line));
   if (run.signal.aborted) throw run.signal.reason;
 
   const compression = ctx.config.ARTIFACT_COMPRESSION;

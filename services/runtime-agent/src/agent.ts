@@ -19,11 +19,12 @@ import {
   type Logger,
   type ObjectStore,
 } from "@slipway/shared";
-import { HealthCheckError, waitUntilHealthy } from "./health";
+import { HealthCheckError, printedNote, waitUntilHealthy } from "./health";
 import { AppProcessNotes } from "./orphans";
 import { InstanceProxy } from "./proxy";
 import { Restorer, RestoreError } from "./restore";
-import { resolveStartCommand } from "./start-command";
+import { serverWorkersEnvironment } from "./python-env";
+import { NO_START_COMMAND, resolveStartCommand } from "./start-command";
 import { AppSandbox } from "./app-sandbox";
 import { withShippedNodeTools } from "./node-path";
 import { AppProcess } from "./supervisor";
@@ -196,7 +197,7 @@ export class RuntimeAgent {
       await this.report("starting", target, restored.appPath);
       const appRecord = await withTimeout(this.apps.get(this.config.APP), 3000).catch(() => undefined);
       const command = await resolveStartCommand(restored.appPath, restored.manifest, appRecord?.startupCommand);
-      if (!command) throw new RestoreError("no start command: set the app's startupCommand, add a Procfile web: line, or an app.py");
+      if (!command) throw new RestoreError(NO_START_COMMAND);
       const port = await freePort();
       await this.appSandbox.own(restored.appPath);
       const env = withShippedNodeTools(this.appEnvironment(restored.appPath, restored.manifest.virtualEnvName, port, appRecord?.env ?? {}), restored.appPath, restored.manifest);
@@ -286,6 +287,7 @@ export class RuntimeAgent {
       LANG: process.env.LANG ?? "C.UTF-8",
       PYTHONUNBUFFERED: "1",
       ...appEnv,
+      ...serverWorkersEnvironment(appEnv),
       APP_PATH: appPath,
       PORT: String(port),
     };
@@ -302,7 +304,7 @@ export class RuntimeAgent {
       if (this.stopping || this.running !== running) return;
       this.crashRestarts += 1;
       const delay = Math.min(MAX_CRASH_BACKOFF_MS, 500 * 2 ** (this.crashRestarts - 1));
-      const reason = `the app exited (${exit.limitReason ?? exit.signal ?? `code ${exit.code}`}); restart ${this.crashRestarts} in ${delay} ms${running.process.tail() ? `; its last output:\n${running.process.tail()}` : ""}`;
+      const reason = `the app exited (${exit.limitReason ?? exit.signal ?? `code ${exit.code}`}); restart ${this.crashRestarts} in ${delay} ms; ${printedNote(running.process)}`;
       this.logger.warn({ restarts: this.crashRestarts }, reason);
       await this.report("failed", running.release, running.appPath, reason);
       await new Promise((r) => setTimeout(r, delay));

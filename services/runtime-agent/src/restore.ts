@@ -9,7 +9,6 @@ import {
   ZSTD_MISSING,
   type Compression,
   CorruptArchiveError,
-  DEFAULT_OUTPUT_FILE_NAME,
   extractStream,
   ManifestError,
   ObjectNotFoundError,
@@ -24,6 +23,7 @@ import {
   type BuildManifest,
   type ObjectStore,
 } from "@slipway/shared";
+import { outputFileName as findOutputFileName } from "./oryx-output";
 
 /** A release that cannot be restored as stored: retrying the same bytes will not help. */
 export class RestoreError extends Error {
@@ -109,8 +109,8 @@ export class Restorer {
 
     // Oryx with CompressDestinationDir="false" leaves the output uncompressed on its shared volume.
     // Slipway's shared volume is object storage, which holds files, not a tree, so such a build must
-    // still come with output.tar.gz beside its manifest; node_modules may come separately (below).
-    const outputFileName = manifest.outputFileName ?? DEFAULT_OUTPUT_FILE_NAME;
+    // still come with output.tar.zst or output.tar.gz beside its manifest; node_modules may come separately (below).
+    const outputFileName = await findOutputFileName(this.store, app, buildId, manifest);
     const compression = compressionOf(outputFileName);
     if (!compression) throw new RestoreError(`unsupported output file ${outputFileName} (expected .tar.gz or .tar.zst)`);
     if (compression === "zstd" && !hasZstd()) throw new RestoreError(`${outputFileName}: ${ZSTD_MISSING}`);

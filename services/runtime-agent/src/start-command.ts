@@ -4,18 +4,21 @@ import { detectPythonStartCommand, readUntrustedText, type BuildManifest } from 
 
 const exists = (file: string) => access(file).then(() => true, () => false);
 
+/** One line a user can act on, when nothing says how to start the app. */
+export const NO_START_COMMAND = "no start command found: add a Procfile `web:` line or set startupCommand";
+
 /**
- * The command that starts the app, in DESIGN.md's order: the app's `startupCommand`, the
- * manifest's `StartupCommand`, a Procfile `web:` line, then detection. Commands run under
- * `sh -c` in `$APP_PATH`, so they may use `$PORT`.
+ * The command that starts the app: the app's `startupCommand`, a Procfile `web:` line, what the
+ * build detected (the manifest's `StartupCommand`), then detection here (Oryx's manifests carry
+ * no command). Commands run under `sh -c` in `$APP_PATH`, so they may use `$PORT`.
  */
 export async function resolveStartCommand(appPath: string, manifest: BuildManifest, appStartupCommand?: string): Promise<string | undefined> {
   if (appStartupCommand) return appStartupCommand;
-  if (manifest.startupCommand) return manifest.startupCommand;
   // The app may have rewritten its own directory: no links out, no FIFOs.
   const procfile = (await readUntrustedText(path.join(appPath, "Procfile"))) ?? "";
-  const web = /^web:\s*(.+)$/m.exec(procfile);
+  const web = /^web:[ \t]*(\S.*)$/m.exec(procfile);
   if (web) return web[1]!.trim();
+  if (manifest.startupCommand) return manifest.startupCommand;
 
   if (manifest.platformName.includes("python") || manifest.virtualEnvName) {
     const detected = await detectPythonStartCommand(appPath, manifest.virtualEnvName ?? "antenv");

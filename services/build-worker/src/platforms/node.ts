@@ -224,7 +224,7 @@ async function install(ctx: PlatformContext, env: Record<string, string>, manage
  */
 async function chooseStartCommand(ctx: PlatformContext, pkg: PackageJson, manager: PackageManagerChoice, start: string): Promise<string | undefined> {
   const procfile = (await readOptional(path.join(ctx.sourceDir, "Procfile"))) ?? "";
-  const web = /^web:\s*(.+)$/m.exec(procfile);
+  const web = /^web:[ \t]*(\S.*)$/m.exec(procfile);
   if (web) {
     ctx.log(`Start command: the Procfile's web: ${web[1]!.trim()}`);
     return undefined;

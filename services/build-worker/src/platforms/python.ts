@@ -1,8 +1,10 @@
 import { access, readdir } from "node:fs/promises";
 import path from "node:path";
-import { detectPythonStartCommand, readUntrustedText } from "@slipway/shared";
+import { readUntrustedText } from "@slipway/shared";
 import { BuildFailure } from "../errors";
 import type { Platform, PlatformContext, PlatformResult } from "./platform";
+import { collectStatic } from "./python-collectstatic";
+import { preparePythonStart } from "./python-server";
 import { parseRequestedVersion, selectPython } from "./python-versions";
 
 /** Oryx's name for the virtualenv, which the runtime activates. */
@@ -75,19 +77,9 @@ export const python: Platform = {
 
     const names = new Set(requirementNames(requirements ?? ""));
     const frameworks = FRAMEWORKS.filter(([pkg]) => names.has(pkg)).map(([, label]) => label);
-    if (frameworks.includes("Django") && (await exists(path.join(ctx.sourceDir, "manage.py")))) {
-      if (ctx.options.DISABLE_COLLECTSTATIC?.toLowerCase() === "true") {
-        ctx.log("DISABLE_COLLECTSTATIC=true: skipping collectstatic");
-      } else {
-        ctx.log("Running python manage.py collectstatic --noinput ...");
-        await ctx.run(venvPython, ["manage.py", "collectstatic", "--noinput"], { env, label: "manage.py collectstatic" });
-      }
-    }
+    await collectStatic(ctx, { django: frameworks.includes("Django"), venv, venvPython, env });
 
-    // A Procfile is the app's own word on how to start: leave StartupCommand unset so the runtime reads it.
-    const startupCommand = (await exists(path.join(ctx.sourceDir, "Procfile")))
-      ? undefined
-      : await detectPythonStartCommand(ctx.sourceDir, VIRTUAL_ENV_NAME);
+    const startupCommand = await preparePythonStart(ctx, { venvName: VIRTUAL_ENV_NAME, venvPython, env });
     return {
       name: "python",
       version: interpreter.version,

@@ -1,0 +1,75 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { storageKeys } from "@slipway/shared";
+import { uniqueApp } from "../../../test/harness/env";
+import { extractArtifact, startInProcessStack, uploadDir, waitForBuild, writeTree, type InProcessStack } from "../../../test/harness/stack";
+
+let stack: InProcessStack;
+let work: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), "slipway-oryx-options-"));
+  stack = await startInProcessStack();
+});
+
+afterAll(async () => {
+  await stack.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+async function build(files: Record<string, string>, buildEnv: Record<string, string>) {
+  const app = uniqueApp("oryxopt");
+  await stack.api.apps.upsert(app, { buildEnv });
+  const dir = await writeTree(path.join(work, app), files);
+  const built = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir)).id);
+  const log = await stack.api.store.getText(storageKeys.buildLog(app, built.id));
+  return { built, log };
+}
+
+describe("Oryx build options", () => {
+  it("PRE/POST_BUILD_SCRIPT_PATH run scripts from the source after the matching *_BUILD_COMMAND, with SOURCE_DIR set", async () => {
+    const { built, log } = await build(
+      {
+        "app.py": "",
+        // Not executable: run with sh, as Oryx does.
+        "scripts/pre.sh": 'echo "pre-script $SOURCE_DIR" >> order.txt\n',
+        // Executable with its own interpreter line.
+        "scripts/post.py": "#!/usr/bin/env python3\nopen('order.txt', 'a').write('post-script\\n')\n",
+      },
+      {
+        PRE_BUILD_COMMAND: "chmod +x scripts/post.py; echo pre-command >> order.txt",
+        PRE_BUILD_SCRIPT_PATH: "scripts/pre.sh",
+        POST_BUILD_COMMAND: "echo post-command >> order.txt",
+        POST_BUILD_SCRIPT_PATH: "scripts/post.py",
+      },
+    );
+    expect(built.error).toBeUndefined();
+    expect(log).toContain("Running PRE_BUILD_SCRIPT_PATH: scripts/pre.sh");
+    const out = await extractArtifact(stack, built, work);
+    const lines = (await readFile(path.join(out, "order.txt"), "utf8")).trim().split("\n");
+    expect(lines).toEqual(["pre-command", expect.stringMatching(/^pre-script \/.+/), "post-command", "post-script"]);
+  });
+
+  it("a script path outside the source, or missing, fails the build saying so", async () => {
+    const outside = await build({ "app.py": "" }, { PRE_BUILD_SCRIPT_PATH: "../../etc/passwd" });
+    expect(outside.built.status).toBe("failed");
+    expect(outside.built.error).toBe('PRE_BUILD_SCRIPT_PATH "../../etc/passwd" is outside the source; give a path inside it, like scripts/prebuild.sh');
+    const missing = await build({ "app.py": "" }, { POST_BUILD_SCRIPT_PATH: "nope.sh" });
+    expect(missing.built.status).toBe("failed");
+    expect(missing.built.error).toBe("POST_BUILD_SCRIPT_PATH failed (exit code 127)");
+    expect(missing.log).toMatch(/nope\.sh: no such file/);
+  });
+
+  it("PLATFORM_NAME picks the platform when the source has markers of both", async () => {
+    const both = { "requirements.txt": "", "app.py": "", "package.json": JSON.stringify({ name: "both", version: "1.0.0", scripts: { start: "node server.js" } }), "server.js": "" };
+    const detected = await build(both, {});
+    expect(detected.built).toMatchObject({ status: "succeeded", platform: "python" });
+    const forced = await build(both, { PLATFORM_NAME: "nodejs" });
+    expect(forced.built).toMatchObject({ status: "succeeded", platform: "nodejs" });
+    expect(forced.log).toContain("Platform: nodejs (PLATFORM_NAME)");
+    const unknown = await build(both, { PLATFORM_NAME: "ruby" });
+    expect(unknown.built.error).toBe('PLATFORM_NAME "ruby" is not a platform this worker builds (python, nodejs)');
+  });
+});
