@@ -94,7 +94,9 @@ export const node: Platform = {
       Object.assign(env, { YARN_ENABLE_TELEMETRY: "0", YARN_ENABLE_GLOBAL_CACHE: "false", YARN_ENABLE_PROGRESS_BARS: "false" });
       // Plug'n'Play runs from the zips in the project's cache, which must ship; node_modules needs them only to install.
       if (!manager.pnp) env.YARN_CACHE_FOLDER = path.join(ctx.baseEnv.HOME!, ".yarn-cache");
-      if (!/^npmRegistryServer:/m.test(yarnrc)) env.YARN_NPM_REGISTRY_SERVER = ctx.baseEnv.npm_config_registry ?? "https://registry.npmjs.org";
+      // Yarn 2+ has a registry default of its own; the worker's npm registry is the one it must use.
+      const registry = ctx.baseEnv.npm_config_registry ?? (await hostNpmConfig("registry", ctx.baseEnv));
+      if (registry && !/^npmRegistryServer:/m.test(yarnrc)) env.YARN_NPM_REGISTRY_SERVER = registry.replace(/\/$/, "");
     }
 
     await install(ctx, env, manager, tools, commands.install);
