@@ -72,4 +72,20 @@ describe("Oryx build options", () => {
     const unknown = await build(both, { PLATFORM_NAME: "ruby" });
     expect(unknown.built.error).toBe('PLATFORM_NAME "ruby" is not a platform this worker builds (python, nodejs)');
   });
+
+  it("Node: CUSTOM_BUILD_COMMAND replaces install and build; RUN_BUILD_COMMAND replaces only the build scripts", async () => {
+    const pkg = { name: "custom", version: "1.0.0", scripts: { build: "echo from-build-script > built.txt", start: "node server.js" } };
+    const files = { "package.json": JSON.stringify(pkg), "server.js": "" };
+    const custom = await build(files, { CUSTOM_BUILD_COMMAND: "echo custom > built.txt" });
+    expect(custom.built.error).toBeUndefined();
+    expect(custom.log).toContain("Running CUSTOM_BUILD_COMMAND (instead of install and build): echo custom > built.txt");
+    expect(custom.log).not.toMatch(/[Rr]unning npm (install|ci)/);
+    expect(await readFile(path.join(await extractArtifact(stack, custom.built, work), "built.txt"), "utf8")).toBe("custom\n");
+
+    const runBuild = await build(files, { RUN_BUILD_COMMAND: "echo run-build > built.txt" });
+    expect(runBuild.built.error).toBeUndefined();
+    expect(runBuild.log).toMatch(/[Rr]unning npm install/);
+    expect(runBuild.log).toContain("Running RUN_BUILD_COMMAND (instead of the build scripts): echo run-build > built.txt");
+    expect(await readFile(path.join(await extractArtifact(stack, runBuild.built, work), "built.txt"), "utf8")).toBe("run-build\n");
+  });
 });

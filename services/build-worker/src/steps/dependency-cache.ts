@@ -22,7 +22,15 @@ import {
 const CACHE_FORMAT = "1";
 
 /** Build options that never change what an install produces. */
-const NOT_INSTALL_INPUTS = new Set(["PRE_BUILD_COMMAND", "POST_BUILD_COMMAND", "DISABLE_COLLECTSTATIC", "PRUNE_DEV_DEPENDENCIES"]);
+const NOT_INSTALL_INPUTS = new Set([
+  "PRE_BUILD_COMMAND",
+  "POST_BUILD_COMMAND",
+  "PRE_BUILD_SCRIPT_PATH",
+  "POST_BUILD_SCRIPT_PATH",
+  "RUN_BUILD_COMMAND",
+  "DISABLE_COLLECTSTATIC",
+  "PRUNE_DEV_DEPENDENCIES",
+]);
 
 export interface CacheKey {
   /** What the layer is: "antenv", "node_modules". */
