@@ -25,7 +25,7 @@ import { defaultPython } from "./python-versions";
  * editable (an editable install points at the build directory, which the runtime does not have).
  */
 
-export const UV_VERSION = "0.13.8";
+export const UV_VERSION = "0.13.6";
 export const POETRY_VERSION = "2.5.1";
 export const POETRY_PLUGIN_EXPORT_VERSION = "1.10.1";
 export const PIPENV_VERSION = "2026.10.3";
@@ -56,6 +56,11 @@ interface Plan {
   packages: string[];
   /** Installs the dependencies into the (new, empty) venv. */
   dependencies(): Promise<void>;
+  /**
+   * With the venv from the cache instead: checks what the install would have (the lock still
+   * matches its pyproject.toml or Pipfile), since the cache is keyed by the lock alone.
+   */
+  verify?(): Promise<void>;
   /** Installs the project itself, after the dependencies came from the install or from the cache. */
   project?(): Promise<void>;
 }
@@ -66,6 +71,7 @@ export async function installDependencies(ctx: PlatformContext, target: InstallT
   const key = plan.inputs && { layer: target.venvName, inputs: { python: target.python.version, interpreter: target.python.command, ...plan.inputs } };
   if (key && (await ctx.cache.restore(key, target.venv))) {
     ctx.log(`Skipping venv creation and ${plan.installer} install: dependencies restored from the cache`);
+    await plan.verify?.();
   } else {
     ctx.log(`Creating virtual environment ${target.venvName} ...`);
     await ctx.run(target.python.command, ["-m", "venv", target.venvName], { label: "python -m venv" });
@@ -165,10 +171,12 @@ function uvPlan(ctx: PlatformContext, target: InstallTarget, pyproject: Pyprojec
     UV_LINK_MODE: "copy",
     UV_COMPILE_BYTECODE: "1",
     UV_NO_PROGRESS: "1",
+    // The host's trust store (an operator's proxy CA), as pip's requests does, not uv's bundled roots.
+    UV_SYSTEM_CERTS: "1",
     ...uvIndexSettings(target.env),
   };
   // Exactness is pip's venv plus the lock: --inexact keeps pip (the runtime and later steps use it).
-  const sync = ["sync", "--locked", "--no-default-groups", "--inexact", "--no-editable"];
+  const sync = ["sync", "--locked", "--no-default-groups", "--inexact", "--no-editable", ...(noIndex(target.env) ? ["--no-index"] : [])];
   return {
     installer: "uv",
     inputs: { installer: `uv ${UV_VERSION}`, lock },
@@ -176,6 +184,11 @@ function uvPlan(ctx: PlatformContext, target: InstallTarget, pyproject: Pyprojec
     dependencies: async () => {
       const command = await uvCommand();
       ctx.log(`Installing dependencies from uv.lock with uv ${UV_VERSION} (uv sync --locked --no-install-project) ...`);
+      await ctx.run(command, [...sync, "--no-install-workspace"], { env, label: "uv sync" });
+    },
+    verify: async () => {
+      const command = await uvCommand();
+      ctx.log("Checking uv.lock against pyproject.toml and the restored venv (uv sync --locked --no-install-project) ...");
       await ctx.run(command, [...sync, "--no-install-workspace"], { env, label: "uv sync" });
     },
     project: async () => {
@@ -196,16 +209,18 @@ export function uvIsPackage(pyproject: Pyproject): boolean {
   return typeof explicit === "boolean" ? explicit : pyproject["build-system"] !== undefined;
 }
 
-/** The worker's index settings, in uv's words (uv reads no PIP_* variable). */
+/** The build's index settings, in uv's words (uv reads no PIP_* variable); PIP_NO_INDEX is `--no-index`. */
 function uvIndexSettings(env: Record<string, string>): Record<string, string> {
   const settings: Record<string, string> = {};
   if (env.PIP_INDEX_URL) settings.UV_DEFAULT_INDEX = env.PIP_INDEX_URL;
   if (env.PIP_EXTRA_INDEX_URL) settings.UV_INDEX = env.PIP_EXTRA_INDEX_URL;
   if (env.PIP_FIND_LINKS) settings.UV_FIND_LINKS = env.PIP_FIND_LINKS;
-  if (env.PIP_NO_INDEX && !/^(0|false|no|off)$/i.test(env.PIP_NO_INDEX)) settings.UV_NO_INDEX = "1";
   if (env.PIP_TRUSTED_HOST) settings.UV_INSECURE_HOST = env.PIP_TRUSTED_HOST;
   return settings;
 }
+
+/** PIP_NO_INDEX, which uv takes only as a flag. */
+const noIndex = (env: Record<string, string>) => !!env.PIP_NO_INDEX && !/^(0|false|no|off)$/i.test(env.PIP_NO_INDEX);
 
 /** The packages the project's main dependencies lock to: those reachable from the project's own entry. */
 export function uvLockPackages(lock: string): string[] {
@@ -241,18 +256,23 @@ export function uvTool(base: PythonInterpreter): ToolSpec {
 function poetryPlan(ctx: PlatformContext, target: InstallTarget, pyproject: Pyproject, lock: string): Plan {
   const venvPython = path.join(target.venv, "bin", "python");
   const exported = path.join(ctx.baseEnv.HOME ?? target.venv, "slipway-poetry-requirements.txt");
+  const poetry = async (args: string[], label: string) => {
+    const tool = await ctx.tool(poetryTool(await defaultPython(ctx)));
+    const env = { ...ctx.baseEnv, POETRY_NO_INTERACTION: "1", POETRY_VIRTUALENVS_CREATE: "false" };
+    await ctx.run(path.join(tool, "bin", "python"), ["-m", "poetry", ...args], { env, label });
+  };
   return {
     installer: "Poetry",
     inputs: { installer: `poetry ${POETRY_VERSION}`, lock },
     packages: poetryLockPackages(lock),
     dependencies: async () => {
-      const tool = await ctx.tool(poetryTool(await defaultPython(ctx)));
       ctx.log(`Installing dependencies from poetry.lock with Poetry ${POETRY_VERSION} (poetry export --only main, then pip install) ...`);
-      await ctx.run(path.join(tool, "bin", "python"), ["-m", "poetry", "export", "--only", "main", "--format", "requirements.txt", "--output", exported], {
-        env: { ...ctx.baseEnv, POETRY_NO_INTERACTION: "1", POETRY_VIRTUALENVS_CREATE: "false" },
-        label: "poetry export",
-      });
+      await poetry(["export", "--only", "main", "--format", "requirements.txt", "--output", exported], "poetry export");
       await ctx.run(venvPython, ["-m", "pip", "install", "-r", exported], { env: target.env, label: "pip install (from poetry.lock)" });
+    },
+    verify: async () => {
+      ctx.log("Checking poetry.lock against pyproject.toml (poetry check --lock) ...");
+      await poetry(["check", "--lock"], "poetry check --lock");
     },
     project: async () => {
       const reason = await poetryNotAPackage(pyproject, ctx.sourceDir);
@@ -307,18 +327,25 @@ export function poetryTool(base: PythonInterpreter): ToolSpec {
 function pipenvPlan(ctx: PlatformContext, target: InstallTarget, lock: string): Plan {
   const venvPython = path.join(target.venv, "bin", "python");
   const exported = path.join(ctx.baseEnv.HOME ?? target.venv, "slipway-pipenv-requirements.txt");
+  const pipenv = async (command: (python: string) => [string, string[]], label: string) => {
+    const tool = await ctx.tool(pipenvTool(await defaultPython(ctx)));
+    const env = { ...ctx.baseEnv, PIPENV_YES: "1", PIPENV_NOSPIN: "1", PIPENV_VERBOSITY: "-1", PIPENV_IGNORE_VIRTUALENVS: "1" };
+    const [file, args] = command(path.join(tool, "bin", "python"));
+    await ctx.run(file, args, { env, label });
+  };
   return {
     installer: "Pipenv",
     inputs: { installer: `pipenv ${PIPENV_VERSION}`, lock },
     packages: pipfileLockPackages(lock),
     dependencies: async () => {
-      const tool = await ctx.tool(pipenvTool(await defaultPython(ctx)));
-      const pipenvPython = path.join(tool, "bin", "python");
-      const env = { ...ctx.baseEnv, PIPENV_YES: "1", PIPENV_NOSPIN: "1", PIPENV_VERBOSITY: "-1", PIPENV_IGNORE_VIRTUALENVS: "1" };
       ctx.log(`Installing dependencies from Pipfile.lock with Pipenv ${PIPENV_VERSION} (pipenv verify, pipenv requirements, then pip install) ...`);
-      await ctx.run(pipenvPython, ["-m", "pipenv", "verify"], { env, label: "pipenv verify" });
-      await ctx.run("/bin/sh", ["-c", 'exec "$0" -m pipenv requirements --hash > "$1"', pipenvPython, exported], { env, label: "pipenv requirements" });
+      await pipenv((python) => [python, ["-m", "pipenv", "verify"]], "pipenv verify");
+      await pipenv((python) => ["/bin/sh", ["-c", 'exec "$0" -m pipenv requirements --hash > "$1"', python, exported]], "pipenv requirements");
       await ctx.run(venvPython, ["-m", "pip", "install", "-r", exported], { env: target.env, label: "pip install (from Pipfile.lock)" });
+    },
+    verify: async () => {
+      ctx.log("Checking Pipfile.lock against Pipfile (pipenv verify) ...");
+      await pipenv((python) => [python, ["-m", "pipenv", "verify"]], "pipenv verify");
     },
   };
 }
