@@ -214,7 +214,8 @@ function uvIndexSettings(env: Record<string, string>): Record<string, string> {
   const settings: Record<string, string> = {};
   if (env.PIP_INDEX_URL) settings.UV_DEFAULT_INDEX = env.PIP_INDEX_URL;
   if (env.PIP_EXTRA_INDEX_URL) settings.UV_INDEX = env.PIP_EXTRA_INDEX_URL;
-  if (env.PIP_FIND_LINKS) settings.UV_FIND_LINKS = env.PIP_FIND_LINKS;
+  // pip separates find-links with whitespace, uv with commas.
+  if (env.PIP_FIND_LINKS) settings.UV_FIND_LINKS = env.PIP_FIND_LINKS.split(/\s+/).filter(Boolean).join(",");
   if (env.PIP_TRUSTED_HOST) settings.UV_INSECURE_HOST = env.PIP_TRUSTED_HOST;
   return settings;
 }
@@ -248,7 +249,7 @@ export function uvLockPackages(lock: string): string[] {
 
 export function uvTool(base: PythonInterpreter): ToolSpec {
   // uv is one static binary: the venv it comes in only carries it.
-  return { ...pythonTool("uv", base, [`uv==${UV_VERSION}`]), version: UV_VERSION };
+  return { ...pythonTool("uv", UV_VERSION, base, [`uv==${UV_VERSION}`]), version: UV_VERSION };
 }
 
 // ---- Poetry ----------------------------------------------------------------------------------
@@ -319,7 +320,7 @@ export function poetryLockPackages(lock: string): string[] {
 }
 
 export function poetryTool(base: PythonInterpreter): ToolSpec {
-  return pythonTool("poetry", base, [`poetry==${POETRY_VERSION}`, `poetry-plugin-export==${POETRY_PLUGIN_EXPORT_VERSION}`], POETRY_VERSION);
+  return pythonTool("poetry", `${POETRY_VERSION}+export${POETRY_PLUGIN_EXPORT_VERSION}`, base, [`poetry==${POETRY_VERSION}`, `poetry-plugin-export==${POETRY_PLUGIN_EXPORT_VERSION}`]);
 }
 
 // ---- Pipenv ----------------------------------------------------------------------------------
@@ -362,7 +363,7 @@ export function pipfileLockPackages(lock: string): string[] {
 }
 
 export function pipenvTool(base: PythonInterpreter): ToolSpec {
-  return pythonTool("pipenv", base, [`pipenv==${PIPENV_VERSION}`], PIPENV_VERSION);
+  return pythonTool("pipenv", PIPENV_VERSION, base, [`pipenv==${PIPENV_VERSION}`]);
 }
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -372,7 +373,7 @@ export function pipenvTool(base: PythonInterpreter): ToolSpec {
  * interpreter (part of its version: the venv needs that interpreter). Its console scripts name
  * the staging directory it was installed in, so it is run as `<dir>/bin/python -m <tool>`.
  */
-function pythonTool(name: string, base: PythonInterpreter, requirements: string[], version = ""): ToolSpec {
+function pythonTool(name: string, version: string, base: PythonInterpreter, requirements: string[]): ToolSpec {
   return {
     name,
     version: `${version}-py${base.version}`,
