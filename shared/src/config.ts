@@ -69,6 +69,11 @@ const workerSchema = z.object({
    * per host, read-only to builds.
    */
   TOOLS_DIR: z.string().min(1).default("/var/cache/slipway/tools"),
+  /**
+   * A directory of Python installations (pyenv's `versions/`, say): each `<dir>/*\/bin/python3`
+   * is offered to builds beside the `python3` and `python3.X` on the worker's PATH.
+   */
+  PYTHON_INSTALLS_DIR: z.string().min(1).optional(),
   /** The largest single file a build may write (the kernel's RLIMIT_FSIZE): a disk-filling file fails its build. */
   BUILD_MAX_FILE_MB: positiveInt.default(4096),
   WORKER_CONCURRENCY: positiveInt.default(1),

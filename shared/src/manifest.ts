@@ -9,6 +9,8 @@ export const MANIFEST_FILE_NAME = "oryx-manifest.toml";
 export interface BuildManifest {
   platformName: string;
   pythonVersion?: string;
+  /** The interpreter the venv was made with (Slipway's): an instance without it cannot run the release. */
+  pythonInterpreterPath?: string;
   nodeVersion?: string;
   virtualEnvName?: string;
   /** Slipway: the output's directory (relative) of the Node tools the build used, first on the app's PATH. */
@@ -39,6 +41,7 @@ export class ManifestError extends Error {
 
 const stringKeys = {
   PythonVersion: "pythonVersion",
+  PythonInterpreterPath: "pythonInterpreterPath",
   NodeVersion: "nodeVersion",
   virtualEnvName: "virtualEnvName",
   NodeBinDir: "nodeBinDir",
@@ -119,6 +122,7 @@ export function serializeManifest(manifest: BuildManifest): string {
   put("OutputFileName", manifest.outputFileName);
   put("OutputSha256", manifest.outputSha256);
   for (const [tomlKey, field] of Object.entries(countKeys) as [string, CountField][]) put(tomlKey, manifest[field]?.toString());
+  put("PythonInterpreterPath", manifest.pythonInterpreterPath);
   put("StartupCommand", manifest.startupCommand);
   put("BuildStartedAt", manifest.buildStartedAt);
   put("BuildFinishedAt", manifest.buildFinishedAt);

@@ -57,6 +57,7 @@ describe("manifest", () => {
       outputFileName: "output.tar.gz",
       outputSha256: "b".repeat(64),
       outputBytes: 12345,
+      pythonInterpreterPath: "/opt/python/3.11.7/bin/python3",
       startupCommand: 'gunicorn --bind "0.0.0.0:$PORT" app:app',
       buildStartedAt: "2026-11-25T02:31:54Z",
       buildFinishedAt: "2026-11-25T02:32:54Z",
@@ -68,6 +69,7 @@ describe("manifest", () => {
     expect(text).toContain('OutputBytes = "12345"');
     expect(text).toContain('CompressDestinationDir = "true"');
     expect(text).toContain('Frameworks = "Flask,Django"');
+    expect(text).toContain('PythonInterpreterPath = "/opt/python/3.11.7/bin/python3"');
     expect(parseManifest(text)).toEqual(manifest);
   });
 

@@ -204,7 +204,17 @@ async function runBuild(ctx: WorkerContext, build: Build, run: BuildRun) {
     sandbox.allowReading(dir);
     return dir;
   };
-  const result = await platform.build({ sourceDir: run.sourceDir, baseEnv, options, cache, tool, log: (line) => run.log.line(line), run: execute });
+  const result = await platform.build({
+    sourceDir: run.sourceDir,
+    baseEnv,
+    options,
+    cache,
+    tool,
+    allowReading: (dir) => sandbox.allowReading(dir),
+    toolchains: { pythonInstallsDir: ctx.config.PYTHON_INSTALLS_DIR },
+    log: (line) => run.log.line(line),
+    run: execute,
+  });
   await runBuildHooks("POST", run.sourceDir, options, baseEnv, execute, (line) => run.log.line(line));
   if (run.signal.aborted) throw run.signal.reason;
 

@@ -25,6 +25,7 @@ import { InstanceProxy } from "./proxy";
 import { Restorer, RestoreError } from "./restore";
 import { serverWorkersEnvironment } from "./python-env";
 import { NO_START_COMMAND, resolveStartCommand } from "./start-command";
+import { requireInterpreter } from "./interpreter";
 import { AppSandbox } from "./app-sandbox";
 import { withShippedNodeTools } from "./node-path";
 import { AppProcess } from "./supervisor";
@@ -182,6 +183,7 @@ export class RuntimeAgent {
       const started = Date.now();
       const restored = await this.restorer.restore(this.config.APP, target.buildId);
       log.info({ appPath: restored.appPath, reused: restored.reused, ms: Date.now() - started }, restored.reused ? "release already restored" : "release restored");
+      await requireInterpreter(restored.manifest, this.appSandbox);
 
       if (coordinated) {
         const turn = await this.waitForTurn(target);

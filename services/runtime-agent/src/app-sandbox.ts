@@ -13,6 +13,9 @@ const AGENT_DIR = ".slipway";
  * proxy reaches it.
  */
 export class AppSandbox {
+  /** Interpreter prefixes releases need beyond the host's toolchains (pyenv versions a build chose). */
+  private readonly extraReadOnly: string[] = [];
+
   private constructor(
     readonly mode: SandboxMode,
     readonly uid: number,
@@ -42,10 +45,15 @@ export class AppSandbox {
       name: `app-${this.config.APP}-${this.config.INSTANCE_ID}`,
       uid: this.uid,
       writable: [appPath],
-      readOnly: this.toolchains,
+      readOnly: [...this.toolchains, ...this.extraReadOnly],
       network: "host",
       limits: { memoryBytes: this.config.APP_MEMORY_MB * 1024 * 1024, maxProcesses: this.config.APP_MAX_PROCESSES, maxFileBytes: 16 * 1024 ** 3 },
     };
+  }
+
+  /** Binds `dir` (an interpreter's prefix) read-only into this instance's apps from now on. */
+  allowReading(dir: string): void {
+    if (!this.toolchains.includes(dir) && !this.extraReadOnly.includes(dir)) this.extraReadOnly.push(dir);
   }
 
   /**

@@ -19,6 +19,10 @@ export interface PlatformContext {
   cache: LayerCache;
   /** A tool from the worker's tool cache (installed on first use), readable by the build's later commands. */
   tool: (spec: ToolSpec) => Promise<string>;
+  /** Binds a host directory (the prefix of the interpreter the build chose) read-only into the build's later commands. */
+  allowReading: (dir: string) => void;
+  /** Where the worker's operator installed language runtimes beyond those on its PATH. */
+  toolchains: { pythonInstallsDir?: string };
   log: (line: string) => void;
   run: (command: string, args: string[], options?: Partial<Pick<RunOptions, "env" | "cwd" | "label">>) => Promise<void>;
 }
@@ -29,7 +33,7 @@ export interface PlatformResult {
   name: string;
   version: string;
   /** Oryx's own per-platform manifest keys. */
-  manifest: { pythonVersion?: string; nodeVersion?: string; virtualEnvName?: string; nodeBinDir?: string };
+  manifest: { pythonVersion?: string; pythonInterpreterPath?: string; nodeVersion?: string; virtualEnvName?: string; nodeBinDir?: string };
   frameworks: string[];
   startupCommand?: string;
 }
