@@ -119,6 +119,14 @@ describe("detection: what the build records and the runtime serves", () => {
     expect(deployed.log).toContain("gunicorn is not in requirements.txt: installing it into antenv to serve the app");
     expect(existsSync(path.join(await extractArtifact(stack, deployed.build, work), "antenv/bin/gunicorn"))).toBe(true);
     await serving(deployed, { command, body: "hello from application.py", server: DEFAULT_GUNICORN });
+
+    // The installed server is cached with the dependencies: a rebuild restores it, installs nothing.
+    const rebuilt = await waitForBuild(stack.baseUrl, ((await (await fetch(`${stack.baseUrl}/v1/apps/${deployed.app}/rebuild`, { method: "POST" })).json()) as { id: string }).id, 180_000);
+    expect(rebuilt.status).toBe("succeeded");
+    const rebuildLog = await stack.api.store.getText(storageKeys.buildLog(deployed.app, rebuilt.id));
+    expect(rebuildLog).toContain("Dependency cache hit");
+    expect(rebuildLog).not.toContain("installing it into antenv");
+    expect(parseManifest(await stack.api.store.getText(storageKeys.manifest(deployed.app, rebuilt.id))).startupCommand).toBe(command);
   });
 
   it("Django as startproject lays it out, without gunicorn in requirements.txt: gunicorn mysite.wsgi, installed; collectstatic ran", async () => {

@@ -40,6 +40,11 @@ export interface InstallTarget {
   venv: string;
   /** The build's environment with the venv active. */
   env: Record<string, string>;
+  /**
+   * Runs on a fresh install just before the venv is saved to the dependency cache: what it adds to
+   * the venv (the server the app needs) is cached with the dependencies, not reinstalled on a hit.
+   */
+  beforeCacheSave?: () => Promise<void>;
 }
 
 export interface InstallOutcome {
@@ -76,6 +81,7 @@ export async function installDependencies(ctx: PlatformContext, target: InstallT
     ctx.log(`Creating virtual environment ${target.venvName} ...`);
     await ctx.run(target.python.command, ["-m", "venv", target.venvName], { label: "python -m venv" });
     await plan.dependencies();
+    await target.beforeCacheSave?.();
     if (key) await ctx.cache.save(key, target.venv);
   }
   await plan.project?.();

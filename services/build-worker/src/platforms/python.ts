@@ -42,13 +42,20 @@ export const python: Platform = {
       PIP_NO_INPUT: "1",
       PYTHONUNBUFFERED: "1",
     };
-    const installed = await installDependencies(ctx, { python: interpreter, venvName: VIRTUAL_ENV_NAME, venv, env });
+    // The start command is chosen (and a missing server installed) before the venv is cached, so
+    // that a cache hit already has the server.
+    let startupCommand: string | undefined;
+    let startPrepared = false;
+    const prepareStart = async () => {
+      startupCommand = await preparePythonStart(ctx, { venvName: VIRTUAL_ENV_NAME, venvPython, env });
+      startPrepared = true;
+    };
+    const installed = await installDependencies(ctx, { python: interpreter, venvName: VIRTUAL_ENV_NAME, venv, env, beforeCacheSave: prepareStart });
+    if (!startPrepared) await prepareStart();
 
     const names = new Set(installed.packages);
     const frameworks = FRAMEWORKS.filter(([pkg]) => names.has(pkg)).map(([, label]) => label);
     await collectStatic(ctx, { django: frameworks.includes("Django"), venv, venvPython, env });
-
-    const startupCommand = await preparePythonStart(ctx, { venvName: VIRTUAL_ENV_NAME, venvPython, env });
     return {
       name: "python",
       version: interpreter.version,
