@@ -110,6 +110,23 @@ describe("build sandbox", () => {
     expect(existsSync(path.join(victim.dir, "new.txt"))).toBe(false);
   });
 
+  it("build options never reach what the worker runs on its host: a PATH or NODE_OPTIONS of the app's runs nothing outside the sandbox", async () => {
+    // Stands for a path an attacker learnt on the worker's host: only a host-side run could use it.
+    const evil = path.join(work, "evil");
+    const pwned = path.join(evil, "pwned");
+    await mkdir(path.join(evil, "bin"), { recursive: true });
+    await writeFile(path.join(evil, "evil.js"), `require("fs").writeFileSync(${JSON.stringify(pwned)}, "node ran evil.js")\n`);
+    for (const tool of ["node", "npm", "python3"]) {
+      await writeFile(path.join(evil, "bin", tool), `#!/bin/sh\necho "${tool} from PATH" > '${pwned}'\nexec /usr/bin/${tool} "$@"\n`, { mode: 0o755 });
+    }
+    const { queued } = await build(
+      { "package.json": JSON.stringify({ name: "evil", version: "1.0.0", engines: { node: ">=18" } }), "server.js": "" },
+      { PATH: `${path.join(evil, "bin")}:/usr/bin:/bin`, NODE_OPTIONS: `--require ${path.join(evil, "evil.js")}`, LD_PRELOAD: path.join(evil, "nothing.so") },
+    );
+    await finished(queued.id);
+    expect(existsSync(pwned), existsSync(pwned) ? await readFile(pwned, "utf8") : "").toBe(false);
+  });
+
   it("still reaches the package index: pip installs from it inside the sandbox", async () => {
     const { queued } = await build({ "app.py": "import six\n", "requirements.txt": "six==1.16.0\n" }, {});
     const result = await finished(queued.id);

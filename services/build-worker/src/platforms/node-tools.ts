@@ -24,19 +24,26 @@ export const NPM_QUIET: Record<string, string> = {
   npm_config_progress: "false",
 };
 
+/**
+ * These run on the worker's host, outside any sandbox, so they take the worker's own environment,
+ * never a build's: build options (PATH, NODE_OPTIONS, LD_PRELOAD …) are the app's to set, and
+ * would otherwise run code of its choosing as the worker.
+ */
+const workerEnvironment = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG ?? "C.UTF-8" });
+
 /** `node --version` or `npm --version` of the worker's own toolchain (what builds get without a tool). */
-export function hostVersion(command: "node" | "npm", env: Record<string, string>): Promise<string> {
+export function hostVersion(command: "node" | "npm"): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile(command, ["--version"], { env, timeout: 30_000 }, (error, stdout) =>
+    execFile(command, ["--version"], { env: workerEnvironment(), cwd: "/", timeout: 30_000 }, (error, stdout) =>
       error ? reject(new BuildFailure(`this worker has no working ${command}`)) : resolve(stdout.trim().replace(/^v/, "")),
     ),
   );
 }
 
 /** One setting of the worker's own npm configuration (its global npmrc: registry, CA), undefined when unset. */
-export function hostNpmConfig(key: string, env: Record<string, string>): Promise<string | undefined> {
+export function hostNpmConfig(key: string): Promise<string | undefined> {
   return new Promise((resolve) =>
-    execFile("npm", ["config", "get", key], { env, timeout: 30_000 }, (error, stdout) => {
+    execFile("npm", ["config", "get", key], { env: { ...workerEnvironment(), ...npmSettingsOfWorker() }, cwd: "/", timeout: 30_000 }, (error, stdout) => {
       const value = stdout?.trim();
       resolve(error || !value || value === "undefined" || value === "null" ? undefined : value);
     }),
@@ -165,4 +172,9 @@ export async function shipTools(ctx: PlatformContext, tools: { node?: string; pa
     env: ctx.baseEnv,
     label: "shipping the build's Node tools",
   });
+}
+
+/** The worker's own npm settings from its environment (an operator's registry), for its own npm. */
+function npmSettingsOfWorker(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => name.toLowerCase().startsWith("npm_config_")));
 }

@@ -84,7 +84,7 @@ export const node: Platform = {
       // An npm, pnpm or Node from the tool cache would look for the global npmrc beside itself: the
       // worker's (its registry, its CA) applies to them as to the worker's own npm. The CA npm
       // trusts is trusted by every Node program of the build (Yarn, pnpm, lifecycle scripts).
-      const [globalconfig, cafile] = await Promise.all([hostNpmConfig("globalconfig", ctx.baseEnv), hostNpmConfig("cafile", ctx.baseEnv)]);
+      const [globalconfig, cafile] = await Promise.all([hostNpmConfig("globalconfig"), hostNpmConfig("cafile")]);
       if (globalconfig && !env.npm_config_globalconfig) env.npm_config_globalconfig = globalconfig;
       if (cafile && !env.NODE_EXTRA_CA_CERTS) env.NODE_EXTRA_CA_CERTS = cafile;
     }
@@ -95,7 +95,7 @@ export const node: Platform = {
       // Plug'n'Play runs from the zips in the project's cache, which must ship; node_modules needs them only to install.
       if (!manager.pnp) env.YARN_CACHE_FOLDER = path.join(ctx.baseEnv.HOME!, ".yarn-cache");
       // Yarn 2+ has a registry default of its own; the worker's npm registry is the one it must use.
-      const registry = ctx.baseEnv.npm_config_registry ?? (await hostNpmConfig("registry", ctx.baseEnv));
+      const registry = ctx.baseEnv.npm_config_registry ?? (await hostNpmConfig("registry"));
       if (registry && !/^npmRegistryServer:/m.test(yarnrc)) env.YARN_NPM_REGISTRY_SERVER = registry.replace(/\/$/, "");
     }
 
@@ -147,14 +147,14 @@ export const node: Platform = {
  * npm registry with an npm that supports it; then the package manager the tree asks for.
  */
 async function chooseToolchain(ctx: PlatformContext, pkg: PackageJson, manager: PackageManagerChoice): Promise<Toolchain> {
-  const hostNode = await hostVersion("node", ctx.baseEnv);
+  const hostNode = await hostVersion("node");
   const wanted = ctx.options.NODE_VERSION ?? pkg.engines?.node;
   const source = ctx.options.NODE_VERSION ? "NODE_VERSION" : "package.json engines.node";
   const tools: Toolchain = { nodeVersion: hostNode, packageDirs: [] };
   if (wanted && !semver.validRange(wanted)) throw new BuildFailure(`the Node version "${wanted}" is not a version range`);
   const needsNode = wanted !== undefined && !semver.satisfies(hostNode, wanted);
   const wantedNpm = manager.name === "npm" ? manager.range : undefined;
-  const hostNpm = needsNode || wantedNpm ? await hostVersion("npm", ctx.baseEnv) : undefined;
+  const hostNpm = needsNode || wantedNpm ? await hostVersion("npm") : undefined;
 
   if (needsNode) {
     ctx.log(`Node ${wanted} was requested (${source}) but this worker has ${hostNode}: looking for a matching release on the npm registry`);
