@@ -11,7 +11,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { packDirectory } from "@slipway/shared";
 import { startBenchStack } from "./stack";
-import { benchDir, machine, since, writeResult } from "./lib";
+import { benchDir, machine, timeBuild, writeResult } from "./lib";
 
 type Files = Record<string, string>;
 
@@ -54,29 +54,12 @@ const APPS: Record<string, { files: Files; lockfile?: boolean }> = {
   },
 };
 
-interface BuildView {
-  id: string;
-  status: string;
-  error?: string;
-}
-
 async function main() {
   const work = await benchDir("frameworks");
   const stack = await startBenchStack(work);
   const names = (process.env.BENCH_APPS ?? Object.keys(APPS).join(",")).split(",");
   const results: Record<string, { coldSeconds: number; warmSeconds: number }> = {};
   try {
-    const wait = async (response: Response): Promise<number> => {
-      const start = process.hrtime.bigint();
-      if (response.status !== 202) throw new Error(`answered ${response.status}: ${await response.text()}`);
-      const { id } = (await response.json()) as BuildView;
-      for (;;) {
-        const build = (await (await fetch(`${stack.base}/v1/builds/${id}`)).json()) as BuildView;
-        if (build.status === "failed") throw new Error(`build ${id} failed: ${build.error}`);
-        if (build.status === "succeeded") return since(start);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
     for (const name of names) {
       const app = APPS[name];
       if (!app) throw new Error(`no bench app ${name} (have ${Object.keys(APPS).join(", ")})`);
@@ -88,8 +71,8 @@ async function main() {
       if (app.lockfile) execFileSync("npm", ["install", "--package-lock-only", "--silent"], { cwd: src });
       const body = await readFile((await packDirectory(src, path.join(work, `${name}.tar.gz`))).file);
       const appName = `bench-${name}`;
-      const cold = await wait(await fetch(`${stack.base}/v1/apps/${appName}/builds`, { method: "POST", headers: { "Content-Type": "application/gzip" }, body }));
-      const warm = await wait(await fetch(`${stack.base}/v1/apps/${appName}/rebuild`, { method: "POST" }));
+      const cold = await timeBuild(stack.base, () => fetch(`${stack.base}/v1/apps/${appName}/builds`, { method: "POST", headers: { "Content-Type": "application/gzip" }, body }));
+      const warm = await timeBuild(stack.base, () => fetch(`${stack.base}/v1/apps/${appName}/rebuild`, { method: "POST" }));
       results[name] = { coldSeconds: cold, warmSeconds: warm };
       console.log(`${name}: cold ${cold.toFixed(2)} s, warm ${warm.toFixed(2)} s`);
     }

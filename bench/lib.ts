@@ -45,3 +45,20 @@ export async function writeResult(name: string, result: object): Promise<void> {
 }
 
 export const machine = () => ({ cpus: os.cpus().length, node: process.version });
+
+/**
+ * Seconds from sending `request` (an upload or a rebuild, answered 202 with the build) to that
+ * build succeeding; throws when it fails.
+ */
+export async function timeBuild(base: string, request: () => Promise<Response>): Promise<number> {
+  const start = process.hrtime.bigint();
+  const response = await request();
+  if (response.status !== 202) throw new Error(`answered ${response.status}: ${await response.text()}`);
+  const { id } = (await response.json()) as { id: string };
+  for (;;) {
+    const build = (await (await fetch(`${base}/v1/builds/${id}`)).json()) as { status: string; error?: string };
+    if (build.status === "failed") throw new Error(`build ${id} failed: ${build.error}`);
+    if (build.status === "succeeded") return since(start);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

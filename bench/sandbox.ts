@@ -12,17 +12,11 @@ import { freePort, loadWorkerConfig, createLogger, packDirectory } from "@slipwa
 import { hostToolchains, sandboxPath, spawnSandboxed, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 import { startBuildWorker } from "../services/build-worker/src/worker";
 import { startBenchStack } from "./stack";
-import { benchDir, machine, median, since, writeResult } from "./lib";
+import { benchDir, machine, median, since, timeBuild, writeResult } from "./lib";
 
 const REQUIREMENTS = process.env.BENCH_REQUIREMENTS ?? "Django==5.1.*\nrequests==2.32.*\n";
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const APP_STARTS = 21;
-
-interface BuildView {
-  id: string;
-  status: string;
-  error?: string;
-}
 
 async function main() {
   const work = await benchDir("sandbox");
@@ -36,17 +30,6 @@ async function main() {
     await writeFile(path.join(src, "requirements.txt"), REQUIREMENTS);
     const body = await readFile((await packDirectory(src, path.join(work, "src.tar.gz"))).file);
 
-    const wait = async (response: Response): Promise<number> => {
-      const start = process.hrtime.bigint();
-      if (response.status !== 202) throw new Error(`answered ${response.status}: ${await response.text()}`);
-      const { id } = (await response.json()) as BuildView;
-      for (;;) {
-        const build = (await (await fetch(`${stack.base}/v1/builds/${id}`)).json()) as BuildView;
-        if (build.status === "failed") throw new Error(`build failed: ${build.error}`);
-        if (build.status === "succeeded") return since(start);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    };
 
     for (let run = 0; run < RUNS; run++) {
       // Alternate which mode goes first, so neither always gets the warmer machine.
@@ -55,8 +38,8 @@ async function main() {
         const worker = await startBuildWorker(loadWorkerConfig({ ...stack.env, SANDBOX: mode }), logger);
         try {
           const app = `bench-sandbox-${mode}-${run}`;
-          const cold = await wait(await fetch(`${stack.base}/v1/apps/${app}/builds`, { method: "POST", headers: { "Content-Type": "application/gzip" }, body }));
-          const warm = await wait(await fetch(`${stack.base}/v1/apps/${app}/rebuild`, { method: "POST" }));
+          const cold = await timeBuild(stack.base, () => fetch(`${stack.base}/v1/apps/${app}/builds`, { method: "POST", headers: { "Content-Type": "application/gzip" }, body }));
+          const warm = await timeBuild(stack.base, () => fetch(`${stack.base}/v1/apps/${app}/rebuild`, { method: "POST" }));
           builds[mode].cold.push(cold);
           builds[mode].warm.push(warm);
           console.log(`run ${run + 1} sandbox ${mode}: cold ${cold.toFixed(2)} s, warm ${warm.toFixed(2)} s`);
