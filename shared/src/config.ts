@@ -49,7 +49,7 @@ const apiSchema = z.object({
   API_PORT: port.default(8080),
   API_HOST: z.string().default("0.0.0.0"),
   API_TOKEN: z.string().min(1).optional(),
-  /** Largest accepted source upload; DESIGN.md fixes the default at 512 MiB. */
+  /** Largest accepted source upload: 512 MiB by default, as the REST contract documents (413 above it). */
   MAX_SOURCE_BYTES: positiveInt.default(512 * 1024 * 1024),
   /** Releases and builds garbage collection keeps per app, unless the app sets its own `retention`. */
   GC_RETAIN: positiveInt.default(10),

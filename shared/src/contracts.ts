@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-/** DESIGN.md: app names are DNS-label-like so they are safe in keys, paths and URLs. */
+/** App names are DNS-label-like so they are safe in Redis keys, object keys, paths and URLs. */
 export const APP_NAME_PATTERN = /^[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
 /**
  * The API names builds with UUIDs; other producers (Oryx OperationIds, tests) use other

@@ -5,6 +5,7 @@ export * from "./storage/index";
 export * from "./archive/index";
 export * from "./records/index";
 export { createLogger, type Logger } from "./log";
+export { runService, type RunningService } from "./service";
 export { connectRedis } from "./redis";
 export { freePort, waitForPort } from "./embedded/free-port";
 export {

@@ -1,7 +1,7 @@
 import type { ErrorRequestHandler } from "express";
 import { InvalidIdError, type Logger } from "@slipway/shared";
 
-/** An error with the HTTP status and stable snake_case code that DESIGN.md's error shape carries. */
+/** An error with the HTTP status and stable snake_case code of the API's error shape, `{ error: { code, message } }`. */
 export class HttpError extends Error {
   constructor(
     readonly status: number,

@@ -1,7 +1,7 @@
-import { ConfigError, connectRedis, createLogger, loadAgentConfig, ObjectStore } from "@slipway/shared";
+import { connectRedis, createLogger, loadAgentConfig, ObjectStore, runService } from "@slipway/shared";
 import { RuntimeAgent } from "./agent";
 
-async function main() {
+runService("runtime agent", async () => {
   const config = loadAgentConfig();
   const logger = createLogger("runtime-agent", config.LOG_LEVEL).child({ app: config.APP, instanceId: config.INSTANCE_ID });
   // Commands fail fast while Redis is down, so the agent can fall back to storage instead of queueing.
@@ -16,24 +16,14 @@ async function main() {
       resolve();
     });
   });
-  const store = new ObjectStore(config);
-  const agent = new RuntimeAgent(config, redis, store, logger);
-
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "agent stopping: draining and stopping the app");
-    await agent.stop();
-    redis.disconnect();
-    process.exit(0);
+  const agent = new RuntimeAgent(config, redis, new ObjectStore(config), logger);
+  return {
+    // The agent takes a stop while it is still starting (a restore in progress): it must not wait.
+    ready: agent.start(),
+    stop: async (signal) => {
+      logger.info({ signal }, "agent stopping: draining and stopping the app");
+      await agent.stop();
+      redis.disconnect();
+    },
   };
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
-  process.on("SIGINT", () => void shutdown("SIGINT"));
-  await agent.start();
-}
-
-main().catch((error) => {
-  console.error(error instanceof ConfigError ? error.message : `runtime agent failed to start: ${(error as Error).message}`);
-  process.exit(1);
 });

@@ -1,4 +1,4 @@
-/** Object keys, exactly as DESIGN.md lays out the bucket. */
+/** Object keys: the bucket's layout, which outside clients rely on (see the README's "What is persisted where"). */
 export const storageKeys = {
   source: (app: string, sha256: string, extension: ".tar.gz" | ".zip" = ".tar.gz") => `sources/${app}/${sha256}${extension}`,
   sourcesPrefix: (app: string) => `sources/${app}/`,
