@@ -15,25 +15,27 @@ export interface RunningService {
 export function runService(name: string, start: () => Promise<RunningService>): void {
   let running: RunningService | undefined;
   let stopping = false;
+  let started: Promise<void> | undefined;
   const fail = (error: unknown) => {
     console.error(error instanceof ConfigError ? error.message : `${name} failed to start: ${(error as Error).message}`);
     process.exit(1);
   };
-  const started = start().then((service) => {
-    running = service;
-    return service.ready;
-  });
-  started.catch(fail);
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
     void (async () => {
       // A signal during start-up stops the service as soon as there is one to stop.
-      if (!running) await started.catch(() => undefined);
+      if (!running) await started?.catch(() => undefined);
       await running?.stop(signal);
       process.exit(0);
     })();
   };
+  // Before start-up begins: a signal that arrives while it runs must find the handler there.
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  started = start().then((service) => {
+    running = service;
+    return service.ready;
+  });
+  started.catch(fail);
 }
