@@ -7,8 +7,10 @@ export default defineConfig({
     pool: "forks",
     // Two cores: builds and app processes are the heavy part, so two files at a time.
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
+    // A backstop only: every wait in a test has its own deadline and message (a build, an agent
+    // serving), and on a loaded two-core machine a build plus an agent start can pass a minute.
+    testTimeout: 300_000,
+    hookTimeout: 180_000,
     reporters: ["default"],
   },
 });

@@ -84,8 +84,23 @@ export async function waitForBuild(baseUrl: string, id: string, timeoutMs = 120_
   for (;;) {
     const build = await json<BuildView>(await fetch(`${baseUrl}/v1/builds/${id}`));
     if (["succeeded", "failed", "canceled"].includes(build.status)) return build;
-    if (Date.now() > deadline) throw new Error(`build ${id} still ${build.status} after ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`build ${id} still ${build.status} after ${timeoutMs} ms${await logTail(baseUrl, id)}`);
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The last lines of a build's live log, so a build that never ends says where it stopped. */
+async function logTail(baseUrl: string, id: string): Promise<string> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), 3000);
+  try {
+    const response = await fetch(`${baseUrl}/v1/builds/${id}/logs`, { signal: controller.signal });
+    const text = await response.text();
+    return `; its log ends:\n${text.split("\n").slice(-25).join("\n")}`;
+  } catch (error) {
+    return ` (its log: ${(error as Error).message})`;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -225,6 +225,8 @@ function symlinkTarget(file: string): string | null | undefined {
  * in user space; --disable-host-loopback makes 10.0.2.2 (the host) refuse, so Redis, storage and
  * the API on the host's loopback are out of reach, while the package indexes are not.
  */
+const NETWORK_ATTACH_TIMEOUT_MS = 30_000;
+
 async function attachNetwork(pid: number): Promise<ChildProcess> {
   const slirp = spawn(
     "slirp4netns",
@@ -233,13 +235,17 @@ async function attachNetwork(pid: number): Promise<ChildProcess> {
   );
   let stderr = "";
   slirp.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  let timer: NodeJS.Timeout | undefined;
   const ready = await Promise.race([
     firstChunk(slirp.stdio[3] as Readable).then((text) => text.startsWith("1")),
     exitOf(slirp).then(() => false),
+    // The command is blocked until the network is up: a slirp4netns that never answers must not hold it forever.
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), NETWORK_ATTACH_TIMEOUT_MS))),
   ]);
+  clearTimeout(timer);
   if (!ready) {
     slirp.kill("SIGKILL");
-    throw new Error(`slirp4netns could not attach the sandbox's network: ${stderr.trim().split("\n").pop() ?? "no output"}`);
+    throw new Error(`slirp4netns could not attach the sandbox's network: ${stderr.trim().split("\n").pop() || "no answer"}`);
   }
   return slirp;
 }

@@ -16,6 +16,18 @@ import type { PlatformContext } from "./platform";
 export const SHIPPED_TOOLS_DIR = path.join(".slipway", "node");
 export const SHIPPED_BIN_DIR = path.join(SHIPPED_TOOLS_DIR, "bin");
 
+/**
+ * How long npm (and pnpm, which reads the same settings) waits on a registry request before it
+ * retries. npm's own default is five minutes per attempt: a connection that stalls without
+ * closing then holds the build, silent, for a quarter of an hour. The app's build options win.
+ */
+export const NPM_NETWORK: Record<string, string> = {
+  npm_config_fetch_timeout: "60000",
+  npm_config_fetch_retries: "4",
+  npm_config_fetch_retry_mintimeout: "2000",
+  npm_config_fetch_retry_maxtimeout: "20000",
+};
+
 /** npm settings for every install from the registry: quiet, no audit, no update checks. */
 export const NPM_QUIET: Record<string, string> = {
   npm_config_update_notifier: "false",
@@ -60,7 +72,7 @@ let queries = 0;
 export async function registryView(ctx: PlatformContext, args: string[], label: string): Promise<unknown> {
   const home = ctx.baseEnv.HOME!;
   const out = path.join(home, `.slipway-npm-view-${process.pid}-${++queries}.json`);
-  await ctx.run("/bin/sh", ["-c", 'out="$1"; shift; npm view "$@" --json > "$out"', "sh", out, ...args], { env: { ...ctx.baseEnv, ...NPM_QUIET }, label });
+  await ctx.run("/bin/sh", ["-c", 'out="$1"; shift; npm view "$@" --json > "$out"', "sh", out, ...args], { env: { ...NPM_NETWORK, ...ctx.baseEnv, ...NPM_QUIET }, label });
   const text = await readUntrustedText(out, 4 * 1024 * 1024);
   try {
     return JSON.parse(text ?? "");
@@ -88,6 +100,7 @@ export function nodeBinaryPackage(): string {
 }
 
 const installEnv = (ctx: PlatformContext) => ({
+  ...NPM_NETWORK,
   ...NPM_QUIET,
   ...(ctx.baseEnv.npm_config_registry ? { npm_config_registry: ctx.baseEnv.npm_config_registry } : {}),
 });

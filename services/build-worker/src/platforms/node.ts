@@ -5,7 +5,7 @@ import { readUntrustedText } from "@slipway/shared";
 import { BuildFailure } from "../errors";
 import type { CacheKey } from "../steps/dependency-cache";
 import { choosePackageManager, managerCommands, registryPackage, type PackageManagerChoice } from "./node-package-managers";
-import { hostNpmConfig, hostVersion, newestMatching, nodeBinaryPackage, nodeTool, npmForNode, NPM_QUIET, registryTool, SHIPPED_BIN_DIR, shipTools, verifyToolHash } from "./node-tools";
+import { hostNpmConfig, hostVersion, newestMatching, nodeBinaryPackage, nodeTool, npmForNode, NPM_NETWORK, NPM_QUIET, registryTool, SHIPPED_BIN_DIR, shipTools, verifyToolHash } from "./node-tools";
 import type { Platform, PlatformContext, PlatformResult } from "./platform";
 
 const exists = (file: string) => access(file).then(() => true, () => false);
@@ -70,6 +70,7 @@ export const node: Platform = {
     const yarnrc = manager.berry ? ((await readOptional(path.join(ctx.sourceDir, ".yarnrc.yml"))) ?? "") : "";
     const binDirs = [tools.nodeDir, ...tools.packageDirs].filter((dir): dir is string => dir !== undefined).map((dir) => path.join(dir, "bin"));
     const env: Record<string, string> = {
+      ...NPM_NETWORK,
       ...ctx.baseEnv,
       ...NPM_QUIET,
       PATH: [...binDirs, ctx.baseEnv.PATH].join(":"),
