@@ -3,13 +3,15 @@ import express, { type Express } from "express";
 import { pinoHttp } from "pino-http";
 import { requireBearer } from "./auth";
 import type { ApiContext } from "./context";
-import { errorHandler, HttpError } from "./errors";
+import { errorHandler } from "./error-handler";
+import { errors } from "./errors";
 import type { ApiMetrics } from "./metrics";
 import { appRoutes } from "./routes/apps";
 import { buildRoutes } from "./routes/builds";
 import { dashboardRoutes } from "./routes/dashboard";
 import { instanceRoutes } from "./routes/instances";
 import { releaseRoutes } from "./routes/releases";
+import { sourceRoutes } from "./routes/sources";
 import { systemRoutes } from "./routes/system";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -41,12 +43,13 @@ export function createApi(ctx: ApiContext, metrics: ApiMetrics): Express {
   const v1 = express.Router();
   v1.use(requireBearer(ctx.config.API_TOKEN));
   v1.use(appRoutes(ctx, API_PREFIX));
+  v1.use(sourceRoutes(ctx, API_PREFIX));
   v1.use(buildRoutes(ctx, API_PREFIX));
   v1.use(releaseRoutes(ctx, API_PREFIX));
   v1.use(instanceRoutes(ctx, API_PREFIX));
   app.use(API_PREFIX, v1);
 
-  app.use((req, _res, next) => next(new HttpError(404, "not_found", `no route for ${req.method} ${req.path}`)));
+  app.use((req, _res, next) => next(errors.routeNotFound(req.method, req.path)));
   app.use(errorHandler(ctx.logger));
   return app;
 }

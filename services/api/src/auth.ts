@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { RequestHandler } from "express";
-import { unauthorized } from "./errors";
+import { errors } from "./errors";
 
 const digest = (value: string) => createHash("sha256").update(value).digest();
 
@@ -15,6 +15,6 @@ export function requireBearer(token: string | undefined): RequestHandler {
     const match = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "");
     if (match && timingSafeEqual(digest(match[1]!.trim()), expected)) return next();
     res.setHeader("WWW-Authenticate", 'Bearer realm="slipway"');
-    next(unauthorized());
+    next(errors.unauthorized());
   };
 }

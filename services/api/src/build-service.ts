@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { CANCEL_CHANNEL, JobName, buildJobSchema, redisKeys, storageKeys, type AppRecord, type Build, type BuildJob } from "@slipway/shared";
+import { JobName, buildJobSchema, type Build, type BuildJob } from "@slipway/shared";
 import type { ApiContext } from "./context";
-import { conflict, tooManyRequests } from "./errors";
+import { errors } from "./errors";
 import type { StoredSource } from "./source-upload";
 
 /** BullMQ retry policy for builds: transient failures back off; permanent ones are marked unrecoverable by the worker. */
@@ -16,7 +16,7 @@ export const BUILD_JOB_OPTIONS = {
 export async function admitBuild(ctx: ApiContext): Promise<void> {
   const waiting = await ctx.buildQueue.getJobCountByTypes("waiting", "prioritized", "delayed");
   if (waiting >= ctx.config.MAX_QUEUED_BUILDS) {
-    throw tooManyRequests("queue_full", `${waiting} builds are already waiting (MAX_QUEUED_BUILDS is ${ctx.config.MAX_QUEUED_BUILDS}); try again later`);
+    throw errors.queueFull(waiting, ctx.config.MAX_QUEUED_BUILDS);
   }
 }
 
@@ -30,14 +30,14 @@ export async function cancelBuild(ctx: ApiContext, build: Build): Promise<Build>
     finishedAt: new Date().toISOString(),
     error: "canceled by request",
   });
-  if (!canceled) throw conflict("build_finished", `build ${build.id} has already ${(await ctx.builds.get(build.id))?.status}`);
+  if (!canceled) throw errors.buildFinished(build.id, (await ctx.builds.get(build.id))?.status);
   if (build.status === "queued") {
     await ctx.buildQueue.remove(build.id).catch(() => undefined);
     // No worker will write this build's log: end it here so followers stop.
     await ctx.buildLogs.append(build.id, ["Build canceled before it started"]);
     await ctx.buildLogs.end(build.id, "canceled");
   }
-  await ctx.redis.publish(CANCEL_CHANNEL, JSON.stringify({ buildId: build.id }));
+  await ctx.builds.announceCancel(build.id);
   ctx.logger.info({ buildId: build.id, app: build.app }, "build canceled");
   return (await ctx.builds.get(build.id))!;
 }
@@ -71,42 +71,6 @@ export async function enqueueBuild(
   await ctx.buildQueue.add(JobName.build, job, { ...BUILD_JOB_OPTIONS, jobId: build.id });
   ctx.logger.info({ buildId: build.id, app: build.app, requestId: request.requestId, sourceSha256: build.sourceSha256 }, "build queued");
   return build;
-}
-
-/** Deletes `key` only while it still holds `value`. */
-const DELETE_IF = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
-
-/**
- * Rebuilds the app's latest source. While a rebuild of the same source (with the same noCache)
- * is still queued, further requests get that build instead of a second one.
- */
-export async function rebuildApp(ctx: ApiContext, app: AppRecord, noCache: boolean, requestId: string): Promise<{ build: Build; coalesced: boolean }> {
-  const sha256 = app.latestSourceSha256!;
-  const source = { key: app.latestSourceKey ?? storageKeys.source(app.name, sha256), sha256 };
-  const key = redisKeys.queuedRebuild(app.name, sha256, noCache);
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const id = randomUUID();
-    if ((await ctx.redis.set(key, id, "EX", 3600, "NX")) === "OK") {
-      try {
-        return { build: await enqueueBuild(ctx, { app: app.name, source, deploy: true, noCache, requestId, id }), coalesced: false };
-      } catch (error) {
-        await ctx.redis.eval(DELETE_IF, 1, key, id);
-        throw error;
-      }
-    }
-    const claimedId = await ctx.redis.get(key);
-    if (!claimedId) continue;
-    const claimed = await ctx.builds.get(claimedId);
-    if (claimed?.status === "queued") return { build: claimed, coalesced: true };
-    if (!claimed) {
-      // Another request is creating it right now.
-      await new Promise((r) => setTimeout(r, 20));
-      continue;
-    }
-    // That rebuild has started (or ended): a new request means a new build.
-    await ctx.redis.eval(DELETE_IF, 1, key, claimedId);
-  }
-  throw new Error("could not coalesce the rebuild request");
 }
 
 /** The public view of a build: the record minus fields that only the worker needs. */

@@ -1,11 +1,10 @@
-import type { ErrorRequestHandler } from "express";
-import { InvalidIdError, type Logger } from "@slipway/shared";
+import { APP_NAME_PATTERN, BUILD_ID_PATTERN } from "@slipway/shared";
 
 /** An error with the HTTP status and stable snake_case code of the API's error shape, `{ error: { code, message } }`. */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
   ) {
     super(message);
@@ -13,40 +12,71 @@ export class HttpError extends Error {
   }
 }
 
-export const badRequest = (code: string, message: string) => new HttpError(400, code, message);
-export const unauthorized = () => new HttpError(401, "unauthorized", "a valid bearer token is required");
-export const notFound = (what: string) => new HttpError(404, "not_found", `${what} does not exist`);
-export const conflict = (code: string, message: string) => new HttpError(409, code, message);
-export const tooLarge = (limit: number) => new HttpError(413, "payload_too_large", `the body is larger than the limit of ${limit} bytes`);
-export const unsupportedMediaType = (message: string) => new HttpError(415, "unsupported_media_type", message);
-export const tooManyRequests = (code: string, message: string) => new HttpError(429, code, message);
-export const unavailable = (message: string) => new HttpError(503, "unavailable", message);
+interface ErrorFactory<Args extends unknown[]> {
+  (...args: Args): HttpError;
+  readonly code: string;
+  readonly status: number;
+}
 
-/** Renders every error as `{ error: { code, message } }`; anything unexpected is a logged 500. */
-export function errorHandler(logger: Logger): ErrorRequestHandler {
-  return (error, req, res, _next) => {
-    // A client that hangs up mid-upload is not a server error: nothing is left to answer.
-    if ((error?.code === "ECONNRESET" || error?.code === "ERR_STREAM_PREMATURE_CLOSE") && (req.destroyed || res.destroyed)) {
-      logger.debug({ requestId: req.id }, "client went away mid-request");
-      return;
-    }
-    let http: HttpError;
-    if (error instanceof HttpError) http = error;
-    else if (error?.type === "entity.parse.failed") http = badRequest("invalid_json", "the body is not valid JSON");
-    else if (error?.type === "entity.too.large") http = tooLarge(error.limit);
-    else if (error?.type === "encoding.unsupported" || error?.type === "charset.unsupported") http = unsupportedMediaType(error.message);
-    // A route that forgot to validate an id: the repository refused it, so it is still the caller's error.
-    else if (error instanceof InvalidIdError) http = badRequest("invalid_id", error.message);
-    else {
-      logger.error({ err: error, requestId: req.id }, "request failed");
-      http = new HttpError(500, "internal", "internal error");
-    }
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    // A refused upload may still be arriving: close the connection rather than read it all.
-    if (http.status === 413 || (http.status >= 400 && req.readable && !req.complete)) res.setHeader("Connection", "close");
-    res.status(http.status).json({ error: { code: http.code, message: http.message } });
-  };
+function define<const Code extends string, Args extends unknown[]>(code: Code, status: number, message: (...args: Args) => string) {
+  return Object.assign((...args: Args) => new HttpError(status, code as ErrorCode, message(...args)), { code, status }) as ErrorFactory<Args> & { code: Code };
+}
+
+const contentTypeOf = (contentType: string | undefined) => contentType ?? "no Content-Type";
+const EMPTY_SOURCE = "the body is empty: send the app's source as a .tar.gz or .zip";
+
+/**
+ * Every error the API answers with, one factory per situation. Clients match on `code`, so codes
+ * never change; several situations may share one (every missing thing is `not_found`).
+ */
+export const errors = {
+  unauthorized: define("unauthorized", 401, () => "a valid bearer token is required"),
+  invalidJson: define("invalid_json", 400, () => "the body is not valid JSON"),
+  invalidBody: define("invalid_body", 400, (where: string, problem: string) => `${where}: ${problem}`),
+  invalidQuery: define("invalid_query", 400, (where: string, problem: string) => `${where}: ${problem}`),
+  invalidAppName: define("invalid_app_name", 400, () => `app names match ${APP_NAME_PATTERN.source}: lowercase letters, digits and dashes, 2-63 long`),
+  invalidBuildId: define("invalid_build_id", 400, () => `build ids match ${BUILD_ID_PATTERN.source}: letters, digits and dashes, 8-64 long`),
+  /** A repository refused an id that slipped past validation: still the caller's error. */
+  invalidId: define("invalid_id", 400, (problem: string) => problem),
+  invalidCursor: define("invalid_cursor", 400, () => "cursor is not one this API gave out"),
+  emptyBody: define("empty_body", 400, () => EMPTY_SOURCE),
+  notThisFormat: define("invalid_archive", 400, (format: string) => `the body is not ${format}`),
+  unreadableArchive: define("invalid_archive", 400, (problem: string) => problem),
+  unreadableResourceList: define("invalid_resources", 400, (list: string, problem: string) => `${list} is missing or not a list of {path, sha256, mode}: ${problem}`),
+  unsafeResourceEntry: define("invalid_resources", 400, (entryPath: unknown) => `resource entry ${JSON.stringify(entryPath)} is not a safe relative path with a sha256`),
+  appNotFound: define("not_found", 404, (app: string) => `app ${app} does not exist`),
+  buildNotFound: define("not_found", 404, (id: string) => `build ${id} does not exist`),
+  appBuildNotFound: define("not_found", 404, (app: string, id: string) => `build ${id} of ${app} does not exist`),
+  releaseNotFound: define("not_found", 404, (app: string, version: number) => `release v${version} of ${app} does not exist`),
+  routeNotFound: define("not_found", 404, (method: string, path: string) => `no route for ${method} ${path}`),
+  buildFinished: define("build_finished", 409, (id: string, status: string | undefined) => `build ${id} has already ${status}`),
+  noSource: define("no_source", 409, (app: string) => `app ${app} has no uploaded source to rebuild`),
+  buildNotSucceeded: define("build_not_succeeded", 409, (id: string, status: string) => `build ${id} is ${status}; only a succeeded build can be released`),
+  artifactCollected: define("artifact_collected", 409, (id: string) => `build ${id}'s artifact was garbage-collected; rebuild its source instead`),
+  resourceMissing: define("resource_missing", 409, (sha256: string, file: string) => `the server no longer holds ${sha256} (${file}): deploy again`),
+  resourceCorrupt: define(
+    "resource_missing",
+    409,
+    (sha256: string, file: string) => `the server's copy of ${file} (${sha256}) failed its sha256 check and was discarded: deploy again to upload it`,
+  ),
+  payloadTooLarge: define("payload_too_large", 413, (limit: number) => `the body is larger than the limit of ${limit} bytes`),
+  jsonRequired: define("unsupported_media_type", 415, (contentType?: string) => `send the body as application/json; got ${contentTypeOf(contentType)}`),
+  archiveRequired: define(
+    "unsupported_media_type",
+    415,
+    (contentType?: string) => `send the source as application/gzip (a .tar.gz) or application/zip; got ${contentTypeOf(contentType)}`,
+  ),
+  unsupportedEncoding: define("unsupported_media_type", 415, (problem: string) => problem),
+  queueFull: define("queue_full", 429, (waiting: number, max: number) => `${waiting} builds are already waiting (MAX_QUEUED_BUILDS is ${max}); try again later`),
+  internal: define("internal", 500, () => "internal error"),
+};
+
+type Catalogue = typeof errors;
+export type ErrorCode = Catalogue[keyof Catalogue]["code"];
+
+/** Each code once, with its status: what the OpenAPI document lists. */
+export function errorCodes(): { code: ErrorCode; status: number }[] {
+  const byCode = new Map<ErrorCode, number>();
+  for (const factory of Object.values(errors)) byCode.set(factory.code, factory.status);
+  return [...byCode].map(([code, status]) => ({ code, status }));
 }

@@ -1,5 +1,6 @@
 import { extendZodWithOpenApi, OpenApiGeneratorV31, OpenAPIRegistry, type RouteConfig } from "@asteasolutions/zod-to-openapi";
 import { z, type ZodType } from "zod";
+import { errorCodes, type ErrorCode } from "./errors";
 
 extendZodWithOpenApi(z);
 
@@ -7,7 +8,16 @@ extendZodWithOpenApi(z);
 export const registry = new OpenAPIRegistry();
 registry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
 
-export const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi("Error");
+const codes = errorCodes().map(({ code }) => code) as [ErrorCode, ...ErrorCode[]];
+export const errorSchema = z
+  .object({ error: z.object({ code: z.enum(codes).openapi({ description: "stable: clients match on it" }), message: z.string() }) })
+  .openapi("Error");
+
+export interface ResponseDoc {
+  description: string;
+  schema?: ZodType;
+  contentType?: string;
+}
 
 export interface RouteDoc {
   method: RouteConfig["method"];
@@ -17,16 +27,26 @@ export interface RouteDoc {
   params?: z.AnyZodObject;
   query?: z.AnyZodObject;
   body?: { contentType: string; schema: ZodType };
-  responses: Record<number, { description: string; schema?: ZodType; contentType?: string }>;
+  /** Route-specific answers; the ones every route may give are added by `documentRoute`. */
+  responses: Record<number, ResponseDoc>;
   /** Routes outside /v1 are open even when API_TOKEN is set. */
   open?: boolean;
+}
+
+/** What any route may answer besides its own responses: invalid input, a missing token, a bug. */
+function standardResponses(doc: RouteDoc): Record<number, ResponseDoc> {
+  const responses: Record<number, ResponseDoc> = {};
+  if (doc.params || doc.query || doc.body) responses[400] = { description: "bad input: a parameter, the query or the body failed validation", schema: errorSchema };
+  if (!doc.open) responses[401] = { description: "missing or wrong bearer token", schema: errorSchema };
+  responses[500] = { description: "internal error", schema: errorSchema };
+  return responses;
 }
 
 const toOpenApiPath = (path: string) => path.replace(/:([A-Za-z_]+)/g, "{$1}");
 
 export function documentRoute(doc: RouteDoc): void {
   const responses: RouteConfig["responses"] = {};
-  for (const [status, response] of Object.entries(doc.responses)) {
+  for (const [status, response] of Object.entries({ ...standardResponses(doc), ...doc.responses })) {
     responses[Number(status)] = {
       description: response.description,
       ...(response.schema ? { content: { [response.contentType ?? "application/json"]: { schema: response.schema } } } : {}),
@@ -49,9 +69,13 @@ export function documentRoute(doc: RouteDoc): void {
 let generated: object | undefined;
 
 export function openApiDocument(): object {
-  generated ??= new OpenApiGeneratorV31(registry.definitions).generateDocument({
-    openapi: "3.1.0",
-    info: { title: "Slipway API", version: "1.0.0", description: "Build and release web apps: sources in, running instances out." },
-  });
+  generated ??= {
+    ...new OpenApiGeneratorV31(registry.definitions).generateDocument({
+      openapi: "3.1.0",
+      info: { title: "Slipway API", version: "1.0.0", description: "Build and release web apps: sources in, running instances out." },
+    }),
+    // The error catalogue with each code's status, so clients can tell which codes to expect.
+    "x-error-codes": errorCodes(),
+  };
   return generated;
 }

@@ -1,5 +1,5 @@
 import type { Request, Response } from "express";
-import { badRequest } from "./errors";
+import { errors } from "./errors";
 
 /** Cursors are opaque to clients: base64url JSON of where the next page starts. */
 export function encodeCursor(value: string | number): string {
@@ -14,7 +14,7 @@ export function decodeCursor<T extends string | number>(cursor: string | undefin
   } catch {
     // fall through
   }
-  throw badRequest("invalid_cursor", "cursor is not one this API gave out");
+  throw errors.invalidCursor();
 }
 
 /** Lists stay JSON arrays; the next page is announced in `X-Next-Cursor` and a `Link: rel="next"` header. */

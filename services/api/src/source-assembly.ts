@@ -17,7 +17,7 @@ import {
   type ObjectStore,
   type ResourceEntry,
 } from "@slipway/shared";
-import { badRequest, conflict } from "./errors";
+import { errors } from "./errors";
 import { storeSourceUpload, type StoredSource } from "./source-upload";
 
 /**
@@ -37,7 +37,7 @@ export async function assembleSource(req: Request, store: ObjectStore, app: stri
     try {
       await extractArchive(partialFile, tree, { maxUnpackedBytes: 4 * maxBytes });
     } catch (error) {
-      if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError || error instanceof ArchiveLimitError) throw badRequest("invalid_archive", error.message);
+      if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError || error instanceof ArchiveLimitError) throw errors.unreadableArchive(error.message);
       throw error;
     }
     let entries: ResourceEntry[];
@@ -45,23 +45,21 @@ export async function assembleSource(req: Request, store: ObjectStore, app: stri
       entries = JSON.parse(await readFile(path.join(tree, RESOURCE_MANIFEST), "utf8")) as ResourceEntry[];
       if (!Array.isArray(entries)) throw new Error("not a list");
     } catch (error) {
-      throw badRequest("invalid_resources", `${RESOURCE_MANIFEST} is missing or not a list of {path, sha256, mode}: ${(error as Error).message}`);
+      throw errors.unreadableResourceList(RESOURCE_MANIFEST, (error as Error).message);
     }
     await rm(path.join(tree, RESOURCE_MANIFEST));
     for (const entry of entries) {
       const relative = path.posix.normalize(String(entry.path));
       if (!/^[0-9a-f]{64}$/.test(String(entry.sha256)) || relative.startsWith("../") || relative === ".." || path.posix.isAbsolute(relative)) {
-        throw badRequest("invalid_resources", `resource entry ${JSON.stringify(entry.path)} is not a safe relative path with a sha256`);
+        throw errors.unsafeResourceEntry(entry.path);
       }
       const target = path.join(tree, relative);
       await mkdir(path.dirname(target), { recursive: true });
       try {
         await restoreResource(store, app, entry.sha256, target);
       } catch (error) {
-        if (error instanceof ObjectNotFoundError) throw conflict("resource_missing", `the server no longer holds ${entry.sha256} (${relative}): deploy again`);
-        if (error instanceof ResourceDigestError) {
-          throw conflict("resource_missing", `the server's copy of ${relative} (${entry.sha256}) failed its sha256 check and was discarded: deploy again to upload it`);
-        }
+        if (error instanceof ObjectNotFoundError) throw errors.resourceMissing(entry.sha256, relative);
+        if (error instanceof ResourceDigestError) throw errors.resourceCorrupt(entry.sha256, relative);
         throw error;
       }
       await chmod(target, Number(entry.mode) & 0o777 || 0o644);

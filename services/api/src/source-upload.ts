@@ -3,7 +3,7 @@ import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Request } from "express";
 import { HashingStream, storageKeys, type ObjectStore } from "@slipway/shared";
-import { badRequest, tooLarge } from "./errors";
+import { errors } from "./errors";
 
 /** The formats a source may be uploaded in, by their first bytes. */
 export const SOURCE_FORMATS = {
@@ -28,7 +28,7 @@ class FormatGuard extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
     this.seen += chunk.length;
-    if (this.seen > this.maxBytes) return callback(tooLarge(this.maxBytes));
+    if (this.seen > this.maxBytes) return callback(errors.payloadTooLarge(this.maxBytes));
     for (let i = 0; this.head.length < this.magic.length && i < chunk.length; i++) this.head.push(chunk[i]!);
     if (this.head.length === this.magic.length && this.head.some((byte, i) => byte !== this.magic[i])) {
       return callback(this.notThisFormat());
@@ -37,13 +37,13 @@ class FormatGuard extends Transform {
   }
 
   override _flush(callback: TransformCallback) {
-    if (this.seen === 0) return callback(badRequest("empty_body", "the body is empty: send the app's source as a .tar.gz or .zip"));
+    if (this.seen === 0) return callback(errors.emptyBody());
     if (this.head.length < this.magic.length) return callback(this.notThisFormat());
     callback();
   }
 
   private notThisFormat() {
-    return badRequest("invalid_archive", `the body is not ${SOURCE_FORMATS[this.format].describe}`);
+    return errors.notThisFormat(SOURCE_FORMATS[this.format].describe);
   }
 }
 
@@ -60,8 +60,8 @@ export interface StoredSource {
  */
 export async function storeSourceUpload(req: Readable & { headers?: Request["headers"] }, store: ObjectStore, app: string, maxBytes: number, format: SourceFormat): Promise<StoredSource> {
   const declared = Number(req.headers?.["content-length"]);
-  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
-  if (declared === 0) throw badRequest("empty_body", "the body is empty: send the app's source as a .tar.gz or .zip");
+  if (Number.isFinite(declared) && declared > maxBytes) throw errors.payloadTooLarge(maxBytes);
+  if (declared === 0) throw errors.emptyBody();
 
   const guard = new FormatGuard(maxBytes, format);
   const hashing = new HashingStream();

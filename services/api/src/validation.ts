@@ -1,31 +1,27 @@
 import express, { type RequestHandler } from "express";
-import type { z, ZodTypeAny } from "zod";
-import { APP_NAME_PATTERN, BUILD_ID_PATTERN } from "@slipway/shared";
-import { badRequest, unsupportedMediaType } from "./errors";
+import type { AnyZodObject, z, ZodIssue, ZodTypeAny } from "zod";
+import { errors, type HttpError } from "./errors";
 
-// Path parameters are checked before they reach Redis, where they become parts of keys.
+/**
+ * Path parameters become parts of Redis keys, so each has its own error naming the accepted
+ * form. A route whose path uses a parameter not listed here fails when it is mounted.
+ */
+const PARAM_ERRORS: Record<string, () => HttpError> = {
+  app: errors.invalidAppName,
+  id: errors.invalidBuildId,
+};
 
-export function appNameParam(value: unknown): string {
-  if (typeof value !== "string" || !APP_NAME_PATTERN.test(value)) {
-    throw badRequest("invalid_app_name", `app names match ${APP_NAME_PATTERN.source}: lowercase letters, digits and dashes, 2-63 long`);
+export function checkParamsHaveErrors(schema: AnyZodObject, path: string): void {
+  for (const name of Object.keys(schema.shape)) {
+    if (!PARAM_ERRORS[name]) throw new Error(`${path}: path parameter :${name} has no error in the catalogue`);
   }
-  return value;
 }
 
-export function buildIdParam(value: unknown): string {
-  if (typeof value !== "string" || !BUILD_ID_PATTERN.test(value)) {
-    throw badRequest("invalid_build_id", `build ids match ${BUILD_ID_PATTERN.source}: letters, digits and dashes, 8-64 long`);
-  }
-  return value;
-}
+const where = (issue: ZodIssue, whole: string) => (issue.path.length ? issue.path.join(".") : whole);
 
-export function parseBody<S extends ZodTypeAny>(schema: S, body: unknown): z.infer<S> {
-  const result = schema.safeParse(body ?? {});
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const where = issue.path.length ? issue.path.join(".") : "body";
-    throw badRequest("invalid_body", `${where}: ${issue.message}`);
-  }
+export function parseParams<S extends AnyZodObject>(schema: S, params: unknown): z.infer<S> {
+  const result = schema.safeParse(params);
+  if (!result.success) throw PARAM_ERRORS[String(result.error.issues[0]!.path[0])]!();
   return result.data;
 }
 
@@ -33,7 +29,16 @@ export function parseQuery<S extends ZodTypeAny>(schema: S, query: unknown): z.i
   const result = schema.safeParse(query);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    throw badRequest("invalid_query", `${issue.path.join(".") || "query"}: ${issue.message}`);
+    throw errors.invalidQuery(where(issue, "query"), issue.message);
+  }
+  return result.data;
+}
+
+export function parseBody<S extends ZodTypeAny>(schema: S, body: unknown): z.infer<S> {
+  const result = schema.safeParse(body ?? {});
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw errors.invalidBody(where(issue, "body"), issue.message);
   }
   return result.data;
 }
@@ -44,8 +49,6 @@ const parseJson = express.json({ limit: "256kb", type: () => true });
 export const jsonBody: RequestHandler = (req, res, next) => {
   const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
   if (!hasBody) return next();
-  if (!req.is(["application/json", "application/*+json"])) {
-    return next(unsupportedMediaType(`send the body as application/json; got ${req.headers["content-type"] ?? "no Content-Type"}`));
-  }
+  if (!req.is(["application/json", "application/*+json"])) return next(errors.jsonRequired(req.headers["content-type"]));
   parseJson(req, res, next);
 };

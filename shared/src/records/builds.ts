@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import type { Artifact, Build, BuildStatus } from "../contracts";
+import { CANCEL_CHANNEL, type Artifact, type Build, type BuildStatus } from "../contracts";
 import { redisKeys } from "./keys";
 
 type BuildFields = Partial<Omit<Build, "id" | "app" | "createdAt">>;
@@ -82,4 +82,35 @@ export class BuildRepository {
   async idsForApp(app: string): Promise<string[]> {
     return this.redis.zrange(redisKeys.appBuilds(app), 0, -1);
   }
+
+  /** Tells the worker running the build (if any) to kill its processes. */
+  async announceCancel(id: string): Promise<void> {
+    await this.redis.publish(CANCEL_CHANNEL, JSON.stringify({ buildId: id }));
+  }
+
+  /**
+   * Claims the queued rebuild of an app's source for `buildId` (for an hour at most) unless a
+   * build already holds it. Answers the holder: `buildId` when the claim is ours, undefined when
+   * the other holder let go in between.
+   */
+  async claimRebuild(rebuild: RebuildOf, buildId: string): Promise<string | undefined> {
+    const key = redisKeys.queuedRebuild(rebuild.app, rebuild.sourceSha256, rebuild.noCache);
+    if ((await this.redis.set(key, buildId, "EX", 3600, "NX")) === "OK") return buildId;
+    return (await this.redis.get(key)) ?? undefined;
+  }
+
+  /** Lets go of the rebuild claim, only while `buildId` still holds it. */
+  async releaseRebuildClaim(rebuild: RebuildOf, buildId: string): Promise<void> {
+    await this.redis.eval(DELETE_IF, 1, redisKeys.queuedRebuild(rebuild.app, rebuild.sourceSha256, rebuild.noCache), buildId);
+  }
 }
+
+/** Rebuilds of the same source coalesce only with the same noCache. */
+export interface RebuildOf {
+  app: string;
+  sourceSha256: string;
+  noCache: boolean;
+}
+
+/** Deletes `key` only while it still holds `value`. */
+const DELETE_IF = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;

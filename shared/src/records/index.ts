@@ -1,7 +1,7 @@
 export { redisKeys } from "./keys";
 export { InvalidIdError } from "./ids";
 export { AppRepository, type AppRecord, type AppChanges } from "./apps";
-export { BuildRepository } from "./builds";
+export { BuildRepository, type RebuildOf } from "./builds";
 export { ReleaseRepository } from "./releases";
 export { InstanceRepository } from "./instances";
 export { BuildLogStream, type LogChunk } from "./build-log";

@@ -20,7 +20,7 @@ export function dashboardRoutes(): Router {
     router,
     "",
     { method: "get", path: "/", summary: "The dashboard", open: true, responses: { 200: { description: "HTML page", schema: z.string(), contentType: "text/html" } } },
-    async (_req, res) => {
+    async (_input, _req, res) => {
       res.type("html").send(await readFile(path.join(dashboardDir, "index.html"), "utf8"));
     },
   );
@@ -28,7 +28,7 @@ export function dashboardRoutes(): Router {
     router,
     "",
     { method: "get", path: "/dashboard.js", summary: "The dashboard's script", open: true, responses: { 200: { description: "JavaScript module", schema: z.string(), contentType: "application/javascript" } } },
-    async (_req, res) => {
+    async (_input, _req, res) => {
       res.type("application/javascript").setHeader("Cache-Control", "no-cache").send(await script());
     },
   );

@@ -3,7 +3,6 @@ import type { ApiContext } from "../context";
 import { errorSchema } from "../openapi";
 import { route } from "../route";
 import { appParams, instanceSchema } from "../schemas";
-import { appNameParam } from "../validation";
 import { requireApp } from "./lookups";
 
 /** Agents heartbeat every few seconds; a report older than this is from an instance that may be gone. */
@@ -21,12 +20,11 @@ export function instanceRoutes(ctx: ApiContext, mount: string): Router {
       params: appParams,
       responses: {
         200: { description: "the instances", schema: instanceSchema.array() },
-        401: { description: "missing or wrong bearer token", schema: errorSchema },
         404: { description: "no such app", schema: errorSchema },
       },
     },
-    async (req, res) => {
-      const app = await requireApp(ctx, appNameParam(req.params.app));
+    async ({ params }, _req, res) => {
+      const app = await requireApp(ctx, params.app);
       const now = Date.now();
       const instances = (await ctx.instances.list(app.name)).map((instance) =>
         now - Date.parse(instance.lastHeartbeatAt) > STALE_AFTER_MS ? { ...instance, state: "unknown" as const } : instance,

@@ -24,7 +24,7 @@ export function systemRoutes(ctx: ApiContext, metrics: ApiMetrics): Router {
       open: true,
       responses: { 200: { description: "healthy", schema: healthSchema }, 503: { description: "a dependency is down", schema: healthSchema } },
     },
-    async (_req, res) => {
+    async (_input, _req, res) => {
       const [redis, storage] = await Promise.allSettled([withTimeout(ctx.redis.ping(), 2000), withTimeout(ctx.store.ping(), 2000)]);
       const checks = {
         redis: redis.status === "fulfilled" ? "ok" : `down: ${(redis.reason as Error).message}`,
@@ -39,7 +39,7 @@ export function systemRoutes(ctx: ApiContext, metrics: ApiMetrics): Router {
     router,
     "",
     { method: "get", path: "/metrics", summary: "Prometheus metrics", open: true, responses: { 200: { description: "Prometheus text format", schema: z.string(), contentType: "text/plain" } } },
-    async (_req, res) => {
+    async (_input, _req, res) => {
       res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
     },
   );
@@ -48,7 +48,7 @@ export function systemRoutes(ctx: ApiContext, metrics: ApiMetrics): Router {
     router,
     "",
     { method: "get", path: "/openapi.json", summary: "This API's OpenAPI 3.1 document", open: true, responses: { 200: { description: "OpenAPI document", schema: z.object({}).passthrough() } } },
-    (_req, res) => {
+    (_input, _req, res) => {
       res.json(openApiDocument());
     },
   );

@@ -1,0 +1,69 @@
+import type { Request, Response } from "express";
+import { isTerminal, ObjectNotFoundError, storageKeys, type Build } from "@slipway/shared";
+import type { ApiContext } from "./context";
+
+/** The live stream while it exists; after it expires, the complete log kept in storage. */
+export async function logSoFar(ctx: ApiContext, build: Build): Promise<string> {
+  if (await ctx.buildLogs.exists(build.id)) {
+    const { lines } = await ctx.buildLogs.read(build.id);
+    return lines.map((line) => `${line}\n`).join("");
+  }
+  try {
+    return await ctx.store.getText(storageKeys.buildLog(build.app, build.id));
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return "";
+    throw error;
+  }
+}
+
+/** Streams the log as it grows, as Server-Sent Events or plain chunked text, until the build ends. */
+export async function followLog(ctx: ApiContext, build: Build, req: Request, res: Response, format: "sse" | "text"): Promise<void> {
+  res.status(200);
+  res.setHeader("Content-Type", format === "sse" ? "text/event-stream" : "text/plain; charset=utf-8");
+  res.setHeader("Cache-Control", "no-cache");
+  res.setHeader("X-Accel-Buffering", "no");
+  res.flushHeaders();
+
+  // Blocking reads hold their connection: each follower gets its own.
+  const blocking = ctx.redis.duplicate();
+  let closed = false;
+  req.on("close", () => {
+    closed = true;
+    blocking.disconnect();
+  });
+  const writeLines = (lines: string[]) => {
+    for (const line of lines) res.write(format === "sse" ? `data: ${line}\n\n` : `${line}\n`);
+  };
+  const finish = (status: string) => {
+    if (format === "sse") res.write(`event: end\ndata: ${status}\n\n`);
+    res.end();
+  };
+
+  try {
+    if (!(await ctx.buildLogs.exists(build.id)) && isTerminal(build.status)) {
+      writeLines((await logSoFar(ctx, build)).split("\n").filter(Boolean));
+      return finish(build.status);
+    }
+    let chunk = await ctx.buildLogs.read(build.id);
+    for (;;) {
+      writeLines(chunk.lines);
+      if (chunk.ended) return finish(chunk.ended);
+      if (closed) return;
+      chunk = await ctx.buildLogs.waitFor(blocking, build.id, chunk.cursor, 5000);
+      if (chunk.lines.length === 0 && !chunk.ended) {
+        // Five quiet seconds: a build that ended without an end marker (its worker died after a
+        // cancel, or the stream expired) must not keep followers waiting for ever.
+        const current = await ctx.builds.get(build.id);
+        if (current && isTerminal(current.status)) return finish(current.status);
+        if (format === "sse") res.write(": keep-alive\n\n");
+      }
+    }
+  } catch (error) {
+    if (!closed) {
+      ctx.logger.warn({ err: error, buildId: build.id }, "log follow ended early");
+      res.end();
+    }
+  } finally {
+    if (!closed) blocking.disconnect();
+  }
+}
