@@ -4,7 +4,7 @@ import type { InstanceRepository } from "./records/instances";
 import type { ReleaseRepository } from "./records/releases";
 import { storageKeys } from "./storage/keys";
 import type { ObjectStore } from "./storage/object-store";
-import { isTerminal } from "./contracts";
+import { isTerminal } from "./contracts/index";
 
 export interface GcDeps {
   store: ObjectStore;

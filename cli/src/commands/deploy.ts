@@ -3,17 +3,12 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Readable, Transform } from "node:stream";
+import type { BuildResponse as BuildView } from "@slipway/shared/light";
 import { ApiClient, ApiError, CliError } from "../client";
 import { formatBytes, print } from "../output";
 import { packSource, scanSource } from "../pack";
 import { followLog } from "./logs";
 
-interface BuildView {
-  id: string;
-  status: string;
-  release?: number;
-  error?: string;
-}
 
 /** A pass-through that reports bytes sent and the rate, at most a few times a second. */
 function progress(total: number, report: (line: string, done: boolean) => void): Transform {
