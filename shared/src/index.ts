@@ -30,5 +30,5 @@ export {
 export { readUntrustedText } from "./untrusted-file";
 export { builtVenvPath, relocateVenv } from "./venv-relocate";
 export { announceRelease } from "./release-announce";
-export { collectGarbage, type GcDeps, type GcReport } from "./gc";
+export { collectGarbage, type GcDeps } from "./gc";
 export { indexResources, matchResources, ResourceDigestError, restoreResource } from "./resources";

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { APP_NAME_PATTERN, appResponseSchema, BUILD_ID_PATTERN, buildResponseSchema, instanceResponseSchema, releaseResponseSchema, SHA256_PATTERN } from "@slipway/shared";
+import { APP_NAME_PATTERN, appResponseSchema, BUILD_ID_PATTERN, buildResponseSchema, gcReportSchema as gcReportRecordSchema, instanceResponseSchema, releaseResponseSchema, SHA256_PATTERN } from "@slipway/shared";
 import "./openapi";
 
 /** Request and response shapes of the REST API: validation and the OpenAPI document both come from here. */
@@ -50,13 +50,4 @@ export const deletedAppSchema = z
   .object({ app: z.string(), deleted: z.literal(true), canceledBuilds: z.array(z.string()), instances: z.array(z.string()), message: z.string() })
   .openapi("DeletedApp");
 
-export const gcReportSchema = z
-  .object({
-    app: z.string(),
-    retain: z.number().int(),
-    keptBuilds: z.array(z.string()),
-    deletedBuilds: z.array(z.string()),
-    deletedSources: z.array(z.string()),
-    deletedObjects: z.number().int(),
-  })
-  .openapi("GcReport");
+export const gcReportSchema = gcReportRecordSchema.openapi("GcReport");

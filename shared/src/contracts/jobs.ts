@@ -29,6 +29,17 @@ export const BUILD_JOB_OPTIONS = {
 export const gcJobSchema = z.object({ app: appNameSchema.optional() });
 export type GcJob = z.infer<typeof gcJobSchema>;
 
+/** What one app's collection kept and removed: a `gc` job's result, and the API's answer to a collection it ran. */
+export const gcReportSchema = z.object({
+  app: z.string(),
+  retain: z.number().int(),
+  keptBuilds: z.array(z.string()),
+  deletedBuilds: z.array(z.string()),
+  deletedSources: z.array(z.string()),
+  deletedObjects: z.number().int(),
+});
+export type GcReport = z.infer<typeof gcReportSchema>;
+
 /**
  * The scheduled collection of every app. One scheduler id for all workers, so they agree on one
  * schedule; a failed run is not retried, the next one comes anyway.
