@@ -7,19 +7,11 @@
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { packDirectory, storageKeys } from "@slipway/shared";
+import { packDirectory, storageKeys, type BuildResponse as BuildView } from "@slipway/shared";
 import { startBenchStack } from "./stack";
 import { benchDir, machine, since, treeStats, writeResult } from "./lib";
 
 const REQUIREMENTS = process.env.BENCH_REQUIREMENTS ?? "Django==5.1.*\nrequests==2.32.*\n";
-
-interface BuildView {
-  id: string;
-  status: string;
-  error?: string;
-  startedAt?: string;
-  finishedAt?: string;
-}
 
 async function main() {
   const work = await benchDir("rebuild");

@@ -9,6 +9,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { APP_NAME_PATTERN } from "@slipway/shared/contracts";
 import { redactUrl, startRedisServer, startS3Server, stopChild, type EmbeddedServer } from "@slipway/shared/embedded";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -44,7 +45,7 @@ async function main() {
   const apiPort = Number(process.env.API_PORT ?? 8080);
   if (!Number.isInteger(apiPort) || apiPort < 1 || apiPort > 65535) fail(`API_PORT must be a port number, got "${process.env.API_PORT}"`);
   const app = process.env.SLIPWAY_APP ?? "demo";
-  if (!/^[a-z][a-z0-9-]{0,61}[a-z0-9]$/.test(app)) fail(`SLIPWAY_APP must be a valid app name, got "${app}"`);
+  if (!APP_NAME_PATTERN.test(app)) fail(`SLIPWAY_APP must be a valid app name, got "${app}"`);
   const instancePorts = parsePorts(process.env.INSTANCE_PORTS ?? "8081,8082");
 
   const embedded: EmbeddedServer[] = [];

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
+import type { AppResponse, ReleaseResponse } from "@slipway/shared/light";
 import { ApiClient, CliError } from "./client";
 import { deploy } from "./commands/deploy";
 import { followLog } from "./commands/logs";
@@ -95,12 +96,12 @@ program
     const api = client();
     let target = version === undefined ? undefined : Number(version.replace(/^v/, ""));
     if (target === undefined) {
-      const releases = await api.json<{ version: number }[]>("GET", `${appPath(app)}/releases?limit=2`);
+      const releases = await api.json<ReleaseResponse[]>("GET", `${appPath(app)}/releases?limit=2`);
       if (releases.length < 2) throw new CliError(`${app} has no earlier release to roll back to`);
       target = releases[1]!.version;
     }
     if (!Number.isInteger(target) || target < 1) throw new CliError(`"${version}" is not a release version`);
-    const release = await api.json<{ version: number; buildId: string }>("POST", `${appPath(app)}/releases`, { version: target });
+    const release = await api.json<ReleaseResponse>("POST", `${appPath(app)}/releases`, { version: target });
     if (json()) print(release, true);
     else process.stdout.write(`rolled back ${app} to v${target}'s build: release v${release.version}\n`);
   });
@@ -122,7 +123,7 @@ const config = program.command("config").description("an app's settings: env, bu
 config
   .command("get <app>")
   .action(async (app: string) => {
-    const record = await client().json<Record<string, unknown>>("GET", appPath(app));
+    const record = await client().json<AppResponse>("GET", appPath(app));
     print({ env: record.env, buildEnv: record.buildEnv, startupCommand: record.startupCommand ?? null }, true);
   });
 config
@@ -130,7 +131,7 @@ config
   .description("KEY=VALUE sets env; build.KEY=VALUE sets buildEnv; startupCommand=... sets the start command")
   .action(async (app: string, assignments: string[]) => {
     const api = client();
-    const current = await api.json<{ env: Record<string, string>; buildEnv: Record<string, string> }>("GET", appPath(app)).catch(() => ({ env: {}, buildEnv: {} }));
+    const current = await api.json<Pick<AppResponse, "env" | "buildEnv">>("GET", appPath(app)).catch(() => ({ env: {}, buildEnv: {} }));
     const change: { env: Record<string, string>; buildEnv: Record<string, string>; startupCommand?: string } = { env: { ...current.env }, buildEnv: { ...current.buildEnv } };
     for (const assignment of assignments) {
       const eq = assignment.indexOf("=");

@@ -5,7 +5,7 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import ignore, { type Ignore } from "ignore";
 import { create } from "tar";
-import { listResources, RESOURCE_MANIFEST, type ResourceEntry } from "@slipway/shared";
+import { listResources, RESOURCE_MANIFEST, type ResourceEntry } from "@slipway/shared/light";
 
 /** Never uploaded, whatever the ignore files say: VCS data and installed dependencies. */
 const ALWAYS_IGNORED = [".git/", "antenv/", "node_modules/", ".slipway/"];

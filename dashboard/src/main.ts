@@ -2,6 +2,8 @@
  * Slipway's dashboard: apps, builds with live logs, releases with rollback, instances. Plain
  * TypeScript over the REST API; bundled by the API at start and served as /dashboard.js.
  */
+import type { AppResponse as App, BuildResponse as Build, InstanceResponse as Instance, ReleaseResponse as Release } from "@slipway/shared/contracts";
+
 const view = document.getElementById("view")!;
 const where = document.getElementById("where")!;
 const TOKEN_KEY = "slipway-token";
@@ -28,10 +30,6 @@ const ago = (iso?: string) => (iso ? `${Math.max(0, Math.round((Date.now() - Dat
 const duration = (b: { startedAt?: string; finishedAt?: string }) =>
   b.startedAt && b.finishedAt ? `${((Date.parse(b.finishedAt) - Date.parse(b.startedAt)) / 1000).toFixed(1)}s` : "";
 
-interface App { name: string; currentRelease?: number | null }
-interface Build { id: string; app: string; status: string; createdAt: string; startedAt?: string; finishedAt?: string; release?: number; error?: string }
-interface Release { version: number; buildId: string; reason: string; state?: string; createdAt: string }
-interface Instance { instanceId: string; state: string; release: number | null; lastHeartbeatAt: string; error?: string }
 
 let refresh: number | undefined;
 let stopLog: (() => void) | undefined;

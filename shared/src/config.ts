@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { APP_NAME_PATTERN, INSTANCE_ID_PATTERN } from "./contracts";
+import { APP_NAME_PATTERN, INSTANCE_ID_PATTERN } from "./contracts/index";
 
 /** Thrown when the environment does not describe a usable configuration; the message is one line. */
 export class ConfigError extends Error {
@@ -14,6 +14,10 @@ const url = (protocols: string[]) =>
       return false;
     }
   }, `must be a URL (${protocols.join(" or ")})`);
+
+/** The worker's variables a build may see: package-index settings, never credentials of Slipway's. */
+export const PASS_THROUGH = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_TRUSTED_HOST", "npm_config_registry"] as const;
+const passThroughShape = Object.fromEntries(PASS_THROUGH.map((name) => [name, z.string().optional()])) as Record<(typeof PASS_THROUGH)[number], z.ZodOptional<z.ZodString>>;
 
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -103,12 +107,7 @@ const workerSchema = z.object({
   WORKER_LOCK_S: positiveInt.default(30),
   /** Builds run in `<SCRATCH_DIR>/<buildId>`; the manifest records that path so agents can relocate the venv. */
   SCRATCH_DIR: z.string().min(1).default("/tmp/slipway/build"),
-  PIP_INDEX_URL: z.string().optional(),
-  PIP_EXTRA_INDEX_URL: z.string().optional(),
-  PIP_FIND_LINKS: z.string().optional(),
-  PIP_NO_INDEX: z.string().optional(),
-  PIP_TRUSTED_HOST: z.string().optional(),
-  npm_config_registry: z.string().optional(),
+  ...passThroughShape,
 });
 
 const agentSchema = z.object({

@@ -4,7 +4,7 @@ import type { InstanceRepository } from "./records/instances";
 import type { ReleaseRepository } from "./records/releases";
 import { storageKeys } from "./storage/keys";
 import type { ObjectStore } from "./storage/object-store";
-import { isTerminal } from "./contracts";
+import { isTerminal, type GcReport } from "./contracts/index";
 
 export interface GcDeps {
   store: ObjectStore;
@@ -12,15 +12,6 @@ export interface GcDeps {
   builds: BuildRepository;
   releases: ReleaseRepository;
   instances: InstanceRepository;
-}
-
-export interface GcReport {
-  app: string;
-  retain: number;
-  keptBuilds: string[];
-  deletedBuilds: string[];
-  deletedSources: string[];
-  deletedObjects: number;
 }
 
 /**

@@ -1,5 +1,9 @@
+/**
+ * The server entry: everything, clients of Redis, object storage and logging included. Processes
+ * that need only the contracts and pure helpers import `@slipway/shared/light` instead.
+ */
+export * from "./light";
 export * from "./config";
-export * from "./contracts";
 export * from "./manifest";
 export * from "./storage/index";
 export * from "./archive/index";
@@ -26,5 +30,5 @@ export {
 export { readUntrustedText } from "./untrusted-file";
 export { builtVenvPath, relocateVenv } from "./venv-relocate";
 export { announceRelease } from "./release-announce";
-export { collectGarbage, type GcDeps, type GcReport } from "./gc";
-export { hashFile, indexResources, listResources, matchResources, RESOURCE_MANIFEST, ResourceDigestError, restoreResource, type ResourceEntry } from "./resources";
+export { collectGarbage, type GcDeps } from "./gc";
+export { indexResources, matchResources, ResourceDigestError, restoreResource } from "./resources";

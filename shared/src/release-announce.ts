@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { RELEASE_CHANNEL, type CurrentReleasePointer, type Release, type ReleaseEvent } from "./contracts";
+import { publish, RELEASE_CHANNEL, type CurrentReleasePointer, type Release } from "./contracts/index";
 import type { ReleaseRepository } from "./records/releases";
 import type { ObjectStore } from "./storage/object-store";
 import { storageKeys } from "./storage/keys";
@@ -20,6 +20,5 @@ export async function announceRelease(
     const pointer: CurrentReleasePointer = { version: release.version, buildId: release.buildId, sha256: artifactSha256, createdAt: release.createdAt };
     await deps.store.putBuffer(storageKeys.currentRelease(app), JSON.stringify(pointer), "application/json");
   }
-  const event: ReleaseEvent = { app, version: release.version, buildId: release.buildId };
-  await deps.redis.publish(RELEASE_CHANNEL, JSON.stringify(event));
+  await publish(deps.redis, RELEASE_CHANNEL, { app, version: release.version, buildId: release.buildId });
 }

@@ -1,43 +1,11 @@
-import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { lstat, readdir, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { HashingStream } from "./archive/pack";
+import { listResources } from "./resource-list";
 import { storageKeys } from "./storage/keys";
 import type { ObjectStore } from "./storage/object-store";
-
-/** The manifest a partial upload carries for the files it left out because the server has them. */
-export const RESOURCE_MANIFEST = ".slipway-resources.json";
-
-export interface ResourceEntry {
-  path: string;
-  sha256: string;
-  size: number;
-  mode: number;
-}
-
-export async function hashFile(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
-
-/** Every regular file under `dir` (relative POSIX paths), with its digest, size and mode. */
-export async function listResources(dir: string, keep: (relative: string, isDir: boolean) => boolean = () => true): Promise<ResourceEntry[]> {
-  const entries: ResourceEntry[] = [];
-  const walk = async (relative: string) => {
-    for (const name of await readdir(path.join(dir, relative))) {
-      const child = relative ? `${relative}/${name}` : name;
-      const info = await lstat(path.join(dir, child));
-      if (!keep(child, info.isDirectory())) continue;
-      if (info.isDirectory()) await walk(child);
-      else if (info.isFile()) entries.push({ path: child, sha256: await hashFile(path.join(dir, child)), size: info.size, mode: info.mode & 0o777 });
-    }
-  };
-  await walk("");
-  return entries;
-}
 
 /** The digests among `wanted` whose bytes the store already holds for `app` (one listing, not one request per file). */
 export async function matchResources(store: ObjectStore, app: string, wanted: string[]): Promise<Set<string>> {

@@ -4,7 +4,7 @@ import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createLogger, loadApiConfig, loadWorkerConfig, packDirectory } from "@slipway/shared";
+import { createLogger, loadApiConfig, loadWorkerConfig, packDirectory, type BuildResponse } from "@slipway/shared";
 import { createApi } from "../../services/api/src/app";
 import { closeContext, createContext, type ApiContext } from "../../services/api/src/context";
 import { createMetrics } from "../../services/api/src/metrics";
@@ -46,17 +46,8 @@ export async function startInProcessStack(extraEnv: Record<string, string> = {},
   };
 }
 
-export interface BuildView {
-  id: string;
-  app: string;
-  status: string;
-  release?: number;
-  error?: string;
-  artifact?: { key: string; sha256: string; bytes: number };
-  manifestKey?: string;
-  platform?: string;
-  platformVersion?: string;
-}
+/** A build as the API answers it. */
+export type BuildView = BuildResponse;
 
 /** Packs `dir` and uploads it as a new build of `app`. */
 export async function uploadDir(baseUrl: string, app: string, dir: string, query = ""): Promise<BuildView> {

@@ -3,17 +3,12 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Readable, Transform } from "node:stream";
+import type { BuildResponse as BuildView, InstanceResponse } from "@slipway/shared/light";
 import { ApiClient, ApiError, CliError } from "../client";
 import { formatBytes, print } from "../output";
 import { packSource, scanSource } from "../pack";
 import { followLog } from "./logs";
 
-interface BuildView {
-  id: string;
-  status: string;
-  release?: number;
-  error?: string;
-}
 
 /** A pass-through that reports bytes sent and the rate, at most a few times a second. */
 function progress(total: number, report: (line: string, done: boolean) => void): Transform {
@@ -111,17 +106,11 @@ export async function deploy(client: ApiClient, dir: string, options: { app: str
   }
 }
 
-interface InstanceView {
-  instanceId: string;
-  state: string;
-  release: number | null;
-}
-
 /** Gives the instances a few seconds to pick the release up, then shows where they are. */
-async function waitForInstances(client: ApiClient, app: string, release: number | undefined): Promise<InstanceView[]> {
+async function waitForInstances(client: ApiClient, app: string, release: number | undefined): Promise<InstanceResponse[]> {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const instances = await client.json<InstanceView[]>("GET", `/v1/apps/${encodeURIComponent(app)}/instances`);
+    const instances = await client.json<InstanceResponse[]>("GET", `/v1/apps/${encodeURIComponent(app)}/instances`);
     const settled = instances.every((i) => (i.release === release && i.state === "running") || i.state === "failed" || i.state === "unknown");
     if (release === undefined || settled || Date.now() > deadline) return instances;
     await new Promise((r) => setTimeout(r, 500));

@@ -1,16 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { JobName, buildJobSchema, type Build, type BuildJob } from "@slipway/shared";
+import { BUILD_JOB_OPTIONS, JobName, buildJobSchema, type Build, type BuildJob } from "@slipway/shared";
 import type { ApiContext } from "./context";
 import { errors } from "./errors";
 import type { StoredSource } from "./source-upload";
-
-/** BullMQ retry policy for builds: transient failures back off; permanent ones are marked unrecoverable by the worker. */
-export const BUILD_JOB_OPTIONS = {
-  attempts: 3,
-  backoff: { type: "exponential", delay: 2000 },
-  removeOnComplete: { count: 1000 },
-  removeOnFail: { count: 5000 },
-} as const;
 
 /** Admission control: refuses a new build while `MAX_QUEUED_BUILDS` wait, before anything is stored. */
 export async function admitBuild(ctx: ApiContext): Promise<void> {

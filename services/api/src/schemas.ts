@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { APP_NAME_PATTERN, BUILD_ID_PATTERN } from "@slipway/shared";
+import { APP_NAME_PATTERN, appResponseSchema, BUILD_ID_PATTERN, buildResponseSchema, gcReportSchema as gcReportRecordSchema, instanceResponseSchema, releaseResponseSchema, SHA256_PATTERN } from "@slipway/shared";
 import "./openapi";
 
 /** Request and response shapes of the REST API: validation and the OpenAPI document both come from here. */
@@ -37,78 +37,17 @@ export const uploadQuery = z.object({
   resources: z.enum(["1", "true"]).optional(),
 });
 
-export const resourceMatchBody = z.object({ resources: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(200_000) }).strict().openapi("ResourceMatchRequest");
+export const resourceMatchBody = z.object({ resources: z.array(z.string().regex(SHA256_PATTERN)).max(200_000) }).strict().openapi("ResourceMatchRequest");
 export const resourceMatchSchema = z.object({ held: z.array(z.string()) }).openapi("ResourceMatch");
 export const logsQuery = z.object({ follow: z.enum(["1", "true", "0", "false"]).optional() });
 
-export const appSchema = z
-  .object({
-    name: z.string(),
-    env: z.record(z.string()),
-    buildEnv: z.record(z.string()),
-    startupCommand: z.string().optional(),
-    retention: z.number().int().optional(),
-    latestSourceSha256: z.string().optional(),
-    createdAt: z.string(),
-    updatedAt: z.string(),
-    currentRelease: z.number().int().nullable().optional(),
-  })
-  .openapi("App");
-
-export const buildSchema = z
-  .object({
-    id: z.string(),
-    app: z.string(),
-    status: z.enum(["queued", "running", "succeeded", "failed", "canceled"]),
-    createdAt: z.string(),
-    startedAt: z.string().optional(),
-    finishedAt: z.string().optional(),
-    sourceSha256: z.string(),
-    platform: z.string().optional(),
-    platformVersion: z.string().optional(),
-    artifact: z.object({ key: z.string(), sha256: z.string(), bytes: z.number() }).optional(),
-    manifestKey: z.string().optional(),
-    release: z.number().int().optional(),
-    error: z.string().optional(),
-  })
-  .openapi("Build");
-
-export const releaseSchema = z
-  .object({
-    version: z.number().int(),
-    buildId: z.string(),
-    createdAt: z.string(),
-    reason: z.enum(["build", "rollback", "manual"]),
-    state: z.enum(["rolling", "complete", "failed"]).optional(),
-  })
-  .openapi("Release");
-
-export const instanceSchema = z
-  .object({
-    instanceId: z.string(),
-    release: z.number().int().nullable(),
-    buildId: z.string().nullable(),
-    state: z.enum(["restoring", "starting", "running", "failed", "unknown"]),
-    appPath: z.string().nullable(),
-    lastHeartbeatAt: z.string(),
-    pid: z.number().int().nullable().optional(),
-    uptimeS: z.number().optional(),
-    restarts: z.number().optional(),
-    error: z.string().optional(),
-  })
-  .openapi("Instance");
+export const appSchema = appResponseSchema.openapi("App");
+export const buildSchema = buildResponseSchema.openapi("Build");
+export const releaseSchema = releaseResponseSchema.openapi("Release");
+export const instanceSchema = instanceResponseSchema.openapi("Instance");
 
 export const deletedAppSchema = z
   .object({ app: z.string(), deleted: z.literal(true), canceledBuilds: z.array(z.string()), instances: z.array(z.string()), message: z.string() })
   .openapi("DeletedApp");
 
-export const gcReportSchema = z
-  .object({
-    app: z.string(),
-    retain: z.number().int(),
-    keptBuilds: z.array(z.string()),
-    deletedBuilds: z.array(z.string()),
-    deletedSources: z.array(z.string()),
-    deletedObjects: z.number().int(),
-  })
-  .openapi("GcReport");
+export const gcReportSchema = gcReportRecordSchema.openapi("GcReport");

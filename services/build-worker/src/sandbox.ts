@@ -37,8 +37,7 @@ export interface BuildSandbox {
   allowReading(dir: string): void;
 }
 
-/** The worker's variables a build may see: package-index settings, never credentials of Slipway's. */
-export const PASS_THROUGH = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_TRUSTED_HOST", "npm_config_registry"] as const;
+export { PASS_THROUGH } from "@slipway/shared";
 
 export async function prepareBuildSandbox(config: WorkerConfig, buildId: string, sourceDir: string, resolvConf: string): Promise<BuildSandbox> {
   return prepareSandbox(config, { kind: "build", id: buildId, workDir: sourceDir, resolvConf });

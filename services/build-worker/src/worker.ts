@@ -6,8 +6,8 @@ import {
   BuildRepository,
   CacheDigestRepository,
   CANCEL_CHANNEL,
-  cancelEventSchema,
   ConfigError,
+  GC_SCHEDULE,
   hasZstd,
   JobName,
   ZSTD_MISSING,
@@ -15,6 +15,7 @@ import {
   ObjectStore,
   QueueName,
   ReleaseRepository,
+  subscribe,
   type Logger,
   type WorkerConfig,
 } from "@slipway/shared";
@@ -72,13 +73,13 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
   worker.on("error", (error) => logger.error({ err: error }, "worker error"));
   await worker.waitUntilReady();
 
-  // Garbage collection on a schedule: the scheduler id makes every worker agree on one schedule.
+  // Garbage collection on a schedule that every worker agrees on (see GC_SCHEDULE).
   const maintenanceConnection = connectRedis(config.REDIS_URL);
   const maintenance = new Worker(QueueName.maintenance, createGcProcessor(ctx), { connection: maintenanceConnection, prefix: config.QUEUE_PREFIX, concurrency: 1 });
   maintenance.on("error", (error) => logger.error({ err: error }, "maintenance worker error"));
   const maintenanceQueue = new Queue(QueueName.maintenance, { connection: maintenanceConnection, prefix: config.QUEUE_PREFIX });
   if (config.GC_INTERVAL_S > 0) {
-    await maintenanceQueue.upsertJobScheduler("gc-all-apps", { every: config.GC_INTERVAL_S * 1000 }, { name: JobName.gc, data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } });
+    await maintenanceQueue.upsertJobScheduler(GC_SCHEDULE.id, { every: config.GC_INTERVAL_S * 1000 }, { name: JobName.gc, data: {}, opts: GC_SCHEDULE.jobOptions });
   }
   return {
     worker,
@@ -104,19 +105,9 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
 
 function listenForCancels(redis: Redis, activeBuilds: ActiveBuilds, logger: Logger): Redis {
   const subscriber = redis.duplicate();
-  subscriber.on("message", (_channel, message) => {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(message);
-    } catch {
-      return;
-    }
-    const event = cancelEventSchema.safeParse(parsed);
-    if (event.success && activeBuilds.abort(event.data.buildId, new BuildAborted("canceled", "the build was canceled"))) {
-      logger.info({ buildId: event.data.buildId }, "build canceled");
-    }
+  void subscribe(subscriber, CANCEL_CHANNEL, ({ buildId }) => {
+    if (activeBuilds.abort(buildId, new BuildAborted("canceled", "the build was canceled"))) logger.info({ buildId }, "build canceled");
   });
-  void subscriber.subscribe(CANCEL_CHANNEL);
   return subscriber;
 }
 

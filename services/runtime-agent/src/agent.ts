@@ -11,6 +11,7 @@ import {
   releaseEventSchema,
   ReleaseRepository,
   RolloutRepository,
+  STALE_INSTANCE_MS,
   storageKeys,
   type RolloutTurn,
   type AgentConfig,
@@ -32,8 +33,6 @@ import { AppProcess } from "./supervisor";
 
 const HEARTBEAT_INTERVAL_MS = 5000;
 const ROLLOUT_POLL_MS = 300;
-/** Instances whose last heartbeat is older than this are not waited for (the API shows them as unknown). */
-const STALE_INSTANCE_MS = 30_000;
 /** How long a failed release is left alone before a reconcile tries it again. */
 const FAILED_RETRY_MS = 60_000;
 /** Crash restarts back off up to this long. */

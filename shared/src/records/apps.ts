@@ -1,19 +1,11 @@
 import type { Redis } from "ioredis";
+import { appRecordSchema, type AppRecord } from "../contracts/index";
 import { redisKeys } from "./keys";
+import { parseJsonRecord } from "./parse";
 
-export interface AppRecord {
-  name: string;
-  env: Record<string, string>;
-  buildEnv: Record<string, string>;
-  startupCommand?: string;
-  latestSourceSha256?: string;
-  /** Where the latest source is stored (`.tar.gz` or `.zip`): what a rebuild builds. */
-  latestSourceKey?: string;
-  /** How many releases (and builds) garbage collection keeps; the service default when unset. */
-  retention?: number;
-  createdAt: string;
-  updatedAt: string;
-}
+// Fields a later version drops stay in the stored record and its answers, as they always have.
+const storedApp = appRecordSchema.passthrough();
+const readApp = (text: string): AppRecord => parseJsonRecord(storedApp, text, "app record");
 
 export type AppChanges = Partial<Pick<AppRecord, "env" | "buildEnv" | "startupCommand" | "latestSourceSha256" | "latestSourceKey" | "retention">>;
 
@@ -22,7 +14,7 @@ export class AppRepository {
 
   async get(name: string): Promise<AppRecord | undefined> {
     const raw = await this.redis.get(redisKeys.app(name));
-    return raw ? (JSON.parse(raw) as AppRecord) : undefined;
+    return raw ? readApp(raw) : undefined;
   }
 
   /** By name; with `limit`, one page of names after `after`. */
@@ -31,7 +23,7 @@ export class AppRepository {
     const names = limit === undefined ? all : all.slice(0, limit);
     if (names.length === 0) return [];
     const raws = await this.redis.mget(names.map(redisKeys.app));
-    return raws.filter((raw): raw is string => raw !== null).map((raw) => JSON.parse(raw) as AppRecord);
+    return raws.filter((raw): raw is string => raw !== null).map(readApp);
   }
 
   /** Removes the app's records: config, builds, releases, instance reports, live logs, cache digests. */
@@ -59,7 +51,7 @@ export class AppRepository {
       await this.redis.watch(key);
       const raw = await this.redis.get(key);
       const now = new Date().toISOString();
-      const existing = raw ? (JSON.parse(raw) as AppRecord) : undefined;
+      const existing = raw ? readApp(raw) : undefined;
       const app: AppRecord = {
         ...(existing ?? { name, env: {}, buildEnv: {}, createdAt: now }),
         ...changes,

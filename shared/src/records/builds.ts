@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
-import { CANCEL_CHANNEL, type Artifact, type Build, type BuildStatus } from "../contracts";
+import { CANCEL_CHANNEL, buildRecordSchema, publish, type Artifact, type Build, type BuildStatus } from "../contracts/index";
 import { redisKeys } from "./keys";
+import { parseRecord } from "./parse";
 
 type BuildFields = Partial<Omit<Build, "id" | "app" | "createdAt">>;
 
@@ -13,22 +14,28 @@ function encode(fields: BuildFields | Build): Record<string, string> {
   return out;
 }
 
+/**
+ * A build is a Redis hash of strings (so a transition can set single fields): the boolean, the
+ * number and the artifact go back to their types before the schema checks the whole. A hash
+ * without `deploy` is a deploying build. Fields the schema does not know are left out.
+ */
 function decode(hash: Record<string, string>): Build {
-  const build: Build = {
-    id: hash.id!,
-    app: hash.app!,
-    status: hash.status as BuildStatus,
-    createdAt: hash.createdAt!,
-    sourceSha256: hash.sourceSha256!,
-    sourceKey: hash.sourceKey!,
-    deploy: hash.deploy !== "false",
+  const { deploy, release, artifact, ...strings } = hash;
+  const record = {
+    ...strings,
+    deploy: deploy !== "false",
+    ...(release ? { release: Number(release) } : {}),
+    ...(artifact ? { artifact: parseArtifact(artifact) } : {}),
   };
-  for (const key of ["startedAt", "finishedAt", "platform", "platformVersion", "manifestKey", "error"] as const) {
-    if (hash[key] !== undefined) build[key] = hash[key];
+  return parseRecord(buildRecordSchema, record, `build record ${hash.id}`);
+}
+
+function parseArtifact(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
   }
-  if (hash.artifact) build.artifact = JSON.parse(hash.artifact) as Artifact;
-  if (hash.release) build.release = Number(hash.release);
-  return build;
 }
 
 /**
@@ -85,7 +92,7 @@ export class BuildRepository {
 
   /** Tells the worker running the build (if any) to kill its processes. */
   async announceCancel(id: string): Promise<void> {
-    await this.redis.publish(CANCEL_CHANNEL, JSON.stringify({ buildId: id }));
+    await publish(this.redis, CANCEL_CHANNEL, { buildId: id });
   }
 
   /**

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { layerRecordSchema, SHA256_PATTERN, type LayerRecord } from "../contracts/index";
 import { redisKeys } from "./keys";
 
 /**
@@ -18,18 +19,12 @@ export class CacheDigestRepository {
     const text = await this.redis.hget(redisKeys.cacheDigests(app), objectKey);
     if (!text) return undefined;
     // Records from before sizes were kept hold the bare sha256.
-    if (/^[0-9a-f]{64}$/.test(text)) return { sha256: text };
+    if (SHA256_PATTERN.test(text)) return { sha256: text };
     try {
-      return JSON.parse(text) as LayerRecord;
+      const layer = layerRecordSchema.safeParse(JSON.parse(text));
+      return layer.success ? layer.data : undefined;
     } catch {
       return undefined;
     }
   }
-}
-
-/** What the saving worker knew of a layer: its sha256 and what it unpacks to (a restore stops past that). */
-export interface LayerRecord {
-  sha256: string;
-  unpackedBytes?: number;
-  entries?: number;
 }

@@ -1,4 +1,4 @@
-import { APP_NAME_PATTERN, BUILD_ID_PATTERN, INSTANCE_ID_PATTERN } from "../contracts";
+import { APP_NAME_PATTERN, BUILD_ID_PATTERN, INSTANCE_ID_PATTERN } from "../contracts/index";
 
 /**
  * An id that does not match its pattern reached a repository. Callers validate first; this is the

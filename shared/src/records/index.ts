@@ -1,9 +1,10 @@
 export { redisKeys } from "./keys";
 export { InvalidIdError } from "./ids";
-export { AppRepository, type AppRecord, type AppChanges } from "./apps";
+export { AppRepository, type AppChanges } from "./apps";
+export { CorruptRecordError } from "./parse";
 export { BuildRepository, type RebuildOf } from "./builds";
 export { ReleaseRepository } from "./releases";
 export { InstanceRepository } from "./instances";
 export { BuildLogStream, type LogChunk } from "./build-log";
 export { RolloutRepository, type RolloutStatus, type RolloutTurn } from "./rollouts";
-export { CacheDigestRepository, type LayerRecord } from "./cache-digests";
+export { CacheDigestRepository } from "./cache-digests";

@@ -1,7 +1,8 @@
 import type { Redis } from "ioredis";
-import { instanceReportSchema, type InstanceReport } from "../contracts";
+import { instanceReportSchema, type InstanceReport } from "../contracts/index";
 import { checkInstanceId } from "./ids";
 import { redisKeys } from "./keys";
+import { parseJsonRecord } from "./parse";
 
 export class InstanceRepository {
   constructor(private readonly redis: Redis) {}
@@ -13,7 +14,7 @@ export class InstanceRepository {
   async list(app: string): Promise<InstanceReport[]> {
     const all = await this.redis.hvals(redisKeys.instances(app));
     return all
-      .map((raw) => instanceReportSchema.parse(JSON.parse(raw)))
+      .map((raw) => parseJsonRecord(instanceReportSchema, raw, "instance report"))
       .sort((a, b) => a.instanceId.localeCompare(b.instanceId));
   }
 }

@@ -1,7 +1,11 @@
 import type { Redis } from "ioredis";
-import type { Release, ReleaseReason } from "../contracts";
+import { releaseRecordSchema, type Release, type ReleaseReason } from "../contracts/index";
 import { checkVersion } from "./ids";
 import { redisKeys } from "./keys";
+import { parseJsonRecord } from "./parse";
+
+const storedRelease = releaseRecordSchema.passthrough();
+const readRelease = (text: string): Release => parseJsonRecord(storedRelease, text, "release record");
 
 /**
  * Numbers and stores a release atomically. A release made for a build (reason "build") is made at
@@ -50,7 +54,7 @@ export class ReleaseRepository {
 
   async get(app: string, version: number): Promise<Release | undefined> {
     const raw = await this.redis.hget(redisKeys.releases(app), String(checkVersion(version)));
-    return raw ? (JSON.parse(raw) as Release) : undefined;
+    return raw ? readRelease(raw) : undefined;
   }
 
   async count(app: string): Promise<number> {
@@ -66,7 +70,7 @@ export class ReleaseRepository {
   async list(app: string, limit?: number, before?: number): Promise<Release[]> {
     const all = await this.redis.hvals(redisKeys.releases(app));
     const sorted = all
-      .map((raw) => JSON.parse(raw) as Release)
+      .map(readRelease)
       .filter((release) => before === undefined || release.version < before)
       .sort((a, b) => b.version - a.version);
     return limit === undefined ? sorted : sorted.slice(0, limit);

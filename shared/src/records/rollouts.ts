@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import type { RolloutState } from "../contracts/index";
 import { redisKeys } from "./keys";
 
 export type RolloutTurn = "go" | "wait" | "halted";
@@ -61,7 +62,7 @@ return state or ''
 `;
 
 export interface RolloutStatus {
-  state?: "rolling" | "complete" | "failed";
+  state?: RolloutState;
   successes: number;
   failures: number;
   maxConcurrent: number;
@@ -86,7 +87,7 @@ export class RolloutRepository {
   async status(app: string, version: number): Promise<RolloutStatus> {
     const hash = await this.redis.hgetall(redisKeys.rollout(app, version));
     return {
-      ...(hash.state ? { state: hash.state as RolloutStatus["state"] } : {}),
+      ...(hash.state ? { state: hash.state as RolloutState } : {}),
       successes: Number(hash.successes ?? 0),
       failures: Number(hash.failures ?? 0),
       maxConcurrent: Number(hash.maxConcurrent ?? 0),

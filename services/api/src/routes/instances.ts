@@ -1,12 +1,10 @@
 import { Router } from "express";
+import { STALE_INSTANCE_MS } from "@slipway/shared";
 import type { ApiContext } from "../context";
 import { errorSchema } from "../openapi";
 import { route } from "../route";
 import { appParams, instanceSchema } from "../schemas";
 import { requireApp } from "./lookups";
-
-/** Agents heartbeat every few seconds; a report older than this is from an instance that may be gone. */
-export const STALE_AFTER_MS = 30_000;
 
 export function instanceRoutes(ctx: ApiContext, mount: string): Router {
   const router = Router();
@@ -27,7 +25,7 @@ export function instanceRoutes(ctx: ApiContext, mount: string): Router {
       const app = await requireApp(ctx, params.app);
       const now = Date.now();
       const instances = (await ctx.instances.list(app.name)).map((instance) =>
-        now - Date.parse(instance.lastHeartbeatAt) > STALE_AFTER_MS ? { ...instance, state: "unknown" as const } : instance,
+        now - Date.parse(instance.lastHeartbeatAt) > STALE_INSTANCE_MS ? { ...instance, state: "unknown" as const } : instance,
       );
       res.json(instances);
     },

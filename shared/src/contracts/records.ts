@@ -1,0 +1,104 @@
+import { z } from "zod";
+import { buildIdSchema } from "./ids";
+
+/**
+ * The records Slipway keeps in Redis. Ids are plain strings here: the repositories' keys check
+ * them on the way in, and a read must accept every record written so far.
+ */
+
+export const appRecordSchema = z.object({
+  name: z.string(),
+  env: z.record(z.string()),
+  buildEnv: z.record(z.string()),
+  startupCommand: z.string().optional(),
+  /** How many releases (and builds) garbage collection keeps; the service default when unset. */
+  retention: z.number().int().optional(),
+  latestSourceSha256: z.string().optional(),
+  /** Where the latest source is stored (`.tar.gz` or `.zip`): what a rebuild builds. */
+  latestSourceKey: z.string().optional(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type AppRecord = z.infer<typeof appRecordSchema>;
+
+export const buildStatuses = ["queued", "running", "succeeded", "failed", "canceled"] as const;
+export type BuildStatus = (typeof buildStatuses)[number];
+export const isTerminal = (status: BuildStatus) => status === "succeeded" || status === "failed" || status === "canceled";
+
+export const artifactSchema = z.object({ key: z.string(), sha256: z.string(), bytes: z.number() });
+export type Artifact = z.infer<typeof artifactSchema>;
+
+export const buildRecordSchema = z.object({
+  id: z.string(),
+  app: z.string(),
+  status: z.enum(buildStatuses),
+  createdAt: z.string(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  sourceSha256: z.string(),
+  sourceKey: z.string(),
+  deploy: z.boolean(),
+  platform: z.string().optional(),
+  platformVersion: z.string().optional(),
+  artifact: artifactSchema.optional(),
+  manifestKey: z.string().optional(),
+  release: z.number().int().optional(),
+  error: z.string().optional(),
+});
+export type Build = z.infer<typeof buildRecordSchema>;
+
+export const releaseReasons = ["build", "rollback", "manual"] as const;
+export type ReleaseReason = (typeof releaseReasons)[number];
+export const rolloutStates = ["rolling", "complete", "failed"] as const;
+export type RolloutState = (typeof rolloutStates)[number];
+
+export const releaseRecordSchema = z.object({
+  version: z.number().int(),
+  buildId: z.string(),
+  createdAt: z.string(),
+  reason: z.enum(releaseReasons),
+  /** Set by the rollout across instances. */
+  state: z.enum(rolloutStates).optional(),
+});
+export type Release = z.infer<typeof releaseRecordSchema>;
+
+/** What the worker that saved a dependency-cache layer knew of it: its sha256 and what it unpacks to (a restore stops past that). */
+export const layerRecordSchema = z.object({
+  sha256: z.string(),
+  unpackedBytes: z.number().optional(),
+  entries: z.number().optional(),
+});
+export type LayerRecord = z.infer<typeof layerRecordSchema>;
+
+/** `apps/<app>/current-release.json`: lets agents restore while Redis is down. */
+export const currentReleasePointerSchema = z.object({
+  version: z.number().int().positive(),
+  buildId: buildIdSchema,
+  sha256: z.string(),
+  createdAt: z.string(),
+});
+export type CurrentReleasePointer = z.infer<typeof currentReleasePointerSchema>;
+
+export const instanceStates = ["restoring", "starting", "running", "failed"] as const;
+export type InstanceState = (typeof instanceStates)[number];
+
+/** What an agent reports of its instance at each heartbeat. */
+export const instanceReportSchema = z.object({
+  instanceId: z.string(),
+  release: z.number().int().positive().nullable(),
+  buildId: z.string().nullable(),
+  state: z.enum(instanceStates),
+  appPath: z.string().nullable(),
+  lastHeartbeatAt: z.string(),
+  pid: z.number().int().nullable().optional(),
+  uptimeS: z.number().int().nonnegative().optional(),
+  restarts: z.number().int().nonnegative().optional(),
+  error: z.string().optional(),
+});
+export type InstanceReport = z.infer<typeof instanceReportSchema>;
+
+/**
+ * Agents heartbeat every few seconds; a report older than this is from an instance that may be
+ * gone: the API shows it as `unknown`, and a rollout does not wait for it.
+ */
+export const STALE_INSTANCE_MS = 30_000;

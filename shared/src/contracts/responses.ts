@@ -1,0 +1,23 @@
+import { z } from "zod";
+import { appRecordSchema, buildRecordSchema, instanceReportSchema, instanceStates, releaseRecordSchema } from "./records";
+
+/**
+ * The records as the REST API documents them: what its clients (the CLI, the dashboard, the
+ * tests) may rely on. The API's OpenAPI schemas are these.
+ */
+
+export const appResponseSchema = appRecordSchema.omit({ latestSourceKey: true }).extend({
+  /** The current release's version; null before the first release. */
+  currentRelease: z.number().int().nullable().optional(),
+});
+export type AppResponse = z.infer<typeof appResponseSchema>;
+
+export const buildResponseSchema = buildRecordSchema.omit({ sourceKey: true, deploy: true });
+export type BuildResponse = z.infer<typeof buildResponseSchema>;
+
+export const releaseResponseSchema = releaseRecordSchema;
+export type ReleaseResponse = z.infer<typeof releaseResponseSchema>;
+
+/** An instance whose last heartbeat is stale shows as `unknown`. */
+export const instanceResponseSchema = instanceReportSchema.extend({ state: z.enum([...instanceStates, "unknown"]) });
+export type InstanceResponse = z.infer<typeof instanceResponseSchema>;

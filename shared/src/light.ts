@@ -1,0 +1,7 @@
+/**
+ * The light entry: the contracts and helpers that load no Redis, storage, logging or archive
+ * client (a test checks), for the CLI. Browsers import `@slipway/shared/contracts`, which has no
+ * Node APIs either.
+ */
+export * from "./contracts/index";
+export { hashFile, listResources, RESOURCE_MANIFEST, type ResourceEntry } from "./resource-list";
