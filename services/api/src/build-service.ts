@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { CANCEL_CHANNEL, JobName, buildJobSchema, redisKeys, storageKeys, type AppRecord, type Build, type BuildJob } from "@slipway/shared";
+import { CANCEL_CHANNEL, JobName, buildJobSchema, recordKeys, storageKeys, type AppRecord, type Build, type BuildJob } from "@slipway/shared";
 import type { ApiContext } from "./context";
 import { conflict, tooManyRequests } from "./errors";
 import type { StoredSource } from "./source-upload";
@@ -83,7 +83,7 @@ const DELETE_IF = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.ca
 export async function rebuildApp(ctx: ApiContext, app: AppRecord, noCache: boolean, requestId: string): Promise<{ build: Build; coalesced: boolean }> {
   const sha256 = app.latestSourceSha256!;
   const source = { key: app.latestSourceKey ?? storageKeys.source(app.name, sha256), sha256 };
-  const key = redisKeys.queuedRebuild(app.name, sha256, noCache);
+  const key = recordKeys(ctx.config.QUEUE_PREFIX).queuedRebuild(app.name, sha256, noCache);
   for (let attempt = 0; attempt < 50; attempt++) {
     const id = randomUUID();
     if ((await ctx.redis.set(key, id, "EX", 3600, "NX")) === "OK") {
