@@ -21,6 +21,8 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY . .
+# The dashboard is bundled here, once, not by the API at run time.
+RUN npm run build
 RUN mkdir -p /var/lib/slipway/build /var/lib/slipway/runtime && chmod 0711 /var/lib/slipway/build /var/lib/slipway/runtime
 ENV NODE_ENV=production \
     SCRATCH_DIR=/var/lib/slipway/build \

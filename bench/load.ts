@@ -7,13 +7,10 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { createLogger, loadApiConfig, packDirectory } from "@slipway/shared";
+import { createLogger, packDirectory } from "@slipway/shared";
 import { startRedisServer, startS3Server, stopChild } from "@slipway/shared/embedded";
-import { createApi } from "../services/api/src/app";
-import { closeContext, createContext } from "../services/api/src/context";
-import { createMetrics } from "../services/api/src/metrics";
+import { startServices } from "../test/harness/services";
 import { benchDir, machine, repoRoot, since, writeResult } from "./lib";
 
 const BUILDS = Number(process.env.BENCH_BUILDS ?? 100);
@@ -35,11 +32,9 @@ async function main() {
   try {
     for (const workers of [1, 2]) {
       const env = { ...baseEnv, QUEUE_PREFIX: `load-${workers}` };
-      const api = await createContext(loadApiConfig(env), logger);
-      const metrics = createMetrics(api);
-      const server = createApi(api, metrics).listen(0, "127.0.0.1");
-      await new Promise((r) => server.once("listening", r));
-      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      // The workers are processes of their own, started once everything is queued.
+      const stack = await startServices(env, logger, { worker: false });
+      const { api, baseUrl: base } = stack;
       const apps = Array.from({ length: APPS }, (_, i) => `load${workers}-app-${i}`);
 
       // Queue everything first, then start the workers: the measurement is pure consumption.
@@ -81,9 +76,7 @@ async function main() {
       const run = { workers, builds: BUILDS, failed, releaseNumbersStrictlyOrdered: releasesOk.every(Boolean), seconds, buildsPerMinute: (BUILDS / seconds) * 60 };
       console.log(JSON.stringify(run));
       runs.push(run);
-      server.close();
-      await metrics.close();
-      await closeContext(api);
+      await stack.close();
     }
     const [one, two] = runs as { buildsPerMinute: number }[];
     await writeResult("load", {

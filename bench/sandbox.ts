@@ -10,7 +10,7 @@ import { mkdir, writeFile, readFile, rm, chown } from "node:fs/promises";
 import path from "node:path";
 import { freePort, loadWorkerConfig, createLogger, packDirectory } from "@slipway/shared";
 import { hostToolchains, sandboxPath, spawnSandboxed, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
-import { startBuildWorker } from "../services/build-worker/src/worker";
+import { start as startBuildWorker } from "@slipway/build-worker";
 import { startBenchStack } from "./stack";
 import { benchDir, machine, median, since, timeBuild, writeResult } from "./lib";
 

@@ -1,12 +1,9 @@
-import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { rm } from "node:fs/promises";
-import { createLogger, loadApiConfig, loadWorkerConfig } from "@slipway/shared";
+import { createLogger } from "@slipway/shared";
 import { startRedisServer, startS3Server, type EmbeddedS3 } from "@slipway/shared/embedded";
-import { createApi } from "../services/api/src/app";
-import { closeContext, createContext, type ApiContext } from "../services/api/src/context";
-import { createMetrics } from "../services/api/src/metrics";
-import { startBuildWorker } from "../services/build-worker/src/worker";
+import type { ApiContext } from "@slipway/api";
+import { startServices } from "../test/harness/services";
 
 export interface BenchStack {
   /** What a service process on this stack needs in its environment. */
@@ -33,23 +30,14 @@ export async function startBenchStack(work: string, extraEnv: Record<string, str
     GC_INTERVAL_S: "0",
     ...extraEnv,
   };
-  const logger = createLogger("bench", "warn");
-  const api = await createContext(loadApiConfig(env), logger);
-  const metrics = createMetrics(api);
-  const server = createApi(api, metrics).listen(0, "127.0.0.1");
-  await new Promise((r) => server.once("listening", r));
-  const worker = options.worker === false ? undefined : await startBuildWorker(loadWorkerConfig(env), logger);
+  const services = await startServices(env, createLogger("bench", "warn"), options);
   return {
     env,
-    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    api,
+    base: services.baseUrl,
+    api: services.api,
     s3,
     close: async () => {
-      await worker?.close(1000);
-      server.closeAllConnections();
-      server.close();
-      await metrics.close();
-      await closeContext(api);
+      await services.close();
       await Promise.all([redis.stop(), s3.stop()]);
       await rm(work, { recursive: true, force: true });
     },

@@ -42,7 +42,7 @@ const sandboxShape = {
 
 const commonShape = {
   REDIS_URL: url(["redis:", "rediss:"]),
-  /** Key prefix of the BullMQ queues; separate prefixes give separate queues on one Redis. */
+  /** Prefix of every Redis key, queues and records alike; separate prefixes give separate stacks on one Redis. */
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/).default("slipway"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   ...storageShape,
@@ -59,6 +59,8 @@ const apiSchema = z.object({
   GC_RETAIN: positiveInt.default(10),
   /** Admission control: new builds get 429 while this many wait in the queue. */
   MAX_QUEUED_BUILDS: positiveInt.default(500),
+  /** The dashboard as `npm run build` bundles it; unset, the API package's own dist/dashboard. */
+  DASHBOARD_DIR: z.string().startsWith("/", "must be an absolute path").optional(),
 });
 
 const workerSchema = z.object({

@@ -1,12 +1,12 @@
 import { execFileSync } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import os from "node:os";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, parseManifest, storageKeys } from "@slipway/shared";
+import { describe, expect, it } from "vitest";
+import { parseManifest, storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../harness/env";
 import { eventually } from "../harness/local-stack";
-import { spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "../harness/stack";
+import { writeTree, type BuildView } from "../harness/stack";
+import { useStack } from "../harness/use-stack";
 
 /**
  * Node apps with real packages from the npm registry, built and served sandboxed through a runtime
@@ -14,23 +14,9 @@ import { spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, ty
  * app compiled by `npm run build`, and apps whose engines.node asks for Node 18 and 22, which the
  * build fetches from the npm registry and ships with the app.
  */
-let stack: InProcessStack;
-let work: string;
-const agents: ReturnType<typeof spawnAgent>[] = [];
+const { stack, work, deploy, serve } = useStack("node-apps");
 const npmRegistry = () => execFileSync("npm", ["config", "get", "registry"], { encoding: "utf8" }).trim().replace(/\/$/, "");
 const fixtures = path.join(path.dirname(new URL(import.meta.url).pathname), "fixtures", "node");
-
-beforeAll(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), "slipway-node-apps-"));
-  stack = await startInProcessStack();
-});
-
-afterAll(async () => {
-  for (const agent of agents) agent.child.kill("SIGTERM");
-  await Promise.all(agents.map((agent) => agent.exited));
-  await stack.close();
-  await rm(work, { recursive: true, force: true });
-});
 
 interface Answer {
   message: string;
@@ -50,16 +36,12 @@ async function withNpmLock(name: string, files: Record<string, string>): Promise
 }
 
 async function deployAndServe(app: string, files: Record<string, string>): Promise<{ build: BuildView; log: string; answer: Answer; startupCommand?: string; nodeVersion?: string }> {
-  const dir = await writeTree(path.join(work, app), files);
-  const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir)).id, 480_000);
-  const log = await stack.api.store.getText(storageKeys.buildLog(app, build.id));
+  const { build, log } = await deploy(app, await writeTree(path.join(work, app), files), 480_000);
   if (build.status !== "succeeded") throw new Error(`build ${build.status}: ${build.error}\n${log.slice(-3000)}`);
   const manifest = parseManifest(await stack.api.store.getText(storageKeys.manifest(app, build.id)));
-  const port = await freePort();
-  const agent = spawnAgent(stack, { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `runtime-${app}`), HEALTH_TIMEOUT_S: "60" });
-  agents.push(agent);
+  const { url, agent } = await serve(app);
   const answer = await eventually(async () => {
-    const response = await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined);
+    const response = await fetch(`${url}/`).catch(() => undefined);
     return response?.ok ? ((await response.json()) as Answer) : undefined;
   }, 180_000, `${app} to answer`).catch((error: Error) => {
     throw new Error(`${error.message}\nagent output:\n${agent.output().slice(-3000)}`);

@@ -1,43 +1,27 @@
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import os from "node:os";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, parseManifest, storageKeys } from "@slipway/shared";
+import { describe, expect, it } from "vitest";
+import { parseManifest, storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../harness/env";
 import { eventually } from "../harness/local-stack";
-import { spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, type InProcessStack } from "../harness/stack";
+import { writeTree } from "../harness/stack";
+import { useStack } from "../harness/use-stack";
 
 /**
  * Real apps with real dependencies from the package indexes, built and served sandboxed (the
  * default), as users deploy them: a Django project as startproject makes it and a FastAPI app,
  * neither naming its server (the build installs gunicorn, uvicorn), and an Express app by npm start.
  */
-let stack: InProcessStack;
-let work: string;
-const agents: ReturnType<typeof spawnAgent>[] = [];
-
-beforeAll(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), "slipway-real-apps-"));
-  stack = await startInProcessStack();
-});
-
-afterAll(async () => {
-  for (const agent of agents) agent.child.kill("SIGTERM");
-  await Promise.all(agents.map((agent) => agent.exited));
-  await stack.close();
-  await rm(work, { recursive: true, force: true });
-});
+const { stack, work, deploy, serve } = useStack("real-apps");
 
 async function deployAndServe(app: string, dir: string, agentEnv: Record<string, string> = {}) {
-  const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir)).id, 300_000);
+  const { build } = await deploy(app, dir, 300_000);
   expect(build.error).toBeUndefined();
   expect(build.status).toBe("succeeded");
-  const port = await freePort();
-  const agent = spawnAgent(stack, { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `runtime-${app}`), HEALTH_TIMEOUT_S: "60", ...agentEnv });
-  agents.push(agent);
-  return { url: `http://127.0.0.1:${port}`, build, agent };
+  const { url, agent } = await serve(app, agentEnv);
+  return { url, build, agent };
 }
 
 /** Processes running `<appPath>/antenv/bin/gunicorn`: gunicorn's master and its workers (forks with the same command line). */

@@ -1,35 +1,23 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, parseManifest, storageKeys } from "@slipway/shared";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parseManifest, storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../harness/env";
 import { eventually } from "../harness/local-stack";
 import { installerTools, lockWith, type LockTools } from "../harness/python-locks";
-import { spawnAgent, startInProcessStack, uploadDir, waitForBuild, type InProcessStack } from "../harness/stack";
+import { useStack } from "../harness/use-stack";
 
 /**
  * Projects made the way their tools make them (`poetry new`, `uv init`), with Flask and gunicorn
  * added and locked from the real package index, built (sandboxed, the installers from the tool
  * cache) and served by a real agent.
  */
-let stack: InProcessStack;
-let work: string;
+const { stack, work, deploy, serve } = useStack("real-installers");
 let tools: LockTools;
-const agents: ReturnType<typeof spawnAgent>[] = [];
 
 beforeAll(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), "slipway-real-installers-"));
-  stack = await startInProcessStack();
   tools = await installerTools(stack.env);
 }, 600_000);
-
-afterAll(async () => {
-  for (const agent of agents) agent.child.kill("SIGTERM");
-  await Promise.all(agents.map((agent) => agent.exited));
-  await stack?.close();
-  await rm(work, { recursive: true, force: true });
-});
 
 /** The host's trust store for the tools' own downloads (pip's requests and uv would use their bundled roots). */
 const TLS = { REQUESTS_CA_BUNDLE: "/etc/ssl/certs/ca-certificates.crt", UV_SYSTEM_CERTS: "1" };
@@ -48,14 +36,12 @@ const flaskModule = (name: string) =>
   ].join("\n");
 
 async function deployAndServe(app: string, dir: string) {
-  const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir)).id, 400_000);
-  const log = await stack.api.store.getText(storageKeys.buildLog(app, build.id));
+  const { build, log } = await deploy(app, dir, 400_000);
   expect(build.error, log).toBeUndefined();
   const manifest = parseManifest(await stack.api.store.getText(storageKeys.manifest(app, build.id)));
-  const port = await freePort();
-  agents.push(spawnAgent(stack, { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `runtime-${app}`), HEALTH_TIMEOUT_S: "60" }));
+  const { url } = await serve(app);
   const answer = await eventually(async () => {
-    const response = await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined);
+    const response = await fetch(`${url}/`).catch(() => undefined);
     return response?.ok ? { server: response.headers.get("server"), body: (await response.json()) as { message: string; uid: number; venv: string } } : undefined;
   }, 120_000, `${app} to answer`);
   return { log, manifest, ...answer };

@@ -4,43 +4,43 @@ import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createLogger, loadApiConfig, loadWorkerConfig, packDirectory, type BuildResponse } from "@slipway/shared";
-import { createApi } from "../../services/api/src/app";
-import { closeContext, createContext, type ApiContext } from "../../services/api/src/context";
-import { createMetrics } from "../../services/api/src/metrics";
-import { startBuildWorker, type RunningWorker } from "../../services/build-worker/src/worker";
+import { createLogger, packDirectory, type BuildResponse } from "@slipway/shared";
+import { startRedisServer } from "@slipway/shared/embedded";
+import type { RunningWorker } from "@slipway/build-worker";
 import { serviceEnv } from "./env";
-import { json, listen } from "./http";
+import { json } from "./http";
+import { startServices, type ServiceStack } from "./services";
 
-export interface InProcessStack {
-  env: Record<string, string>;
-  api: ApiContext;
-  baseUrl: string;
+export interface InProcessStack extends ServiceStack {
   /** Absent when started with `{ worker: false }`. */
   worker: RunningWorker;
-  close(): Promise<void>;
 }
 
-/** The API and one build worker in this process, on the harness's Redis and S3, with a queue and bucket of their own. */
-export async function startInProcessStack(extraEnv: Record<string, string> = {}, options: { worker?: boolean } = {}): Promise<InProcessStack> {
+/**
+ * The API and one build worker in this process, on the harness's Redis and S3, with a queue and
+ * bucket of their own; `ownRedis` gives the stack a redis-server of its own instead, for a test
+ * that needs the default key prefix without sharing it.
+ */
+export async function startInProcessStack(extraEnv: Record<string, string> = {}, options: { worker?: boolean; ownRedis?: boolean } = {}): Promise<InProcessStack> {
   const scratch = await mkdtemp(path.join(os.tmpdir(), "slipway-scratch-"));
-  const env: Record<string, string> = { ...serviceEnv(), QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`, SCRATCH_DIR: scratch, ...extraEnv };
-  const logger = createLogger("test", env.LOG_LEVEL);
-  const api = await createContext(loadApiConfig(env), logger);
-  const metrics = createMetrics(api);
-  const server = await listen(createApi(api, metrics));
-  const worker = options.worker === false ? (undefined as unknown as RunningWorker) : await startBuildWorker(loadWorkerConfig(env), logger);
+  const redis = options.ownRedis ? await startRedisServer() : undefined;
+  const env: Record<string, string> = {
+    ...serviceEnv(),
+    ...(redis && { REDIS_URL: redis.url }),
+    QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`,
+    SCRATCH_DIR: scratch,
+    ...extraEnv,
+  };
+  const services = await startServices(env, createLogger("test", env.LOG_LEVEL), options).catch(async (error: unknown) => {
+    await redis?.stop();
+    throw error;
+  });
   return {
-    env,
-    api,
-    baseUrl: server.url,
-    worker,
+    ...services,
+    worker: services.worker as RunningWorker,
     close: async () => {
-      await worker?.close(1000);
-      await server.close();
-      await metrics.close();
-      await api.buildQueue.obliterate({ force: true }).catch(() => undefined);
-      await closeContext(api);
+      await services.close();
+      await redis?.stop();
       await rm(scratch, { recursive: true, force: true });
     },
   };

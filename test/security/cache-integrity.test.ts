@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { compressionOf, extractStream, packDirectory, redisKeys, storageKeys } from "@slipway/shared";
+import { compressionOf, extractStream, packDirectory, storageKeys } from "@slipway/shared";
 import { packSource, scanSource } from "../../cli/src/pack";
 import { uniqueApp } from "../harness/env";
 import { json } from "../harness/http";
@@ -77,7 +77,7 @@ describe("dependency-cache layers are used only with the sha256 the worker recor
     expect(await logOf(cold)).toContain("Saved antenv to the dependency cache");
     const [key, ...others] = await stack.api.store.list(`cache/${app}/`);
     expect(others).toEqual([]);
-    const record = JSON.parse((await stack.api.redis.hget(redisKeys.cacheDigests(app), key!))!) as { sha256: string; unpackedBytes: number; entries: number };
+    const record = JSON.parse((await stack.api.redis.hget(stack.keys.cacheDigests(app), key!))!) as { sha256: string; unpackedBytes: number; entries: number };
     const recorded = record.sha256;
     expect(recorded).toMatch(/^[0-9a-f]{64}$/);
     expect(record.unpackedBytes).toBeGreaterThan(0);
@@ -102,8 +102,8 @@ describe("dependency-cache layers are used only with the sha256 the worker recor
     expect(existsSync(marker)).toBe(false);
 
     // A genuine layer that unpacks past the size its worker recorded is stopped, and installed instead.
-    const genuine = JSON.parse((await stack.api.redis.hget(redisKeys.cacheDigests(app), key!))!) as { sha256: string; unpackedBytes: number; entries: number };
-    await stack.api.redis.hset(redisKeys.cacheDigests(app), key!, JSON.stringify({ ...genuine, unpackedBytes: 1024 }));
+    const genuine = JSON.parse((await stack.api.redis.hget(stack.keys.cacheDigests(app), key!))!) as { sha256: string; unpackedBytes: number; entries: number };
+    await stack.api.redis.hset(stack.keys.cacheDigests(app), key!, JSON.stringify({ ...genuine, unpackedBytes: 1024 }));
     const oversized = await rebuild(app);
     expect(oversized.status).toBe("succeeded");
     const oversizedLog = await logOf(oversized);
@@ -112,7 +112,7 @@ describe("dependency-cache layers are used only with the sha256 the worker recor
 
     // A layer no worker recorded (planted where the record is missing) is ignored too.
     await poisonLayer(key!, marker);
-    await stack.api.redis.hdel(redisKeys.cacheDigests(app), key!);
+    await stack.api.redis.hdel(stack.keys.cacheDigests(app), key!);
     const unrecorded = await rebuild(app);
     expect(unrecorded.status).toBe("succeeded");
     const unrecordedLog = await logOf(unrecorded);

@@ -38,7 +38,7 @@ export function createApi(ctx: ApiContext, metrics: ApiMetrics): Express {
   );
   app.use(metrics.middleware);
   app.use(systemRoutes(ctx, metrics));
-  app.use(dashboardRoutes());
+  app.use(dashboardRoutes(ctx.config.DASHBOARD_DIR));
 
   const v1 = express.Router();
   v1.use(requireBearer(ctx.config.API_TOKEN));

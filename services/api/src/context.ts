@@ -8,6 +8,7 @@ import {
   InstanceRepository,
   ObjectStore,
   QueueName,
+  recordKeys,
   ReleaseRepository,
   type ApiConfig,
   type Logger,
@@ -32,17 +33,18 @@ export async function createContext(config: ApiConfig, logger: Logger): Promise<
   const redis = connectRedis(config.REDIS_URL);
   const store = new ObjectStore(config);
   await store.ensureBucket();
+  const keys = recordKeys(config.QUEUE_PREFIX);
   return {
     config,
     logger,
     redis,
     store,
     buildQueue: new Queue(QueueName.builds, { connection: connectRedis(config.REDIS_URL), prefix: config.QUEUE_PREFIX }),
-    apps: new AppRepository(redis),
-    builds: new BuildRepository(redis),
-    releases: new ReleaseRepository(redis),
-    instances: new InstanceRepository(redis),
-    buildLogs: new BuildLogStream(redis),
+    apps: new AppRepository(redis, keys),
+    builds: new BuildRepository(redis, keys),
+    releases: new ReleaseRepository(redis, keys),
+    instances: new InstanceRepository(redis, keys),
+    buildLogs: new BuildLogStream(redis, keys),
   };
 }
 

@@ -65,7 +65,8 @@ describe("with API_TOKEN set", () => {
 describe("REST API on a real stack", () => {
   let stack: InProcessStack;
   beforeAll(async () => {
-    stack = await startInProcessStack({ WORKER_CONCURRENCY: "4" });
+    // Its own Redis, so it can check the stored key layout under the default prefix.
+    stack = await startInProcessStack({ WORKER_CONCURRENCY: "4", QUEUE_PREFIX: "slipway" }, { ownRedis: true });
   });
   afterAll(async () => stack.close());
   const api = (url: string, init?: RequestInit) => fetch(`${stack.baseUrl}${url}`, init);

@@ -1,10 +1,10 @@
 import { UnrecoverableError, type Job } from "bullmq";
-import { collectGarbage, gcJobSchema, InstanceRepository, type GcReport } from "@slipway/shared";
+import { collectGarbage, gcJobSchema, InstanceRepository, recordKeys, type GcReport } from "@slipway/shared";
 import type { WorkerContext } from "./context";
 
 /** Processes a `gc` job: old artifacts and sources of one app, or of every app. */
 export function createGcProcessor(ctx: WorkerContext) {
-  const instances = new InstanceRepository(ctx.redis);
+  const instances = new InstanceRepository(ctx.redis, recordKeys(ctx.config.QUEUE_PREFIX));
   return async (job: Job): Promise<GcReport[]> => {
     const parsed = gcJobSchema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid gc job: ${parsed.error.issues[0]?.message}`);

@@ -1,10 +1,10 @@
 import { createLogger, loadWorkerConfig, runService } from "@slipway/shared";
-import { startBuildWorker } from "./worker";
+import { start } from "./index";
 
 runService("build worker", async () => {
   const config = loadWorkerConfig();
   const logger = createLogger("build-worker", config.LOG_LEVEL);
-  const running = await startBuildWorker(config, logger);
+  const running = await start(config, logger);
   logger.info({ concurrency: config.WORKER_CONCURRENCY }, "build worker ready");
   return {
     stop: async (signal) => {

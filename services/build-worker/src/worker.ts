@@ -14,6 +14,7 @@ import {
   connectRedis,
   ObjectStore,
   QueueName,
+  recordKeys,
   ReleaseRepository,
   subscribe,
   type Logger,
@@ -46,16 +47,17 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
   const redis = connectRedis(config.REDIS_URL);
   const store = new ObjectStore(config);
   await store.ensureBucket();
+  const keys = recordKeys(config.QUEUE_PREFIX);
   const ctx: WorkerContext = {
     config,
     logger,
     redis,
     store,
-    apps: new AppRepository(redis),
-    builds: new BuildRepository(redis),
-    releases: new ReleaseRepository(redis),
-    buildLogs: new BuildLogStream(redis),
-    cacheDigests: new CacheDigestRepository(redis),
+    apps: new AppRepository(redis, keys),
+    builds: new BuildRepository(redis, keys),
+    releases: new ReleaseRepository(redis, keys),
+    buildLogs: new BuildLogStream(redis, keys),
+    cacheDigests: new CacheDigestRepository(redis, keys),
     activeBuilds: new ActiveBuilds(),
     sandboxResolvConf,
     tools: new ToolCache(config, sandboxResolvConf),

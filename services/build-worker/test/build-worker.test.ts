@@ -1,29 +1,22 @@
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { currentReleasePointerSchema, parseManifest, RELEASE_CHANNEL, storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../../../test/harness/env";
-import { extractArtifact, startInProcessStack, uploadDir, uploadFile, waitForBuild, type InProcessStack } from "../../../test/harness/stack";
+import { extractArtifact, uploadDir, uploadFile, waitForBuild } from "../../../test/harness/stack";
+import { useStack } from "../../../test/harness/use-stack";
 import { writeTarGz } from "../../../test/harness/tarballs";
 import { buildWheel } from "../../../test/harness/wheels";
 
-let stack: InProcessStack;
-let work: string;
-let wheels: string;
-
-beforeAll(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), "slipway-worker-test-"));
-  wheels = path.join(work, "wheels");
-  await mkdir(wheels);
-  buildWheel(wheels, { name: "hello-tool", version: "1.0", script: "hello-tool", message: "hello from the console script" });
-  stack = await startInProcessStack({ PIP_FIND_LINKS: wheels, PIP_NO_INDEX: "1" });
-});
-
-afterAll(async () => {
-  await stack.close();
-  await rm(work, { recursive: true, force: true });
+const { stack, work } = useStack("worker-test", {
+  env: async (work) => {
+    const wheels = path.join(work, "wheels");
+    await mkdir(wheels);
+    buildWheel(wheels, { name: "hello-tool", version: "1.0", script: "hello-tool", message: "hello from the console script" });
+    return { PIP_FIND_LINKS: wheels, PIP_NO_INDEX: "1" };
+  },
 });
 
 async function appDir(name: string, files: Record<string, string>): Promise<string> {

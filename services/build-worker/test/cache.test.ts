@@ -1,28 +1,22 @@
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import os from "node:os";
+import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseManifest, storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../../../test/harness/env";
 import { json } from "../../../test/harness/http";
-import { extractArtifact, startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "../../../test/harness/stack";
+import { extractArtifact, uploadDir, waitForBuild, writeTree, type BuildView } from "../../../test/harness/stack";
+import { useStack } from "../../../test/harness/use-stack";
 import { buildWheel } from "../../../test/harness/wheels";
 
-let stack: InProcessStack;
-let work: string;
-
-beforeAll(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), "slipway-cache-"));
-  const wheels = path.join(work, "wheels");
-  await mkdir(wheels);
-  buildWheel(wheels, { name: "hello-tool", version: "1.0", script: "hello-tool", message: "cached tool ok" });
-  buildWheel(wheels, { name: "other-tool", version: "2.0", script: "other-tool", message: "other" });
-  stack = await startInProcessStack({ PIP_FIND_LINKS: wheels, PIP_NO_INDEX: "1" });
-});
-afterAll(async () => {
-  await stack.close();
-  await rm(work, { recursive: true, force: true });
+const { stack, work } = useStack("cache", {
+  env: async (work) => {
+    const wheels = path.join(work, "wheels");
+    await mkdir(wheels);
+    buildWheel(wheels, { name: "hello-tool", version: "1.0", script: "hello-tool", message: "cached tool ok" });
+    buildWheel(wheels, { name: "other-tool", version: "2.0", script: "other-tool", message: "other" });
+    return { PIP_FIND_LINKS: wheels, PIP_NO_INDEX: "1" };
+  },
 });
 
 const logOf = (build: BuildView) => stack.api.store.getText(storageKeys.buildLog(build.app, build.id));

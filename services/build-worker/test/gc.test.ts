@@ -1,23 +1,13 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../../../test/harness/env";
 import { json } from "../../../test/harness/http";
 import { eventually } from "../../../test/harness/local-stack";
-import { startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "../../../test/harness/stack";
+import { uploadDir, waitForBuild, writeTree, type BuildView } from "../../../test/harness/stack";
+import { useStack } from "../../../test/harness/use-stack";
 
-let stack: InProcessStack;
-let work: string;
-beforeAll(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), "slipway-gc-"));
-  stack = await startInProcessStack({ GC_INTERVAL_S: "1" });
-});
-afterAll(async () => {
-  await stack.close();
-  await rm(work, { recursive: true, force: true });
-});
+const { stack, work } = useStack("gc", { env: { GC_INTERVAL_S: "1" } });
 
 describe("garbage collection", () => {
   it("deletes artifacts and sources beyond the app's retention, never what a retained release or a running instance uses; also on a schedule", async () => {

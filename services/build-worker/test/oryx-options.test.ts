@@ -1,23 +1,12 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import os from "node:os";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../../../test/harness/env";
-import { extractArtifact, startInProcessStack, uploadDir, waitForBuild, writeTree, type InProcessStack } from "../../../test/harness/stack";
+import { extractArtifact, uploadDir, waitForBuild, writeTree } from "../../../test/harness/stack";
+import { useStack } from "../../../test/harness/use-stack";
 
-let stack: InProcessStack;
-let work: string;
-
-beforeAll(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), "slipway-oryx-options-"));
-  stack = await startInProcessStack();
-});
-
-afterAll(async () => {
-  await stack.close();
-  await rm(work, { recursive: true, force: true });
-});
+const { stack, work } = useStack("oryx-options");
 
 async function build(files: Record<string, string>, buildEnv: Record<string, string>) {
   const app = uniqueApp("oryxopt");

@@ -1,36 +1,28 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import os from "node:os";
+import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { freePort, parseManifest, storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../../../test/harness/env";
 import { eventually } from "../../../test/harness/local-stack";
-import { extractArtifact, spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, type InProcessStack } from "../../../test/harness/stack";
+import { extractArtifact, uploadDir, waitForBuild, writeTree } from "../../../test/harness/stack";
+import { useStack } from "../../../test/harness/use-stack";
 import { buildWheel } from "../../../test/harness/wheels";
 
-let stack: InProcessStack;
-let work: string;
-let wheels: string;
-const agents: ReturnType<typeof spawnAgent>[] = [];
-
-beforeAll(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), "slipway-platforms-"));
-  wheels = path.join(work, "wheels");
-  await mkdir(wheels);
-  buildWheel(wheels, { name: "hello-tool", version: "1.0", script: "hello-tool", message: "hi" });
-  // The worker process holds secrets a build must never see.
-  process.env.API_TOKEN = "worker-api-token-secret";
-  stack = await startInProcessStack({ PIP_FIND_LINKS: wheels });
+const { stack, work, spawnAgent } = useStack("platforms", {
+  env: async () => {
+    await mkdir(wheels);
+    buildWheel(wheels, { name: "hello-tool", version: "1.0", script: "hello-tool", message: "hi" });
+    // The worker process holds secrets a build must never see.
+    process.env.API_TOKEN = "worker-api-token-secret";
+    return { PIP_FIND_LINKS: wheels };
+  },
 });
+const wheels = path.join(work, "wheels");
 
-afterAll(async () => {
-  for (const agent of agents) agent.child.kill("SIGTERM");
-  await Promise.all(agents.map((agent) => agent.exited));
+afterAll(() => {
   delete process.env.API_TOKEN;
-  await stack.close();
-  await rm(work, { recursive: true, force: true });
 });
 
 async function buildApp(files: Record<string, string>, options: { app?: string; buildEnv?: Record<string, string>; timeoutMs?: number } = {}) {
@@ -47,8 +39,13 @@ describe("Python platform", () => {
     const { build } = await buildApp({ "app.py": "", "runtime.txt": "python-3.4\n" });
     expect(build.status).toBe("failed");
     expect(build.error).toMatch(/^Python 3\.4 was requested \(runtime\.txt\) but this worker has 3\.\d+\.\d+/);
-    // Unrecoverable: one attempt only, however long we wait for a retry.
-    await new Promise((r) => setTimeout(r, 2500));
+    // Unrecoverable: one attempt only. A retryable failure would leave the job delayed for its
+    // next attempt; failed (a final state) after one attempt means no retry is coming.
+    const job = await eventually(async () => {
+      const found = await stack.api.buildQueue.getJob(build.id);
+      return found && (await found.getState()) === "failed" ? found : undefined;
+    }, 30_000, "the build's job to be in the failed set");
+    expect(job.attemptsMade).toBe(1);
     const log = await stack.api.store.getText(storageKeys.buildLog(build.app, build.id));
     expect(log.match(/^Build .* of app /gm)).toHaveLength(1);
   });
@@ -154,8 +151,7 @@ describe("Node platform", () => {
   /** Runs the build's release on a runtime agent (a real process, sandboxed) and answers its first reply. */
   async function serve(app: string, runtimeTag: string): Promise<string> {
     const port = await freePort();
-    const agent = spawnAgent(stack, { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `runtime-${app}-${runtimeTag}`), HEALTH_TIMEOUT_S: "60", LOG_LEVEL: "debug" });
-    agents.push(agent);
+    const agent = spawnAgent({ APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `runtime-${app}-${runtimeTag}`), HEALTH_TIMEOUT_S: "60", LOG_LEVEL: "debug" });
     return eventually(async () => {
       const response = await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined);
       return response?.ok ? response.text() : undefined;

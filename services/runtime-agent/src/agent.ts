@@ -12,6 +12,7 @@ import {
   ReleaseRepository,
   RolloutRepository,
   STALE_INSTANCE_MS,
+  recordKeys,
   storageKeys,
   type RolloutTurn,
   type AgentConfig,
@@ -86,10 +87,11 @@ export class RuntimeAgent {
     private readonly logger: Logger,
   ) {
     this.restorer = new Restorer(store, config.RUNTIME_ROOT, config);
-    this.apps = new AppRepository(redis);
-    this.releases = new ReleaseRepository(redis);
-    this.instances = new InstanceRepository(redis);
-    this.rollouts = new RolloutRepository(redis);
+    const keys = recordKeys(config.QUEUE_PREFIX);
+    this.apps = new AppRepository(redis, keys);
+    this.releases = new ReleaseRepository(redis, keys);
+    this.instances = new InstanceRepository(redis, keys);
+    this.rollouts = new RolloutRepository(redis, keys);
     this.appNotes = new AppProcessNotes(config.RUNTIME_ROOT, logger);
   }
 

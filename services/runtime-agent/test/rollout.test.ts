@@ -40,7 +40,7 @@ describe("rolling rollout across instances", () => {
     const bodies = () => Promise.all(agents.map(async ({ url }) => (await fetch(url)).text()));
     try {
       await eventually(async () => ((await bodies()).every((b) => b === "v1") ? true : undefined), 30_000, "v1 everywhere");
-      const rollouts = new RolloutRepository(stack.api.redis);
+      const rollouts = new RolloutRepository(stack.api.redis, stack.keys);
 
       const broken = await deploy("v2", true);
       await eventually(async () => ((await rollouts.status(app, broken.release!)).state === "failed" ? true : undefined), 30_000, "the rollout to halt");

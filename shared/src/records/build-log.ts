@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { redisKeys } from "./keys";
+import { redisKeys as defaultKeys, type RecordKeys } from "./keys";
 
 /** A finished build's live log stays in Redis this long; the full log is in storage anyway. */
 const ENDED_LOG_TTL_S = 7 * 24 * 3600;
@@ -27,30 +27,30 @@ function toChunk(entries: StreamEntries, cursor: string): LogChunk {
 
 /** A build's log as a Redis stream: one entry per line, then one `end` entry. */
 export class BuildLogStream {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: Redis, private readonly redisKeys: RecordKeys = defaultKeys) {}
 
   async append(buildId: string, lines: string[]): Promise<void> {
     if (lines.length === 0) return;
     const pipeline = this.redis.pipeline();
-    for (const line of lines) pipeline.xadd(redisKeys.buildLog(buildId), "*", "line", line);
+    for (const line of lines) pipeline.xadd(this.redisKeys.buildLog(buildId), "*", "line", line);
     await pipeline.exec();
   }
 
   async end(buildId: string, status: string): Promise<void> {
     await this.redis
       .multi()
-      .xadd(redisKeys.buildLog(buildId), "*", "end", status)
-      .expire(redisKeys.buildLog(buildId), ENDED_LOG_TTL_S)
+      .xadd(this.redisKeys.buildLog(buildId), "*", "end", status)
+      .expire(this.redisKeys.buildLog(buildId), ENDED_LOG_TTL_S)
       .exec();
   }
 
   async exists(buildId: string): Promise<boolean> {
-    return (await this.redis.exists(redisKeys.buildLog(buildId))) === 1;
+    return (await this.redis.exists(this.redisKeys.buildLog(buildId))) === 1;
   }
 
   /** Everything after `cursor` ("0" for the start). */
   async read(buildId: string, cursor = "0"): Promise<LogChunk> {
-    const entries = (await this.redis.xrange(redisKeys.buildLog(buildId), cursor === "0" ? "-" : `(${cursor}`, "+")) as StreamEntries;
+    const entries = (await this.redis.xrange(this.redisKeys.buildLog(buildId), cursor === "0" ? "-" : `(${cursor}`, "+")) as StreamEntries;
     return toChunk(entries, cursor);
   }
 
@@ -59,7 +59,7 @@ export class BuildLogStream {
    * `blockingRedis` must be a connection of the caller's own.
    */
   async waitFor(blockingRedis: Redis, buildId: string, cursor: string, blockMs: number): Promise<LogChunk> {
-    const result = (await blockingRedis.xread("COUNT", 1000, "BLOCK", blockMs, "STREAMS", redisKeys.buildLog(buildId), cursor)) as
+    const result = (await blockingRedis.xread("COUNT", 1000, "BLOCK", blockMs, "STREAMS", this.redisKeys.buildLog(buildId), cursor)) as
       | [string, StreamEntries][]
       | null;
     return toChunk(result?.[0]?.[1] ?? [], cursor);

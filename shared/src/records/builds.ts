@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { CANCEL_CHANNEL, buildRecordSchema, publish, type Artifact, type Build, type BuildStatus } from "../contracts/index";
-import { redisKeys } from "./keys";
+import { redisKeys as defaultKeys, type RecordKeys } from "./keys";
 import { parseRecord } from "./parse";
 
 type BuildFields = Partial<Omit<Build, "id" | "app" | "createdAt">>;
@@ -53,30 +53,30 @@ return 1
 `;
 
 export class BuildRepository {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: Redis, private readonly redisKeys: RecordKeys = defaultKeys) {}
 
   async create(build: Build): Promise<void> {
     // A global sequence orders builds (newest first) without ties, which keeps cursors exact.
-    const order = await this.redis.incr(redisKeys.buildSeq);
-    await this.redis.multi().hset(redisKeys.build(build.id), encode(build)).zadd(redisKeys.appBuilds(build.app), order, build.id).exec();
+    const order = await this.redis.incr(this.redisKeys.buildSeq);
+    await this.redis.multi().hset(this.redisKeys.build(build.id), encode(build)).zadd(this.redisKeys.appBuilds(build.app), order, build.id).exec();
   }
 
   async get(id: string): Promise<Build | undefined> {
-    const hash = await this.redis.hgetall(redisKeys.build(id));
+    const hash = await this.redis.hgetall(this.redisKeys.build(id));
     return hash.id ? decode(hash) : undefined;
   }
 
   /** Applies `fields` if the build's status is one of `from`; answers whether it did. */
   async transition(id: string, from: BuildStatus[], fields: BuildFields): Promise<boolean> {
     const args = Object.entries(encode(fields)).flat();
-    const result = await this.redis.eval(TRANSITION, 1, redisKeys.build(id), from.join(","), ...args);
+    const result = await this.redis.eval(TRANSITION, 1, this.redisKeys.build(id), from.join(","), ...args);
     return result === 1;
   }
 
   /** Newest first, `limit` at a time; `before` is the `next` of the previous page. */
   async listForApp(app: string, limit = 20, before?: number): Promise<{ builds: Build[]; next?: number }> {
     const max = before === undefined ? "+inf" : `(${before}`;
-    const flat = await this.redis.zrevrangebyscore(redisKeys.appBuilds(app), max, "-inf", "WITHSCORES", "LIMIT", 0, limit + 1);
+    const flat = await this.redis.zrevrangebyscore(this.redisKeys.appBuilds(app), max, "-inf", "WITHSCORES", "LIMIT", 0, limit + 1);
     const page: { id: string; order: number }[] = [];
     for (let i = 0; i < flat.length; i += 2) page.push({ id: flat[i]!, order: Number(flat[i + 1]) });
     const more = page.length > limit;
@@ -87,7 +87,7 @@ export class BuildRepository {
 
   /** Every build id of an app, oldest first. */
   async idsForApp(app: string): Promise<string[]> {
-    return this.redis.zrange(redisKeys.appBuilds(app), 0, -1);
+    return this.redis.zrange(this.redisKeys.appBuilds(app), 0, -1);
   }
 
   /** Tells the worker running the build (if any) to kill its processes. */
@@ -101,14 +101,14 @@ export class BuildRepository {
    * the other holder let go in between.
    */
   async claimRebuild(rebuild: RebuildOf, buildId: string): Promise<string | undefined> {
-    const key = redisKeys.queuedRebuild(rebuild.app, rebuild.sourceSha256, rebuild.noCache);
+    const key = this.redisKeys.queuedRebuild(rebuild.app, rebuild.sourceSha256, rebuild.noCache);
     if ((await this.redis.set(key, buildId, "EX", 3600, "NX")) === "OK") return buildId;
     return (await this.redis.get(key)) ?? undefined;
   }
 
   /** Lets go of the rebuild claim, only while `buildId` still holds it. */
   async releaseRebuildClaim(rebuild: RebuildOf, buildId: string): Promise<void> {
-    await this.redis.eval(DELETE_IF, 1, redisKeys.queuedRebuild(rebuild.app, rebuild.sourceSha256, rebuild.noCache), buildId);
+    await this.redis.eval(DELETE_IF, 1, this.redisKeys.queuedRebuild(rebuild.app, rebuild.sourceSha256, rebuild.noCache), buildId);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { layerRecordSchema, SHA256_PATTERN, type LayerRecord } from "../contracts/index";
-import { redisKeys } from "./keys";
+import { redisKeys as defaultKeys, type RecordKeys } from "./keys";
 
 /**
  * The sha256 of each dependency-cache layer as the worker that saved it packed it. Layers live in
@@ -9,14 +9,14 @@ import { redisKeys } from "./keys";
  * hash to it.
  */
 export class CacheDigestRepository {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: Redis, private readonly redisKeys: RecordKeys = defaultKeys) {}
 
   async record(app: string, objectKey: string, layer: LayerRecord): Promise<void> {
-    await this.redis.hset(redisKeys.cacheDigests(app), objectKey, JSON.stringify(layer));
+    await this.redis.hset(this.redisKeys.cacheDigests(app), objectKey, JSON.stringify(layer));
   }
 
   async get(app: string, objectKey: string): Promise<LayerRecord | undefined> {
-    const text = await this.redis.hget(redisKeys.cacheDigests(app), objectKey);
+    const text = await this.redis.hget(this.redisKeys.cacheDigests(app), objectKey);
     if (!text) return undefined;
     // Records from before sizes were kept hold the bare sha256.
     if (SHA256_PATTERN.test(text)) return { sha256: text };

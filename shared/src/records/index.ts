@@ -1,4 +1,4 @@
-export { redisKeys } from "./keys";
+export { DEFAULT_RECORD_PREFIX, recordKeys, redisKeys, type RecordKeys } from "./keys";
 export { InvalidIdError } from "./ids";
 export { AppRepository, type AppChanges } from "./apps";
 export { CorruptRecordError } from "./parse";

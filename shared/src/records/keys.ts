@@ -1,21 +1,34 @@
 import { checkAppName as app, checkBuildId as build, checkVersion as version } from "./ids";
 
-/** Every Redis key Slipway writes, in one place; each refuses an id that could name another key. */
-const prefix = "slipway";
-export const redisKeys = {
-  apps: `${prefix}:apps`,
-  buildSeq: `${prefix}:build-seq`,
-  queuedRebuild: (name: string, sourceSha256: string, noCache: boolean) => `${prefix}:app:${app(name)}:queued-rebuild:${sourceSha256}:${noCache ? "fresh" : "cached"}`,
-  app: (name: string) => `${prefix}:app:${app(name)}`,
-  appBuilds: (name: string) => `${prefix}:app:${app(name)}:builds`,
-  releases: (name: string) => `${prefix}:app:${app(name)}:releases`,
-  releaseSeq: (name: string) => `${prefix}:app:${app(name)}:release-seq`,
-  currentRelease: (name: string) => `${prefix}:app:${app(name)}:current-release`,
-  rollout: (name: string, v: number) => `${prefix}:app:${app(name)}:rollout:${version(v)}`,
-  rolloutHolders: (name: string, v: number) => `${prefix}:app:${app(name)}:rollout:${version(v)}:holders`,
-  instances: (name: string) => `${prefix}:app:${app(name)}:instances`,
-  build: (id: string) => `${prefix}:build:${build(id)}`,
-  buildLog: (id: string) => `${prefix}:build:${build(id)}:log`,
-  /** Dependency-cache object key → the sha256 its worker packed (see CacheDigestRepository). */
-  cacheDigests: (name: string) => `${prefix}:app:${app(name)}:cache-digests`,
-};
+/** The prefix of every record key unless a service is configured otherwise: the stored layout. */
+export const DEFAULT_RECORD_PREFIX = "slipway";
+
+/**
+ * Every Redis key Slipway writes, in one place; each refuses an id that could name another key.
+ * The prefix is the services' QUEUE_PREFIX, so two stacks with different prefixes share one Redis
+ * without seeing each other's records.
+ */
+export function recordKeys(prefix: string = DEFAULT_RECORD_PREFIX) {
+  return {
+    apps: `${prefix}:apps`,
+    buildSeq: `${prefix}:build-seq`,
+    queuedRebuild: (name: string, sourceSha256: string, noCache: boolean) => `${prefix}:app:${app(name)}:queued-rebuild:${sourceSha256}:${noCache ? "fresh" : "cached"}`,
+    app: (name: string) => `${prefix}:app:${app(name)}`,
+    appBuilds: (name: string) => `${prefix}:app:${app(name)}:builds`,
+    releases: (name: string) => `${prefix}:app:${app(name)}:releases`,
+    releaseSeq: (name: string) => `${prefix}:app:${app(name)}:release-seq`,
+    currentRelease: (name: string) => `${prefix}:app:${app(name)}:current-release`,
+    rollout: (name: string, v: number) => `${prefix}:app:${app(name)}:rollout:${version(v)}`,
+    rolloutHolders: (name: string, v: number) => `${prefix}:app:${app(name)}:rollout:${version(v)}:holders`,
+    instances: (name: string) => `${prefix}:app:${app(name)}:instances`,
+    build: (id: string) => `${prefix}:build:${build(id)}`,
+    buildLog: (id: string) => `${prefix}:build:${build(id)}:log`,
+    /** Dependency-cache object key → the sha256 its worker packed (see CacheDigestRepository). */
+    cacheDigests: (name: string) => `${prefix}:app:${app(name)}:cache-digests`,
+  };
+}
+
+export type RecordKeys = ReturnType<typeof recordKeys>;
+
+/** The keys under the default prefix. */
+export const redisKeys: RecordKeys = recordKeys();

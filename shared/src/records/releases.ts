@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { releaseRecordSchema, type Release, type ReleaseReason } from "../contracts/index";
 import { checkVersion } from "./ids";
-import { redisKeys } from "./keys";
+import { redisKeys as defaultKeys, type RecordKeys } from "./keys";
 import { parseJsonRecord } from "./parse";
 
 const storedRelease = releaseRecordSchema.passthrough();
@@ -28,7 +28,7 @@ return {version, 1}
 `;
 
 export class ReleaseRepository {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: Redis, private readonly redisKeys: RecordKeys = defaultKeys) {}
 
   /**
    * Returns the release and whether this call created it (false when a retry found it made), or
@@ -39,10 +39,10 @@ export class ReleaseRepository {
     const [version, created] = (await this.redis.eval(
       CREATE_RELEASE,
       4,
-      redisKeys.build(buildId),
-      redisKeys.releaseSeq(app),
-      redisKeys.releases(app),
-      redisKeys.currentRelease(app),
+      this.redisKeys.build(buildId),
+      this.redisKeys.releaseSeq(app),
+      this.redisKeys.releases(app),
+      this.redisKeys.currentRelease(app),
       buildId,
       createdAt,
       reason,
@@ -53,22 +53,22 @@ export class ReleaseRepository {
   }
 
   async get(app: string, version: number): Promise<Release | undefined> {
-    const raw = await this.redis.hget(redisKeys.releases(app), String(checkVersion(version)));
+    const raw = await this.redis.hget(this.redisKeys.releases(app), String(checkVersion(version)));
     return raw ? readRelease(raw) : undefined;
   }
 
   async count(app: string): Promise<number> {
-    return this.redis.hlen(redisKeys.releases(app));
+    return this.redis.hlen(this.redisKeys.releases(app));
   }
 
   async current(app: string): Promise<Release | undefined> {
-    const version = await this.redis.get(redisKeys.currentRelease(app));
+    const version = await this.redis.get(this.redisKeys.currentRelease(app));
     return version ? this.get(app, Number(version)) : undefined;
   }
 
   /** Newest first; with `limit`, one page of releases older than version `before`. */
   async list(app: string, limit?: number, before?: number): Promise<Release[]> {
-    const all = await this.redis.hvals(redisKeys.releases(app));
+    const all = await this.redis.hvals(this.redisKeys.releases(app));
     const sorted = all
       .map(readRelease)
       .filter((release) => before === undefined || release.version < before)

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { RolloutState } from "../contracts/index";
-import { redisKeys } from "./keys";
+import { redisKeys as defaultKeys, type RecordKeys } from "./keys";
 
 export type RolloutTurn = "go" | "wait" | "halted";
 
@@ -70,10 +70,10 @@ export interface RolloutStatus {
 
 /** Coordinates one release's move through an app's instances (see ACQUIRE). */
 export class RolloutRepository {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: Redis, private readonly redisKeys: RecordKeys = defaultKeys) {}
 
   private keys(app: string, version: number): [string, string, string] {
-    return [redisKeys.rollout(app, version), redisKeys.rolloutHolders(app, version), redisKeys.releases(app)];
+    return [this.redisKeys.rollout(app, version), this.redisKeys.rolloutHolders(app, version), this.redisKeys.releases(app)];
   }
 
   async acquire(app: string, version: number, instanceId: string, maxUnavailable: number, leaseMs: number): Promise<RolloutTurn> {
@@ -85,7 +85,7 @@ export class RolloutRepository {
   }
 
   async status(app: string, version: number): Promise<RolloutStatus> {
-    const hash = await this.redis.hgetall(redisKeys.rollout(app, version));
+    const hash = await this.redis.hgetall(this.redisKeys.rollout(app, version));
     return {
       ...(hash.state ? { state: hash.state as RolloutState } : {}),
       successes: Number(hash.successes ?? 0),

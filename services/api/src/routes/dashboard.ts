@@ -1,35 +1,51 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
 import { Router } from "express";
 import { z } from "zod";
+import { errors } from "../errors";
+import { errorSchema } from "../openapi";
 import { route } from "../route";
 
-const dashboardDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../dashboard");
+/** Where `npm run build` puts the bundle: this package's own dist directory. */
+const DEFAULT_DASHBOARD_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist/dashboard");
 
-/** The dashboard's static files: index.html and its script, bundled once on first request. */
-export function dashboardRoutes(): Router {
+const notBuilt = { 503: { description: "the dashboard has not been built (npm run build)", schema: errorSchema } };
+
+/** The dashboard's static files, index.html and its script, as `npm run build` bundled them into `dir`. */
+export function dashboardRoutes(dir: string = DEFAULT_DASHBOARD_DIR): Router {
   const router = Router();
-  let bundle: Promise<string> | undefined;
-  const script = () =>
-    (bundle ??= build({ entryPoints: [path.join(dashboardDir, "src/main.ts")], bundle: true, write: false, format: "esm", target: "es2022", minify: true }).then(
-      (result) => result.outputFiles[0]!.text,
-    ));
+  // Read on each request: a rebuild shows without restarting the API, and the files are small.
+  const builtFile = async (name: string) => {
+    try {
+      return await readFile(path.join(dir, name), "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      throw errors.dashboardNotBuilt(name, dir);
+    }
+  };
   route(
     router,
     "",
-    { method: "get", path: "/", summary: "The dashboard", open: true, responses: { 200: { description: "HTML page", schema: z.string(), contentType: "text/html" } } },
+    { method: "get", path: "/", summary: "The dashboard", open: true, responses: { 200: { description: "HTML page", schema: z.string(), contentType: "text/html" }, ...notBuilt } },
     async (_input, _req, res) => {
-      res.type("html").send(await readFile(path.join(dashboardDir, "index.html"), "utf8"));
+      const page = await builtFile("index.html");
+      res.type("html").send(page);
     },
   );
   route(
     router,
     "",
-    { method: "get", path: "/dashboard.js", summary: "The dashboard's script", open: true, responses: { 200: { description: "JavaScript module", schema: z.string(), contentType: "application/javascript" } } },
+    {
+      method: "get",
+      path: "/dashboard.js",
+      summary: "The dashboard's script",
+      open: true,
+      responses: { 200: { description: "JavaScript module", schema: z.string(), contentType: "application/javascript" }, ...notBuilt },
+    },
     async (_input, _req, res) => {
-      res.type("application/javascript").setHeader("Cache-Control", "no-cache").send(await script());
+      const script = await builtFile("dashboard.js");
+      res.type("application/javascript").setHeader("Cache-Control", "no-cache").send(script);
     },
   );
   return router;

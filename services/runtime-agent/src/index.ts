@@ -1,0 +1,40 @@
+import { connectRedis, ObjectStore, type AgentConfig, type Logger } from "@slipway/shared";
+import { RuntimeAgent } from "./agent";
+
+export { RuntimeAgent } from "./agent";
+
+export interface RunningAgent {
+  agent: RuntimeAgent;
+  /** Settles when the first restore and app start are done; a rejection is a failed start. */
+  ready: Promise<void>;
+  /** Drains the instance for `graceMs`, stops the app (SIGKILL after `graceMs` more), disconnects. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * The runtime agent's front door. It answers before the app is up (see `ready`): a stop must be
+ * able to arrive while a restore is still running, without waiting for it.
+ */
+export async function start(config: AgentConfig, logger: Logger): Promise<RunningAgent> {
+  // Commands fail fast while Redis is down, so the agent can fall back to storage instead of queueing.
+  const redis = connectRedis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  redis.on("error", (error) => logger.debug({ err: error }, "redis connection error"));
+  // Give Redis a moment at boot; if it is down the agent starts from storage's copy of the release.
+  // (not events.once: it rejects on the first connection error)
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 3000);
+    redis.once("ready", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  const agent = new RuntimeAgent(config, redis, new ObjectStore(config), logger);
+  return {
+    agent,
+    ready: agent.start(),
+    close: async (graceMs) => {
+      await agent.stop(graceMs, graceMs);
+      redis.disconnect();
+    },
+  };
+}
