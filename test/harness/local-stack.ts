@@ -75,12 +75,20 @@ export async function startLocalStack(app: string, options: { instances?: number
 }
 
 /** Polls `check` until it returns a value, or fails with the last error after `timeoutMs`. */
+/** `promise`, or an error naming `what` once `ms` have passed. */
+export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
-      const value = await check();
+      // A check that never answers (a request to a server that accepted and went quiet) must not outlast the deadline.
+      const value = await withDeadline(check(), Math.max(deadline - Date.now(), 1000), `one check for ${what}`);
       if (value !== undefined) return value;
     } catch (error) {
       last = error;

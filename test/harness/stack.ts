@@ -73,7 +73,7 @@ export async function uploadFile(baseUrl: string, app: string, file: string, que
 export async function waitForBuild(baseUrl: string, id: string, timeoutMs = 120_000): Promise<BuildView> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const build = await json<BuildView>(await fetch(`${baseUrl}/v1/builds/${id}`));
+    const build = await json<BuildView>(await fetch(`${baseUrl}/v1/builds/${id}`, { signal: AbortSignal.timeout(30_000) }));
     if (["succeeded", "failed", "canceled"].includes(build.status)) return build;
     if (Date.now() > deadline) throw new Error(`build ${id} still ${build.status} after ${timeoutMs} ms${await logTail(baseUrl, id)}`);
     await new Promise((r) => setTimeout(r, 200));
@@ -81,7 +81,7 @@ export async function waitForBuild(baseUrl: string, id: string, timeoutMs = 120_
 }
 
 /** The last lines of a build's live log, so a build that never ends says where it stopped. */
-async function logTail(baseUrl: string, id: string): Promise<string> {
+export async function logTail(baseUrl: string, id: string): Promise<string> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), 3000);
   try {

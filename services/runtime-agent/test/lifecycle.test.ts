@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, freePort, loadAgentConfig, packDirectory, RELEASE_CHANNEL, storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../../../test/harness/env";
 import { eventually } from "../../../test/harness/local-stack";
-import { spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "../../../test/harness/stack";
+import { logTail, spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "../../../test/harness/stack";
 import { RuntimeAgent } from "../src/agent";
 import { labelApp } from "../../../test/harness/apps";
 
@@ -27,7 +27,7 @@ const webApp = (label: string, startDelay = 0) => labelApp(label, { echo: true, 
 
 async function deploy(app: string, files: Record<string, string>): Promise<BuildView> {
   const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, await writeTree(path.join(work, `${app}-${Date.now()}-${Math.random()}`), files))).id);
-  expect(build.error).toBeUndefined();
+  if (build.error) throw new Error(`build ${build.id} failed: ${build.error}${await logTail(stack.baseUrl, build.id)}`);
   return build;
 }
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, freePort, loadAgentConfig, packDirectory, parseManifest, RELEASE_CHANNEL, storageKeys, type BuildManifest, type InstanceReport } from "@slipway/shared";
 import { labelApp } from "../../../test/harness/apps";
 import { uniqueApp } from "../../../test/harness/env";
-import { eventually } from "../../../test/harness/local-stack";
+import { eventually, withDeadline } from "../../../test/harness/local-stack";
 import { buildFakePythonWheels, djangoProject } from "../../../test/harness/python-fakes";
 import { extractArtifact, startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "../../../test/harness/stack";
 import { RuntimeAgent } from "../src/agent";
@@ -54,8 +54,8 @@ interface Deployed {
 
 async function deploy(app: string, files: Record<string, string>): Promise<Deployed> {
   const dir = await writeTree(path.join(work, `${app}-${randomUUID().slice(0, 8)}`), files);
-  const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir)).id, 180_000);
-  const log = await stack.api.store.getText(storageKeys.buildLog(app, build.id));
+  const build = await waitForBuild(stack.baseUrl, (await withDeadline(uploadDir(stack.baseUrl, app, dir), 60_000, `uploading ${app}`)).id, 180_000);
+  const log = await withDeadline(stack.api.store.getText(storageKeys.buildLog(app, build.id)), 30_000, `reading ${app}'s build log`);
   if (build.status !== "succeeded") throw new Error(`build ${build.status}: ${build.error}\n${log}`);
   const manifest = parseManifest(await stack.api.store.getText(storageKeys.manifest(app, build.id)));
   return { app, build, manifest, log };
@@ -67,7 +67,7 @@ async function serve(app: string, extra: Record<string, string> = {}) {
   const config = loadAgentConfig({ ...stack.env, APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `${app}-runtime-${port}`), HEALTH_TIMEOUT_S: "30", ...extra });
   const agent = new RuntimeAgent(config, stack.api.redis, stack.api.store, createLogger("agent", "silent"));
   agents.push(agent);
-  await agent.start();
+  await withDeadline(agent.start(), 120_000, `the agent of ${app} starting`);
   const instance = async () => (await stack.api.instances.list(app)).find((i) => i.instanceId === "i-1");
   return { agent, url: `http://127.0.0.1:${port}`, instance };
 }
