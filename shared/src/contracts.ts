@@ -15,6 +15,7 @@ export const buildIdSchema = z.string().regex(BUILD_ID_PATTERN);
 
 export const QueueName = { builds: "builds", maintenance: "maintenance" } as const;
 export const JobName = { build: "build", gc: "gc" } as const;
+export type JobName = (typeof JobName)[keyof typeof JobName];
 
 /** Payload of a `gc` job: one app, or every app when absent. */
 export const gcJobSchema = z.object({ app: appNameSchema.optional() });

@@ -3,10 +3,9 @@ import path from "node:path";
 import semver from "semver";
 import { readUntrustedText } from "@slipway/shared";
 import { BuildFailure } from "../errors";
-import type { CacheKey } from "../steps/dependency-cache";
 import { choosePackageManager, managerCommands, registryPackage, type PackageManagerChoice } from "./node-package-managers";
 import { hostNpmConfig, hostVersion, newestMatching, nodeBinaryPackage, nodeTool, npmForNode, NPM_NETWORK, NPM_QUIET, registryTool, SHIPPED_BIN_DIR, shipTools, verifyToolHash } from "./node-tools";
-import type { Platform, PlatformContext, PlatformResult } from "./platform";
+import type { CacheKey, Platform, PlatformContext, PlatformResult } from "./platform";
 
 const exists = (file: string) => access(file).then(() => true, () => false);
 // PRE_BUILD_COMMAND has run by now: the tree is the build's, so no links out and no FIFOs.
