@@ -1,4 +1,3 @@
-import { lstat } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { readUntrustedText } from "@slipway/shared";
@@ -88,7 +87,6 @@ export async function readLock(dir: string, file: string): Promise<string> {
   return text;
 }
 
-export const isFile = (file: string) => lstat(file).then((info) => info.isFile(), () => false);
 
 /** PEP 503 names: lowercase, runs of -_. as one -. */
 export const normalizeName = (name: string) => name.trim().toLowerCase().replace(/[-_.]+/g, "-");

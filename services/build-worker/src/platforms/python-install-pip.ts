@@ -1,9 +1,10 @@
 import path from "node:path";
 import { lstat } from "node:fs/promises";
 import { readUntrustedText } from "@slipway/shared";
+import { isFile } from "./fs-checks";
 import { BuildFailure } from "../errors";
 import type { PlatformContext } from "./platform";
-import { array, isFile, normalizeName, parsePyproject, table, type InstallTarget, type Plan, type Pyproject } from "./python-install-common";
+import { array, normalizeName, parsePyproject, table, type InstallTarget, type Plan, type Pyproject } from "./python-install-common";
 
 /** pip from the file CUSTOM_REQUIREMENTSTXT_PATH names, inside the source. */
 export async function customRequirementsPlan(ctx: PlatformContext, target: InstallTarget, custom: string): Promise<Plan> {

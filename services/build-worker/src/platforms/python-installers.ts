@@ -17,9 +17,10 @@
 
 import path from "node:path";
 import { readUntrustedText } from "@slipway/shared";
+import { isFile } from "./fs-checks";
 import { BuildFailure } from "../errors";
 import type { PlatformContext } from "./platform";
-import { isFile, readLock, readPyproject, type InstallTarget, type Plan } from "./python-install-common";
+import { readLock, readPyproject, type InstallTarget, type Plan } from "./python-install-common";
 import { customRequirementsPlan, pipPlan, projectPlan } from "./python-install-pip";
 import { pipenvPlan } from "./python-install-pipenv";
 import { poetryPlan } from "./python-install-poetry";
