@@ -64,15 +64,10 @@ export async function readPyproject(dir: string, lock: string): Promise<Pyprojec
   return parsePyproject(text);
 }
 
-export function parsePyproject(text: string): Pyproject {
-  try {
-    return parseToml(text) as Pyproject;
-  } catch (error) {
-    throw new BuildFailure(`pyproject.toml does not parse: ${(error as Error).message.split("\n")[0]}`);
-  }
-}
+export const parsePyproject = (text: string): Pyproject => parseTomlFile(text, "pyproject.toml");
 
-export function parseLockToml(text: string, file: string): Record<string, unknown> {
+/** A TOML file of the source, or a failure naming it and the first line of the parser's complaint. */
+export function parseTomlFile(text: string, file: string): Record<string, unknown> {
   try {
     return parseToml(text) as Record<string, unknown>;
   } catch (error) {
@@ -80,6 +75,7 @@ export function parseLockToml(text: string, file: string): Record<string, unknow
   }
 }
 
+/** A lock file's text, refused past MAX_LOCK_BYTES rather than read in part. */
 export async function readLock(dir: string, file: string): Promise<string> {
   const text = await readUntrustedText(path.join(dir, file), MAX_LOCK_BYTES);
   if (text === undefined) throw new BuildFailure(`${file} is not a regular file`);
@@ -87,9 +83,9 @@ export async function readLock(dir: string, file: string): Promise<string> {
   return text;
 }
 
-
 /** PEP 503 names: lowercase, runs of -_. as one -. */
 export const normalizeName = (name: string) => name.trim().toLowerCase().replace(/[-_.]+/g, "-");
 
+/** A TOML/JSON table, or an empty one for anything else (the source is untrusted). */
 export const table = (value: unknown): Record<string, unknown> => (value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {});
 export const array = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);

@@ -3,7 +3,7 @@ import path from "node:path";
 import type { PythonInterpreter } from "@slipway/shared/sandbox";
 import type { ToolSpec } from "../tools";
 import type { PlatformContext } from "./platform";
-import { array, normalizeName, parseLockToml, pythonTool, table, type InstallTarget, type Plan, type Pyproject } from "./python-install-common";
+import { array, normalizeName, parseTomlFile, pythonTool, table, type InstallTarget, type Plan, type Pyproject } from "./python-install-common";
 import { defaultPython } from "./python-versions";
 
 export const POETRY_VERSION = "2.5.1";
@@ -64,7 +64,7 @@ export async function poetryNotAPackage(pyproject: Pyproject, sourceDir: string)
 
 /** The packages of poetry.lock's main group. */
 export function poetryLockPackages(lock: string): string[] {
-  const packages = array(parseLockToml(lock, "poetry.lock").package) as Record<string, unknown>[];
+  const packages = array(parseTomlFile(lock, "poetry.lock").package) as Record<string, unknown>[];
   return packages
     .filter((p) => {
       if (Array.isArray(p.groups)) return p.groups.includes("main");

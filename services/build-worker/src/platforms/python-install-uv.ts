@@ -2,7 +2,7 @@ import path from "node:path";
 import type { PythonInterpreter } from "@slipway/shared/sandbox";
 import type { ToolSpec } from "../tools";
 import type { PlatformContext } from "./platform";
-import { array, normalizeName, parseLockToml, pythonTool, table, type InstallTarget, type Plan, type Pyproject } from "./python-install-common";
+import { array, normalizeName, parseTomlFile, pythonTool, table, type InstallTarget, type Plan, type Pyproject } from "./python-install-common";
 import { defaultPython } from "./python-versions";
 
 export const UV_VERSION = "0.13.6";
@@ -77,7 +77,7 @@ const noIndex = (env: Record<string, string>) => !!env.PIP_NO_INDEX && !/^(0|fal
 
 /** The packages the project's main dependencies lock to: those reachable from the project's own entry. */
 export function uvLockPackages(lock: string): string[] {
-  const packages = (array(parseLockToml(lock, "uv.lock").package) as Record<string, unknown>[]).filter((p) => typeof p.name === "string");
+  const packages = (array(parseTomlFile(lock, "uv.lock").package) as Record<string, unknown>[]).filter((p) => typeof p.name === "string");
   const byName = new Map(packages.map((p) => [normalizeName(p.name as string), p]));
   const root = packages.find((p) => {
     const source = table(p.source);
