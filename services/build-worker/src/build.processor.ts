@@ -52,7 +52,6 @@ export function createBuildProcessor(ctx: WorkerContext) {
     const run: BuildContext = {
       worker: ctx,
       build,
-      log,
       line: (text) => log.line(text),
       sourceDir,
       workDir: `${sourceDir}.work`,

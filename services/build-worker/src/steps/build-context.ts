@@ -1,14 +1,12 @@
 import { rm } from "node:fs/promises";
 import type { Build } from "@slipway/shared";
-import type { BuildLog } from "../build-log";
 import type { WorkerContext } from "../context";
 
 /** One attempt at one build, as every phase sees it. */
 export interface BuildContext {
   worker: WorkerContext;
   build: Build;
-  log: BuildLog;
-  /** A line for the build log (the log's `line`, bound). */
+  /** A line for the build log. */
   line: (text: string) => void;
   /** The extracted source; the build writes its output here, in place. */
   sourceDir: string;
