@@ -25,8 +25,7 @@ import { mkdir } from "node:fs/promises";
 import os from "node:os";
 import { ActiveBuilds } from "./active-builds";
 import { ToolCache } from "./tools";
-import { createBuildProcessor } from "./build.processor";
-import { createGcProcessor } from "./gc.processor";
+import { checkProcessors, createProcessors, dispatch } from "./processors";
 import type { WorkerContext } from "./context";
 import { BuildAborted } from "./errors";
 
@@ -62,9 +61,16 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
     sandboxResolvConf,
     tools: new ToolCache(config, sandboxResolvConf),
   };
+  const processors = createProcessors(ctx);
+  try {
+    checkProcessors(processors);
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
   const cancels = listenForCancels(redis, ctx.activeBuilds, logger);
   const workerConnection = connectRedis(config.REDIS_URL);
-  const worker = new Worker(QueueName.builds, createBuildProcessor(ctx), {
+  const worker = new Worker(QueueName.builds, dispatch(processors), {
     connection: workerConnection,
     prefix: config.QUEUE_PREFIX,
     concurrency: config.WORKER_CONCURRENCY,
@@ -77,7 +83,7 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
 
   // Garbage collection on a schedule that every worker agrees on (see GC_SCHEDULE).
   const maintenanceConnection = connectRedis(config.REDIS_URL);
-  const maintenance = new Worker(QueueName.maintenance, createGcProcessor(ctx), { connection: maintenanceConnection, prefix: config.QUEUE_PREFIX, concurrency: 1 });
+  const maintenance = new Worker(QueueName.maintenance, dispatch(processors), { connection: maintenanceConnection, prefix: config.QUEUE_PREFIX, concurrency: 1 });
   maintenance.on("error", (error) => logger.error({ err: error }, "maintenance worker error"));
   const maintenanceQueue = new Queue(QueueName.maintenance, { connection: maintenanceConnection, prefix: config.QUEUE_PREFIX });
   if (config.GC_INTERVAL_S > 0) {

@@ -23,7 +23,7 @@ describe("build options", () => {
 
 describe("build environment", () => {
   it("passes the pip and npm index settings through and nothing of Slipway's own", async () => {
-    const { buildEnvironment } = await import("../src/build.processor");
+    const { buildEnvironment } = await import("../src/steps/build-sandbox");
     const { loadWorkerConfig } = await import("@slipway/shared");
     const host = {
       PATH: "/usr/bin:/bin",

@@ -3,6 +3,7 @@ import { appNameSchema, buildIdSchema, sha256Schema } from "./ids";
 
 export const QueueName = { builds: "builds", maintenance: "maintenance" } as const;
 export const JobName = { build: "build", gc: "gc" } as const;
+export type JobName = (typeof JobName)[keyof typeof JobName];
 
 /** Payload of a `build` job (queue `builds`); the build record in Redis holds everything else. */
 export const buildJobSchema = z.object({

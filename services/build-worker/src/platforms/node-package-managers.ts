@@ -1,10 +1,8 @@
-import { access } from "node:fs/promises";
 import path from "node:path";
 import semver from "semver";
 import { readUntrustedText } from "@slipway/shared";
 import { BuildFailure } from "../errors";
-
-const exists = (file: string) => access(file).then(() => true, () => false);
+import { exists } from "./fs-checks";
 
 export type ManagerName = "npm" | "yarn" | "pnpm";
 

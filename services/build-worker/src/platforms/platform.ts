@@ -1,10 +1,19 @@
 import type { RunOptions } from "../sandbox";
 import type { ToolSpec } from "../tools";
-import type { CacheKey } from "../steps/dependency-cache";
+
+/** Names one dependency layer and everything that decides its content. */
+export interface CacheKey {
+  /** What the layer is: "antenv", "node_modules". */
+  layer: string;
+  /** Everything that decides the layer's content: lock file text, runtime version, ... */
+  inputs: Record<string, string>;
+}
 
 /** The dependency cache as a platform sees it. */
 export interface LayerCache {
+  /** Restores the layer into `dir` (which must not exist yet); answers whether it did. */
   restore(key: CacheKey, dir: string): Promise<boolean>;
+  /** Saves `dir` as the layer for `key`; a failure is logged, never fatal. */
   save(key: CacheKey, dir: string): Promise<void>;
 }
 

@@ -1,9 +1,8 @@
-import { access, readdir } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { BuildAborted } from "../errors";
 import type { PlatformContext } from "./platform";
-
-const exists = (file: string) => access(file).then(() => true, () => false);
+import { exists } from "./fs-checks";
 
 /** Whether the venv holds Django (installed from pyproject.toml or a nested requirements file). */
 async function venvHasDjango(venv: string): Promise<boolean> {

@@ -1,17 +1,16 @@
-import { access, readdir } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import path from "node:path";
 import type { Platform, PlatformContext, PlatformResult } from "./platform";
 import { collectStatic } from "./python-collectstatic";
 import { installDependencies } from "./python-installers";
 import { preparePythonStart } from "./python-server";
 import { choosePython } from "./python-versions";
+import { exists } from "./fs-checks";
 
 export { requirementNames } from "./python-installers";
 
 /** Oryx's name for the virtualenv, which the runtime activates. */
 export const VIRTUAL_ENV_NAME = "antenv";
-
-const exists = (file: string) => access(file).then(() => true, () => false);
 
 const FRAMEWORKS: [pkg: string, label: string][] = [
   ["flask", "Flask"],

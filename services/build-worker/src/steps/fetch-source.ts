@@ -1,26 +1,47 @@
 import { createWriteStream } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
 import { pipeline } from "node:stream/promises";
-import { ArchiveLimitError, CorruptArchiveError, extractArchive, extractZip, HashingStream, UnsafeArchiveError, type ArchiveLimits, type ObjectStore } from "@slipway/shared";
+import { ArchiveLimitError, CorruptArchiveError, extractArchive, extractZip, HashingStream, indexResources, UnsafeArchiveError, type ArchiveLimits, type ObjectStore } from "@slipway/shared";
 import { BuildFailure } from "../errors";
+import { removeScratch, type BuildContext } from "./build-context";
 
 /**
- * Downloads the source archive (tar.gz or zip), checks it is the one the build was queued with,
- * and extracts it into `sourceDir` after vetting every entry.
+ * Phase: the source, checked against the sha256 the build was queued with and extracted into a
+ * fresh `sourceDir`; its files go to the app's resource cache so the next deploy uploads only
+ * what changed.
  */
-export async function fetchSource(
-  store: ObjectStore,
-  sourceKey: string,
-  expectedSha256: string,
-  archiveFile: string,
-  sourceDir: string,
-  limits: ArchiveLimits,
-) {
+export async function receiveSource(ctx: BuildContext): Promise<void> {
+  const { build, worker } = ctx;
+  await removeScratch(ctx);
+  await mkdir(ctx.workDir, { recursive: true });
+  ctx.line(`Build ${build.id} of app ${build.app}, source ${build.sourceSha256}`);
+  const archiveFile = path.join(ctx.workDir, build.sourceKey.endsWith(".zip") ? "source.zip" : "source.tar.gz");
+  const summary = await fetchSource(worker.store, { key: build.sourceKey, sha256: build.sourceSha256, archiveFile, sourceDir: ctx.sourceDir }, {
+    maxUnpackedBytes: worker.config.MAX_UNPACKED_BYTES,
+    maxEntries: worker.config.MAX_SOURCE_FILES,
+  });
+  ctx.line(`Source extracted: ${summary.entries} entries, ${summary.unpackedBytes} bytes`);
+  const indexed = await indexResources(worker.store, build.app, ctx.sourceDir);
+  if (indexed.added > 0) ctx.line(`Cached ${indexed.added} new source files (${indexed.bytes} bytes) for later deploys`);
+}
+
+interface SourceArchive {
+  key: string;
+  sha256: string;
+  /** Where the archive is downloaded to (outside the source). */
+  archiveFile: string;
+  sourceDir: string;
+}
+
+/** Downloads the source archive (tar.gz or zip), checks its sha256, and extracts it after vetting every entry. */
+async function fetchSource(store: ObjectStore, source: SourceArchive, limits: ArchiveLimits) {
   const hashing = new HashingStream();
-  await pipeline(await store.getStream(sourceKey), hashing, createWriteStream(archiveFile));
+  await pipeline(await store.getStream(source.key), hashing, createWriteStream(source.archiveFile));
   const sha256 = hashing.digest();
-  if (sha256 !== expectedSha256) throw new BuildFailure(`source archive ${sourceKey} has sha256 ${sha256}, expected ${expectedSha256}`);
+  if (sha256 !== source.sha256) throw new BuildFailure(`source archive ${source.key} has sha256 ${sha256}, expected ${source.sha256}`);
   try {
-    return sourceKey.endsWith(".zip") ? await extractZip(archiveFile, sourceDir, limits) : await extractArchive(archiveFile, sourceDir, limits);
+    return source.key.endsWith(".zip") ? await extractZip(source.archiveFile, source.sourceDir, limits) : await extractArchive(source.archiveFile, source.sourceDir, limits);
   } catch (error) {
     if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError || error instanceof ArchiveLimitError) {
       throw new BuildFailure(`the source archive was refused: ${error.message}`);

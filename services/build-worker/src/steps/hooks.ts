@@ -4,12 +4,15 @@ import type { PlatformContext } from "../platforms/platform";
 
 type Phase = "PRE" | "POST";
 
+/** What hooks run with: the source, the build options that name them, the build's commands. */
+export type HookContext = Pick<PlatformContext, "sourceDir" | "options" | "baseEnv" | "run" | "log">;
+
 /**
  * Oryx's build hooks, before and after the platform's own steps: `<PHASE>_BUILD_COMMAND` (a shell
  * command) and `<PHASE>_BUILD_SCRIPT_PATH` (a script in the source), in that order, in the source
  * directory with SOURCE_DIR and DESTINATION_DIR set. Both run in the build's sandbox.
  */
-export async function runBuildHooks(phase: Phase, sourceDir: string, options: Record<string, string>, baseEnv: Record<string, string>, run: PlatformContext["run"], log: (line: string) => void): Promise<void> {
+export async function runBuildHooks(phase: Phase, { sourceDir, options, baseEnv, run, log }: HookContext): Promise<void> {
   const env = { ...baseEnv, SOURCE_DIR: sourceDir, DESTINATION_DIR: sourceDir };
   const command = options[`${phase}_BUILD_COMMAND`];
   if (command) {

@@ -1,17 +1,47 @@
 import { createReadStream } from "node:fs";
-import { announceRelease, serializeManifest, storageKeys, type Build, type BuildManifest, type Release } from "@slipway/shared";
+import { announceRelease, ObjectNotFoundError, parseManifest, serializeManifest, storageKeys, type Build, type BuildManifest, type Release } from "@slipway/shared";
 import type { WorkerContext } from "../context";
 import { BuildAborted } from "../errors";
+import { throwIfAborted, type BuildContext } from "./build-context";
+import type { PackedOutput } from "./pack";
 
-/** Uploads the artifact, then the manifest: the manifest is written last because its presence marks a complete build. */
-export async function uploadBuildOutput(ctx: WorkerContext, build: Build, artifactFile: string, manifest: BuildManifest, signal: AbortSignal) {
-  const artifactKey = storageKeys.artifact(build.app, build.id, manifest.outputFileName);
-  await ctx.store.putStream(artifactKey, createReadStream(artifactFile), manifest.outputFileName?.endsWith(".zst") ? "application/zstd" : "application/gzip");
+/** A build's output as it is in storage. */
+export interface BuildOutput {
+  manifest: BuildManifest;
+  manifestKey: string;
+  artifactKey: string;
+}
+
+/** Where one build's output lives: the one place both keys are named. */
+function outputKeys(build: Build, outputFileName?: string) {
+  return { manifestKey: storageKeys.manifest(build.app, build.id), artifactKey: storageKeys.artifact(build.app, build.id, outputFileName) };
+}
+
+/**
+ * The output of an earlier attempt at this build that got as far as writing its manifest (its
+ * worker died while publishing): a retry publishes it instead of building again.
+ */
+export async function completedOutput(ctx: BuildContext): Promise<BuildOutput | undefined> {
+  const { manifestKey } = outputKeys(ctx.build);
+  const previous = await ctx.worker.store.getText(manifestKey).then(parseManifest, (error) => {
+    if (error instanceof ObjectNotFoundError) return undefined;
+    throw error;
+  });
+  if (!previous?.outputSha256) return undefined;
+  ctx.line("Build output already complete in storage: publishing it");
+  return { manifest: previous, ...outputKeys(ctx.build, previous.outputFileName) };
+}
+
+/** Phase: uploads the artifact, then the manifest: the manifest is written last because its presence marks a complete build. */
+export async function uploadOutput(ctx: BuildContext, { manifest, artifactFile }: PackedOutput): Promise<BuildOutput> {
+  const { store } = ctx.worker;
+  const { artifactKey, manifestKey } = outputKeys(ctx.build, manifest.outputFileName);
+  await store.putStream(artifactKey, createReadStream(artifactFile), manifest.outputFileName?.endsWith(".zst") ? "application/zstd" : "application/gzip");
   // A build stopped now leaves an artifact without a manifest: never taken for a complete build.
-  if (signal.aborted) throw signal.reason;
-  const manifestKey = storageKeys.manifest(build.app, build.id);
-  await ctx.store.putBuffer(manifestKey, serializeManifest(manifest), "application/toml");
-  return { artifactKey, manifestKey };
+  throwIfAborted(ctx);
+  await store.putBuffer(manifestKey, serializeManifest(manifest), "application/toml");
+  ctx.line(`Uploaded ${artifactKey} and ${manifestKey}`);
+  return { manifest, manifestKey, artifactKey };
 }
 
 /**

@@ -1,0 +1,91 @@
+import path from "node:path";
+import { parse as parseToml } from "smol-toml";
+import { readUntrustedText } from "@slipway/shared";
+import type { PythonInterpreter } from "@slipway/shared/sandbox";
+import { BuildFailure } from "../errors";
+import type { ToolSpec } from "../tools";
+
+/** Lock files larger than this fail the build rather than being read in part. */
+const MAX_LOCK_BYTES = 16 * 1024 * 1024;
+
+export interface InstallTarget {
+  python: PythonInterpreter;
+  /** The venv's directory name in the source ("antenv") and its absolute path. */
+  venvName: string;
+  venv: string;
+  /** The build's environment with the venv active. */
+  env: Record<string, string>;
+  /**
+   * Runs on a fresh install just before the venv is saved to the dependency cache: what it adds to
+   * the venv (the server the app needs) is cached with the dependencies, not reinstalled on a hit.
+   */
+  beforeCacheSave?: () => Promise<void>;
+}
+
+/** How one installer puts the dependencies into the venv: chosen first, run through the dependency cache. */
+export interface Plan {
+  installer: string;
+  /** The cache key's inputs beyond the interpreter: the lock or requirements text, and the installer's version. */
+  inputs?: Record<string, string>;
+  packages: string[];
+  /** Installs the dependencies into the (new, empty) venv. */
+  dependencies(): Promise<void>;
+  /**
+   * With the venv from the cache instead: checks what the install would have (the lock still
+   * matches its pyproject.toml or Pipfile), since the cache is keyed by the lock alone.
+   */
+  verify?(): Promise<void>;
+  /** Installs the project itself, after the dependencies came from the install or from the cache. */
+  project?(): Promise<void>;
+}
+
+/**
+ * A tool that lives in a venv of its own in the tool cache, made with the worker's default
+ * interpreter (part of its version: the venv needs that interpreter). Its console scripts name
+ * the staging directory it was installed in, so it is run as `<dir>/bin/python -m <tool>`.
+ */
+export function pythonTool(name: string, version: string, base: PythonInterpreter, requirements: string[]): ToolSpec {
+  return {
+    name,
+    version: `${version}-py${base.version}`,
+    install: async (dir, run, sandbox) => {
+      for (const mount of base.mounts) sandbox.allowReading(mount);
+      await run(base.command, ["-m", "venv", dir]);
+      await run(path.join(dir, "bin", "python"), ["-m", "pip", "install", "--disable-pip-version-check", "--no-input", ...requirements]);
+    },
+  };
+}
+
+export type Pyproject = Record<string, unknown>;
+
+export async function readPyproject(dir: string, lock: string): Promise<Pyproject> {
+  const text = await readUntrustedText(path.join(dir, "pyproject.toml"));
+  if (text === undefined) throw new BuildFailure(`${lock} has no pyproject.toml beside it`);
+  return parsePyproject(text);
+}
+
+export const parsePyproject = (text: string): Pyproject => parseTomlFile(text, "pyproject.toml");
+
+/** A TOML file of the source, or a failure naming it and the first line of the parser's complaint. */
+export function parseTomlFile(text: string, file: string): Record<string, unknown> {
+  try {
+    return parseToml(text) as Record<string, unknown>;
+  } catch (error) {
+    throw new BuildFailure(`${file} does not parse: ${(error as Error).message.split("\n")[0]}`);
+  }
+}
+
+/** A lock file's text, refused past MAX_LOCK_BYTES rather than read in part. */
+export async function readLock(dir: string, file: string): Promise<string> {
+  const text = await readUntrustedText(path.join(dir, file), MAX_LOCK_BYTES);
+  if (text === undefined) throw new BuildFailure(`${file} is not a regular file`);
+  if (Buffer.byteLength(text) >= MAX_LOCK_BYTES) throw new BuildFailure(`${file} is larger than ${MAX_LOCK_BYTES / 1024 / 1024} MiB`);
+  return text;
+}
+
+/** PEP 503 names: lowercase, runs of -_. as one -. */
+export const normalizeName = (name: string) => name.trim().toLowerCase().replace(/[-_.]+/g, "-");
+
+/** A TOML/JSON table, or an empty one for anything else (the source is untrusted). */
+export const table = (value: unknown): Record<string, unknown> => (value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {});
+export const array = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);

@@ -1,0 +1,42 @@
+import type { LayerCache, Platform, PlatformContext, PlatformResult } from "../platforms/platform";
+import type { BuildSandbox } from "../sandbox";
+import type { ToolSpec } from "../tools";
+import { throwIfAborted, type BuildContext } from "./build-context";
+import type { BuildCommands } from "./build-sandbox";
+import { runBuildHooks } from "./hooks";
+
+/** What the build phase needs from the phases before it. */
+export interface BuildInputs {
+  platform: Platform;
+  options: Record<string, string>;
+  sandbox: BuildSandbox;
+  commands: BuildCommands;
+  cache: LayerCache;
+}
+
+/** Phase: PRE_BUILD hooks, the platform's own build (install, build scripts, start command), POST_BUILD hooks. */
+export async function buildApp(ctx: BuildContext, inputs: BuildInputs): Promise<PlatformResult> {
+  const { worker } = ctx;
+  const { sandbox, commands } = inputs;
+  const tool = async (spec: ToolSpec) => {
+    const dir = await worker.tools.ensure(spec, ctx.line, ctx.signal);
+    sandbox.allowReading(dir);
+    return dir;
+  };
+  const platformContext: PlatformContext = {
+    sourceDir: ctx.sourceDir,
+    baseEnv: commands.baseEnv,
+    options: inputs.options,
+    cache: inputs.cache,
+    tool,
+    allowReading: (dir) => sandbox.allowReading(dir),
+    toolchains: { pythonInstallsDir: worker.config.PYTHON_INSTALLS_DIR },
+    log: ctx.line,
+    run: commands.run,
+  };
+  await runBuildHooks("PRE", platformContext);
+  const result = await inputs.platform.build(platformContext);
+  await runBuildHooks("POST", platformContext);
+  throwIfAborted(ctx);
+  return result;
+}
