@@ -53,9 +53,6 @@ export async function enqueueBuild(
   const job: BuildJob = buildJobSchema.parse({
     buildId: build.id,
     app: build.app,
-    sourceKey: build.sourceKey,
-    sourceSha256: build.sourceSha256,
-    deploy: build.deploy,
     noCache: request.noCache ?? false,
     requestId: request.requestId,
   });

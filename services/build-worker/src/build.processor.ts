@@ -62,7 +62,7 @@ export function createBuildProcessor(ctx: WorkerContext) {
     try {
       // Scratch space goes before the outcome is recorded: whoever sees the build end sees it clean.
       const result = await runBuild(run).finally(() => removeScratch(run));
-      const release = payload.deploy ? await publishRelease(ctx, build, result.manifest.outputSha256!) : undefined;
+      const release = build.deploy ? await publishRelease(ctx, build, result.manifest.outputSha256!) : undefined;
       log.line(release ? `Build succeeded: release v${release.version}` : "Build succeeded (not deployed)");
       await log.save(ctx.store, build.app);
       await ctx.builds.transition(build.id, ["running"], {

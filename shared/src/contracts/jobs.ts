@@ -1,17 +1,17 @@
 import { z } from "zod";
-import { appNameSchema, buildIdSchema, sha256Schema } from "./ids";
+import { appNameSchema, buildIdSchema } from "./ids";
 
 export const QueueName = { builds: "builds", maintenance: "maintenance" } as const;
 export const JobName = { build: "build", gc: "gc" } as const;
 export type JobName = (typeof JobName)[keyof typeof JobName];
 
-/** Payload of a `build` job (queue `builds`); the build record in Redis holds everything else. */
+/**
+ * Payload of a `build` job (queue `builds`): only what the build record does not hold. The
+ * source and whether to deploy are the record's, read by the worker, so the two cannot disagree.
+ */
 export const buildJobSchema = z.object({
   buildId: buildIdSchema,
   app: appNameSchema,
-  sourceKey: z.string().min(1),
-  sourceSha256: sha256Schema,
-  deploy: z.boolean(),
   /** Rebuild without the dependency cache. */
   noCache: z.boolean().default(false),
   requestId: z.string().optional(),
