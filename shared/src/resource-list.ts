@@ -2,16 +2,12 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import path from "node:path";
+import type { ResourceEntry } from "./contracts/resources";
 
 /** The manifest a partial upload carries for the files it left out because the server has them. */
 export const RESOURCE_MANIFEST = ".slipway-resources.json";
 
-export interface ResourceEntry {
-  path: string;
-  sha256: string;
-  size: number;
-  mode: number;
-}
+export type { ResourceEntry };
 
 export async function hashFile(file: string): Promise<string> {
   const hash = createHash("sha256");

@@ -12,10 +12,11 @@ import {
   packDirectory,
   RESOURCE_MANIFEST,
   ResourceDigestError,
+  resourceListSchema,
   restoreResource,
   UnsafeArchiveError,
   type ObjectStore,
-  type ResourceEntry,
+  type ListedResource,
 } from "@slipway/shared";
 import { errors } from "./errors";
 import { storeSourceUpload, type StoredSource } from "./source-upload";
@@ -40,10 +41,11 @@ export async function assembleSource(req: Request, store: ObjectStore, app: stri
       if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError || error instanceof ArchiveLimitError) throw errors.unreadableArchive(error.message);
       throw error;
     }
-    let entries: ResourceEntry[];
+    let entries: ListedResource[];
     try {
-      entries = JSON.parse(await readFile(path.join(tree, RESOURCE_MANIFEST), "utf8")) as ResourceEntry[];
-      if (!Array.isArray(entries)) throw new Error("not a list");
+      const listed = resourceListSchema.safeParse(JSON.parse(await readFile(path.join(tree, RESOURCE_MANIFEST), "utf8")));
+      if (!listed.success) throw new Error(listed.error.issues.map((issue) => `${issue.path.join(".") || "list"}: ${issue.message}`).join("; "));
+      entries = listed.data;
     } catch (error) {
       throw errors.unreadableResourceList(RESOURCE_MANIFEST, (error as Error).message);
     }

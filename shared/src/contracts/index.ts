@@ -7,3 +7,4 @@ export * from "./jobs";
 export * from "./events";
 export * from "./records";
 export * from "./responses";
+export * from "./resources";
