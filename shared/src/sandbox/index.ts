@@ -1,4 +1,5 @@
-export { spawnSandboxed, writeSandboxResolvConf, SLIRP_DNS, type SandboxCommand, type SandboxExit, type SandboxMode, type SandboxSpec, type SandboxedProcess } from "./spawn";
+export { SLIRP_DNS, writeSandboxResolvConf } from "./network";
+export { spawnSandboxed, type SandboxCommand, type SandboxExit, type SandboxMode, type SandboxSpec, type SandboxedProcess } from "./spawn";
 export { hostToolchains, sandboxPath, SYSTEM_PATH } from "./toolchains";
 export { checkSandboxSupport, sandboxUid, sandboxUnavailable, SandboxUnavailableError } from "./support";
 export { compareVersions, findPythons, probePython, PYTHON_COMMAND_NAMES, type FoundPythons, type PythonInterpreter } from "./pythons";

@@ -1,0 +1,69 @@
+import { lstatSync, readlinkSync } from "node:fs";
+import path from "node:path";
+import { SYSTEM_ALIASES, SYSTEM_DIRS } from "./toolchains";
+import type { SandboxCommand, SandboxSpec } from "./types";
+
+export function bwrapArgs(run: SandboxCommand, spec: SandboxSpec): string[] {
+  const args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--hostname", "sandbox"];
+  if (spec.network === "isolated") args.push("--unshare-net");
+  for (const dir of SYSTEM_DIRS) args.push("--ro-bind", dir, dir);
+  for (const alias of SYSTEM_ALIASES) {
+    const link = symlinkTarget(alias);
+    if (link) args.push("--symlink", link, alias);
+    else if (link === null) args.push("--ro-bind", alias, alias);
+  }
+  if (spec.resolvConf) args.push("--ro-bind", spec.resolvConf, "/etc/resolv.conf");
+  // The private /tmp is the sandbox's to write (sticky, like any /tmp): yarn run, os.tmpdir(), uploads.
+  // Its pages are charged to the sandbox's memory cgroup.
+  args.push("--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--tmpfs", "/tmp", "--tmpfs", "/run", "--dir", "/var/tmp");
+  // bwrap would create missing parents with the host's modes (/root is 0700): the sandbox's uid
+  // could then not reach a toolchain bound below them.
+  for (const dir of ancestors([...spec.readOnly, ...spec.writable])) args.push("--perms", "0755", "--dir", dir);
+  for (const dir of spec.readOnly) args.push("--ro-bind", dir, dir);
+  for (const dir of spec.writable) args.push("--bind", dir, dir);
+  args.push("--chdir", run.cwd, "--info-fd", "3", "--block-fd", "4");
+  const id = String(spec.uid);
+  args.push(
+    "--",
+    "prlimit",
+    `--fsize=${spec.limits.maxFileBytes}`,
+    `--nproc=${spec.limits.maxProcesses}`,
+    "--core=0",
+    "--",
+    "setpriv",
+    `--reuid=${id}`,
+    `--regid=${id}`,
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--bounding-set=-all",
+    "--no-new-privs",
+    "--",
+    run.command,
+    ...run.args,
+  );
+  return args;
+}
+
+function ancestors(dirs: string[]): string[] {
+  const made = new Set<string>(["/", "/tmp", ...SYSTEM_DIRS]);
+  const result: string[] = [];
+  for (const dir of dirs) {
+    const parts = path.resolve(dir).split("/").filter(Boolean);
+    for (let i = 1; i < parts.length; i++) {
+      const ancestor = `/${parts.slice(0, i).join("/")}`;
+      if (made.has(ancestor) || SYSTEM_DIRS.some((system) => ancestor.startsWith(`${system}/`))) continue;
+      made.add(ancestor);
+      result.push(ancestor);
+    }
+  }
+  return result;
+}
+
+/** A symlink's target; `null` for a real directory; undefined when the path does not exist. */
+function symlinkTarget(file: string): string | null | undefined {
+  try {
+    return lstatSync(file).isSymbolicLink() ? readlinkSync(file) : null;
+  } catch {
+    return undefined;
+  }
+}
