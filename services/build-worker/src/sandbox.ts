@@ -1,9 +1,8 @@
-import { spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import type { WorkerConfig } from "@slipway/shared";
-import { hostToolchains, sandboxPath, sandboxUid, spawnSandboxed, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
+import { hostToolchains, runOnHost, sandboxPath, sandboxUid, spawnSandboxed, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 import { BuildAborted, BuildFailure } from "./errors";
 
 export interface RunOptions {
@@ -127,13 +126,3 @@ export function chownTree(dir: string, uid: number): Promise<void> {
   return runOnHost("chown", ["-R", "-h", `${uid}:${uid}`, dir]);
 }
 
-/** A trusted command of the worker's own (chown, chmod), outside any sandbox. */
-export function runOnHost(command: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(" ")} failed: ${stderr.trim()}`))));
-  });
-}

@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { access, chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { WorkerConfig } from "@slipway/shared";
-import { chownTree, prepareSandbox, runCommand, runOnHost, type BuildSandbox } from "./sandbox";
+import { runOnHost } from "@slipway/shared/sandbox";
+import { chownTree, prepareSandbox, runCommand, type BuildSandbox } from "./sandbox";
 
 /** Marks a tool directory as completely installed; a directory without it is never used. */
 const COMPLETE = ".slipway-tool-complete";

@@ -1,8 +1,7 @@
-import { spawn } from "node:child_process";
 import { chmod, chown } from "node:fs/promises";
 import path from "node:path";
 import type { AgentConfig, Logger } from "@slipway/shared";
-import { checkSandboxSupport, hostToolchains, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
+import { checkSandboxSupport, hostToolchains, runOnHost, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 
 /** The agent's own files inside a release directory (restore marker, profile.sh): never the app's to change. */
 const AGENT_DIR = ".slipway";
@@ -63,19 +62,10 @@ export class AppSandbox {
    */
   async own(appPath: string): Promise<void> {
     if (this.mode === "off") return;
-    await run("chown", ["-R", "-h", `${this.uid}:${this.uid}`, appPath]);
-    await run("chown", ["-R", "-h", "0:0", path.join(appPath, AGENT_DIR)]).catch(() => undefined);
+    await runOnHost("chown", ["-R", "-h", `${this.uid}:${this.uid}`, appPath]);
+    await runOnHost("chown", ["-R", "-h", "0:0", path.join(appPath, AGENT_DIR)]).catch(() => undefined);
     await chown(appPath, 0, this.uid);
     await chmod(appPath, 0o1770);
   }
 }
 
-function run(command: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${command} failed: ${stderr.trim()}`))));
-  });
-}

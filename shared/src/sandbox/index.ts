@@ -3,3 +3,4 @@ export { spawnSandboxed, type SandboxCommand, type SandboxExit, type SandboxMode
 export { hostToolchains, sandboxPath, SYSTEM_PATH } from "./toolchains";
 export { checkSandboxSupport, sandboxUid, sandboxUnavailable, SandboxUnavailableError } from "./support";
 export { compareVersions, findPythons, probePython, PYTHON_COMMAND_NAMES, type FoundPythons, type PythonInterpreter } from "./pythons";
+export { runOnHost } from "./process-io";
