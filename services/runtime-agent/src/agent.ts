@@ -41,9 +41,10 @@ export class RuntimeAgent {
     this.appNotes = new AppProcessNotes(config.RUNTIME_ROOT, logger);
     this.target = new CurrentReleaseTarget(config.APP, new ReleaseRepository(redis), store, logger);
     const sandbox = () => this.appSandbox;
+    const instances = new InstanceRepository(redis);
     this.supervisor = new Supervisor(config, this.proxy, sandbox, this.appNotes, this.lifetime.signal, logger);
-    this.heartbeat = new Heartbeat(config, new InstanceRepository(redis), this.supervisor, logger);
-    const rollout = new RolloutTurns(config, new RolloutRepository(redis), new InstanceRepository(redis), this.target, logger, { signal: this.lifetime.signal });
+    this.heartbeat = new Heartbeat(config, instances, this.supervisor, logger);
+    const rollout = new RolloutTurns(config, new RolloutRepository(redis), instances, this.target, logger, { signal: this.lifetime.signal });
     const mover = new ReleaseMover(config, { restorer: this.restorer, apps: new AppRepository(redis), rollout, supervisor: this.supervisor, heartbeat: this.heartbeat, sandbox }, logger);
     this.reconciler = new Reconciler(this.target, mover, logger);
   }

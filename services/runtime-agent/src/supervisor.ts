@@ -48,8 +48,7 @@ export interface SupervisorEvents extends Record<string, unknown> {
 export class Supervisor {
   readonly events = new TypedEvents<SupervisorEvents>();
   private running: Running | undefined;
-  /** Crash restarts since the release started serving. */
-  restarts = 0;
+  private crashRestarts = 0;
 
   constructor(
     private readonly config: Pick<AgentConfig, "RUNTIME_ROOT" | "HEALTH_PATH" | "HEALTH_TIMEOUT_S">,
@@ -59,6 +58,11 @@ export class Supervisor {
     private readonly signal: AbortSignal,
     private readonly logger: Logger,
   ) {}
+
+  /** Crash restarts since the release started serving. */
+  get restarts(): number {
+    return this.crashRestarts;
+  }
 
   get serving(): ServingApp | undefined {
     return this.running && { release: this.running.release, appPath: this.running.appPath, pid: this.running.process.pid };
@@ -77,7 +81,7 @@ export class Supervisor {
     const launched = await this.launch(spec, log);
     if (launched.error !== undefined) throw launched.error;
     const previous = this.running;
-    this.restarts = 0;
+    this.crashRestarts = 0;
     await this.adopt({ ...launched.running, release });
     return previous;
   }
@@ -122,14 +126,14 @@ export class Supervisor {
   private watchForCrash(running: Running): void {
     void running.process.exited.then(async (exit) => {
       if (this.signal.aborted || this.running !== running) return;
-      this.restarts += 1;
+      this.crashRestarts += 1;
       const delay = Math.min(MAX_CRASH_BACKOFF_MS, 500 * 2 ** (this.restarts - 1));
       const reason = `the app exited (${exit.limitReason ?? exit.signal ?? `code ${exit.code}`}); restart ${this.restarts} in ${delay} ms; ${printedNote(running.process)}`;
       this.logger.warn({ restarts: this.restarts }, reason);
       await this.events.emit("crashed", { release: running.release, appPath: running.appPath, reason });
       await sleep(delay);
       if (this.signal.aborted || this.running !== running) return;
-      const { running: restarted, error } = await this.launch(running, this.logger);
+      const { running: restarted, error } = await this.launch({ appPath: running.appPath, command: running.command, env: running.env }, this.logger);
       // Even a failed restart is adopted: its exit starts the next, longer back-off.
       await this.adopt({ ...restarted, release: running.release }, error);
     });
