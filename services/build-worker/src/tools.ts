@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { access, chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { WorkerConfig } from "@slipway/shared";
-import { runOnHost } from "@slipway/shared/sandbox";
+import { runOnHost, sandboxEnvironment } from "@slipway/shared/sandbox";
 import { chownTree, prepareSandbox, runCommand, type BuildSandbox } from "./sandbox";
 
 /** Marks a tool directory as completely installed; a directory without it is never used. */
@@ -56,7 +56,7 @@ export class ToolCache {
       const run: ToolRun = (command, args, options = {}) =>
         runCommand(command, args, sandbox, {
           cwd: options.cwd ?? staging,
-          env: { PATH: sandbox.path, HOME: sandbox.home, LANG: "C.UTF-8", ...options.env },
+          env: { ...sandboxEnvironment(sandbox), ...options.env },
           label: `installing ${tool.name}`,
           onLine: log,
           signal,

@@ -1,5 +1,5 @@
 import http from "node:http";
-import type { AppProcess } from "./supervisor";
+import type { AppProcess } from "./app-process";
 
 export class HealthCheckError extends Error {
   override name = "HealthCheckError";

@@ -1,34 +1,25 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { PassThrough, type Readable } from "node:stream";
 import {
-  ArchiveLimitError,
+  builtVenvPath,
   compressionOf,
   hasZstd,
-  ZSTD_MISSING,
-  type Compression,
-  CorruptArchiveError,
-  extractStream,
   ManifestError,
   ObjectNotFoundError,
   parseManifest,
-  recordedSizeLimits,
-  storageKeys,
-  UnsafeArchiveError,
-  builtVenvPath,
   relocateVenv,
+  storageKeys,
+  ZSTD_MISSING,
   type AgentConfig,
-  type ArchiveSummary,
   type BuildManifest,
   type ObjectStore,
 } from "@slipway/shared";
+import { ArtifactExtractor } from "./artifact";
 import { outputFileName as findOutputFileName } from "./oryx-output";
+import { RestoreError } from "./restore-error";
 
-/** A release that cannot be restored as stored: retrying the same bytes will not help. */
-export class RestoreError extends Error {
-  override name = "RestoreError";
-}
+export { RestoreError };
 
 export interface RestoredRelease {
   appPath: string;
@@ -54,14 +45,16 @@ const PARTIAL_PREFIX = ".partial-";
  */
 export class Restorer {
   readonly releasesDir: string;
+  private readonly artifacts: ArtifactExtractor;
 
   constructor(
     private readonly store: ObjectStore,
     runtimeRoot: string,
     /** Hard caps on what one release may unpack to, artifact and separate node_modules together. */
-    private readonly caps: Pick<AgentConfig, "MAX_RESTORE_BYTES" | "MAX_RESTORE_ENTRIES">,
+    caps: Pick<AgentConfig, "MAX_RESTORE_BYTES" | "MAX_RESTORE_ENTRIES">,
   ) {
     this.releasesDir = path.join(runtimeRoot, "releases");
+    this.artifacts = new ArtifactExtractor(store, caps);
   }
 
   releasePath(buildId: string): string {
@@ -116,8 +109,8 @@ export class Restorer {
     if (compression === "zstd" && !hasZstd()) throw new RestoreError(`${outputFileName}: ${ZSTD_MISSING}`);
     const partial = path.join(this.releasesDir, `${PARTIAL_PREFIX}${buildId}-${randomUUID().slice(0, 8)}`);
     try {
-      const restored = await this.downloadAndExtract(storageKeys.artifact(app, buildId, outputFileName), partial, manifest, compression, outputFileName);
-      await this.restoreSeparateNodeModules(app, buildId, partial, manifest, restored);
+      const restored = await this.artifacts.extractVerified(storageKeys.artifact(app, buildId, outputFileName), partial, manifest, compression, outputFileName);
+      await this.artifacts.extractSeparateNodeModules(app, buildId, partial, manifest, restored);
       await relocate(partial, appPath, manifest);
       await writeProfile(partial, appPath, manifest);
       const restoreMarker: RestoreMarker = { buildId, outputSha256: manifest.outputSha256 ?? null, restoredAt: new Date().toISOString() };
@@ -127,108 +120,6 @@ export class Restorer {
     } finally {
       await rm(partial, { recursive: true, force: true });
     }
-  }
-
-  /** The caps left once `used` is unpacked. */
-  private remainingCaps(used: ArchiveSummary = { unpackedBytes: 0, entries: 0 }) {
-    return {
-      maxUnpackedBytes: Math.max(0, this.caps.MAX_RESTORE_BYTES - used.unpackedBytes),
-      maxEntries: Math.max(0, this.caps.MAX_RESTORE_ENTRIES - used.entries),
-      names: { unpackedBytes: "MAX_RESTORE_BYTES", entries: "MAX_RESTORE_ENTRIES" },
-    };
-  }
-
-  /**
-   * Oryx can ship node_modules as its own tarball (`compressedNodeModulesFile`), extracted into
-   * the app at start-up; restore it the same way when it is stored beside the manifest.
-   */
-  private async restoreSeparateNodeModules(app: string, buildId: string, partial: string, manifest: BuildManifest, restored: ArchiveSummary): Promise<void> {
-    const fileName = manifest.other.compressedNodeModulesFile;
-    if (!fileName) return;
-    const compression = compressionOf(fileName);
-    if (!compression) throw new RestoreError(`unsupported compressedNodeModulesFile ${fileName}`);
-    const key = storageKeys.artifact(app, buildId, fileName);
-    let body: Readable;
-    try {
-      body = await this.store.getStream(key);
-    } catch (error) {
-      if (error instanceof ObjectNotFoundError) return; // the output tarball already holds node_modules
-      throw error;
-    }
-    try {
-      // Nothing records its size: only what the caps leave after the artifact.
-      const limits = recordedSizeLimits({}, this.remainingCaps(restored));
-      await extractStream(body, path.join(partial, "node_modules"), { allowExternalSymlinks: true, compression, ...limits });
-    } catch (error) {
-      if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError || error instanceof ArchiveLimitError) {
-        throw new RestoreError(`${fileName} refused: ${error.message}`);
-      }
-      throw error;
-    }
-  }
-
-  /**
-   * One pass over the artifact's bytes: hashed, vetted and extracted together into `partial`,
-   * stopping at the first entry past the unpacked size or entry count the manifest records (or,
-   * when it records none, the agent's caps). The directory is kept only if the sha256 and size
-   * then match the manifest.
-   */
-  private async downloadAndExtract(key: string, partial: string, manifest: BuildManifest, compression: Compression, fileName: string): Promise<ArchiveSummary> {
-    let body: Readable;
-    try {
-      body = await this.store.getStream(key);
-    } catch (error) {
-      if (error instanceof ObjectNotFoundError) {
-        if (!manifest.compressDestinationDir) {
-          throw new RestoreError(`build ${path.basename(path.dirname(key))} is an uncompressed Oryx output (CompressDestinationDir="false") with no ${fileName} in storage: Slipway restores only from a tarball`);
-        }
-        throw new RestoreError(`artifact ${key} is missing from storage`);
-      }
-      throw error;
-    }
-    // The bytes are hashed as they arrive, whether or not extraction keeps up with them.
-    const hash = createHash("sha256");
-    let bytes = 0;
-    body.on("data", (chunk: Buffer) => {
-      hash.update(chunk);
-      bytes += chunk.length;
-    });
-    const bodyEnded = new Promise<boolean>((resolve) => {
-      body.once("end", () => resolve(true));
-      body.once("error", () => resolve(false));
-    });
-    const extractInput = new PassThrough();
-    body.on("error", (error) => extractInput.destroy(error));
-    body.pipe(extractInput);
-    const limits = recordedSizeLimits(
-      { unpackedBytes: manifest.outputUnpackedBytes, entries: manifest.outputEntryCount },
-      this.remainingCaps(),
-      "recorded in its manifest",
-    );
-    let summary: ArchiveSummary;
-    try {
-      summary = await extractStream(extractInput, partial, { allowExternalSymlinks: true, compression, ...limits });
-    } catch (error) {
-      if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError || error instanceof ArchiveLimitError) {
-        // Bytes that differ from what the build wrote explain a garbled archive better than the archive error does.
-        body.unpipe(extractInput);
-        body.resume();
-        if (manifest.outputSha256 && (await bodyEnded) && hash.digest("hex") !== manifest.outputSha256) {
-          throw new RestoreError(`artifact ${key} failed verification: its sha256 differs from the manifest's ${manifest.outputSha256}`);
-        }
-        throw new RestoreError(`artifact refused: ${error.message}`);
-      }
-      throw error;
-    }
-    if (!(await bodyEnded)) throw new Error(`artifact ${key}: the download ended early`);
-    const sha256 = hash.digest("hex");
-    if (manifest.outputSha256 && sha256 !== manifest.outputSha256) {
-      throw new RestoreError(`artifact ${key} failed verification: sha256 ${sha256}, manifest says ${manifest.outputSha256}`);
-    }
-    if (manifest.outputBytes !== undefined && bytes !== manifest.outputBytes) {
-      throw new RestoreError(`artifact ${key} is ${bytes} bytes, manifest says ${manifest.outputBytes}`);
-    }
-    return summary;
   }
 
   /** Keeps the newest `keep` verified release directories (and always `inUse`), deleting the rest. */

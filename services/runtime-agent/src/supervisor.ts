@@ -1,73 +1,157 @@
-import { createInterface } from "node:readline";
-import { spawnSandboxed, type SandboxedProcess, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
+import { rename, rm, symlink } from "node:fs/promises";
+import path from "node:path";
+import { freePort, type AgentConfig, type Logger } from "@slipway/shared";
+import type { AppSandbox } from "./app-sandbox";
+import { AppProcess } from "./app-process";
+import { printedNote, waitUntilHealthy } from "./health";
+import type { AppProcessNotes } from "./orphans";
+import type { InstanceProxy } from "./proxy";
+import type { TargetRelease } from "./target";
+import { sleep } from "./timeout";
+import { TypedEvents } from "./typed-events";
 
-/** Lines of the app's output kept for failure reports. */
-const TAIL_LINES = 40;
+/** Crash restarts back off up to this long. */
+const MAX_CRASH_BACKOFF_MS = 30_000;
 
-export interface AppExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  /** Set when a sandbox limit ended the app: "out of memory (limit 512 MiB)". */
-  limitReason?: string;
+/** How to start a release's app; the supervisor adds PORT. */
+export interface LaunchSpec {
+  appPath: string;
+  command: string;
+  env: Record<string, string>;
 }
 
-export interface StartOptions {
-  command: string;
-  cwd: string;
-  env: Record<string, string>;
-  /** Each output line of the app, as it arrives. */
-  onLine?: (line: string) => void;
-  sandbox: { spec: SandboxSpec; mode: SandboxMode };
+export interface Running extends LaunchSpec {
+  release: TargetRelease;
+  process: AppProcess;
+  port: number;
+}
+
+export interface ServingApp {
+  release: TargetRelease;
+  appPath: string;
+  pid: number | undefined;
+}
+
+export interface SupervisorEvents extends Record<string, unknown> {
+  /** The app answers its health check and takes the traffic. */
+  serving: ServingApp;
+  /** The serving app exited; a restart follows after `reason`'s back-off. */
+  crashed: { release: TargetRelease; appPath: string; reason: string };
+  /** A restart after a crash failed its health check; the next one backs off further. */
+  "restart-failed": { release: TargetRelease; appPath: string; reason: string };
 }
 
 /**
- * One app process in its sandbox (or, with the sandbox off, its own process group), so that
- * stopping it also stops whatever it forked (gunicorn's workers, npm's child node).
+ * Runs the app of the serving release: each start (a new release, a restart after a crash) is
+ * one launch: spawn, health check, then the proxy and `$RUNTIME_ROOT/current` switch to it.
  */
-export class AppProcess {
-  readonly exited: Promise<AppExit>;
-  private readonly tailLines: string[] = [];
-  private readonly child: SandboxedProcess;
-  private done = false;
+export class Supervisor {
+  readonly events = new TypedEvents<SupervisorEvents>();
+  private running: Running | undefined;
+  private crashRestarts = 0;
 
-  constructor(options: StartOptions) {
-    this.child = spawnSandboxed({ command: "/bin/sh", args: ["-c", options.command], cwd: options.cwd, env: options.env }, options.sandbox.spec, options.sandbox.mode);
-    for (const stream of [this.child.stdout, this.child.stderr]) {
-      createInterface({ input: stream }).on("line", (line) => {
-        this.tailLines.push(line);
-        if (this.tailLines.length > TAIL_LINES) this.tailLines.shift();
-        options.onLine?.(line);
-      });
+  constructor(
+    private readonly config: Pick<AgentConfig, "RUNTIME_ROOT" | "HEALTH_PATH" | "HEALTH_TIMEOUT_S">,
+    private readonly proxy: InstanceProxy,
+    private readonly sandbox: () => AppSandbox,
+    private readonly appNotes: AppProcessNotes,
+    private readonly signal: AbortSignal,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Crash restarts since the release started serving. */
+  get restarts(): number {
+    return this.crashRestarts;
+  }
+
+  get serving(): ServingApp | undefined {
+    return this.running && { release: this.running.release, appPath: this.running.appPath, pid: this.running.process.pid };
+  }
+
+  /** The serving build is current under another version number. */
+  relabel(release: TargetRelease): void {
+    if (this.running) this.running.release = release;
+  }
+
+  /**
+   * Launches `release` beside the serving one and moves the traffic to it; throws, leaving the
+   * serving app as it was, when it does not come up. Returns the one it replaced, to retire.
+   */
+  async serve(release: TargetRelease, spec: LaunchSpec, log: Logger): Promise<Running | undefined> {
+    const launched = await this.launch(spec, log);
+    if (launched.error !== undefined) throw launched.error;
+    const previous = this.running;
+    this.crashRestarts = 0;
+    await this.adopt({ ...launched.running, release });
+    return previous;
+  }
+
+  /** Lets the requests in flight to a replaced app finish, then stops it. */
+  async retire(previous: Running): Promise<void> {
+    await this.proxy.drain(previous.port, 10_000);
+    await previous.process.stop();
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    if (this.running) await this.running.process.stop(graceMs);
+  }
+
+  /** Spawn → health check → switch. A failed launch's process is stopped and returned with the error. */
+  private async launch(spec: LaunchSpec, log: Logger): Promise<{ running: Omit<Running, "release">; error?: unknown }> {
+    const port = await freePort();
+    const env = { ...spec.env, PORT: String(port) };
+    const app = this.spawn(spec.command, spec.appPath, env, log);
+    const running = { ...spec, env, port, process: app };
+    try {
+      await waitUntilHealthy(app, port, this.config.HEALTH_PATH, this.config.HEALTH_TIMEOUT_S * 1000);
+      await this.pointCurrentAt(spec.appPath);
+      this.proxy.setUpstream(port);
+      return { running };
+    } catch (error) {
+      await app.stop(2000);
+      return { running, error };
     }
-    this.exited = this.child.exited.then(({ code, signal, limitReason }) => {
-      this.done = true;
-      return { code, signal, ...(limitReason ? { limitReason } : {}) };
+  }
+
+  /** Makes `running` the serving app; its exit is a crash from now on. */
+  private async adopt(running: Running, restartFailure?: unknown): Promise<void> {
+    this.running = running;
+    this.watchForCrash(running);
+    const { release, appPath } = running;
+    if (restartFailure === undefined) await this.events.emit("serving", { release, appPath, pid: running.process.pid });
+    else await this.events.emit("restart-failed", { release, appPath, reason: (restartFailure as Error).message });
+  }
+
+  /** A crash of the serving app restarts it with exponential backoff. */
+  private watchForCrash(running: Running): void {
+    void running.process.exited.then(async (exit) => {
+      if (this.signal.aborted || this.running !== running) return;
+      this.crashRestarts += 1;
+      const delay = Math.min(MAX_CRASH_BACKOFF_MS, 500 * 2 ** (this.restarts - 1));
+      const reason = `the app exited (${exit.limitReason ?? exit.signal ?? `code ${exit.code}`}); restart ${this.restarts} in ${delay} ms; ${printedNote(running.process)}`;
+      this.logger.warn({ restarts: this.restarts }, reason);
+      await this.events.emit("crashed", { release: running.release, appPath: running.appPath, reason });
+      await sleep(delay);
+      if (this.signal.aborted || this.running !== running) return;
+      const { running: restarted, error } = await this.launch({ appPath: running.appPath, command: running.command, env: running.env }, this.logger);
+      // Even a failed restart is adopted: its exit starts the next, longer back-off.
+      await this.adopt({ ...restarted, release: running.release }, error);
     });
   }
 
-  get pid(): number | undefined {
-    return this.child.pid;
+  private spawn(command: string, appPath: string, env: Record<string, string>, log: Logger): AppProcess {
+    const sandbox = this.sandbox();
+    const app = new AppProcess({ command, cwd: appPath, env, sandbox: { spec: sandbox.spec(appPath), mode: sandbox.mode }, onLine: (line) => log.debug({ app: line }, "app output") });
+    void this.appNotes.track(app);
+    return app;
   }
 
-  get running(): boolean {
-    return !this.done;
-  }
-
-  /** The last lines the app printed, for a failure report. */
-  tail(lines = 15): string {
-    return this.tailLines.slice(-lines).join("\n");
-  }
-
-  /** SIGTERM to the app, the end of its whole sandbox after `graceMs`; resolves when everything has exited. */
-  async stop(graceMs = 10_000): Promise<AppExit> {
-    if (this.running) {
-      this.child.terminate("SIGTERM");
-      const timer = setTimeout(() => this.child.kill(), graceMs);
-      const exit = await this.exited;
-      clearTimeout(timer);
-      return exit;
-    }
-    this.child.kill();
-    return this.exited;
+  /** `$RUNTIME_ROOT/current` follows the live release, for operators' shells. */
+  private async pointCurrentAt(appPath: string): Promise<void> {
+    const link = path.join(this.config.RUNTIME_ROOT, "current");
+    const temp = `${link}.tmp-${process.pid}`;
+    await rm(temp, { force: true });
+    await symlink(appPath, temp);
+    await rename(temp, link);
   }
 }

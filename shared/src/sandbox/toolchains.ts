@@ -41,3 +41,11 @@ export function hostToolchains(): Promise<string[]> {
 export function sandboxPath(toolchains: string[]): string {
   return [...toolchains.map((dir) => path.join(dir, "bin")), SYSTEM_PATH].join(":");
 }
+
+/**
+ * The whole environment a sandboxed command starts from: the sandbox's PATH and a HOME it may
+ * write, the host's locale, and nothing else of the platform's (its secrets live in its own env).
+ */
+export function sandboxEnvironment(sandbox: { path: string; home: string }, host: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return { PATH: sandbox.path, HOME: sandbox.home, LANG: host.LANG ?? "C.UTF-8" };
+}

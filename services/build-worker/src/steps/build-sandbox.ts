@@ -1,4 +1,5 @@
 import type { WorkerConfig } from "@slipway/shared";
+import { sandboxEnvironment } from "@slipway/shared/sandbox";
 import type { PlatformContext } from "../platforms/platform";
 import { PASS_THROUGH, prepareBuildSandbox, runCommand, type BuildSandbox } from "../sandbox";
 import type { BuildContext } from "./build-context";
@@ -13,7 +14,7 @@ export async function enterSandbox(ctx: BuildContext): Promise<BuildSandbox> {
 
 /** The environment every build command starts from: the sandbox's PATH and HOME, index settings, nothing of Slipway's own. */
 export function buildEnvironment(config: WorkerConfig, sandbox: Pick<BuildSandbox, "path" | "home">, host: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const env: Record<string, string> = { PATH: sandbox.path, HOME: sandbox.home, LANG: host.LANG ?? "C.UTF-8" };
+  const env = sandboxEnvironment(sandbox, host);
   for (const key of PASS_THROUGH) {
     const value = config[key] ?? host[key];
     if (value) env[key] = value;

@@ -1,0 +1,34 @@
+import path from "node:path";
+import type { AppRecord } from "@slipway/shared";
+import { sandboxEnvironment } from "@slipway/shared/sandbox";
+import type { AppSandbox } from "./app-sandbox";
+import { withShippedNodeTools } from "./node-path";
+import { serverWorkersEnvironment } from "./python-env";
+import { RestoreError, type RestoredRelease } from "./restore";
+import { NO_START_COMMAND, resolveStartCommand } from "./start-command";
+import type { LaunchSpec } from "./supervisor";
+
+/** How to start a restored release: its command, and its environment without PORT (each launch picks one). */
+export async function launchSpec(restored: RestoredRelease, sandbox: AppSandbox, app: Pick<AppRecord, "startupCommand" | "env"> | undefined): Promise<LaunchSpec> {
+  const command = await resolveStartCommand(restored.appPath, restored.manifest, app?.startupCommand);
+  if (!command) throw new RestoreError(NO_START_COMMAND);
+  await sandbox.own(restored.appPath);
+  const env = withShippedNodeTools(appEnvironment(sandbox.path, restored.appPath, restored.manifest.virtualEnvName, app?.env ?? {}), restored.appPath, restored.manifest);
+  return { appPath: restored.appPath, command, env };
+}
+
+function appEnvironment(sandboxPath: string, appPath: string, venvName: string | undefined, appEnv: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {
+    // The release directory is all the app may write; its home is there too, as Heroku's /app.
+    ...sandboxEnvironment({ path: sandboxPath, home: appPath }),
+    PYTHONUNBUFFERED: "1",
+    ...appEnv,
+    ...serverWorkersEnvironment(appEnv),
+    APP_PATH: appPath,
+  };
+  if (venvName) {
+    env.VIRTUAL_ENV = path.join(appPath, venvName);
+    env.PATH = `${path.join(env.VIRTUAL_ENV, "bin")}:${env.PATH}`;
+  }
+  return env;
+}

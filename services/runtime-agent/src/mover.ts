@@ -1,0 +1,93 @@
+import type { AgentConfig, AppRepository, Logger } from "@slipway/shared";
+import type { AppSandbox } from "./app-sandbox";
+import { HealthCheckError } from "./health";
+import type { Heartbeat } from "./heartbeat";
+import { requireInterpreter } from "./interpreter";
+import { launchSpec } from "./launch-spec";
+import type { MoveOutcome, ReleaseRunner } from "./reconciler";
+import { RestoreError, type Restorer } from "./restore";
+import type { RolloutTurns } from "./rollout";
+import type { Running, Supervisor } from "./supervisor";
+import type { TargetRelease } from "./target";
+import { withTimeout } from "./timeout";
+
+export interface MoverParts {
+  restorer: Restorer;
+  apps: Pick<AppRepository, "get">;
+  rollout: RolloutTurns;
+  supervisor: Supervisor;
+  heartbeat: Heartbeat;
+  sandbox: () => AppSandbox;
+}
+
+/**
+ * Moves the instance to a release: restore, wait for a rollout turn, launch it beside the
+ * serving one, and only then retire the old one, so a release that fails leaves the old serving.
+ */
+export class ReleaseMover implements ReleaseRunner {
+  constructor(
+    private readonly config: Pick<AgentConfig, "APP" | "KEEP_RELEASES">,
+    private readonly parts: MoverParts,
+    private readonly logger: Logger,
+  ) {}
+
+  serving(): TargetRelease | undefined {
+    return this.parts.supervisor.serving?.release;
+  }
+
+  async relabel(target: TargetRelease): Promise<void> {
+    this.parts.supervisor.relabel(target);
+    await this.parts.heartbeat.report("running");
+  }
+
+  async moveTo(target: TargetRelease): Promise<MoveOutcome> {
+    const { restorer, rollout, supervisor, heartbeat } = this.parts;
+    const log = this.logger.child({ version: target.version, buildId: target.buildId });
+    // An instance that serves nothing yet has no availability to protect: it joins no queue.
+    const coordinated = supervisor.serving !== undefined;
+    let previous: Running | undefined;
+    let appPath: string;
+    try {
+      await heartbeat.report("restoring", target);
+      const started = Date.now();
+      const restored = await restorer.restore(this.config.APP, target.buildId);
+      appPath = restored.appPath;
+      log.info({ appPath, reused: restored.reused, ms: Date.now() - started }, restored.reused ? "release already restored" : "release restored");
+      await requireInterpreter(restored.manifest, this.parts.sandbox());
+
+      if (coordinated) {
+        const turn = await rollout.waitForTurn(target);
+        if (turn === "superseded") return "superseded";
+        if (turn === "halted") {
+          log.warn("rollout halted: the release failed on the first instance; keeping the current release");
+          await heartbeat.report("running", undefined, undefined, `rollout of v${target.version} halted: it failed on the first instance`);
+          return "halted";
+        }
+      }
+
+      await heartbeat.report("starting", target, appPath);
+      const appRecord = await withTimeout(this.parts.apps.get(this.config.APP), 3000).catch(() => undefined);
+      const spec = await launchSpec(restored, this.parts.sandbox(), appRecord);
+      previous = await supervisor.serve(target, spec, log);
+      log.info({ command: spec.command, pid: supervisor.serving?.pid }, "release serving");
+    } catch (error) {
+      const deterministic = error instanceof RestoreError || error instanceof HealthCheckError;
+      const reason = deterministic ? error.message : `restore failed: ${(error as Error).message}`;
+      log.warn({ reason }, supervisor.serving ? "release failed; the previous release keeps serving" : "release failed");
+      await heartbeat.report("failed", target, undefined, reason);
+      await rollout.finish(target, false);
+      // A release that cannot work waits before another try; an outage is retried at the next reconcile.
+      return deterministic ? "broken" : "unavailable";
+    }
+
+    await rollout.finish(target, true);
+    try {
+      if (previous) await supervisor.retire(previous);
+      const pruned = await restorer.prune(this.config.KEEP_RELEASES, [appPath]);
+      if (pruned.length) log.info({ pruned }, "removed old release directories");
+    } catch (error) {
+      log.warn({ err: error }, "could not clean up after the switch; the new release serves");
+    }
+    return "serving";
+  }
+}

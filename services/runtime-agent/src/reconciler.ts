@@ -1,0 +1,104 @@
+import type { Logger } from "@slipway/shared";
+import type { TargetRelease, TargetSource } from "./target";
+
+/** How long a failed release is left alone before a reconcile tries it again. */
+const FAILED_RETRY_MS = 60_000;
+
+/**
+ * How a move ended: `broken` (the release cannot work as built) and `halted` (the rollout stopped
+ * on it) are backed off; `unavailable` (an outage) and `superseded` are tried at the next pass.
+ */
+export type MoveOutcome = "serving" | "superseded" | "halted" | "broken" | "unavailable";
+
+/** What the reconciler drives: the release this instance serves. */
+export interface ReleaseRunner {
+  /** The release serving now, if any. */
+  serving(): TargetRelease | undefined;
+  /** The serving build became current again under another version number (a rollback to it). */
+  relabel(target: TargetRelease): Promise<void>;
+  moveTo(target: TargetRelease): Promise<MoveOutcome>;
+}
+
+export interface ReconcilerOptions {
+  failedRetryMs?: number;
+  now?: () => number;
+}
+
+/**
+ * Keeps the instance on its target release: reconciles on start, on each release notification
+ * and on a timer; concurrent calls coalesce into one more pass.
+ */
+export class Reconciler {
+  private failed: { version: number; at: number } | undefined;
+  private reconciling: Promise<void> | undefined;
+  private reconcileAgain = false;
+  private stopping = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly failedRetryMs: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly target: TargetSource,
+    private readonly runner: ReleaseRunner,
+    private readonly logger: Logger,
+    options: ReconcilerOptions = {},
+  ) {
+    this.failedRetryMs = options.failedRetryMs ?? FAILED_RETRY_MS;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Reconciles now and every `intervalMs` until stopped; resolves when the first pass is done. */
+  start(intervalMs: number): Promise<void> {
+    this.timer = setInterval(() => void this.reconcile(), intervalMs).unref();
+    return this.reconcile();
+  }
+
+  /** A new release was announced: one that failed before gets another try at once. */
+  notified(version: number): void {
+    this.logger.info({ version }, "release notification");
+    this.failed = undefined;
+    void this.reconcile();
+  }
+
+  reconcile(): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    if (this.reconciling) {
+      this.reconcileAgain = true;
+      return this.reconciling;
+    }
+    this.reconciling = (async () => {
+      do {
+        this.reconcileAgain = false;
+        try {
+          await this.reconcileOnce();
+        } catch (error) {
+          this.logger.error({ err: error }, "reconcile failed");
+        }
+      } while (this.reconcileAgain && !this.stopping);
+    })().finally(() => {
+      this.reconciling = undefined;
+    });
+    return this.reconciling;
+  }
+
+  /** No more passes; resolves once the one in progress has ended. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.timer);
+    await this.reconciling?.catch(() => undefined);
+  }
+
+  private async reconcileOnce(): Promise<void> {
+    const target = await this.target.current();
+    if (!target) return;
+    const serving = this.runner.serving();
+    if (serving && serving.buildId === target.buildId) {
+      if (serving.version !== target.version) await this.runner.relabel(target);
+      return;
+    }
+    if (this.failed?.version === target.version && this.now() - this.failed.at < this.failedRetryMs) return;
+    const outcome = await this.runner.moveTo(target);
+    if (outcome === "serving") this.failed = undefined;
+    if (outcome === "broken" || outcome === "halted") this.failed = { version: target.version, at: this.now() };
+  }
+}

@@ -1,0 +1,66 @@
+import { STALE_INSTANCE_MS, type AgentConfig, type InstanceRepository, type Logger, type RolloutRepository, type RolloutTurn } from "@slipway/shared";
+import type { TargetRelease, TargetSource } from "./target";
+import { sleep } from "./timeout";
+
+const ROLLOUT_POLL_MS = 300;
+
+export type TurnOutcome = Exclude<RolloutTurn, "wait"> | "superseded";
+
+export interface RolloutOptions {
+  /** Once aborted, a wait for a turn gives up (as superseded). */
+  signal?: AbortSignal;
+  pollMs?: number;
+}
+
+/**
+ * This instance's part in a rolling rollout: MAX_UNAVAILABLE instances switch at a time, the
+ * first alone, and a release failing on the first halts the rollout for the others.
+ */
+export class RolloutTurns {
+  private readonly pollMs: number;
+
+  constructor(
+    private readonly config: Pick<AgentConfig, "APP" | "INSTANCE_ID" | "MAX_UNAVAILABLE" | "HEALTH_TIMEOUT_S">,
+    private readonly rollouts: Pick<RolloutRepository, "acquire" | "finish">,
+    private readonly instances: Pick<InstanceRepository, "list">,
+    private readonly target: TargetSource,
+    private readonly logger: Logger,
+    private readonly options: RolloutOptions = {},
+  ) {
+    this.pollMs = options.pollMs ?? ROLLOUT_POLL_MS;
+  }
+
+  /** Waits for this instance's turn to switch to `release`; gives up when a newer release becomes current meanwhile. */
+  async waitForTurn(release: TargetRelease): Promise<TurnOutcome> {
+    // A turn outlives a health check that runs to its timeout, so a crashed holder's lease ends by itself.
+    const leaseMs = this.config.HEALTH_TIMEOUT_S * 1000 + 60_000;
+    for (;;) {
+      if (this.options.signal?.aborted) return "superseded";
+      const current = await this.target.current().catch(() => release);
+      if (current && current.version !== release.version) return "superseded";
+      try {
+        const turn = await this.rollouts.acquire(this.config.APP, release.version, this.config.INSTANCE_ID, this.config.MAX_UNAVAILABLE, leaseMs);
+        if (turn !== "wait") return turn;
+      } catch (error) {
+        // Without Redis there is no one to coordinate with: switch rather than wait for ever.
+        this.logger.warn({ err: error }, "rollout coordination unavailable; switching without it");
+        return "go";
+      }
+      await sleep(this.pollMs);
+    }
+  }
+
+  /** Gives the turn back; the rollout is complete once every live instance runs `release`. */
+  async finish(release: TargetRelease, ok: boolean): Promise<void> {
+    try {
+      let everyInstanceDone = false;
+      if (ok) {
+        const fresh = (await this.instances.list(this.config.APP)).filter((i) => Date.now() - Date.parse(i.lastHeartbeatAt) < STALE_INSTANCE_MS);
+        everyInstanceDone = fresh.every((i) => i.release === release.version && i.state === "running");
+      }
+      await this.rollouts.finish(this.config.APP, release.version, this.config.INSTANCE_ID, ok, everyInstanceDone);
+    } catch (error) {
+      this.logger.warn({ err: error }, "could not record the rollout outcome");
+    }
+  }
+}
