@@ -70,7 +70,10 @@ describe("POST /v1/apps/:app/builds", () => {
     expect((await ctx.store.list("incoming/")).length).toBe(0);
 
     const job = await ctx.buildQueue.getJob(build.id);
-    expect(job?.data).toMatchObject({ buildId: build.id, app, sourceSha256: sha, deploy: true, sourceKey: storageKeys.source(app, sha) });
+    // The job names the build; the record holds the source and whether to deploy.
+    expect(Object.keys(job?.data ?? {}).sort()).toEqual(["app", "buildId", "noCache", "requestId"]);
+    expect(job?.data).toMatchObject({ buildId: build.id, app, noCache: false });
+    expect(await ctx.builds.get(build.id)).toMatchObject({ sourceSha256: sha, deploy: true, sourceKey: storageKeys.source(app, sha) });
 
     const fetched = await fetch(`${base}/v1/builds/${build.id}`);
     expect(fetched.status).toBe(200);
@@ -93,7 +96,7 @@ describe("POST /v1/apps/:app/builds", () => {
     const response = await upload(uniqueApp(), sourceTarGz, "application/gzip", "?deploy=false");
     expect(response.status).toBe(202);
     const { id } = await json<{ id: string }>(response);
-    expect((await ctx.buildQueue.getJob(id))?.data.deploy).toBe(false);
+    expect((await ctx.builds.get(id))?.deploy).toBe(false);
   });
 
   it("refuses a bad app name", async () => {
