@@ -66,5 +66,5 @@ describe("rolling rollout across instances", () => {
     } finally {
       await Promise.all(agents.map(({ agent }) => agent.stop()));
     }
-  }, 150_000);
+  }, 300_000);
 });
