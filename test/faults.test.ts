@@ -3,14 +3,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger, freePort, loadAgentConfig, parseManifest, RELEASE_CHANNEL, storageKeys } from "@slipway/shared";
+import { freePort, isTransientStorageError, parseManifest, storageKeys, type ObjectStore } from "@slipway/shared";
 import { startRedisServer, startS3Server } from "@slipway/shared/embedded";
-import { RuntimeAgent } from "../services/runtime-agent/src/agent";
 import { uniqueApp } from "./harness/env";
 import { json } from "./harness/http";
-import { eventually } from "./harness/local-stack";
+import { eventually, withDeadline } from "./harness/local-stack";
 import { startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "./harness/stack";
 import { labelApp } from "./harness/apps";
+import { releaseByHand, startAgentOn } from "./harness/agents";
 
 let work: string;
 beforeAll(async () => {
@@ -30,11 +30,46 @@ const logOf = async (stack: InProcessStack, id: string) => (await fetch(`${stack
 
 async function startAgent(stack: InProcessStack, app: string) {
   const port = await freePort();
-  const config = loadAgentConfig({ ...stack.env, APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `${app}-rt`), RECONCILE_INTERVAL_S: "2" });
-  const agent = new RuntimeAgent(config, stack.api.redis, stack.api.store, createLogger("agent", "silent"));
-  await agent.start();
+  const agent = await startAgentOn(stack, { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, `${app}-rt`), RECONCILE_INTERVAL_S: "2" });
   const url = `http://127.0.0.1:${port}`;
   return { agent, serving: (label: string, timeoutMs = 60_000) => eventually(async () => ((await fetch(url).then((r) => r.text(), () => "")) === label ? true : undefined), timeoutMs, `${label} serving`) };
+}
+
+/** Resolves once `client` reports a refused connection: it has tried to reconnect while its server was down. */
+function connectionRefused(client: { on(event: "error", listener: (error: Error) => void): unknown; off(event: "error", listener: (error: Error) => void): unknown }): Promise<void> {
+  return new Promise((resolve) => {
+    const onError = (error: Error) => {
+      if ((error as NodeJS.ErrnoException).code !== "ECONNREFUSED") return;
+      client.off("error", onError);
+      resolve();
+    };
+    client.on("error", onError);
+  });
+}
+
+const UPLOADS = ["putObject", "initiateNewMultipartUpload", "uploadPart", "completeMultipartUpload"];
+const DOWNLOADS = ["getObject", "statObject"];
+
+/**
+ * Counts the requests of `store` that its S3 server refused (the store retries them without a
+ * word), by calling method of its client: how the test knows the store has met an outage.
+ */
+function refusalsOf(store: ObjectStore) {
+  const refusals: string[] = [];
+  const holder = store as unknown as { client: object };
+  const client = holder.client;
+  holder.client = new Proxy(client, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        const result: unknown = value.apply(target, args);
+        if (result instanceof Promise) result.catch((error: unknown) => isTransientStorageError(error) && refusals.push(String(property)));
+        return result;
+      };
+    },
+  });
+  return { refused: (methods: string[]) => refusals.filter((method) => methods.includes(method)).length };
 }
 
 describe("fault: Redis restarts mid-build (AOF on)", () => {
@@ -50,8 +85,10 @@ describe("fault: Redis restarts mid-build (AOF on)", () => {
       await serving("v1");
       const queued = await upload(stack, app, "v2", 'PRE_BUILD_COMMAND="sleep 3"');
       await eventually(async () => ((await logOf(stack, queued.id)).includes("Running PRE_BUILD_COMMAND") ? true : undefined), 30_000, "the build to run");
+      // Down until the worker's and the API's (and the agent's) connections have each had a reconnect refused.
+      const outageSeen = Promise.all([connectionRefused(stack.worker.worker), connectionRefused(stack.api.redis)]);
       await redis.stop();
-      await new Promise((r) => setTimeout(r, 2000));
+      await withDeadline(outageSeen, 30_000, "the clients noticing that Redis is down");
       redis = await startRedisServer({ dir: redisDir, port, password: redis.password });
       const build = await waitForBuild(stack.baseUrl, queued.id, 90_000);
       expect(build.status).toBe("succeeded");
@@ -70,7 +107,7 @@ describe("fault: Redis restarts mid-build (AOF on)", () => {
   }, 180_000);
 });
 
-describe("fault: object storage unreachable for 10 s", () => {
+describe("fault: object storage unreachable while a build uploads and an agent restores", () => {
   it("during the artifact upload and during a restore: retried with backoff, then succeeds; nothing corrupt marked complete", async () => {
     const s3Dir = path.join(work, "s3");
     const port = await freePort();
@@ -78,11 +115,8 @@ describe("fault: object storage unreachable for 10 s", () => {
     const stack = await startInProcessStack({ S3_ENDPOINT: s3.url, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey });
     const app = uniqueApp("s3-outage");
     const { agent, serving } = await startAgent(stack, app);
-    const outage = async () => {
-      await s3.stop();
-      await new Promise((r) => setTimeout(r, 10_000));
-      s3 = await startS3Server({ dir: s3Dir, port, secretKey: s3.secretKey });
-    };
+    const workerStore = refusalsOf(stack.worker.ctx.store);
+    const agentStore = refusalsOf(stack.api.store);
     try {
       await waitForBuild(stack.baseUrl, (await upload(stack, app, "v1")).id);
       await serving("v1");
@@ -90,7 +124,11 @@ describe("fault: object storage unreachable for 10 s", () => {
       // Upload: the store goes away just before the worker packs and uploads the output.
       const queued = await upload(stack, app, "v2", 'POST_BUILD_COMMAND="sleep 2"');
       await eventually(async () => ((await logOf(stack, queued.id)).includes("Running POST_BUILD_COMMAND") ? true : undefined), 60_000, "the post-build step");
-      await outage();
+      const uploadsRefusedBefore = workerStore.refused(UPLOADS);
+      await s3.stop();
+      // Down until the worker's upload has been refused and retried after its backoff, and refused again.
+      await eventually(async () => (workerStore.refused(UPLOADS) >= uploadsRefusedBefore + 2 ? true : undefined), 60_000, "the artifact upload to be refused twice");
+      s3 = await startS3Server({ dir: s3Dir, port, secretKey: s3.secretKey });
       const build = await waitForBuild(stack.baseUrl, queued.id, 90_000);
       expect(build.status).toBe("succeeded");
       const manifest = parseManifest(await stack.api.store.getText(storageKeys.manifest(app, build.id)));
@@ -101,11 +139,14 @@ describe("fault: object storage unreachable for 10 s", () => {
 
       // Restore: a release arrives while the store is down.
       const quiet = await waitForBuild(stack.baseUrl, (await upload(stack, app, "v3", "", "?deploy=false")).id);
-      const down = s3.stop();
-      await down;
-      const { release } = (await stack.api.releases.create(app, quiet.id, "manual"))!;
-      await stack.api.redis.publish(RELEASE_CHANNEL, JSON.stringify({ app, version: release.version, buildId: quiet.id }));
-      await new Promise((r) => setTimeout(r, 10_000));
+      await s3.stop();
+      const downloadsRefusedBefore = agentStore.refused(DOWNLOADS);
+      const version = await releaseByHand(stack, app, quiet.id);
+      // Down until the agent, restoring the new release, has had its download refused and refused again after its backoff.
+      await eventually(async () => {
+        const restoring = (await stack.api.instances.list(app)).some((i) => i.release === version && i.state === "restoring");
+        return restoring && agentStore.refused(DOWNLOADS) >= downloadsRefusedBefore + 2 ? true : undefined;
+      }, 60_000, "the restore's download to be refused twice");
       s3 = await startS3Server({ dir: s3Dir, port, secretKey: s3.secretKey });
       await serving("v3", 60_000);
     } finally {

@@ -42,6 +42,26 @@ afterAll(async () => {
 const upload = (app: string, body: Buffer | string, contentType = "application/gzip", query = "") =>
   fetch(`${base}/v1/apps/${app}/builds${query}`, { method: "POST", headers: { "Content-Type": contentType }, body });
 
+/** Reads a streamed body as it arrives: `until` waits for some text, `rest` for the end. */
+function readText(response: Response) {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const readMore = async () => {
+    const { done, value } = await reader.read();
+    if (!done) text += value;
+    return !done;
+  };
+  return {
+    until: async (wanted: string) => {
+      while (!text.includes(wanted)) if (!(await readMore())) throw new Error(`the stream ended without ${JSON.stringify(wanted)}: ${text}`);
+    },
+    rest: async () => {
+      while (await readMore());
+      return text;
+    },
+  };
+}
+
 const expectError = async (response: Response, status: number, code: string) => {
   expect(response.status).toBe(status);
   const body = await json<{ error: { code: string; message: string } }>(response);
@@ -158,13 +178,12 @@ describe("GET /v1/builds/:id and its logs", () => {
 
     const events = await fetch(`${base}/v1/builds/${id}/logs`, { headers: { Accept: "text/event-stream" } });
     expect(events.headers.get("content-type")).toMatch(/^text\/event-stream/);
-    const later = (async () => {
-      await new Promise((r) => setTimeout(r, 300));
-      await ctx.buildLogs.append(id, ["step 3"]);
-      await ctx.buildLogs.end(id, "succeeded");
-    })();
-    const body = await events.text(); // resolves only when the server ends the stream
-    await later;
+    const stream = readText(events);
+    // Once the lines so far have arrived, the server is following: what comes next arrives live.
+    await stream.until("data: step 2\n\n");
+    await ctx.buildLogs.append(id, ["step 3"]);
+    await ctx.buildLogs.end(id, "succeeded");
+    const body = await stream.rest(); // resolves only when the server ends the stream
     expect(body).toContain("data: step 1\n\n");
     expect(body).toContain("data: step 3\n\n");
     expect(body.trim().endsWith("event: end\ndata: succeeded")).toBe(true);

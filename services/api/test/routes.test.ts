@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { currentReleasePointerSchema, InvalidIdError, RELEASE_CHANNEL, storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../../../test/harness/env";
 import { json } from "../../../test/harness/http";
+import { eventually } from "../../../test/harness/local-stack";
 import { startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "../../../test/harness/stack";
 import { openApiDocument } from "../src/openapi";
 
@@ -99,7 +100,8 @@ describe("REST API on a real stack", () => {
 
     const manual = await post(`/v1/apps/${app}/releases`, { buildId: releases[1]!.buildId });
     expect(await json(manual)).toMatchObject({ version: 6, reason: "manual" });
-    await new Promise((r) => setTimeout(r, 100));
+    // Both releases were announced before their answers came back; wait for the deliveries.
+    await eventually(async () => (events.length >= 2 ? true : undefined), 10_000, "two release announcements");
     expect(events.map((e) => JSON.parse(e).version)).toEqual([5, 6]);
     await subscriber.quit();
 
@@ -243,8 +245,13 @@ describe("REST API on a real stack", () => {
     const app = uniqueApp("metrics");
     await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, await sourceDir("m"))).id);
     await api(`/v1/builds/${randomUUID()}`);
-    await new Promise((r) => setTimeout(r, 500));
-    const text = await (await api("/metrics")).text();
+    // Both are recorded after their events: the request's once its answer is sent, the build's from
+    // the queue's completion event, which follows the build record's end.
+    const recorded = [/slipway_http_request_duration_seconds_count\{method="GET",route="\/v1\/builds\/:id",status="404"\} \d+/, /slipway_build_duration_seconds_count\{platform="python",outcome="succeeded"\} [1-9]/];
+    const text = await eventually(async () => {
+      const scraped = await (await api("/metrics")).text();
+      return recorded.every((pattern) => pattern.test(scraped)) ? scraped : undefined;
+    }, 30_000, "the 404 and the finished build in the metrics");
     expect(text).toMatch(/slipway_http_request_duration_seconds_count\{method="POST",route="\/v1\/apps\/:app\/builds",status="202"\} \d+/);
     expect(text).toMatch(/slipway_http_request_duration_seconds_count\{method="GET",route="\/v1\/builds\/:id",status="404"\} \d+/);
     expect(text).toMatch(/slipway_build_queue_jobs\{state="waiting"\} \d+/);

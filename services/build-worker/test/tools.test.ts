@@ -25,23 +25,29 @@ afterAll(async () => {
 
 const signal = new AbortController().signal;
 
+/** A tool whose installation runs `script(dir, attempt)` with sh; `installs()` counts the attempts. */
+function shellTool(name: string, version: string, script: (dir: string, attempt: number) => string) {
+  let installs = 0;
+  const tool: ToolSpec = {
+    name,
+    version,
+    install: async (dir, run) => {
+      installs += 1;
+      await run("sh", ["-c", script(dir, installs)]);
+    },
+  };
+  return { tool, installs: () => installs };
+}
+
 describe("the worker's tool cache", () => {
   it("installs a tool once, sandboxed, then hands it to root read-only; builds read it but cannot change it", async () => {
-    let installs = 0;
-    const tool: ToolSpec = {
-      name: "greeter",
-      version: "1.0",
-      install: async (dir, run) => {
-        installs += 1;
-        await run("sh", ["-c", `id -u > '${dir}/installed-by'; printf '#!/bin/sh\\necho hello from greeter\\n' > '${dir}/greeter'; chmod 0777 '${dir}/greeter'`]);
-      },
-    };
+    const { tool, installs } = shellTool("greeter", "1.0", (dir) => `id -u > '${dir}/installed-by'; printf '#!/bin/sh\\necho hello from greeter\\n' > '${dir}/greeter'; chmod 0777 '${dir}/greeter'`);
     const tools = new ToolCache(config, resolvConf);
     const lines: string[] = [];
     const [dir, again] = await Promise.all([tools.ensure(tool, (l) => lines.push(l), signal), tools.ensure(tool, () => undefined, signal)]);
     expect(again).toBe(dir);
     expect(await tools.ensure(tool, () => undefined, signal)).toBe(dir);
-    expect(installs).toBe(1);
+    expect(installs()).toBe(1);
     expect(lines).toContain("Installing greeter 1.0 into the worker's tool cache ...");
     // Installed by an unprivileged sandbox uid, then the worker's own: root's, and not writable by others.
     expect(Number((await readFile(path.join(dir, "installed-by"), "utf8")).trim())).not.toBe(0);
@@ -70,20 +76,12 @@ describe("the worker's tool cache", () => {
   });
 
   it("a failed installation leaves nothing behind, and the next ensure tries again", async () => {
-    let attempts = 0;
-    const flaky: ToolSpec = {
-      name: "flaky",
-      version: "1",
-      install: async (_dir, run) => {
-        attempts += 1;
-        await run("sh", ["-c", attempts === 1 ? "exit 3" : "true"]);
-      },
-    };
+    const { tool: flaky, installs: attempts } = shellTool("flaky", "1", (_dir, attempt) => (attempt === 1 ? "exit 3" : "true"));
     const tools = new ToolCache(config, resolvConf);
     await expect(tools.ensure(flaky, () => undefined, signal)).rejects.toThrow(/installing flaky failed \(exit code 3\)/);
     const { readdir } = await import("node:fs/promises");
     expect((await readdir(config.TOOLS_DIR)).filter((name) => name.includes("flaky"))).toEqual([]);
     await tools.ensure(flaky, () => undefined, signal);
-    expect(attempts).toBe(2);
+    expect(attempts()).toBe(2);
   });
 });

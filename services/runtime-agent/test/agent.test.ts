@@ -4,22 +4,15 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createLogger,
-  freePort,
-  loadAgentConfig,
-  packDirectory,
-  RELEASE_CHANNEL,
-  storageKeys,
-  type InstanceReport,
-} from "@slipway/shared";
+import { freePort, packDirectory, storageKeys, type InstanceReport } from "@slipway/shared";
 import { uniqueApp } from "../../../test/harness/env";
 import { eventually } from "../../../test/harness/local-stack";
 import { startInProcessStack, uploadDir, waitForBuild, type BuildView, type InProcessStack } from "../../../test/harness/stack";
 import { writeTarGz } from "../../../test/harness/tarballs";
 import { buildWheel } from "../../../test/harness/wheels";
-import { RuntimeAgent } from "../src/agent";
+import type { RuntimeAgent } from "../src/agent";
 import { labelApp } from "../../../test/harness/apps";
+import { releaseByHand, startAgentOn } from "../../../test/harness/agents";
 
 let stack: InProcessStack;
 let work: string;
@@ -44,12 +37,7 @@ async function build(files: Record<string, string>, deploy = true): Promise<Buil
   return done;
 }
 
-/** Releases `buildId` by hand, as the API's release route will, and tells the instances. */
-async function release(buildId: string): Promise<number> {
-  const { release } = (await stack.api.releases.create(app, buildId, "manual"))!;
-  await stack.api.redis.publish(RELEASE_CHANNEL, JSON.stringify({ app, version: release.version, buildId }));
-  return release.version;
-}
+const release = (buildId: string) => releaseByHand(stack, app, buildId);
 
 const body = async () => (await fetch(instanceUrl)).text();
 const myInstance = async () => (await stack.api.instances.list(app)).find((i) => i.instanceId === "i-1");
@@ -64,20 +52,8 @@ async function expectFailedKeepingV1(version: number, reason: RegExp): Promise<I
   return report;
 }
 
-async function startAgent(): Promise<RuntimeAgent> {
-  const config = loadAgentConfig({
-    ...stack.env,
-    APP: app,
-    INSTANCE_ID: "i-1",
-    PORT: new URL(instanceUrl).port,
-    RUNTIME_ROOT: runtimeRoot,
-    HEALTH_TIMEOUT_S: "5",
-    RECONCILE_INTERVAL_S: "3600",
-  });
-  const started = new RuntimeAgent(config, stack.api.redis, stack.api.store, createLogger("agent-test", "silent"));
-  await started.start();
-  return started;
-}
+const startAgent = () =>
+  startAgentOn(stack, { APP: app, INSTANCE_ID: "i-1", PORT: new URL(instanceUrl).port, RUNTIME_ROOT: runtimeRoot, HEALTH_TIMEOUT_S: "5", RECONCILE_INTERVAL_S: "3600" });
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), "slipway-agent-"));

@@ -4,12 +4,12 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger, freePort, loadAgentConfig, packDirectory, RELEASE_CHANNEL, storageKeys } from "@slipway/shared";
+import { freePort, packDirectory, storageKeys } from "@slipway/shared";
 import { uniqueApp } from "../../../test/harness/env";
 import { eventually } from "../../../test/harness/local-stack";
 import { logTail, spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "../../../test/harness/stack";
-import { RuntimeAgent } from "../src/agent";
 import { labelApp } from "../../../test/harness/apps";
+import { releaseByHand, startAgentOn } from "../../../test/harness/agents";
 
 let stack: InProcessStack;
 let work: string;
@@ -34,9 +34,7 @@ async function deploy(app: string, files: Record<string, string>): Promise<Build
 async function inProcessAgent(app: string, extra: Record<string, string> = {}) {
   const port = await freePort();
   const runtimeRoot = path.join(work, `${app}-runtime-${port}`);
-  const config = loadAgentConfig({ ...stack.env, APP: app, INSTANCE_ID: `i-${port}`, PORT: String(port), RUNTIME_ROOT: runtimeRoot, HEALTH_TIMEOUT_S: "20", ...extra });
-  const agent = new RuntimeAgent(config, stack.api.redis, stack.api.store, createLogger("agent", "silent"));
-  await agent.start();
+  const agent = await startAgentOn(stack, { APP: app, INSTANCE_ID: `i-${port}`, PORT: String(port), RUNTIME_ROOT: runtimeRoot, HEALTH_TIMEOUT_S: "20", ...extra });
   return { agent, url: `http://127.0.0.1:${port}`, runtimeRoot, instanceId: `i-${port}` };
 }
 
@@ -63,9 +61,10 @@ describe("release changes", () => {
   it("a steady load sees no failed request while a new release (slow to start) replaces the old one", async () => {
     const app = uniqueApp("swap");
     await deploy(app, { "app.py": webApp("v1") });
-    const { agent, url } = await inProcessAgent(app);
+    const { agent, url, instanceId } = await inProcessAgent(app);
     try {
       await waitForBody(url, "v1|");
+      const v1 = await eventually(async () => (await stack.api.instances.list(app)).find((i) => i.instanceId === instanceId && i.state === "running" && i.pid), 10_000, "v1's running report");
       let stop = false;
       const seen = new Set<string>();
       const failures: string[] = [];
@@ -87,7 +86,10 @@ describe("release changes", () => {
       // v2 takes two seconds to listen: v1 must keep serving all that time.
       await deploy(app, { "app.py": webApp("v2", 2) });
       await waitForBody(url, "v2|");
-      await new Promise((r) => setTimeout(r, 500));
+      // The swap ends when v1, drained, has been stopped; the load goes on past that point.
+      await eventually(async () => (alive(v1.pid!) ? undefined : true), 30_000, `v1's app ${v1.pid} to be stopped`);
+      const atStop = requests;
+      await eventually(async () => (requests >= atStop + 50 ? true : undefined), 10_000, "more requests after v1 stopped");
       stop = true;
       await Promise.all(clients);
       expect(failures).toEqual([]);
@@ -286,9 +288,7 @@ describe("Oryx-built Node releases", () => {
       storageKeys.manifest(app, buildId),
       ['NodeVersion="20.11.1"', 'nodeBuildCommandsFile="/tmp/zipdeploy/extracted/oryx-build-commands.txt"', 'Frameworks="Express"', 'compressedNodeModulesFile="node_modules.tar.gz"', `OperationId="${buildId}"`, 'SourceDirectoryInBuildContainer="/tmp/8dc468296f8427e"', 'PlatformName="nodejs"', 'CompressDestinationDir="false"', ""].join("\n"),
     );
-    const { release } = (await stack.api.releases.create(app, buildId, "manual"))!;
-    await stack.api.redis.publish(RELEASE_CHANNEL, JSON.stringify({ app, version: release.version, buildId }));
-    return { buildId, version: release.version };
+    return { buildId, version: await releaseByHand(stack, app, buildId) };
   }
 
   it("restores the output tarball plus the separate node_modules tarball and runs npm start; without an output tarball it says why", async () => {

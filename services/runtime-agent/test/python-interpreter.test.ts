@@ -3,12 +3,13 @@ import { mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger, freePort, loadAgentConfig, parseManifest, RELEASE_CHANNEL, storageKeys } from "@slipway/shared";
+import { freePort, parseManifest, storageKeys } from "@slipway/shared";
 import { compareVersions, findPythons } from "@slipway/shared/sandbox";
 import { uniqueApp } from "../../../test/harness/env";
 import { eventually } from "../../../test/harness/local-stack";
 import { startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "../../../test/harness/stack";
-import { RuntimeAgent } from "../src/agent";
+import type { RuntimeAgent } from "../src/agent";
+import { releaseByHand, startAgentOn } from "../../../test/harness/agents";
 
 /**
  * A release built with an interpreter from the worker's PYTHON_INSTALLS_DIR: the agent binds that
@@ -49,11 +50,7 @@ describe.skipIf(!existsSync(path.join(PYENV_312, "bin", "python3")))("a release 
     return done;
   }
 
-  async function release(buildId: string): Promise<number> {
-    const { release } = (await stack.api.releases.create(app, buildId, "manual"))!;
-    await stack.api.redis.publish(RELEASE_CHANNEL, JSON.stringify({ app, version: release.version, buildId }));
-    return release.version;
-  }
+  const release = (buildId: string) => releaseByHand(stack, app, buildId);
 
   const body = async () => (await fetch(instanceUrl)).text();
 
@@ -72,13 +69,7 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 
   it("serves a release built with the installs directory's 3.12 (bound into its sandbox); once the instance lacks it, a new one fails saying what it needs, and the old one keeps serving", async () => {
     await build("v1", { deploy: true });
-    agent = new RuntimeAgent(
-      loadAgentConfig({ ...stack.env, APP: app, INSTANCE_ID: "i-1", PORT: new URL(instanceUrl).port, RUNTIME_ROOT: path.join(work, "runtime"), HEALTH_TIMEOUT_S: "10", RECONCILE_INTERVAL_S: "3600" }),
-      stack.api.redis,
-      stack.api.store,
-      createLogger("agent-test", "silent"),
-    );
-    await agent.start();
+    agent = await startAgentOn(stack, { APP: app, INSTANCE_ID: "i-1", PORT: new URL(instanceUrl).port, RUNTIME_ROOT: path.join(work, "runtime"), HEALTH_TIMEOUT_S: "10", RECONCILE_INTERVAL_S: "3600" });
     const v1 = `v1|${await defaultVersion()}|True`;
     await eventually(async () => ((await body()) === v1 ? true : undefined), 30_000, "v1 serving");
 

@@ -2,13 +2,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger, freePort, loadAgentConfig, RolloutRepository } from "@slipway/shared";
+import { freePort, RolloutRepository } from "@slipway/shared";
 import { uniqueApp } from "../../../test/harness/env";
 import { json } from "../../../test/harness/http";
 import { eventually } from "../../../test/harness/local-stack";
 import { startInProcessStack, uploadDir, waitForBuild, writeTree, type InProcessStack } from "../../../test/harness/stack";
-import { RuntimeAgent } from "../src/agent";
+import type { RuntimeAgent } from "../src/agent";
 import { labelApp } from "../../../test/harness/apps";
+import { startAgentOn } from "../../../test/harness/agents";
 
 let stack: InProcessStack;
 let work: string;
@@ -32,9 +33,7 @@ describe("rolling rollout across instances", () => {
     const agents: { agent: RuntimeAgent; url: string }[] = [];
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
-      const config = loadAgentConfig({ ...stack.env, APP: app, INSTANCE_ID: `i-${i}`, PORT: String(port), RUNTIME_ROOT: path.join(work, `${app}-rt-${i}`), HEALTH_TIMEOUT_S: "10", MAX_UNAVAILABLE: "1" });
-      const agent = new RuntimeAgent(config, stack.api.redis, stack.api.store, createLogger("agent", "silent"));
-      await agent.start();
+      const agent = await startAgentOn(stack, { APP: app, INSTANCE_ID: `i-${i}`, PORT: String(port), RUNTIME_ROOT: path.join(work, `${app}-rt-${i}`), HEALTH_TIMEOUT_S: "10", MAX_UNAVAILABLE: "1" });
       agents.push({ agent, url: `http://127.0.0.1:${port}` });
     }
     const bodies = () => Promise.all(agents.map(async ({ url }) => (await fetch(url)).text()));
@@ -44,7 +43,9 @@ describe("rolling rollout across instances", () => {
 
       const broken = await deploy("v2", true);
       await eventually(async () => ((await rollouts.status(app, broken.release!)).state === "failed" ? true : undefined), 30_000, "the rollout to halt");
-      await new Promise((r) => setTimeout(r, 1500));
+      // The other two have passed the point where they would have switched once they report the halt.
+      const halted = new RegExp(`rollout of v${broken.release} halted`);
+      await eventually(async () => ((await stack.api.instances.list(app)).filter((i) => halted.test(i.error ?? "")).length === 2 ? true : undefined), 30_000, "the others to report the halt");
       expect(await bodies()).toEqual(["v1", "v1", "v1"]);
       const status = await rollouts.status(app, broken.release!);
       expect(status).toMatchObject({ state: "failed", successes: 0, failures: 1, maxConcurrent: 1 });
@@ -65,5 +66,5 @@ describe("rolling rollout across instances", () => {
     } finally {
       await Promise.all(agents.map(({ agent }) => agent.stop()));
     }
-  }, 150_000);
+  }, 300_000);
 });
