@@ -10,7 +10,7 @@ import type { ApiMetrics } from "./metrics";
 import { appRoutes } from "./routes/apps";
 import { buildRoutes } from "./routes/builds";
 import { dashboardRoutes } from "./routes/dashboard";
-import { GIT_PREFIX, gitRoutes } from "./routes/git";
+import { gitRoutes } from "./routes/git";
 import { instanceRoutes } from "./routes/instances";
 import { releaseRoutes } from "./routes/releases";
 import { sourceRoutes } from "./routes/sources";
@@ -42,7 +42,7 @@ export function createApi(ctx: ApiContext, metrics: ApiMetrics, git = new GitHos
   app.use(systemRoutes(ctx, metrics));
   app.use(dashboardRoutes(ctx.config.DASHBOARD_DIR));
   // git clients authenticate with HTTP Basic, not the bearer token: outside /v1.
-  app.use(GIT_PREFIX, gitRoutes(ctx, git));
+  app.use(gitRoutes(ctx, git));
 
   const v1 = express.Router();
   v1.use(requireBearer(ctx.config.API_TOKEN));

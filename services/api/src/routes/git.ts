@@ -7,7 +7,7 @@ import { errorSchema } from "../openapi";
 import { route } from "../route";
 import { appParams } from "../schemas";
 
-export const GIT_PREFIX = "/git";
+const GIT_PREFIX = "/git";
 
 const servicesQuery = z.object({ service: z.enum(["git-upload-pack", "git-receive-pack"]) });
 const gitAnswer = (what: string) => ({ description: `git's smart-HTTP ${what}`, schema: z.string().openapi({ format: "binary" }), contentType: "application/octet-stream" });
@@ -20,14 +20,16 @@ const refused = { 401: { description: "HTTP Basic with the API token as the pass
  */
 export function gitRoutes(ctx: ApiContext, host: GitHost): Router {
   const router = Router();
-  router.use(requireBasicPassword(ctx.config.API_TOKEN));
+  // Mounted at the root with full paths, as the other open routes are, so the route table and the
+  // OpenAPI document name the same paths.
+  router.use(GIT_PREFIX, requireBasicPassword(ctx.config.API_TOKEN));
 
   route(
     router,
-    GIT_PREFIX,
+    "",
     {
       method: "get",
-      path: "/:app.git/info/refs",
+      path: `${GIT_PREFIX}/:app.git/info/refs`,
       summary: "git smart HTTP: the repository's refs (the first request of a clone, fetch or push); the repository is created empty if missing",
       open: true,
       params: appParams,
@@ -40,10 +42,10 @@ export function gitRoutes(ctx: ApiContext, host: GitHost): Router {
   for (const service of ["git-upload-pack", "git-receive-pack"] as const) {
     route(
       router,
-      GIT_PREFIX,
+      "",
       {
         method: "post",
-        path: `/:app.git/${service}`,
+        path: `${GIT_PREFIX}/:app.git/${service}`,
         summary:
           service === "git-upload-pack"
             ? "git smart HTTP: send objects (clone, fetch)"
