@@ -94,6 +94,10 @@ describe("deploy by git push", () => {
     expect(remoteLines(second.stderr).at(-1), second.stderr).toBe(`remote: slipway: deployed ${app} release v2`);
     await waitForBody(url, "pushed-v2");
 
+    // Another branch is stored, not built.
+    const branch = await succeed(clone, "push", "origin", "HEAD:refs/heads/feature");
+    expect(remoteLines(branch.stderr).at(-1), branch.stderr).toBe("remote: slipway: only pushes to main are built; nothing to build");
+
     // The repository holds both commits: a fresh clone gets the history the builds came from.
     const again = path.join(work, `${app}-again`);
     await succeed(work, "clone", "-q", repositoryUrl(app), again);
