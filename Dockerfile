@@ -15,7 +15,7 @@ RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends python3 python3-venv python3-pip tar zstd ca-certificates curl \
+  && apt-get install -y --no-install-recommends python3 python3-venv python3-pip tar zstd ca-certificates curl git \
      bubblewrap slirp4netns util-linux \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
@@ -24,6 +24,8 @@ COPY . .
 # The dashboard is bundled here, once, not by the API at run time.
 RUN npm run build
 RUN mkdir -p /var/lib/slipway/build /var/lib/slipway/runtime && chmod 0711 /var/lib/slipway/build /var/lib/slipway/runtime
+# The API (user node) keeps the apps' git repositories here; nothing else may read them.
+RUN mkdir -p /var/lib/slipway/git && chown node:node /var/lib/slipway/git && chmod 0700 /var/lib/slipway/git
 ENV NODE_ENV=production \
     SCRATCH_DIR=/var/lib/slipway/build \
     RUNTIME_ROOT=/var/lib/slipway/runtime

@@ -109,7 +109,8 @@ async function main() {
     start(service);
   };
 
-  run("api", "services/api/src/main.ts");
+  // Apps' git repositories next to the embedded stores: /var/lib is not a developer's to write.
+  run("api", "services/api/src/main.ts", { GIT_ROOT: env.GIT_ROOT ?? path.join(dataDir, "git") });
   run("build-worker", "services/build-worker/src/main.ts");
   for (const [index, port] of instancePorts.entries()) {
     const instanceId = `${app}-${index + 1}`;

@@ -61,6 +61,8 @@ const apiSchema = z.object({
   MAX_QUEUED_BUILDS: positiveInt.default(500),
   /** The dashboard as `npm run build` bundles it; unset, the API package's own dist/dashboard. */
   DASHBOARD_DIR: z.string().startsWith("/", "must be an absolute path").optional(),
+  /** Each app's git repository (`<app>.git`), served at `/git/<app>.git`: on this API's own disk. */
+  GIT_ROOT: z.string().startsWith("/", "must be an absolute path").default("/var/lib/slipway/git"),
 });
 
 const workerSchema = z.object({

@@ -5,10 +5,12 @@ import { requireBearer } from "./auth";
 import type { ApiContext } from "./context";
 import { errorHandler } from "./error-handler";
 import { errors } from "./errors";
+import { GitHost } from "./git/git-host";
 import type { ApiMetrics } from "./metrics";
 import { appRoutes } from "./routes/apps";
 import { buildRoutes } from "./routes/builds";
 import { dashboardRoutes } from "./routes/dashboard";
+import { gitRoutes } from "./routes/git";
 import { instanceRoutes } from "./routes/instances";
 import { releaseRoutes } from "./routes/releases";
 import { sourceRoutes } from "./routes/sources";
@@ -17,8 +19,8 @@ import { systemRoutes } from "./routes/system";
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 export const API_PREFIX = "/v1";
 
-/** Wires the routes; everything stateful comes in through `ctx`. */
-export function createApi(ctx: ApiContext, metrics: ApiMetrics): Express {
+/** Wires the routes; everything stateful comes in through `ctx` (and `git`, whose owner closes it). */
+export function createApi(ctx: ApiContext, metrics: ApiMetrics, git = new GitHost(ctx)): Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", false);
@@ -39,6 +41,8 @@ export function createApi(ctx: ApiContext, metrics: ApiMetrics): Express {
   app.use(metrics.middleware);
   app.use(systemRoutes(ctx, metrics));
   app.use(dashboardRoutes(ctx.config.DASHBOARD_DIR));
+  // git clients authenticate with HTTP Basic, not the bearer token: outside /v1.
+  app.use(gitRoutes(ctx, git));
 
   const v1 = express.Router();
   v1.use(requireBearer(ctx.config.API_TOKEN));

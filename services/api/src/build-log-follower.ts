@@ -1,4 +1,5 @@
 import type { Request, Response } from "express";
+import type { Redis } from "ioredis";
 import { isTerminal, ObjectNotFoundError, storageKeys, type Build } from "@slipway/shared";
 import type { ApiContext } from "./context";
 
@@ -13,6 +14,39 @@ export async function logSoFar(ctx: ApiContext, build: Build): Promise<string> {
   } catch (error) {
     if (error instanceof ObjectNotFoundError) return "";
     throw error;
+  }
+}
+
+/** Where a followed log goes: its lines, and a note of every quiet spell. */
+export interface LogSink {
+  write(lines: string[]): void;
+  quiet(): void;
+  /** Whether the reader went away: the follow stops at its next wait. */
+  closed(): boolean;
+}
+
+/**
+ * Feeds the log to `sink` as it grows until the build ends; answers its final status (nothing when
+ * the reader went away first). `blocking` must be a connection of the caller's own.
+ */
+export async function pumpLog(ctx: ApiContext, build: Build, blocking: Redis, sink: LogSink): Promise<string | undefined> {
+  if (!(await ctx.buildLogs.exists(build.id)) && isTerminal(build.status)) {
+    sink.write((await logSoFar(ctx, build)).split("\n").filter(Boolean));
+    return build.status;
+  }
+  let chunk = await ctx.buildLogs.read(build.id);
+  for (;;) {
+    sink.write(chunk.lines);
+    if (chunk.ended) return chunk.ended;
+    if (sink.closed()) return undefined;
+    chunk = await ctx.buildLogs.waitFor(blocking, build.id, chunk.cursor, 5000);
+    if (chunk.lines.length === 0 && !chunk.ended) {
+      // Five quiet seconds: a build that ended without an end marker (its worker died after a
+      // cancel, or the stream expired) must not keep followers waiting for ever.
+      const current = await ctx.builds.get(build.id);
+      if (current && isTerminal(current.status)) return current.status;
+      sink.quiet();
+    }
   }
 }
 
@@ -31,33 +65,21 @@ export async function followLog(ctx: ApiContext, build: Build, req: Request, res
     closed = true;
     blocking.disconnect();
   });
-  const writeLines = (lines: string[]) => {
-    for (const line of lines) res.write(format === "sse" ? `data: ${line}\n\n` : `${line}\n`);
-  };
-  const finish = (status: string) => {
-    if (format === "sse") res.write(`event: end\ndata: ${status}\n\n`);
-    res.end();
+  const sink: LogSink = {
+    write: (lines) => {
+      for (const line of lines) res.write(format === "sse" ? `data: ${line}\n\n` : `${line}\n`);
+    },
+    quiet: () => {
+      if (format === "sse") res.write(": keep-alive\n\n");
+    },
+    closed: () => closed,
   };
 
   try {
-    if (!(await ctx.buildLogs.exists(build.id)) && isTerminal(build.status)) {
-      writeLines((await logSoFar(ctx, build)).split("\n").filter(Boolean));
-      return finish(build.status);
-    }
-    let chunk = await ctx.buildLogs.read(build.id);
-    for (;;) {
-      writeLines(chunk.lines);
-      if (chunk.ended) return finish(chunk.ended);
-      if (closed) return;
-      chunk = await ctx.buildLogs.waitFor(blocking, build.id, chunk.cursor, 5000);
-      if (chunk.lines.length === 0 && !chunk.ended) {
-        // Five quiet seconds: a build that ended without an end marker (its worker died after a
-        // cancel, or the stream expired) must not keep followers waiting for ever.
-        const current = await ctx.builds.get(build.id);
-        if (current && isTerminal(current.status)) return finish(current.status);
-        if (format === "sse") res.write(": keep-alive\n\n");
-      }
-    }
+    const status = await pumpLog(ctx, build, blocking, sink);
+    if (status === undefined) return;
+    if (format === "sse") res.write(`event: end\ndata: ${status}\n\n`);
+    res.end();
   } catch (error) {
     if (!closed) {
       ctx.logger.warn({ err: error, buildId: build.id }, "log follow ended early");

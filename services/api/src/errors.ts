@@ -31,6 +31,7 @@ const EMPTY_SOURCE = "the body is empty: send the app's source as a .tar.gz or .
  */
 export const errors = {
   unauthorized: define("unauthorized", 401, () => "a valid bearer token is required"),
+  gitUnauthorized: define("unauthorized", 401, () => "git over HTTP needs the API token as the password (any user name)"),
   invalidJson: define("invalid_json", 400, () => "the body is not valid JSON"),
   invalidBody: define("invalid_body", 400, (where: string, problem: string) => `${where}: ${problem}`),
   invalidQuery: define("invalid_query", 400, (where: string, problem: string) => `${where}: ${problem}`),

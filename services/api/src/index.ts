@@ -2,6 +2,7 @@ import { createServer } from "node:http";
 import type { ApiConfig, Logger } from "@slipway/shared";
 import { createApi } from "./app";
 import { closeContext, createContext, type ApiContext } from "./context";
+import { GitHost } from "./git/git-host";
 import { createMetrics } from "./metrics";
 
 export type { ApiContext } from "./context";
@@ -21,12 +22,14 @@ export interface RunningApi {
 export async function start(config: ApiConfig, logger: Logger): Promise<RunningApi> {
   const ctx = await createContext(config, logger);
   const metrics = createMetrics(ctx);
-  const server = createServer(createApi(ctx, metrics));
+  const git = new GitHost(ctx);
+  const server = createServer(createApi(ctx, metrics, git));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.API_PORT, config.API_HOST, () => resolve());
   }).catch(async (error: unknown) => {
     await metrics.close();
+    await git.close();
     await closeContext(ctx);
     throw error;
   });
@@ -37,6 +40,7 @@ export async function start(config: ApiConfig, logger: Logger): Promise<RunningA
       setTimeout(() => server.closeAllConnections(), graceMs).unref();
       server.closeIdleConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await git.close();
       await metrics.close();
       await closeContext(ctx);
     },
