@@ -38,12 +38,12 @@ async function main() {
     for (let i = 0; i < FILES; i++) await writeFile(path.join(dir, "assets", `blob-${i}.bin`), randomBytes(FILE_BYTES));
 
     console.log("first deploy (full upload) ...");
-    const first = await cli(["deploy", dir, "--app", app, "--follow"]);
+    const first = await cli(["deploy", dir, "--app", app, "--create"]);
     await writeFile(path.join(dir, "app.py"), "print('v2')\n");
     console.log("second deploy, one file changed, with resource matching ...");
-    const matched = await cli(["deploy", dir, "--app", app]);
+    const matched = await cli(["deploy", dir, "--app", app, "--detach"]);
     console.log("the same deploy as a full upload (--no-match) ...");
-    const full = await cli(["deploy", dir, "--app", app, "--no-match"]);
+    const full = await cli(["deploy", dir, "--app", app, "--no-match", "--detach"]);
     const result = {
       benchmark: "deploy",
       date: new Date().toISOString(),

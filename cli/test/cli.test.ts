@@ -26,16 +26,16 @@ afterAll(async () => {
 });
 
 /** Runs the real `slipway` binary; answers its exit code and output. */
-function slipway(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function slipway(args: string[], env: Record<string, string> = {}, cwd = work): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(bin, args, { cwd: work, env: { ...process.env, SLIPWAY_URL: stack.baseUrl, SLIPWAY_TOKEN: TOKEN, ...env }, timeout: 120_000 }, (error, stdout, stderr) => {
+    execFile(bin, args, { cwd, env: { ...process.env, SLIPWAY_URL: stack.baseUrl, SLIPWAY_TOKEN: TOKEN, ...env }, timeout: 120_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
 }
 
 describe("slipway CLI against a real stack", () => {
-  it("deploys a directory with progress, follows the build and ends with the release; never uploads ignored files", async () => {
+  it("deploys a directory with progress, follows the build and ends with the release; never uploads ignored files; --detach returns once queued", async () => {
     const app = uniqueApp("cli");
     const dir = await writeTree(path.join(work, app), {
       "app.py": "print('hi')\n",
@@ -47,32 +47,47 @@ describe("slipway CLI against a real stack", () => {
       "antenv/bin/python": "x",
       ".git/HEAD": "ref",
     });
-    const result = await slipway(["deploy", dir, "--app", app, "--follow"]);
+    const result = await slipway(["deploy", dir, "--app", app, "--follow", "--create"]);
     expect(result.stderr).toMatch(/packed 3 files/); // app.py, .gitignore, .slipwayignore
-    expect(result.stderr).toMatch(/uploading .* \(100%\) at .*\/s/);
+    // Not a terminal: one progress line, the final one.
+    expect(result.stderr.match(/uploading /g)).toHaveLength(1);
+    expect(result.stderr).toMatch(/uploading .* \(100%\) at .*\/s\n/);
+    expect(result.stderr).not.toContain("\r");
     expect(result.stdout).toContain("Creating virtual environment antenv");
     expect(result.stdout).toContain("build succeeded: release v1");
     expect(result.code).toBe(0);
 
-    const builds = JSON.parse((await slipway(["builds", app, "--json"])).stdout) as { id: string; status: string }[];
+    const builds = JSON.parse((await slipway(["builds", "--app", app, "--json"])).stdout) as { id: string; status: string }[];
     expect(builds).toHaveLength(1);
-    const log = (await slipway(["logs", builds[0]!.id])).stdout;
+    const log = (await slipway(["builds", "logs", builds[0]!.id])).stdout;
     expect(log).toContain("Source extracted: ");
     // Only the three files (and the root dir) were in the upload.
     expect(log).toMatch(/Source extracted: 4 entries/);
 
-    await slipway(["deploy", dir, "--app", app]);
+    const jsonLog = JSON.parse((await slipway(["builds", "logs", builds[0]!.id, "--json"])).stdout) as { lines: string[] };
+    expect(jsonLog.lines.some((line) => line.startsWith("Source extracted: "))).toBe(true);
+
+    const detached = await slipway(["deploy", dir, "--app", app, "--detach", "--json"]);
+    expect(detached.code).toBe(0);
+    const queued = JSON.parse(detached.stdout) as { build: { id: string; status: string }; upload: { files: number } };
+    expect(queued.build.status).not.toBe("succeeded");
+    expect(queued.upload.files).toBe(3);
     // A rollback needs a second release to roll back from: wait for that build to be released.
     await eventually(async () => {
-      const all = JSON.parse((await slipway(["builds", app, "--json"])).stdout) as { status: string }[];
+      const all = JSON.parse((await slipway(["builds", "--app", app, "--json"])).stdout) as { status: string }[];
       return all.length === 2 && all.every((b) => b.status === "succeeded") ? true : undefined;
     }, 120_000, "the second deploy's release");
-    const rollback = await slipway(["rollback", app, "--json"]);
+    const cancel = await slipway(["builds", "cancel", queued.build.id]);
+    expect(cancel.code).toBe(1);
+    expect(cancel.stderr).toMatch(/^slipway: POST .* failed with 409: .*\n$/);
+    const rollback = await slipway(["rollback", "--app", app, "--json"]);
     expect(rollback.code).toBe(0);
     expect(JSON.parse(rollback.stdout)).toMatchObject({ reason: "rollback" });
-    const releases = JSON.parse((await slipway(["releases", app, "--json"])).stdout) as { version: number; reason: string }[];
+    const releases = JSON.parse((await slipway(["releases", "--app", app, "--json"])).stdout) as { version: number; reason: string }[];
     expect(releases[0]).toMatchObject({ reason: "rollback" });
-    expect((await slipway(["releases", app])).stdout).toMatch(/^VERSION\s+BUILD\s+REASON/);
+    expect((await slipway(["releases", "--app", app])).stdout).toMatch(/^VERSION\s+BUILD\s+REASON/);
+    const older = await slipway(["rollback", "--app", app, "--version", "1", "--json"]);
+    expect(JSON.parse(older.stdout)).toMatchObject({ reason: "rollback", version: 4 });
   }, 180_000);
 
   it("a re-deploy uploads only the files the server does not hold; the server assembles the full source", async () => {
@@ -80,7 +95,7 @@ describe("slipway CLI against a real stack", () => {
     const files: Record<string, string> = { "app.py": "print('v1')\n" };
     for (let i = 0; i < 20; i++) files[`data/file-${i}.txt`] = `${i}`.repeat(5000);
     const dir = await writeTree(path.join(work, app), files);
-    const first = await slipway(["deploy", dir, "--app", app, "--follow"]);
+    const first = await slipway(["deploy", dir, "--app", app, "--create"]);
     expect(first.code).toBe(0);
     expect(first.stderr).toMatch(/packed 21 files/);
     await writeFile(path.join(dir, "app.py"), "print('v2')\n");
@@ -93,14 +108,14 @@ describe("slipway CLI against a real stack", () => {
     const out = await extractArtifact(stack, build as never, work);
     expect(await readFile(path.join(out, "app.py"), "utf8")).toBe("print('v2')\n");
     expect(await readFile(path.join(out, "data/file-7.txt"), "utf8")).toBe("7".repeat(5000));
-    const full = await slipway(["deploy", dir, "--app", app, "--no-match"]);
+    const full = await slipway(["deploy", dir, "--app", app, "--no-match", "--detach"]);
     expect(full.stderr).toMatch(/packed 21 files/);
   }, 180_000);
 
   it("exits non-zero when the build fails, and on bad tokens and unreachable servers, with one readable line", async () => {
     const app = uniqueApp("clifail");
     const dir = await writeTree(path.join(work, app), { "app.py": "", "requirements.txt": "no-such-package-for-slipway-cli==1.0\n" });
-    const failed = await slipway(["deploy", dir, "--app", app, "--follow"], { PIP_NO_INDEX: "1" });
+    const failed = await slipway(["deploy", dir, "--app", app, "--create"], { PIP_NO_INDEX: "1" });
     expect(failed.code).toBe(1);
     expect(failed.stderr.trim().split("\n").at(-1)).toMatch(/^slipway: build .* failed: pip install -r requirements.txt failed/);
 
@@ -127,7 +142,7 @@ describe("slipway CLI against a real stack", () => {
     expect(usage.stderr).toContain("unknown command");
     const listed = await slipway(["apps", "--json"]);
     expect(listed.code).toBe(0);
-    const missing = await slipway(["builds", uniqueApp("nothere"), "--json"]);
+    const missing = await slipway(["builds", "--app", uniqueApp("nothere"), "--json"]);
     expect(missing.stderr).toMatch(/^slipway: GET .* failed with 404/);
     const unreachable = await slipway(["apps", "--url", `http://127.0.0.1:${await freePort()}`]);
     // A token no HTTP header can carry: fetch's own error would quote it.
@@ -160,10 +175,15 @@ describe("slipway CLI against a real stack", () => {
     expect(await exited).toBe(0);
   }, 90_000);
 
-  it("sets and reads app config", async () => {
+  it("sets and reads an app's buildEnv and start command", async () => {
+    // The app's own env goes through PATCH …/config, which this API does not have yet: not tested here.
     const app = uniqueApp("cliconf");
-    expect((await slipway(["config", "set", app, "GREETING=hi", "build.PYTHON_VERSION=3.11", "startupCommand=python app.py"])).code).toBe(0);
-    expect(JSON.parse((await slipway(["config", "get", app])).stdout)).toEqual({ env: { GREETING: "hi" }, buildEnv: { PYTHON_VERSION: "3.11" }, startupCommand: "python app.py" });
-    expect((await slipway(["config", "set", app, "nonsense"])).stderr).toMatch(/^slipway: "nonsense" is not KEY=VALUE/);
+    expect((await slipway(["config", "set", "--app", app, "build.PYTHON_VERSION=3.11"])).stderr).toMatch(new RegExp(`^slipway: GET .* failed with 404: app ${app} does not exist`));
+    expect((await slipway(["apps", "create", app, "--no-file"])).code).toBe(0);
+    expect((await slipway(["config", "set", "--app", app, "build.PYTHON_VERSION=3.11", "build.EXTRA=1", "startupCommand=python app.py"])).code).toBe(0);
+    expect((await slipway(["config", "unset", "--app", app, "build.EXTRA"])).code).toBe(0);
+    expect(JSON.parse((await slipway(["config", "get", "--app", app, "--json"])).stdout)).toMatchObject({ env: {}, buildEnv: { PYTHON_VERSION: "3.11" }, startupCommand: "python app.py" });
+    expect((await slipway(["config", "get", "--app", app])).stdout).toBe("build.PYTHON_VERSION=3.11\nstartupCommand=python app.py\n");
+    expect((await slipway(["config", "set", "--app", app, "nonsense"])).stderr).toMatch(/^slipway: "nonsense" is not KEY=VALUE/);
   });
 });

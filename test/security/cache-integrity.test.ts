@@ -135,7 +135,7 @@ describe("cached source files (resources) are re-hashed whenever a source is ass
     const app = uniqueApp("poisoned-resource");
     const genuine = "SECRET_KEY = 'from the developer'\n".repeat(50);
     const dir = await writeTree(path.join(work, app), { "app.py": "print('v1')\n", "settings.py": genuine });
-    const first = await slipway(["deploy", dir, "--app", app, "--follow"]);
+    const first = await slipway(["deploy", dir, "--app", app, "--create"]);
     expect(first.code, first.stderr).toBe(0);
     const digest = sha256(genuine);
     const resourceKey = storageKeys.resource(app, digest);
