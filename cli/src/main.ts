@@ -131,7 +131,8 @@ config
   .description("KEY=VALUE sets env; build.KEY=VALUE sets buildEnv; startupCommand=... sets the start command")
   .action(async (app: string, assignments: string[]) => {
     const api = client();
-    const current = await api.json<Pick<AppResponse, "env" | "buildEnv">>("GET", appPath(app)).catch(() => ({ env: {}, buildEnv: {} }));
+    // Revealed: a masked secret sent back would replace the real value.
+    const current = await api.json<Pick<AppResponse, "env" | "buildEnv">>("GET", `${appPath(app)}?reveal=1`).catch(() => ({ env: {}, buildEnv: {} }));
     const change: { env: Record<string, string>; buildEnv: Record<string, string>; startupCommand?: string } = { env: { ...current.env }, buildEnv: { ...current.buildEnv } };
     for (const assignment of assignments) {
       const eq = assignment.indexOf("=");

@@ -166,4 +166,12 @@ describe("slipway CLI against a real stack", () => {
     expect(JSON.parse((await slipway(["config", "get", app])).stdout)).toEqual({ env: { GREETING: "hi" }, buildEnv: { PYTHON_VERSION: "3.11" }, startupCommand: "python app.py" });
     expect((await slipway(["config", "set", app, "nonsense"])).stderr).toMatch(/^slipway: "nonsense" is not KEY=VALUE/);
   });
+
+  it("keeps a secret it cannot see when setting another variable", async () => {
+    const app = uniqueApp("clisecret");
+    expect((await slipway(["config", "set", app, "API_KEY=k-1"])).code).toBe(0);
+    expect((await slipway(["config", "set", app, "GREETING=hi"])).code).toBe(0);
+    expect(JSON.parse((await slipway(["config", "get", app])).stdout).env).toEqual({ API_KEY: "••••", GREETING: "hi" });
+    expect((await stack.api.apps.get(app))?.env.API_KEY).toBe("k-1");
+  });
 });
