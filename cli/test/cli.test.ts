@@ -186,4 +186,16 @@ describe("slipway CLI against a real stack", () => {
     expect((await slipway(["config", "get", "--app", app])).stdout).toBe("build.PYTHON_VERSION=3.11\nstartupCommand=python app.py\n");
     expect((await slipway(["config", "set", "--app", app, "nonsense"])).stderr).toMatch(/^slipway: "nonsense" is not KEY=VALUE/);
   });
+
+  it("config set/unset of env round-trips through PATCH, and a secret it cannot see survives setting another variable", async () => {
+    const app = uniqueApp("clisecret");
+    await stack.api.apps.upsert(app, {});
+    expect((await slipway(["config", "set", "--app", app, "API_KEY=k-1", "GREETING=hi", "build.NPM_TOKEN=t-1"])).code).toBe(0);
+    expect((await slipway(["config", "set", "--app", app, "GREETING=hello", "build.EXTRA=1"])).code).toBe(0);
+    expect((await slipway(["config", "unset", "--app", app, "GREETING"])).code).toBe(0);
+    expect(JSON.parse((await slipway(["config", "get", "--app", app, "--json"])).stdout)).toMatchObject({ env: { API_KEY: "••••" }, buildEnv: { NPM_TOKEN: "••••", EXTRA: "1" } });
+    const stored = await stack.api.apps.get(app);
+    expect(stored?.env).toEqual({ API_KEY: "k-1" });
+    expect(stored?.buildEnv).toEqual({ NPM_TOKEN: "t-1", EXTRA: "1" });
+  });
 });

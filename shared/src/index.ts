@@ -30,5 +30,6 @@ export {
 export { readUntrustedText } from "./untrusted-file";
 export { builtVenvPath, relocateVenv } from "./venv-relocate";
 export { announceRelease } from "./release-announce";
+export { launchConfigKey, type LaunchConfig } from "./launch-config";
 export { collectGarbage, type GcDeps } from "./gc";
 export { indexResources, matchResources, ResourceDigestError, restoreResource } from "./resources";

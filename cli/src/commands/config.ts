@@ -77,7 +77,8 @@ async function apply(cli: CliContext, app: string, changes: Changes, unset: stri
   const buildUnset = unset.filter((key) => key.startsWith(BUILD_PREFIX)).map((key) => key.slice(BUILD_PREFIX.length));
   let updated: AppResponse | undefined;
   if (Object.keys(changes.buildEnv).length || buildUnset.length || Object.keys(changes.top).length) {
-    const current = await api.json<AppResponse>("GET", appPath(app));
+    // Revealed: a masked secret sent back would replace the real value.
+    const current = await api.json<AppResponse>("GET", `${appPath(app)}?reveal=1`);
     const buildEnv = { ...current.buildEnv, ...changes.buildEnv };
     for (const key of buildUnset) delete buildEnv[key];
     updated = await api.json<AppResponse>("PUT", appPath(app), { buildEnv, ...changes.top });

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { APP_NAME_PATTERN, appResponseSchema, BUILD_ID_PATTERN, buildResponseSchema, gcReportSchema as gcReportRecordSchema, instanceResponseSchema, releaseResponseSchema, SHA256_PATTERN } from "@slipway/shared";
+import { APP_NAME_PATTERN, appResponseSchema, healthCheckSchema, BUILD_ID_PATTERN, buildResponseSchema, gcReportSchema as gcReportRecordSchema, instanceResponseSchema, releaseResponseSchema, SHA256_PATTERN } from "@slipway/shared";
 import "./openapi";
 
 /** Request and response shapes of the REST API: validation and the OpenAPI document both come from here. */
@@ -7,18 +7,31 @@ import "./openapi";
 export const appParams = z.object({ app: z.string().regex(APP_NAME_PATTERN) });
 export const buildParams = z.object({ id: z.string().regex(BUILD_ID_PATTERN) });
 
-const envMap = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"), z.string().max(32_768));
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
+const envMap = z.record(envName, z.string().max(32_768));
 
 export const appConfigBody = z
   .object({
     env: envMap.optional(),
     buildEnv: envMap.optional(),
     startupCommand: z.string().min(1).max(4096).optional(),
+    healthCheck: healthCheckSchema.optional(),
     /** Releases and builds garbage collection keeps for this app. */
     retention: z.number().int().min(1).max(1000).optional(),
   })
   .strict()
   .openapi("AppConfig");
+
+export const envPatchBody = z
+  .object({ set: envMap.optional(), unset: z.array(envName).max(1000).optional() })
+  .strict()
+  .refine((body) => body.set !== undefined || body.unset !== undefined, { message: "give set, unset or both" })
+  .refine((body) => !(body.unset ?? []).some((name) => body.set && name in body.set), { message: "a variable cannot be both set and unset", path: ["unset"] })
+  .openapi("AppConfigPatch");
+
+/** `?reveal=1` shows secret-looking env values as they are instead of masked. */
+export const revealQuery = z.object({ reveal: z.enum(["1", "true", "0", "false"]).optional() });
+export const revealed = (query: { reveal?: string }) => query.reveal === "1" || query.reveal === "true";
 
 export const rebuildBody = z.object({ noCache: z.boolean().default(false) }).strict().openapi("RebuildRequest");
 

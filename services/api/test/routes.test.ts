@@ -39,6 +39,7 @@ describe("with API_TOKEN set", () => {
       ["GET", "/v1/apps"],
       ["GET", `/v1/apps/${app}`],
       ["PUT", `/v1/apps/${app}`],
+      ["PATCH", `/v1/apps/${app}/config`],
       ["DELETE", `/v1/apps/${app}`],
       ["POST", `/v1/apps/${app}/builds`],
       ["POST", `/v1/apps/${app}/rebuild`],

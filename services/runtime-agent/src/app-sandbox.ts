@@ -1,4 +1,4 @@
-import { chmod, chown } from "node:fs/promises";
+import { chmod, chown, mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { AgentConfig, Logger } from "@slipway/shared";
 import { checkSandboxSupport, hostToolchains, runOnHost, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
@@ -8,8 +8,8 @@ const AGENT_DIR = ".slipway";
 
 /**
  * How this instance's app runs: in a sandbox as the instance's own uid, seeing only its release
- * directory (writable) and the toolchains (read-only), with the host's network so the agent's
- * proxy reaches it.
+ * directory and its data directory (writable) and the toolchains (read-only), with the host's
+ * network so the agent's proxy reaches it.
  */
 export class AppSandbox {
   /** Interpreter prefixes releases need beyond the host's toolchains (pyenv versions a build chose). */
@@ -27,11 +27,31 @@ export class AppSandbox {
     const uid = sandboxUid("app", `${config.APP}/${config.INSTANCE_ID}`, config.SANDBOX_UID_BASE);
     if (config.SANDBOX === "off") {
       logger.warn("SANDBOX=off: the app runs as this agent's own user, beside its credentials. Never do this in production.");
-      return new AppSandbox("off", uid, [], config);
+      const sandbox = new AppSandbox("off", uid, [], config);
+      await sandbox.prepareData();
+      return sandbox;
     }
     const { cgroups } = await checkSandboxSupport({ network: false });
     if (!cgroups) logger.warn("cgroups are not writable here: the app gets prlimit's process limit but no memory limit");
-    return new AppSandbox("on", uid, await hostToolchains(), config);
+    const sandbox = new AppSandbox("on", uid, await hostToolchains(), config);
+    await sandbox.prepareData();
+    return sandbox;
+  }
+
+  /**
+   * `$RUNTIME_ROOT/data`, the app's `APP_DATA_PATH`: outside `releases/`, so pruning and new
+   * releases never touch it; the one place this instance's app keeps files across releases.
+   */
+  get dataPath(): string {
+    return path.join(this.config.RUNTIME_ROOT, "data");
+  }
+
+  /** Creates the data directory if needed; the app's uid owns it and no other sandbox may enter it. */
+  async prepareData(): Promise<void> {
+    await mkdir(this.dataPath, { recursive: true });
+    if (this.mode === "off") return;
+    await chown(this.dataPath, this.uid, this.uid);
+    await chmod(this.dataPath, 0o700);
   }
 
   /** The PATH the app starts from (before its venv). */
@@ -43,7 +63,7 @@ export class AppSandbox {
     return {
       name: `app-${this.config.APP}-${this.config.INSTANCE_ID}`,
       uid: this.uid,
-      writable: [appPath],
+      writable: [appPath, this.dataPath],
       readOnly: [...this.toolchains, ...this.extraReadOnly],
       network: "host",
       limits: { memoryBytes: this.config.APP_MEMORY_MB * 1024 * 1024, maxProcesses: this.config.APP_MAX_PROCESSES, maxFileBytes: 16 * 1024 ** 3 },

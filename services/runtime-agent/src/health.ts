@@ -5,38 +5,73 @@ export class HealthCheckError extends Error {
   override name = "HealthCheckError";
 }
 
-function probe(port: number, healthPath: string): Promise<number | undefined> {
+/** What a new process must answer before it takes traffic. */
+export interface HealthCriteria {
+  path: string;
+  timeoutMs: number;
+  /** Text the answer's body must contain; only then is the body read. */
+  expectText?: string;
+  /** Whose setting this is, for the reason: `HEALTH_PATH` or the app's healthCheck. */
+  source: string;
+}
+
+/** Only this much of a body is searched for the expected text. */
+const MAX_BODY_BYTES = 64 * 1024;
+
+interface Answer {
+  status: number | undefined;
+  /** Whether the body held the expected text (true when none is expected). */
+  hasText: boolean;
+}
+
+function probe(port: number, healthPath: string, expectText: string | undefined): Promise<Answer> {
   return new Promise((resolve) => {
     const request = http.get({ host: "127.0.0.1", port, path: healthPath, timeout: 2000 }, (response) => {
-      response.resume();
-      resolve(response.statusCode);
+      if (expectText === undefined) {
+        response.resume();
+        return resolve({ status: response.statusCode, hasText: true });
+      }
+      let body = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => {
+        if (body.length < MAX_BODY_BYTES) body += chunk;
+      });
+      response.on("end", () => resolve({ status: response.statusCode, hasText: body.includes(expectText) }));
+      response.on("error", () => resolve({ status: undefined, hasText: false }));
     });
     request.on("timeout", () => request.destroy());
-    request.on("error", () => resolve(undefined));
+    request.on("error", () => resolve({ status: undefined, hasText: false }));
   });
 }
 
+const healthy = (answer: Answer) => answer.status !== undefined && answer.status >= 200 && answer.status < 400 && answer.hasText;
+
 /**
- * Resolves once the app answers `healthPath` with 2xx or 3xx; rejects if the process exits first
- * or `timeoutMs` passes, with a one-line reason a user can act on, ending with what the app printed.
+ * Resolves once the app answers the health path with 2xx or 3xx (and, when one is expected, a
+ * body containing the text); rejects if the process exits first or the timeout passes, with a
+ * one-line reason a user can act on, ending with what the app printed.
  */
-export async function waitUntilHealthy(app: AppProcess, port: number, healthPath: string, timeoutMs: number): Promise<void> {
+export async function waitUntilHealthy(app: AppProcess, port: number, criteria: HealthCriteria): Promise<void> {
+  const { path: healthPath, timeoutMs, expectText, source } = criteria;
   const deadline = Date.now() + timeoutMs;
-  let lastStatus: number | undefined;
+  let last: Answer = { status: undefined, hasText: false };
   while (Date.now() < deadline) {
     if (!app.running) {
       const exit = await app.exited;
       throw new HealthCheckError(`the app exited (${exit.limitReason ?? exit.signal ?? `code ${exit.code}`}) before answering on $PORT (${port}); ${printedNote(app)}`);
     }
-    lastStatus = await probe(port, healthPath);
-    if (lastStatus !== undefined && lastStatus >= 200 && lastStatus < 400) return;
+    last = await probe(port, healthPath, expectText);
+    if (healthy(last)) return;
     await new Promise((r) => setTimeout(r, 150));
   }
   const seconds = Math.round(timeoutMs / 1000);
-  if (lastStatus === undefined) {
+  if (last.status === undefined) {
     throw new HealthCheckError(`the app did not listen on $PORT (${port}) within ${seconds} s${otherPortHint(app, port)}; ${printedNote(app)}`);
   }
-  throw new HealthCheckError(`the app answered ${lastStatus} on ${healthPath} (HEALTH_PATH wants 2xx or 3xx) for ${seconds} s; ${printedNote(app)}`);
+  if (last.status >= 200 && last.status < 400) {
+    throw new HealthCheckError(`the app answered ${last.status} on ${healthPath} without the text ${JSON.stringify(expectText)} (${source} expects it) for ${seconds} s; ${printedNote(app)}`);
+  }
+  throw new HealthCheckError(`the app answered ${last.status} on ${healthPath} (${source} wants 2xx or 3xx) for ${seconds} s; ${printedNote(app)}`);
 }
 
 /** At most this much of the app's output goes into a reason. */

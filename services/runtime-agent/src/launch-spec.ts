@@ -9,15 +9,17 @@ import { NO_START_COMMAND, resolveStartCommand } from "./start-command";
 import type { LaunchSpec } from "./supervisor";
 
 /** How to start a restored release: its command, and its environment without PORT (each launch picks one). */
-export async function launchSpec(restored: RestoredRelease, sandbox: AppSandbox, app: Pick<AppRecord, "startupCommand" | "env"> | undefined): Promise<LaunchSpec> {
+export async function launchSpec(restored: RestoredRelease, sandbox: AppSandbox, app: Pick<AppRecord, "startupCommand" | "env" | "healthCheck"> | undefined): Promise<LaunchSpec> {
   const command = await resolveStartCommand(restored.appPath, restored.manifest, app?.startupCommand);
   if (!command) throw new RestoreError(NO_START_COMMAND);
   await sandbox.own(restored.appPath);
-  const env = withShippedNodeTools(appEnvironment(sandbox.path, restored.appPath, restored.manifest.virtualEnvName, app?.env ?? {}), restored.appPath, restored.manifest);
-  return { appPath: restored.appPath, command, env };
+  const paths = { sandboxPath: sandbox.path, appPath: restored.appPath, dataPath: sandbox.dataPath };
+  const env = withShippedNodeTools(appEnvironment(paths, restored.manifest.virtualEnvName, app?.env ?? {}), restored.appPath, restored.manifest);
+  return { appPath: restored.appPath, command, env, ...(app?.healthCheck ? { healthCheck: app.healthCheck } : {}) };
 }
 
-function appEnvironment(sandboxPath: string, appPath: string, venvName: string | undefined, appEnv: Record<string, string>): Record<string, string> {
+function appEnvironment(paths: { sandboxPath: string; appPath: string; dataPath: string }, venvName: string | undefined, appEnv: Record<string, string>): Record<string, string> {
+  const { sandboxPath, appPath } = paths;
   const env: Record<string, string> = {
     // The release directory is all the app may write; its home is there too, as Heroku's /app.
     ...sandboxEnvironment({ path: sandboxPath, home: appPath }),
@@ -25,6 +27,7 @@ function appEnvironment(sandboxPath: string, appPath: string, venvName: string |
     ...appEnv,
     ...serverWorkersEnvironment(appEnv),
     APP_PATH: appPath,
+    APP_DATA_PATH: paths.dataPath,
   };
   if (venvName) {
     env.VIRTUAL_ENV = path.join(appPath, venvName);

@@ -1,4 +1,4 @@
-import type { AgentConfig, AppRepository, Logger } from "@slipway/shared";
+import { launchConfigKey, type AgentConfig, type AppRecord, type AppRepository, type Logger } from "@slipway/shared";
 import type { AppSandbox } from "./app-sandbox";
 import { HealthCheckError } from "./health";
 import type { Heartbeat } from "./heartbeat";
@@ -25,6 +25,9 @@ export interface MoverParts {
  * serving one, and only then retire the old one, so a release that fails leaves the old serving.
  */
 export class ReleaseMover implements ReleaseRunner {
+  /** The launch settings (`launchConfigKey`) the serving process was started with. */
+  private servingConfig: string | undefined;
+
   constructor(
     private readonly config: Pick<AgentConfig, "APP" | "KEEP_RELEASES">,
     private readonly parts: MoverParts,
@@ -38,6 +41,12 @@ export class ReleaseMover implements ReleaseRunner {
   async relabel(target: TargetRelease): Promise<void> {
     this.parts.supervisor.relabel(target);
     await this.parts.heartbeat.report("running");
+  }
+
+  async configChanged(): Promise<boolean> {
+    // Without Redis the settings cannot be read: keep the process that serves.
+    const app = await this.readApp();
+    return app !== undefined && launchConfigKey(app) !== this.servingConfig;
   }
 
   async moveTo(target: TargetRelease): Promise<MoveOutcome> {
@@ -55,8 +64,10 @@ export class ReleaseMover implements ReleaseRunner {
       log.info({ appPath, reused: restored.reused, ms: Date.now() - started }, restored.reused ? "release already restored" : "release restored");
       await requireInterpreter(restored.manifest, this.parts.sandbox());
 
+      // Read before the turn: the app's health check timeout sets how long the turn is held.
+      const appRecord = await this.readApp();
       if (coordinated) {
-        const turn = await rollout.waitForTurn(target);
+        const turn = await rollout.waitForTurn(target, appRecord?.healthCheck?.timeoutS);
         if (turn === "superseded") return "superseded";
         if (turn === "halted") {
           log.warn("rollout halted: the release failed on the first instance; keeping the current release");
@@ -66,9 +77,9 @@ export class ReleaseMover implements ReleaseRunner {
       }
 
       await heartbeat.report("starting", target, appPath);
-      const appRecord = await withTimeout(this.parts.apps.get(this.config.APP), 3000).catch(() => undefined);
       const spec = await launchSpec(restored, this.parts.sandbox(), appRecord);
       previous = await supervisor.serve(target, spec, log);
+      this.servingConfig = launchConfigKey(appRecord);
       log.info({ command: spec.command, pid: supervisor.serving?.pid }, "release serving");
     } catch (error) {
       const deterministic = error instanceof RestoreError || error instanceof HealthCheckError;
@@ -89,5 +100,9 @@ export class ReleaseMover implements ReleaseRunner {
       log.warn({ err: error }, "could not clean up after the switch; the new release serves");
     }
     return "serving";
+  }
+
+  private readApp(): Promise<AppRecord | undefined> {
+    return withTimeout(this.parts.apps.get(this.config.APP), 3000).catch(() => undefined);
   }
 }

@@ -16,6 +16,8 @@ export interface ReleaseRunner {
   serving(): TargetRelease | undefined;
   /** The serving build became current again under another version number (a rollback to it). */
   relabel(target: TargetRelease): Promise<void>;
+  /** Whether the app's settings now differ from those the serving process was started with. */
+  configChanged(): Promise<boolean>;
   moveTo(target: TargetRelease): Promise<MoveOutcome>;
 }
 
@@ -92,8 +94,11 @@ export class Reconciler {
     const target = await this.target.current();
     if (!target) return;
     const serving = this.runner.serving();
-    if (serving && serving.buildId === target.buildId) {
-      if (serving.version !== target.version) await this.runner.relabel(target);
+    if (serving && serving.version === target.version) return;
+    // The same build under a new version is a rollback to it, or a config release: only the
+    // latter needs a new process, started like any release so a broken config never serves.
+    if (serving && serving.buildId === target.buildId && !(await this.runner.configChanged())) {
+      await this.runner.relabel(target);
       return;
     }
     if (this.failed?.version === target.version && this.now() - this.failed.at < this.failedRetryMs) return;

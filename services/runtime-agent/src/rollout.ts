@@ -30,10 +30,13 @@ export class RolloutTurns {
     this.pollMs = options.pollMs ?? ROLLOUT_POLL_MS;
   }
 
-  /** Waits for this instance's turn to switch to `release`; gives up when a newer release becomes current meanwhile. */
-  async waitForTurn(release: TargetRelease): Promise<TurnOutcome> {
+  /**
+   * Waits for this instance's turn to switch to `release`; gives up when a newer release becomes
+   * current meanwhile. `healthTimeoutS` is the app's own health check timeout, when it has one.
+   */
+  async waitForTurn(release: TargetRelease, healthTimeoutS = this.config.HEALTH_TIMEOUT_S): Promise<TurnOutcome> {
     // A turn outlives a health check that runs to its timeout, so a crashed holder's lease ends by itself.
-    const leaseMs = this.config.HEALTH_TIMEOUT_S * 1000 + 60_000;
+    const leaseMs = healthTimeoutS * 1000 + 60_000;
     for (;;) {
       if (this.options.signal?.aborted) return "superseded";
       const current = await this.target.current().catch(() => release);

@@ -1,9 +1,9 @@
 import { rename, rm, symlink } from "node:fs/promises";
 import path from "node:path";
-import { freePort, type AgentConfig, type Logger } from "@slipway/shared";
+import { freePort, type AgentConfig, type HealthCheck, type Logger } from "@slipway/shared";
 import type { AppSandbox } from "./app-sandbox";
 import { AppProcess } from "./app-process";
-import { printedNote, waitUntilHealthy } from "./health";
+import { printedNote, waitUntilHealthy, type HealthCriteria } from "./health";
 import type { AppProcessNotes } from "./orphans";
 import type { InstanceProxy } from "./proxy";
 import type { TargetRelease } from "./target";
@@ -18,6 +18,8 @@ export interface LaunchSpec {
   appPath: string;
   command: string;
   env: Record<string, string>;
+  /** The app's own health check; the agent's HEALTH_PATH and HEALTH_TIMEOUT_S otherwise. */
+  healthCheck?: HealthCheck;
 }
 
 export interface Running extends LaunchSpec {
@@ -103,7 +105,7 @@ export class Supervisor {
     const app = this.spawn(spec.command, spec.appPath, env, log);
     const running = { ...spec, env, port, process: app };
     try {
-      await waitUntilHealthy(app, port, this.config.HEALTH_PATH, this.config.HEALTH_TIMEOUT_S * 1000);
+      await waitUntilHealthy(app, port, this.healthCriteria(spec.healthCheck));
       await this.pointCurrentAt(spec.appPath);
       this.proxy.setUpstream(port);
       return { running };
@@ -133,10 +135,16 @@ export class Supervisor {
       await this.events.emit("crashed", { release: running.release, appPath: running.appPath, reason });
       await sleep(delay);
       if (this.signal.aborted || this.running !== running) return;
-      const { running: restarted, error } = await this.launch({ appPath: running.appPath, command: running.command, env: running.env }, this.logger);
+      const { appPath, command, env, healthCheck } = running;
+      const { running: restarted, error } = await this.launch({ appPath, command, env, ...(healthCheck ? { healthCheck } : {}) }, this.logger);
       // Even a failed restart is adopted: its exit starts the next, longer back-off.
       await this.adopt({ ...restarted, release: running.release }, error);
     });
+  }
+
+  private healthCriteria(check: HealthCheck | undefined): HealthCriteria {
+    if (!check) return { path: this.config.HEALTH_PATH, timeoutMs: this.config.HEALTH_TIMEOUT_S * 1000, source: "HEALTH_PATH" };
+    return { path: check.path, timeoutMs: check.timeoutS * 1000, ...(check.expectText !== undefined ? { expectText: check.expectText } : {}), source: "the app's healthCheck" };
   }
 
   private spawn(command: string, appPath: string, env: Record<string, string>, log: Logger): AppProcess {

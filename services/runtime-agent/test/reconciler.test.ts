@@ -18,6 +18,8 @@ class FakeRunner implements ReleaseRunner {
   relabels: TargetRelease[] = [];
   current: TargetRelease | undefined;
   gate: Promise<void> | undefined;
+  /** Whether the app's settings differ from the serving process's. */
+  changedConfig = false;
   outcomeFor: (target: TargetRelease) => MoveOutcome = () => "serving";
 
   serving() {
@@ -26,6 +28,9 @@ class FakeRunner implements ReleaseRunner {
   async relabel(target: TargetRelease) {
     this.relabels.push(target);
     this.current = target;
+  }
+  async configChanged() {
+    return this.changedConfig;
   }
   async moveTo(target: TargetRelease) {
     this.moves.push(target);
@@ -70,6 +75,19 @@ describe("the reconciler", () => {
     await reconciler.reconcile();
     expect(runner.moves).toEqual([v(1)]);
     expect(runner.relabels).toEqual([v(3, "b1")]);
+  });
+
+  it("moves (a new process) when the serving build becomes current under another version with other settings: a config release", async () => {
+    const { target, runner, reconciler } = setUp();
+    await reconciler.reconcile();
+    runner.changedConfig = true;
+    target.release = v(2, "b1");
+    await reconciler.reconcile();
+    expect(runner.moves).toEqual([v(1), v(2, "b1")]);
+    expect(runner.relabels).toEqual([]);
+    // Serving it now, the same version is left alone whatever the settings say.
+    await reconciler.reconcile();
+    expect(runner.moves).toEqual([v(1), v(2, "b1")]);
   });
 
   it("backs off a broken release until the retry time passes", async () => {

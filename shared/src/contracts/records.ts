@@ -6,11 +6,24 @@ import { buildIdSchema } from "./ids";
  * them on the way in, and a read must accept every record written so far.
  */
 
+/** How an app's instances decide a new process may take traffic; the agent's HEALTH_PATH/HEALTH_TIMEOUT_S when unset. */
+export const healthCheckSchema = z
+  .object({
+    path: z.string().startsWith("/").max(2048),
+    /** Bounded so a rollout turn (whose lease outlives one health check) cannot be held for hours. */
+    timeoutS: z.number().int().min(1).max(600),
+    /** When set, a 2xx/3xx answer must also contain this text. */
+    expectText: z.string().min(1).max(1024).optional(),
+  })
+  .strict();
+export type HealthCheck = z.infer<typeof healthCheckSchema>;
+
 export const appRecordSchema = z.object({
   name: z.string(),
   env: z.record(z.string()),
   buildEnv: z.record(z.string()),
   startupCommand: z.string().optional(),
+  healthCheck: healthCheckSchema.optional(),
   /** How many releases (and builds) garbage collection keeps; the service default when unset. */
   retention: z.number().int().optional(),
   latestSourceSha256: z.string().optional(),
@@ -47,7 +60,8 @@ export const buildRecordSchema = z.object({
 });
 export type Build = z.infer<typeof buildRecordSchema>;
 
-export const releaseReasons = ["build", "rollback", "manual"] as const;
+/** `config`: the current build again, because the app's env, startupCommand or healthCheck changed. */
+export const releaseReasons = ["build", "rollback", "manual", "config"] as const;
 export type ReleaseReason = (typeof releaseReasons)[number];
 export const rolloutStates = ["rolling", "complete", "failed"] as const;
 export type RolloutState = (typeof rolloutStates)[number];

@@ -1,13 +1,14 @@
 import type { Redis } from "ioredis";
 import { appRecordSchema, type AppRecord } from "../contracts/index";
 import { redisKeys as defaultKeys, type RecordKeys } from "./keys";
+import { PATCH_APP_ENV, UPSERT_APP } from "./app-scripts";
 import { parseJsonRecord } from "./parse";
 
 // Fields a later version drops stay in the stored record and its answers, as they always have.
 const storedApp = appRecordSchema.passthrough();
 const readApp = (text: string): AppRecord => parseJsonRecord(storedApp, text, "app record");
 
-export type AppChanges = Partial<Pick<AppRecord, "env" | "buildEnv" | "startupCommand" | "latestSourceSha256" | "latestSourceKey" | "retention">>;
+export type AppChanges = Partial<Pick<AppRecord, "env" | "buildEnv" | "startupCommand" | "healthCheck" | "latestSourceSha256" | "latestSourceKey" | "retention">>;
 
 export class AppRepository {
   constructor(private readonly redis: Redis, private readonly redisKeys: RecordKeys = defaultKeys) {}
@@ -43,22 +44,21 @@ export class AppRepository {
     await pipeline.exec();
   }
 
-  /** Creates the app if needed and applies `changes`; returns the record and whether it is new. */
-  async upsert(name: string, changes: AppChanges = {}): Promise<{ app: AppRecord; created: boolean }> {
-    const key = this.redisKeys.app(name);
-    // Optimistic concurrency: two writers of one app retry rather than lose each other's changes.
-    for (;;) {
-      await this.redis.watch(key);
-      const raw = await this.redis.get(key);
-      const now = new Date().toISOString();
-      const existing = raw ? readApp(raw) : undefined;
-      const app: AppRecord = {
-        ...(existing ?? { name, env: {}, buildEnv: {}, createdAt: now }),
-        ...changes,
-        updatedAt: now,
-      };
-      const result = await this.redis.multi().set(key, JSON.stringify(app)).sadd(this.redisKeys.apps, name).exec();
-      if (result) return { app, created: !existing };
-    }
+  /**
+   * Creates the app if needed and applies `changes`; returns the record, the one it replaced,
+   * and whether it is new. One script, so a concurrent write to another field is never lost.
+   */
+  async upsert(name: string, changes: AppChanges = {}): Promise<{ app: AppRecord; created: boolean; previous?: AppRecord }> {
+    const [previous, written] = (await this.redis.eval(UPSERT_APP, 2, this.redisKeys.app(name), this.redisKeys.apps, name, new Date().toISOString(), JSON.stringify(changes))) as [string, string];
+    return { app: readApp(written), created: previous === "", ...(previous ? { previous: readApp(previous) } : {}) };
+  }
+
+  /**
+   * Sets and removes `env` variables of an existing app in one atomic step, so concurrent patches
+   * of different variables all survive; undefined when there is no such app.
+   */
+  async patchEnv(name: string, set: Record<string, string>, unset: string[]): Promise<{ app: AppRecord; previous: AppRecord } | undefined> {
+    const [previous, written] = (await this.redis.eval(PATCH_APP_ENV, 1, this.redisKeys.app(name), new Date().toISOString(), JSON.stringify(set), JSON.stringify(unset))) as [string, string];
+    return previous ? { app: readApp(written), previous: readApp(previous) } : undefined;
   }
 }

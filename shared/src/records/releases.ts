@@ -27,6 +27,21 @@ if ARGV[3] == 'build' then redis.call('HSET', KEYS[1], 'release', tostring(versi
 return {version, 1}
 `;
 
+/**
+ * A new release of whatever build is current, read in the same step, so a build released
+ * meanwhile is never replaced by the older one. KEYS: sequence, releases hash, current pointer.
+ * ARGV: createdAt, reason. Returns the new version, or -1 while the app has no release.
+ */
+const RELEASE_CURRENT_BUILD = `
+local current = redis.call('GET', KEYS[3])
+if not current then return -1 end
+local buildId = cjson.decode(redis.call('HGET', KEYS[2], current)).buildId
+local version = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[2], tostring(version), cjson.encode({version = version, buildId = buildId, createdAt = ARGV[1], reason = ARGV[2]}))
+redis.call('SET', KEYS[3], tostring(version))
+return version
+`;
+
 export class ReleaseRepository {
   constructor(private readonly redis: Redis, private readonly redisKeys: RecordKeys = defaultKeys) {}
 
@@ -50,6 +65,13 @@ export class ReleaseRepository {
     if (version === -1) return undefined;
     const release = await this.get(app, version);
     return { release: release!, created: created === 1 };
+  }
+
+  /** Releases the current build again (a `config` release); undefined while the app has no release. */
+  async releaseCurrentBuild(app: string, reason: Exclude<ReleaseReason, "build">): Promise<Release | undefined> {
+    const keys = [this.redisKeys.releaseSeq(app), this.redisKeys.releases(app), this.redisKeys.currentRelease(app)];
+    const version = (await this.redis.eval(RELEASE_CURRENT_BUILD, 3, ...keys, new Date().toISOString(), reason)) as number;
+    return version === -1 ? undefined : this.get(app, version);
   }
 
   async get(app: string, version: number): Promise<Release | undefined> {

@@ -5,23 +5,29 @@ import { deleteApp } from "../app-service";
 import { errorSchema } from "../openapi";
 import { decodeCursor, sendPage } from "../pagination";
 import { route } from "../route";
-import { appConfigBody, appParams, appSchema, deletedAppSchema, gcReportSchema, pageQuery } from "../schemas";
+import { appView, releaseConfigChange } from "../app-config";
+import { errors } from "../errors";
+import { appConfigBody, appParams, appSchema, deletedAppSchema, envPatchBody, gcReportSchema, pageQuery, revealed, revealQuery } from "../schemas";
 import { requireApp } from "./lookups";
 
 const noSuchApp = { 404: { description: "no such app", schema: errorSchema } };
 
-/** App records: config (env, buildEnv, startupCommand), listing and deletion. */
+/**
+ * App records: config (env, buildEnv, startupCommand, healthCheck), listing and deletion. A change
+ * to what the app's processes start with releases the current build again (reason `config`).
+ * Answers mask secret-looking env values unless `?reveal=1`.
+ */
 export function appRoutes(ctx: ApiContext, mount: string): Router {
   const router = Router();
 
   route(
     router,
     mount,
-    { method: "get", path: "/apps", summary: "List apps by name", query: pageQuery, responses: { 200: { description: "a page of apps", schema: appSchema.array() } } },
-    async ({ query: { limit, cursor } }, req, res) => {
-      const apps = await ctx.apps.list(limit + 1, decodeCursor<string>(cursor, "string"));
-      const page = apps.slice(0, limit);
-      sendPage(req, res, page, apps.length > limit ? page.at(-1)!.name : undefined);
+    { method: "get", path: "/apps", summary: "List apps by name", query: pageQuery.merge(revealQuery), responses: { 200: { description: "a page of apps", schema: appSchema.array() } } },
+    async ({ query }, req, res) => {
+      const apps = await ctx.apps.list(query.limit + 1, decodeCursor<string>(query.cursor, "string"));
+      const page = apps.slice(0, query.limit).map((app) => appView(app, revealed(query)));
+      sendPage(req, res, page, apps.length > query.limit ? page.at(-1)!.name : undefined);
     },
   );
 
@@ -33,12 +39,13 @@ export function appRoutes(ctx: ApiContext, mount: string): Router {
       path: "/apps/:app",
       summary: "One app, with its current release",
       params: appParams,
+      query: revealQuery,
       responses: { 200: { description: "the app", schema: appSchema }, ...noSuchApp },
     },
-    async ({ params }, _req, res) => {
+    async ({ params, query }, _req, res) => {
       const app = await requireApp(ctx, params.app);
       const current = await ctx.releases.current(app.name);
-      res.json({ ...app, currentRelease: current?.version ?? null });
+      res.json(appView({ ...app, currentRelease: current?.version ?? null }, revealed(query)));
     },
   );
 
@@ -48,8 +55,9 @@ export function appRoutes(ctx: ApiContext, mount: string): Router {
     {
       method: "put",
       path: "/apps/:app",
-      summary: "Create an app or change its config: env reaches the running app, buildEnv the build",
+      summary: "Create an app or replace the given settings: a change of env, startupCommand or healthCheck makes a config release; buildEnv reaches the next build",
       params: appParams,
+      query: revealQuery,
       body: { schema: appConfigBody },
       responses: {
         200: { description: "updated", schema: appSchema },
@@ -58,9 +66,34 @@ export function appRoutes(ctx: ApiContext, mount: string): Router {
         415: { description: "not JSON", schema: errorSchema },
       },
     },
-    async ({ params, body }, _req, res) => {
-      const { app, created } = await ctx.apps.upsert(params.app, body);
-      res.status(created ? 201 : 200).json(app);
+    async ({ params, query, body }, req, res) => {
+      const { app, created, previous } = await ctx.apps.upsert(params.app, body);
+      await releaseConfigChange(ctx, previous, app, req.id);
+      res.status(created ? 201 : 200).json(appView(app, revealed(query)));
+    },
+  );
+
+  route(
+    router,
+    mount,
+    {
+      method: "patch",
+      path: "/apps/:app/config",
+      summary: "Set and unset env variables in one atomic step; a change makes a config release",
+      params: appParams,
+      query: revealQuery,
+      body: { schema: envPatchBody },
+      responses: {
+        200: { description: "the app as changed", schema: appSchema },
+        415: { description: "not JSON", schema: errorSchema },
+        ...noSuchApp,
+      },
+    },
+    async ({ params, query, body }, req, res) => {
+      const patched = await ctx.apps.patchEnv(params.app, body.set ?? {}, body.unset ?? []);
+      if (!patched) throw errors.appNotFound(params.app);
+      await releaseConfigChange(ctx, patched.previous, patched.app, req.id);
+      res.json(appView(patched.app, revealed(query)));
     },
   );
 

@@ -1,0 +1,155 @@
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { createLogger, freePort, loadAgentConfig, type AppResponse, type InstanceReport, type Release } from "@slipway/shared";
+import { labelApp } from "../../../test/harness/apps";
+import { uniqueApp } from "../../../test/harness/env";
+import { json } from "../../../test/harness/http";
+import { eventually } from "../../../test/harness/local-stack";
+import { logTail, uploadDir, waitForBuild, writeTree } from "../../../test/harness/stack";
+import { useStack } from "../../../test/harness/use-stack";
+import { RuntimeAgent } from "../src/agent";
+
+const used = useStack("config-release");
+
+async function deploy(app: string, files: Record<string, string>) {
+  const { stack, work } = used;
+  const dir = await writeTree(path.join(work, `${app}-${Date.now()}-${Math.random()}`), files);
+  const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir)).id);
+  if (build.error) throw new Error(`build ${build.id} failed: ${build.error}${await logTail(stack.baseUrl, build.id)}`);
+  return build;
+}
+
+/** An in-process agent; `runtimeRoot` given, a restart of an earlier one. */
+async function startAgent(app: string, runtimeRoot?: string) {
+  const { stack, work } = used;
+  const port = await freePort();
+  const root = runtimeRoot ?? path.join(work, `${app}-runtime-${port}`);
+  const config = loadAgentConfig({ ...stack.env, APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: root, HEALTH_TIMEOUT_S: "20" });
+  const agent = new RuntimeAgent(config, stack.api.redis, stack.api.store, createLogger("agent", "silent"));
+  await agent.start();
+  return { agent, url: `http://127.0.0.1:${port}`, runtimeRoot: root };
+}
+
+const call = (url: string, method: string, body?: unknown) =>
+  fetch(`${used.stack.baseUrl}${url}`, { method, headers: { "Content-Type": "application/json" }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+
+const bodyOf = (url: string) => fetch(url).then((r) => (r.ok ? r.text() : undefined), () => undefined);
+const waitForBody = (url: string, expected: string, timeoutMs = 60_000) =>
+  eventually(async () => ((await bodyOf(url)) === expected ? true : undefined), timeoutMs, `${url} to answer ${expected}`);
+
+const releasesOf = async (app: string) => json<Release[]>(await call(`/v1/apps/${app}/releases`, "GET"));
+const instanceReport = (app: string) => eventually(async () => (await used.stack.api.instances.list(app))[0], 10_000, "an instance report");
+const failedOn = (app: string, version: number) =>
+  eventually(async () => {
+    const report: InstanceReport | undefined = (await used.stack.api.instances.list(app))[0];
+    return report?.state === "failed" && report.release === version ? report : undefined;
+  }, 60_000, `the instance to report v${version} failed`);
+
+describe("config releases", () => {
+  it("an env change via PATCH reaches the running app without a deploy, as a config release of the same build; a config that breaks the app keeps the old process serving", async () => {
+    const app = uniqueApp("cfg");
+    await call(`/v1/apps/${app}`, "PUT", { env: { GREETING: "one" } });
+    const build = await deploy(app, { "app.py": labelApp("v1", { echo: true }) });
+    const { agent, url } = await startAgent(app);
+    try {
+      await waitForBody(url, "v1|one|");
+      const patched = await call(`/v1/apps/${app}/config`, "PATCH", { set: { GREETING: "two" } });
+      expect(patched.status).toBe(200);
+      expect((await json<AppResponse>(patched)).env).toEqual({ GREETING: "two" });
+      await waitForBody(url, "v1|two|");
+      const [config] = await releasesOf(app);
+      expect(config).toMatchObject({ reason: "config", buildId: build.id });
+      expect(await eventually(async () => ((await instanceReport(app)).release === config!.version ? true : undefined), 10_000, "the config release reported")).toBe(true);
+
+      // Settings that change nothing a process starts with make no release.
+      const count = (await releasesOf(app)).length;
+      expect((await call(`/v1/apps/${app}`, "PUT", { env: { GREETING: "two" }, buildEnv: { X: "1" } })).status).toBe(200);
+      expect((await releasesOf(app)).length).toBe(count);
+
+      expect((await call(`/v1/apps/${app}`, "PUT", { startupCommand: "python -c 'import sys; sys.exit(3)'" })).status).toBe(200);
+      const [broken] = await releasesOf(app);
+      expect(broken).toMatchObject({ reason: "config", buildId: build.id });
+      const report = await failedOn(app, broken!.version);
+      expect(report.error).toMatch(/the app exited \(code 3\)/);
+      expect(await bodyOf(url)).toBe("v1|two|");
+      await eventually(async () => ((await releasesOf(app))[0]!.state === "failed" ? true : undefined), 10_000, "the release marked failed");
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
+/** A web app whose body contains "ready" only on /ready. */
+const readyApp = (label: string) =>
+  labelApp(label).replace('body = "' + label + '".encode()', `body = ("${label} ready" if self.path == "/ready" else "${label}").encode()`);
+
+describe("per-app health checks", () => {
+  it("a release must answer the app's health path with the expected text: one that does not keeps the old one serving and is reported failed", async () => {
+    const app = uniqueApp("hc");
+    const put = await call(`/v1/apps/${app}`, "PUT", { healthCheck: { path: "/ready", timeoutS: 4, expectText: "ready" } });
+    expect(await json<AppResponse>(put)).toMatchObject({ healthCheck: { path: "/ready", timeoutS: 4, expectText: "ready" } });
+    expect(readyApp("v1")).toContain("ready");
+    const v1 = await deploy(app, { "app.py": readyApp("v1") });
+    const { agent, url } = await startAgent(app);
+    try {
+      await waitForBody(url, "v1");
+      await deploy(app, { "app.py": labelApp("v2") });
+      const [v2] = await releasesOf(app);
+      const report = await failedOn(app, v2!.version);
+      expect(report.error).toMatch(/answered 200 on \/ready without the text "ready" \(the app's healthCheck expects it\) for 4 s/);
+      expect(await bodyOf(url)).toBe("v1");
+      expect((await releasesOf(app))[0]!.state).toBe("failed");
+
+      // Changing the health check is a config release too: "/" lacks the text, so it fails and v1 stays.
+      await call(`/v1/apps/${app}/releases`, "POST", { buildId: v1.id });
+      await waitForBody(url, "v1");
+      await call(`/v1/apps/${app}`, "PUT", { healthCheck: { path: "/", timeoutS: 3, expectText: "ready" } });
+      const [config] = await releasesOf(app);
+      expect(config).toMatchObject({ reason: "config", buildId: v1.id });
+      await failedOn(app, config!.version);
+      expect(await bodyOf(url)).toBe("v1");
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
+/** Appends its label to $APP_DATA_PATH/boots at each start and answers what the file holds. */
+const bootCounter = (label: string) => `
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+boots = os.path.join(os.environ["APP_DATA_PATH"], "boots")
+with open(boots, "a") as f:
+    f.write("${label},")
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = open(boots).read().encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+`;
+
+describe("persistent data", () => {
+  it("a file written to APP_DATA_PATH survives a new release and an agent restart; the directory is the app's own, outside releases/", async () => {
+    const app = uniqueApp("data");
+    await deploy(app, { "app.py": bootCounter("v1") });
+    const first = await startAgent(app);
+    try {
+      await waitForBody(first.url, "v1,");
+      await deploy(app, { "app.py": bootCounter("v2") });
+      await waitForBody(first.url, "v1,v2,");
+    } finally {
+      await first.agent.stop();
+    }
+    const dataDir = await stat(path.join(first.runtimeRoot, "data"));
+    expect(dataDir.uid).not.toBe(0);
+    expect(dataDir.mode & 0o777).toBe(0o700);
+    const second = await startAgent(app, first.runtimeRoot);
+    try {
+      await waitForBody(second.url, "v1,v2,v2,");
+    } finally {
+      await second.agent.stop();
+    }
+  });
+});
