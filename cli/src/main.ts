@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from "commander";
 import type { AppResponse, ReleaseResponse } from "@slipway/shared/light";
 import { ApiClient, CliError } from "./client";
 import { deploy } from "./commands/deploy";
+import { showAppLogs, type AppLogOptions } from "./commands/app-logs";
 import { followLog } from "./commands/logs";
 import { keepSecret, print, scrub } from "./output";
 
@@ -49,7 +50,8 @@ program
     ]);
   });
 
-program
+// `builds logs <id>` is the subcommand below: an app named "logs" cannot be listed this way.
+const builds = program
   .command("builds <app>")
   .description("an app's builds, newest first")
   .option("-n, --limit <n>", "how many", "20")
@@ -63,18 +65,36 @@ program
     ]);
   });
 
+/** The API names builds with UUIDs: such an argument to `logs` is a build, as `logs` took before app logs. */
+const BUILD_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+async function buildLog(buildId: string, follow: boolean): Promise<void> {
+  if (follow) {
+    const status = await followLog(client(), buildId, (line) => process.stdout.write(`${line}\n`));
+    if (status !== "succeeded") process.exitCode = 1;
+    return;
+  }
+  process.stdout.write(await (await client().request("GET", `/v1/builds/${encodeURIComponent(buildId)}/logs`)).text());
+}
+
 program
+  .command("logs <app>")
+  .description("an app's own output (stdout, stderr) and its instances' lifecycle lines; --tail follows it. Given a build id, that build's log (as `builds logs`)")
+  .option("-t, --tail", "keep following new lines until interrupted", false)
+  .option("-i, --instance <id>", "only this instance's lines")
+  .option("-s, --since <when>", "lines from an ISO time, a duration ago (15m, 2h, 1d) or after a line id")
+  .option("-n, --limit <n>", "at most this many lines (default 500, the newest unless --since)")
+  .option("-f, --follow", "with a build id: stream the build log until the build ends", false)
+  .action(async (target: string, options: AppLogOptions & { follow: boolean }) => {
+    if (BUILD_UUID.test(target)) return buildLog(target, options.follow);
+    await showAppLogs(client(), target, { ...options, json: json() }, (text) => process.stdout.write(scrub(text)));
+  });
+
+builds
   .command("logs <buildId>")
   .description("a build's log; --follow streams it until the build ends")
   .option("-f, --follow", "stream until the build ends", false)
-  .action(async (buildId: string, options: { follow: boolean }) => {
-    if (options.follow) {
-      const status = await followLog(client(), buildId, (line) => process.stdout.write(`${line}\n`));
-      if (status !== "succeeded") process.exitCode = 1;
-      return;
-    }
-    process.stdout.write(await (await client().request("GET", `/v1/builds/${encodeURIComponent(buildId)}/logs`)).text());
-  });
+  .action(async (buildId: string, options: { follow: boolean }) => buildLog(buildId, options.follow));
 
 program
   .command("releases <app>")
