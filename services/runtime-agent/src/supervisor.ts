@@ -100,9 +100,9 @@ export class Supervisor {
 
   async stop(graceMs: number): Promise<void> {
     if (!this.running) return;
-    const { release, process } = this.running;
+    const { release, process: app } = this.running;
     this.appLog.system(`stopping v${release.version}: the agent is shutting down`, release.version);
-    const exit = await process.stop(graceMs);
+    const exit = await app.stop(graceMs);
     this.appLog.system(`v${release.version} stopped (${exitNote(exit)})`, release.version);
   }
 
