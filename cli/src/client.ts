@@ -39,8 +39,9 @@ export class ApiClient {
     return this.options.url.replace(/\/+$/, "");
   }
 
-  async request(method: string, path: string, init: { body?: RequestInit["body"]; contentType?: string; accept?: string; duplex?: boolean } = {}): Promise<Response> {
+  async request(method: string, path: string, init: { body?: RequestInit["body"]; contentType?: string; accept?: string; lastEventId?: string; duplex?: boolean } = {}): Promise<Response> {
     const headers: Record<string, string> = {};
+    if (init.lastEventId) headers["Last-Event-ID"] = init.lastEventId;
     if (this.options.token) headers.Authorization = `Bearer ${this.options.token.trim()}`;
     if (init.contentType) headers["Content-Type"] = init.contentType;
     if (init.accept) headers.Accept = init.accept;

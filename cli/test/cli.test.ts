@@ -1,10 +1,10 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "@slipway/shared";
+import { AppLogStream, freePort, recordKeys, type AppLogEntry } from "@slipway/shared";
 import { uniqueApp } from "../../test/harness/env";
 import { eventually } from "../../test/harness/local-stack";
 import { startInProcessStack, writeTree, type InProcessStack } from "../../test/harness/stack";
@@ -197,5 +197,46 @@ describe("slipway CLI against a real stack", () => {
     const stored = await stack.api.apps.get(app);
     expect(stored?.env).toEqual({ API_KEY: "k-1" });
     expect(stored?.buildEnv).toEqual({ NPM_TOKEN: "t-1", EXTRA: "1" });
+  });
+});
+
+describe("slipway logs", () => {
+  const logLine = (instanceId: string, line: string, stream: AppLogEntry["stream"] = "stdout"): AppLogEntry => ({ time: new Date().toISOString(), instanceId, release: 1, stream, line });
+  const appLogs = () => new AppLogStream(stack.api.redis, recordKeys(stack.env.QUEUE_PREFIX));
+  const bounds = { maxLines: 1000, maxAgeS: 3600 };
+
+  it("prints an app's log as text or JSON, by instance and since; --tail follows new lines; build logs stay reachable", async () => {
+    const app = uniqueApp("clilogs");
+    await stack.api.apps.upsert(app, {});
+    await appLogs().append(app, [logLine("i-1", "one from i-1"), logLine("i-2", "oops from i-2", "stderr"), logLine("i-1", "starting v1", "system")], bounds);
+
+    const text = await slipway(["logs", app]);
+    expect(text.code).toBe(0);
+    expect(text.stdout.trim().split("\n")).toEqual([
+      expect.stringMatching(/^\S+Z i-1 stdout: one from i-1$/),
+      expect.stringMatching(/^\S+Z i-2 stderr: oops from i-2$/),
+      expect.stringMatching(/^\S+Z i-1 system: starting v1$/),
+    ]);
+    const onlyTwo = JSON.parse((await slipway(["logs", app, "--instance", "i-2", "--since", "1h", "--json"])).stdout) as AppLogEntry[];
+    expect(onlyTwo).toEqual([expect.objectContaining({ instanceId: "i-2", stream: "stderr", line: "oops from i-2", release: 1 })]);
+    expect((await slipway(["logs", app, "-n", "1"])).stdout).toMatch(/i-1 system: starting v1\n$/);
+
+    const tail = spawn(bin, ["logs", app, "--tail", "-n", "1"], { cwd: work, env: { ...process.env, SLIPWAY_URL: stack.baseUrl, SLIPWAY_TOKEN: TOKEN }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    tail.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    try {
+      await eventually(async () => (out.includes("starting v1") ? true : undefined), 20_000, "the tail to print the newest line");
+      await appLogs().append(app, [logLine("i-2", "printed later")], bounds);
+      await eventually(async () => (out.includes("i-2 stdout: printed later") ? true : undefined), 20_000, "the tail to print a new line");
+      expect(out).not.toContain("one from i-1");
+    } finally {
+      tail.kill();
+    }
+
+    const missing = await slipway(["logs", uniqueApp("nologs")]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/does not exist \(not_found\)/);
+    const build = await slipway(["builds", "logs", "00000000-0000-4000-8000-000000000000"]);
+    expect(build.stderr).toMatch(/build 00000000-0000-4000-8000-000000000000 does not exist/);
   });
 });

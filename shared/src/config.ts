@@ -137,6 +137,10 @@ const agentSchema = z.object({
    */
   MAX_RESTORE_BYTES: positiveInt.default(8 * 1024 * 1024 * 1024),
   MAX_RESTORE_ENTRIES: positiveInt.default(500_000),
+  /** The app's log (every instance's lines together) keeps about this many lines... */
+  APP_LOG_MAX_LINES: positiveInt.default(10_000),
+  /** ...and none older than this. */
+  APP_LOG_MAX_AGE_S: positiveInt.default(86_400),
 });
 
 export type ApiConfig = z.infer<typeof apiSchema>;

@@ -7,6 +7,7 @@ import { errorHandler } from "./error-handler";
 import { errors } from "./errors";
 import { GitHost } from "./git/git-host";
 import type { ApiMetrics } from "./metrics";
+import { appLogRoutes } from "./routes/app-logs";
 import { appRoutes } from "./routes/apps";
 import { buildRoutes } from "./routes/builds";
 import { dashboardRoutes } from "./routes/dashboard";
@@ -51,6 +52,7 @@ export function createApi(ctx: ApiContext, metrics: ApiMetrics, git = new GitHos
   v1.use(buildRoutes(ctx, API_PREFIX));
   v1.use(releaseRoutes(ctx, API_PREFIX));
   v1.use(instanceRoutes(ctx, API_PREFIX));
+  v1.use(appLogRoutes(ctx, API_PREFIX));
   app.use(API_PREFIX, v1);
 
   app.use((req, _res, next) => next(errors.routeNotFound(req.method, req.path)));

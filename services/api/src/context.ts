@@ -1,6 +1,7 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import {
+  AppLogStream,
   AppRepository,
   BuildLogStream,
   BuildRepository,
@@ -26,6 +27,7 @@ export interface ApiContext {
   releases: ReleaseRepository;
   instances: InstanceRepository;
   buildLogs: BuildLogStream;
+  appLogs: AppLogStream;
 }
 
 /** Connects to Redis, the build queue and storage (creating the bucket if missing). */
@@ -45,6 +47,7 @@ export async function createContext(config: ApiConfig, logger: Logger): Promise<
     releases: new ReleaseRepository(redis, keys),
     instances: new InstanceRepository(redis, keys),
     buildLogs: new BuildLogStream(redis, keys),
+    appLogs: new AppLogStream(redis, keys),
   };
 }
 

@@ -35,6 +35,7 @@ export const errors = {
   invalidJson: define("invalid_json", 400, () => "the body is not valid JSON"),
   invalidBody: define("invalid_body", 400, (where: string, problem: string) => `${where}: ${problem}`),
   invalidQuery: define("invalid_query", 400, (where: string, problem: string) => `${where}: ${problem}`),
+  invalidHeader: define("invalid_header", 400, (header: string, problem: string) => `${header} ${problem}`),
   invalidAppName: define("invalid_app_name", 400, () => `app names match ${APP_NAME_PATTERN.source}: lowercase letters, digits and dashes, 2-63 long`),
   invalidBuildId: define("invalid_build_id", 400, () => `build ids match ${BUILD_ID_PATTERN.source}: letters, digits and dashes, 8-64 long`),
   /** A repository refused an id that slipped past validation: still the caller's error. */

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
-import { AppRepository, InstanceRepository, recordKeys, ReleaseRepository, RolloutRepository, type AgentConfig, type InstanceReport, type Logger, type ObjectStore } from "@slipway/shared";
+import { AppLogStream, AppRepository, InstanceRepository, recordKeys, ReleaseRepository, RolloutRepository, type AgentConfig, type InstanceReport, type Logger, type ObjectStore } from "@slipway/shared";
+import { AppLog } from "./app-log";
 import { AppSandbox } from "./app-sandbox";
 import { Heartbeat } from "./heartbeat";
 import { ReleaseMover } from "./mover";
@@ -27,6 +28,7 @@ export class RuntimeAgent {
   private readonly supervisor: Supervisor;
   private readonly heartbeat: Heartbeat;
   private readonly reconciler: Reconciler;
+  private readonly appLog: AppLog;
   private notifications: Subscription | undefined;
   private sandbox: AppSandbox | undefined;
   listeningPort: number | undefined;
@@ -43,10 +45,11 @@ export class RuntimeAgent {
     this.target = new CurrentReleaseTarget(config.APP, new ReleaseRepository(redis, keys), store, logger);
     const sandbox = () => this.appSandbox;
     const instances = new InstanceRepository(redis, keys);
-    this.supervisor = new Supervisor(config, this.proxy, sandbox, this.appNotes, this.lifetime.signal, logger);
+    this.appLog = new AppLog(new AppLogStream(redis, keys), config, logger);
+    this.supervisor = new Supervisor(config, this.proxy, sandbox, this.appNotes, this.appLog, this.lifetime.signal, logger);
     this.heartbeat = new Heartbeat(config, instances, this.supervisor, logger);
     const rollout = new RolloutTurns(config, new RolloutRepository(redis, keys), instances, this.target, logger, { signal: this.lifetime.signal });
-    const mover = new ReleaseMover(config, { restorer: this.restorer, apps: new AppRepository(redis, keys), rollout, supervisor: this.supervisor, heartbeat: this.heartbeat, sandbox }, logger);
+    const mover = new ReleaseMover(config, { restorer: this.restorer, apps: new AppRepository(redis, keys), rollout, supervisor: this.supervisor, heartbeat: this.heartbeat, sandbox, appLog: this.appLog }, logger);
     this.reconciler = new Reconciler(this.target, mover, logger);
   }
 
@@ -87,6 +90,7 @@ export class RuntimeAgent {
     await this.proxy.close(drainMs);
     await this.supervisor.stop(appGraceMs);
     this.notifications?.close();
+    await this.appLog.flush();
   }
 
   private get appSandbox(): AppSandbox {

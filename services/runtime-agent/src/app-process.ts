@@ -1,4 +1,4 @@
-import { createInterface } from "node:readline";
+import { eachLine } from "./output-lines";
 import { spawnSandboxed, type SandboxedProcess, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 
 /** Lines of the app's output kept for failure reports. */
@@ -15,8 +15,8 @@ export interface StartOptions {
   command: string;
   cwd: string;
   env: Record<string, string>;
-  /** Each output line of the app, as it arrives. */
-  onLine?: (line: string) => void;
+  /** Each output line of the app, as it arrives (cut to a bound). */
+  onLine?: (line: string, stream: "stdout" | "stderr") => void;
   sandbox: { spec: SandboxSpec; mode: SandboxMode };
 }
 
@@ -32,11 +32,11 @@ export class AppProcess {
 
   constructor(options: StartOptions) {
     this.child = spawnSandboxed({ command: "/bin/sh", args: ["-c", options.command], cwd: options.cwd, env: options.env }, options.sandbox.spec, options.sandbox.mode);
-    for (const stream of [this.child.stdout, this.child.stderr]) {
-      createInterface({ input: stream }).on("line", (line) => {
+    for (const [name, stream] of [["stdout", this.child.stdout], ["stderr", this.child.stderr]] as const) {
+      eachLine(stream, (line) => {
         this.tailLines.push(line);
         if (this.tailLines.length > TAIL_LINES) this.tailLines.shift();
-        options.onLine?.(line);
+        options.onLine?.(line, name);
       });
     }
     this.exited = this.child.exited.then(({ code, signal, limitReason }) => {

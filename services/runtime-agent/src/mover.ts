@@ -1,4 +1,5 @@
 import { launchConfigKey, type AgentConfig, type AppRecord, type AppRepository, type Logger } from "@slipway/shared";
+import type { AppLog } from "./app-log";
 import type { AppSandbox } from "./app-sandbox";
 import { HealthCheckError } from "./health";
 import type { Heartbeat } from "./heartbeat";
@@ -18,6 +19,7 @@ export interface MoverParts {
   supervisor: Supervisor;
   heartbeat: Heartbeat;
   sandbox: () => AppSandbox;
+  appLog: AppLog;
 }
 
 /**
@@ -50,7 +52,7 @@ export class ReleaseMover implements ReleaseRunner {
   }
 
   async moveTo(target: TargetRelease): Promise<MoveOutcome> {
-    const { restorer, rollout, supervisor, heartbeat } = this.parts;
+    const { restorer, rollout, supervisor, heartbeat, appLog } = this.parts;
     const log = this.logger.child({ version: target.version, buildId: target.buildId });
     // An instance that serves nothing yet has no availability to protect: it joins no queue.
     const coordinated = supervisor.serving !== undefined;
@@ -58,10 +60,12 @@ export class ReleaseMover implements ReleaseRunner {
     let appPath: string;
     try {
       await heartbeat.report("restoring", target);
+      appLog.system(`restoring v${target.version} (build ${target.buildId})`, target.version);
       const started = Date.now();
       const restored = await restorer.restore(this.config.APP, target.buildId);
       appPath = restored.appPath;
       log.info({ appPath, reused: restored.reused, ms: Date.now() - started }, restored.reused ? "release already restored" : "release restored");
+      appLog.system(restored.reused ? `v${target.version} was already restored` : `v${target.version} restored in ${Date.now() - started} ms`, target.version);
       await requireInterpreter(restored.manifest, this.parts.sandbox());
 
       // Read before the turn: the app's health check timeout sets how long the turn is held.
@@ -71,6 +75,7 @@ export class ReleaseMover implements ReleaseRunner {
         if (turn === "superseded") return "superseded";
         if (turn === "halted") {
           log.warn("rollout halted: the release failed on the first instance; keeping the current release");
+          appLog.system(`rollout of v${target.version} halted: it failed on the first instance; keeping the current release`, target.version);
           await heartbeat.report("running", undefined, undefined, `rollout of v${target.version} halted: it failed on the first instance`);
           return "halted";
         }
@@ -78,13 +83,14 @@ export class ReleaseMover implements ReleaseRunner {
 
       await heartbeat.report("starting", target, appPath);
       const spec = await launchSpec(restored, this.parts.sandbox(), appRecord);
-      previous = await supervisor.serve(target, spec, log);
+      previous = await supervisor.serve(target, spec);
       this.servingConfig = launchConfigKey(appRecord);
       log.info({ command: spec.command, pid: supervisor.serving?.pid }, "release serving");
     } catch (error) {
       const deterministic = error instanceof RestoreError || error instanceof HealthCheckError;
       const reason = deterministic ? error.message : `restore failed: ${(error as Error).message}`;
       log.warn({ reason }, supervisor.serving ? "release failed; the previous release keeps serving" : "release failed");
+      appLog.system(`v${target.version} failed: ${reason}${supervisor.serving ? `; v${supervisor.serving.release.version} keeps serving` : ""}`, target.version);
       await heartbeat.report("failed", target, undefined, reason);
       await rollout.finish(target, false);
       // A release that cannot work waits before another try; an outage is retried at the next reconcile.

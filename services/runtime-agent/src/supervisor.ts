@@ -1,14 +1,18 @@
 import { rename, rm, symlink } from "node:fs/promises";
 import path from "node:path";
 import { freePort, type AgentConfig, type HealthCheck, type Logger } from "@slipway/shared";
+import type { AppLog } from "./app-log";
 import type { AppSandbox } from "./app-sandbox";
-import { AppProcess } from "./app-process";
+import { AppProcess, type AppExit } from "./app-process";
 import { printedNote, waitUntilHealthy, type HealthCriteria } from "./health";
 import type { AppProcessNotes } from "./orphans";
 import type { InstanceProxy } from "./proxy";
 import type { TargetRelease } from "./target";
 import { sleep } from "./timeout";
 import { TypedEvents } from "./typed-events";
+
+/** How an app ended: `code 7`, `SIGKILL`, or the sandbox limit it hit. */
+const exitNote = (exit: AppExit) => exit.limitReason ?? exit.signal ?? `code ${exit.code}`;
 
 /** Crash restarts back off up to this long. */
 const MAX_CRASH_BACKOFF_MS = 30_000;
@@ -57,6 +61,7 @@ export class Supervisor {
     private readonly proxy: InstanceProxy,
     private readonly sandbox: () => AppSandbox,
     private readonly appNotes: AppProcessNotes,
+    private readonly appLog: AppLog,
     private readonly signal: AbortSignal,
     private readonly logger: Logger,
   ) {}
@@ -79,8 +84,8 @@ export class Supervisor {
    * Launches `release` beside the serving one and moves the traffic to it; throws, leaving the
    * serving app as it was, when it does not come up. Returns the one it replaced, to retire.
    */
-  async serve(release: TargetRelease, spec: LaunchSpec, log: Logger): Promise<Running | undefined> {
-    const launched = await this.launch(spec, log);
+  async serve(release: TargetRelease, spec: LaunchSpec): Promise<Running | undefined> {
+    const launched = await this.launch(spec, release);
     if (launched.error !== undefined) throw launched.error;
     const previous = this.running;
     this.crashRestarts = 0;
@@ -91,25 +96,35 @@ export class Supervisor {
   /** Lets the requests in flight to a replaced app finish, then stops it. */
   async retire(previous: Running): Promise<void> {
     await this.proxy.drain(previous.port, 10_000);
+    this.appLog.system(`stopping the replaced v${previous.release.version}`, previous.release.version);
     await previous.process.stop();
   }
 
   async stop(graceMs: number): Promise<void> {
-    if (this.running) await this.running.process.stop(graceMs);
+    if (!this.running) return;
+    const { release, process: app } = this.running;
+    this.appLog.system(`stopping v${release.version}: the agent is shutting down`, release.version);
+    const exit = await app.stop(graceMs);
+    this.appLog.system(`v${release.version} stopped (${exitNote(exit)})`, release.version);
   }
 
   /** Spawn → health check → switch. A failed launch's process is stopped and returned with the error. */
-  private async launch(spec: LaunchSpec, log: Logger): Promise<{ running: Omit<Running, "release">; error?: unknown }> {
+  private async launch(spec: LaunchSpec, release: TargetRelease): Promise<{ running: Omit<Running, "release">; error?: unknown }> {
     const port = await freePort();
     const env = { ...spec.env, PORT: String(port) };
-    const app = this.spawn(spec.command, spec.appPath, env, log);
+    this.appLog.system(`starting v${release.version} on port ${port}: ${spec.command}`, release.version);
+    const app = this.spawn(spec.command, spec.appPath, env, release);
     const running = { ...spec, env, port, process: app };
     try {
-      await waitUntilHealthy(app, port, this.healthCriteria(spec.healthCheck));
+      const criteria = this.healthCriteria(spec.healthCheck);
+      await waitUntilHealthy(app, port, criteria);
+      this.appLog.system(`v${release.version} passed its health check (${criteria.path})`, release.version);
       await this.pointCurrentAt(spec.appPath);
       this.proxy.setUpstream(port);
+      this.appLog.system(`traffic switched to v${release.version}`, release.version);
       return { running };
     } catch (error) {
+      this.appLog.system(`v${release.version} failed its health check: ${(error as Error).message}`, release.version);
       await app.stop(2000);
       return { running, error };
     }
@@ -130,13 +145,15 @@ export class Supervisor {
       if (this.signal.aborted || this.running !== running) return;
       this.crashRestarts += 1;
       const delay = Math.min(MAX_CRASH_BACKOFF_MS, 500 * 2 ** (this.restarts - 1));
-      const reason = `the app exited (${exit.limitReason ?? exit.signal ?? `code ${exit.code}`}); restart ${this.restarts} in ${delay} ms; ${printedNote(running.process)}`;
+      const reason = `the app exited (${exitNote(exit)}); restart ${this.restarts} in ${delay} ms; ${printedNote(running.process)}`;
       this.logger.warn({ restarts: this.restarts }, reason);
+      this.appLog.system(`crashed: ${reason}`, running.release.version);
       await this.events.emit("crashed", { release: running.release, appPath: running.appPath, reason });
       await sleep(delay);
       if (this.signal.aborted || this.running !== running) return;
+      this.appLog.system(`restarting v${running.release.version} after a crash (restart ${this.restarts})`, running.release.version);
       const { appPath, command, env, healthCheck } = running;
-      const { running: restarted, error } = await this.launch({ appPath, command, env, ...(healthCheck ? { healthCheck } : {}) }, this.logger);
+      const { running: restarted, error } = await this.launch({ appPath, command, env, ...(healthCheck ? { healthCheck } : {}) }, running.release);
       // Even a failed restart is adopted: its exit starts the next, longer back-off.
       await this.adopt({ ...restarted, release: running.release }, error);
     });
@@ -147,9 +164,17 @@ export class Supervisor {
     return { path: check.path, timeoutMs: check.timeoutS * 1000, ...(check.expectText !== undefined ? { expectText: check.expectText } : {}), source: "the app's healthCheck" };
   }
 
-  private spawn(command: string, appPath: string, env: Record<string, string>, log: Logger): AppProcess {
+  private spawn(command: string, appPath: string, env: Record<string, string>, release: TargetRelease): AppProcess {
     const sandbox = this.sandbox();
-    const app = new AppProcess({ command, cwd: appPath, env, sandbox: { spec: sandbox.spec(appPath), mode: sandbox.mode }, onLine: (line) => log.debug({ app: line }, "app output") });
+    // A relabel moves the serving process to another version number: its lines follow it.
+    const version = () => (this.running?.process === app ? this.running.release.version : release.version);
+    const app: AppProcess = new AppProcess({
+      command,
+      cwd: appPath,
+      env,
+      sandbox: { spec: sandbox.spec(appPath), mode: sandbox.mode },
+      onLine: (line, stream) => this.appLog.output(stream, line, version()),
+    });
     void this.appNotes.track(app);
     return app;
   }

@@ -8,3 +8,4 @@ export * from "./events";
 export * from "./records";
 export * from "./responses";
 export * from "./resources";
+export * from "./app-logs";

@@ -37,6 +37,7 @@ export class AppRepository {
       this.redisKeys.currentRelease(name),
       this.redisKeys.instances(name),
       this.redisKeys.cacheDigests(name),
+      this.redisKeys.appLogs(name),
       ...buildIds.flatMap((id) => [this.redisKeys.build(id), this.redisKeys.buildLog(id)]),
     ];
     const pipeline = this.redis.multi().srem(this.redisKeys.apps, name);

@@ -25,6 +25,8 @@ export function recordKeys(prefix: string = DEFAULT_RECORD_PREFIX) {
     buildLog: (id: string) => `${prefix}:build:${build(id)}:log`,
     /** Dependency-cache object key → the sha256 its worker packed (see CacheDigestRepository). */
     cacheDigests: (name: string) => `${prefix}:app:${app(name)}:cache-digests`,
+    /** The app's own output and its agents' lifecycle lines, a capped stream (see AppLogStream). */
+    appLogs: (name: string) => `${prefix}:app:${app(name)}:logs`,
   };
 }
 
