@@ -210,18 +210,18 @@ describe("slipway logs", () => {
     await stack.api.apps.upsert(app, {});
     await appLogs().append(app, [logLine("i-1", "one from i-1"), logLine("i-2", "oops from i-2", "stderr"), logLine("i-1", "starting v1", "system")], bounds);
 
-    const text = await slipway(["logs", app]);
+    const text = await slipway(["logs", "--app", app]);
     expect(text.code).toBe(0);
     expect(text.stdout.trim().split("\n")).toEqual([
       expect.stringMatching(/^\S+Z i-1 stdout: one from i-1$/),
       expect.stringMatching(/^\S+Z i-2 stderr: oops from i-2$/),
       expect.stringMatching(/^\S+Z i-1 system: starting v1$/),
     ]);
-    const onlyTwo = JSON.parse((await slipway(["logs", app, "--instance", "i-2", "--since", "1h", "--json"])).stdout) as AppLogEntry[];
+    const onlyTwo = JSON.parse((await slipway(["logs", "--app", app, "--instance", "i-2", "--since", "1h", "--json"])).stdout) as AppLogEntry[];
     expect(onlyTwo).toEqual([expect.objectContaining({ instanceId: "i-2", stream: "stderr", line: "oops from i-2", release: 1 })]);
-    expect((await slipway(["logs", app, "-n", "1"])).stdout).toMatch(/i-1 system: starting v1\n$/);
+    expect((await slipway(["logs", "--app", app, "-n", "1"])).stdout).toMatch(/i-1 system: starting v1\n$/);
 
-    const tail = spawn(bin, ["logs", app, "--tail", "-n", "1"], { cwd: work, env: { ...process.env, SLIPWAY_URL: stack.baseUrl, SLIPWAY_TOKEN: TOKEN }, stdio: ["ignore", "pipe", "pipe"] });
+    const tail = spawn(bin, ["logs", "--app", app, "--tail", "-n", "1"], { cwd: work, env: { ...process.env, SLIPWAY_URL: stack.baseUrl, SLIPWAY_TOKEN: TOKEN }, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     tail.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
     try {
@@ -233,7 +233,7 @@ describe("slipway logs", () => {
       tail.kill();
     }
 
-    const missing = await slipway(["logs", uniqueApp("nologs")]);
+    const missing = await slipway(["logs", "--app", uniqueApp("nologs")]);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/does not exist \(not_found\)/);
     const build = await slipway(["builds", "logs", "00000000-0000-4000-8000-000000000000"]);
