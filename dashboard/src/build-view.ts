@@ -21,5 +21,5 @@ export async function buildView(view: HTMLElement, id: string): Promise<View> {
     byId("status").innerHTML = badge("status", final.status);
     byId("release").textContent = final.release ? `release v${final.release}` : (final.error ?? "");
   })();
-  return { title: `Build ${id.slice(0, 8)} of ${build.app} · Slipway`, stop: () => controller.abort() };
+  return { title: `Build ${id.slice(0, 8)} of ${build.app} · Slipway`, where: `${build.app} / build ${id.slice(0, 8)}`, stop: () => controller.abort() };
 }

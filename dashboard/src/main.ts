@@ -50,6 +50,7 @@ async function route() {
     if (mine !== generation) return next.stop?.();
     current = next;
     document.title = next.title;
+    if (next.where) where.textContent = next.where;
     scheduleRefresh(mine);
   } catch (error) {
     if (mine === generation) showFailure(error);
