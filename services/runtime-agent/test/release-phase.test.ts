@@ -82,6 +82,16 @@ describe("release phase", () => {
       const logs = await logsOf(app);
       expect(linesOf(logs, "stdout", "failing migration")).toHaveLength(1);
       expect(logs.filter((e) => e.line.startsWith("migrating v3"))).toHaveLength(0);
+
+      // The instance that halted, restarted with nothing serving, follows the recorded outcome instead of running the command again.
+      const id = instances.find((i) => halted.test(i.error ?? ""))!.instanceId;
+      const restarted = agents[id === "a" ? 0 : 1]!;
+      await restarted.agent.stop();
+      const port = Number(new URL(restarted.url).port);
+      restarted.agent = await startAgentOn(stack, { APP: app, INSTANCE_ID: id, PORT: String(port), RUNTIME_ROOT: path.join(work, `${app}-rt-${id}`), HEALTH_TIMEOUT_S: "20" });
+      const report = await eventually(async () => (await stack.api.instances.list(app)).find((i) => i.instanceId === id && i.state === "failed" && i.release === v3), 30_000, "the restarted instance to report v3 failed");
+      expect(report.error).toMatch(/the release command failed \(exit code 4\) on [ab]: failing migration/);
+      expect(linesOf(await logsOf(app), "stdout", "failing migration")).toHaveLength(1);
     } finally {
       await Promise.all(agents.map(({ agent }) => agent.stop()));
     }
