@@ -67,8 +67,12 @@ describe("release phase", () => {
       await everywhere("v2");
       await ranOnceBeforeServing("v2", v2);
 
-      expect((await call(`/v1/apps/${app}`, "PUT", { releaseCommand: "echo failing migration; exit 4" })).status).toBe(200);
+      const put = await call(`/v1/apps/${app}`, "PUT", { releaseCommand: "echo failing migration; exit 4" });
+      expect(put.status).toBe(200);
+      expect(await json<{ releaseCommand?: string }>(put)).toMatchObject({ releaseCommand: "echo failing migration; exit 4" });
       const v3 = await deploy(app, "v3");
+      // Nothing a running process started with changed: the setting made no config release of its own.
+      expect(v3).toBe(v2 + 1);
       const failed = await eventually(async () => {
         const release = await releaseOf(app, v3);
         return release?.state === "failed" && release.releasePhase ? release : undefined;
