@@ -127,6 +127,8 @@ const agentSchema = z.object({
   RUNTIME_ROOT: z.string().min(1),
   HEALTH_PATH: z.string().startsWith("/").default("/"),
   HEALTH_TIMEOUT_S: positiveInt.default(30),
+  /** A release command (migrations) still running after this long is stopped and fails its release. */
+  RELEASE_COMMAND_TIMEOUT_S: positiveInt.default(600),
   RECONCILE_INTERVAL_S: positiveInt.default(30),
   KEEP_RELEASES: positiveInt.default(2),
   /** How many of an app's instances may switch releases at once (after the first, which goes alone). */

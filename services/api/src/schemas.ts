@@ -15,6 +15,8 @@ export const appConfigBody = z
     env: envMap.optional(),
     buildEnv: envMap.optional(),
     startupCommand: z.string().min(1).max(4096).optional(),
+    /** Runs once per release, in the release's directory, before any instance switches to it. */
+    releaseCommand: z.string().min(1).max(4096).optional(),
     healthCheck: healthCheckSchema.optional(),
     /** Releases and builds garbage collection keeps for this app. */
     retention: z.number().int().min(1).max(1000).optional(),

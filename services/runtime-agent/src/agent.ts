@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { AppLogStream, AppRepository, InstanceRepository, recordKeys, ReleaseRepository, RolloutRepository, type AgentConfig, type InstanceReport, type Logger, type ObjectStore } from "@slipway/shared";
+import { AppLogStream, AppRepository, InstanceRepository, recordKeys, ReleasePhaseRepository, ReleaseRepository, RolloutRepository, type AgentConfig, type InstanceReport, type Logger, type ObjectStore } from "@slipway/shared";
 import { AppLog } from "./app-log";
 import { AppSandbox } from "./app-sandbox";
 import { Heartbeat } from "./heartbeat";
@@ -7,6 +7,7 @@ import { ReleaseMover } from "./mover";
 import { AppProcessNotes } from "./orphans";
 import { InstanceProxy } from "./proxy";
 import { Reconciler } from "./reconciler";
+import { ReleasePhaseRunner } from "./release-phase";
 import { subscribeToReleases, type Subscription } from "./release-notifications";
 import { Restorer } from "./restore";
 import { RolloutTurns } from "./rollout";
@@ -49,7 +50,9 @@ export class RuntimeAgent {
     this.supervisor = new Supervisor(config, this.proxy, sandbox, this.appNotes, this.appLog, this.lifetime.signal, logger);
     this.heartbeat = new Heartbeat(config, instances, this.supervisor, logger);
     const rollout = new RolloutTurns(config, new RolloutRepository(redis, keys), instances, this.target, logger, { signal: this.lifetime.signal });
-    const mover = new ReleaseMover(config, { restorer: this.restorer, apps: new AppRepository(redis, keys), rollout, supervisor: this.supervisor, heartbeat: this.heartbeat, sandbox, appLog: this.appLog }, logger);
+    const releasePhase = new ReleasePhaseRunner(config, { phases: new ReleasePhaseRepository(redis, keys), sandbox, appNotes: this.appNotes, appLog: this.appLog }, logger);
+    const moverParts = { restorer: this.restorer, apps: new AppRepository(redis, keys), rollout, supervisor: this.supervisor, heartbeat: this.heartbeat, sandbox, appLog: this.appLog, releasePhase };
+    const mover = new ReleaseMover(config, moverParts, logger);
     this.reconciler = new Reconciler(this.target, mover, logger);
   }
 

@@ -6,8 +6,10 @@ import type { Heartbeat } from "./heartbeat";
 import { requireInterpreter } from "./interpreter";
 import { launchSpec } from "./launch-spec";
 import type { MoveOutcome, ReleaseRunner } from "./reconciler";
+import { ReleasePhaseError, ReleasePhasePending, type ReleasePhaseRunner } from "./release-phase";
 import { RestoreError, type Restorer } from "./restore";
 import type { RolloutTurns } from "./rollout";
+import { resolveReleaseCommand } from "./start-command";
 import type { Running, Supervisor } from "./supervisor";
 import type { TargetRelease } from "./target";
 import { withTimeout } from "./timeout";
@@ -20,6 +22,7 @@ export interface MoverParts {
   heartbeat: Heartbeat;
   sandbox: () => AppSandbox;
   appLog: AppLog;
+  releasePhase: ReleasePhaseRunner;
 }
 
 /**
@@ -31,7 +34,7 @@ export class ReleaseMover implements ReleaseRunner {
   private servingConfig: string | undefined;
 
   constructor(
-    private readonly config: Pick<AgentConfig, "APP" | "KEEP_RELEASES">,
+    private readonly config: Pick<AgentConfig, "APP" | "KEEP_RELEASES" | "RELEASE_COMMAND_TIMEOUT_S">,
     private readonly parts: MoverParts,
     private readonly logger: Logger,
   ) {}
@@ -70,8 +73,11 @@ export class ReleaseMover implements ReleaseRunner {
 
       // Read before the turn: the app's health check timeout sets how long the turn is held.
       const appRecord = await this.readApp();
+      const releaseCommand = await resolveReleaseCommand(appPath, appRecord?.releaseCommand);
       if (coordinated) {
-        const turn = await rollout.waitForTurn(target, appRecord?.healthCheck?.timeoutS);
+        // The canary runs the release command while holding its turn: the lease covers that too.
+        const releaseS = releaseCommand ? this.config.RELEASE_COMMAND_TIMEOUT_S : 0;
+        const turn = await rollout.waitForTurn(target, appRecord?.healthCheck?.timeoutS, releaseS);
         if (turn === "superseded") return "superseded";
         if (turn === "halted") {
           log.warn("rollout halted: the release failed on the first instance; keeping the current release");
@@ -83,12 +89,14 @@ export class ReleaseMover implements ReleaseRunner {
 
       await heartbeat.report("starting", target, appPath);
       const spec = await launchSpec(restored, this.parts.sandbox(), appRecord);
+      // Before any instance switches: the canary (or, on a first deploy, one claimant) runs it, the rest follow its outcome.
+      await this.parts.releasePhase.ensure(target, spec, releaseCommand);
       previous = await supervisor.serve(target, spec);
       this.servingConfig = launchConfigKey(appRecord);
       log.info({ command: spec.command, pid: supervisor.serving?.pid }, "release serving");
     } catch (error) {
-      const deterministic = error instanceof RestoreError || error instanceof HealthCheckError;
-      const reason = deterministic ? error.message : `restore failed: ${(error as Error).message}`;
+      const deterministic = error instanceof RestoreError || error instanceof HealthCheckError || error instanceof ReleasePhaseError;
+      const reason = deterministic || error instanceof ReleasePhasePending ? (error as Error).message : `restore failed: ${(error as Error).message}`;
       log.warn({ reason }, supervisor.serving ? "release failed; the previous release keeps serving" : "release failed");
       appLog.system(`v${target.version} failed: ${reason}${supervisor.serving ? `; v${supervisor.serving.release.version} keeps serving` : ""}`, target.version);
       await heartbeat.report("failed", target, undefined, reason);

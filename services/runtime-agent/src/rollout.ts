@@ -32,11 +32,12 @@ export class RolloutTurns {
 
   /**
    * Waits for this instance's turn to switch to `release`; gives up when a newer release becomes
-   * current meanwhile. `healthTimeoutS` is the app's own health check timeout, when it has one.
+   * current meanwhile. `healthTimeoutS` is the app's own health check timeout, when it has one;
+   * `releaseS` how long a release command may run during the turn.
    */
-  async waitForTurn(release: TargetRelease, healthTimeoutS = this.config.HEALTH_TIMEOUT_S): Promise<TurnOutcome> {
+  async waitForTurn(release: TargetRelease, healthTimeoutS = this.config.HEALTH_TIMEOUT_S, releaseS = 0): Promise<TurnOutcome> {
     // A turn outlives a health check that runs to its timeout, so a crashed holder's lease ends by itself.
-    const leaseMs = healthTimeoutS * 1000 + 60_000;
+    const leaseMs = (healthTimeoutS + releaseS) * 1000 + 60_000;
     for (;;) {
       if (this.options.signal?.aborted) return "superseded";
       const current = await this.target.current().catch(() => release);

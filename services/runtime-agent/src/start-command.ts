@@ -14,10 +14,8 @@ export const NO_START_COMMAND = "no start command found: add a Procfile `web:` l
  */
 export async function resolveStartCommand(appPath: string, manifest: BuildManifest, appStartupCommand?: string): Promise<string | undefined> {
   if (appStartupCommand) return appStartupCommand;
-  // The app may have rewritten its own directory: no links out, no FIFOs.
-  const procfile = (await readUntrustedText(path.join(appPath, "Procfile"))) ?? "";
-  const web = /^web:[ \t]*(\S.*)$/m.exec(procfile);
-  if (web) return web[1]!.trim();
+  const web = await procfileLine(appPath, "web");
+  if (web) return web;
   if (manifest.startupCommand) return manifest.startupCommand;
 
   if (manifest.platformName.includes("python") || manifest.virtualEnvName) {
@@ -26,4 +24,15 @@ export async function resolveStartCommand(appPath: string, manifest: BuildManife
   }
   if (await exists(path.join(appPath, "package.json"))) return "npm start";
   return undefined;
+}
+
+/** The command to run once per release before it serves: the app's `releaseCommand`, else a Procfile `release:` line. */
+export async function resolveReleaseCommand(appPath: string, appReleaseCommand?: string): Promise<string | undefined> {
+  return appReleaseCommand || (await procfileLine(appPath, "release"));
+}
+
+async function procfileLine(appPath: string, processType: "web" | "release"): Promise<string | undefined> {
+  // The app may have rewritten its own directory: no links out, no FIFOs.
+  const procfile = (await readUntrustedText(path.join(appPath, "Procfile"))) ?? "";
+  return new RegExp(`^${processType}:[ \\t]*(\\S.*)$`, "m").exec(procfile)?.[1]!.trim();
 }

@@ -23,6 +23,8 @@ export const appRecordSchema = z.object({
   env: z.record(z.string()),
   buildEnv: z.record(z.string()),
   startupCommand: z.string().optional(),
+  /** Runs once per release before any instance switches to it (else a Procfile `release:` line). */
+  releaseCommand: z.string().optional(),
   healthCheck: healthCheckSchema.optional(),
   /** How many releases (and builds) garbage collection keeps; the service default when unset. */
   retention: z.number().int().optional(),
@@ -66,6 +68,21 @@ export type ReleaseReason = (typeof releaseReasons)[number];
 export const rolloutStates = ["rolling", "complete", "failed"] as const;
 export type RolloutState = (typeof rolloutStates)[number];
 
+/** How a release's release command went, recorded by the one instance that ran it. */
+export const releasePhaseSchema = z.object({
+  state: z.enum(["succeeded", "failed"]),
+  command: z.string(),
+  /** Null when a signal or the timeout ended it. */
+  exitCode: z.number().int().nullable(),
+  instanceId: z.string(),
+  finishedAt: z.string(),
+  /** Why it failed, when not by its exit code alone: a timeout, a sandbox limit. */
+  error: z.string().optional(),
+  /** The last lines it printed (bounded); all of them are in the app log. */
+  outputTail: z.string(),
+});
+export type ReleasePhase = z.infer<typeof releasePhaseSchema>;
+
 export const releaseRecordSchema = z.object({
   version: z.number().int(),
   buildId: z.string(),
@@ -73,6 +90,8 @@ export const releaseRecordSchema = z.object({
   reason: z.enum(releaseReasons),
   /** Set by the rollout across instances. */
   state: z.enum(rolloutStates).optional(),
+  /** Set once the release command (if the release has one) has run. */
+  releasePhase: releasePhaseSchema.optional(),
 });
 export type Release = z.infer<typeof releaseRecordSchema>;
 

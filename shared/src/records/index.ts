@@ -3,6 +3,7 @@ export { InvalidIdError } from "./ids";
 export { AppRepository, type AppChanges } from "./apps";
 export { CorruptRecordError } from "./parse";
 export { BuildRepository, type RebuildOf } from "./builds";
+export { ReleasePhaseRepository } from "./release-phases";
 export { ReleaseRepository } from "./releases";
 export { InstanceRepository } from "./instances";
 export { BuildLogStream, type LogChunk } from "./build-log";

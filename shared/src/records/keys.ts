@@ -20,6 +20,8 @@ export function recordKeys(prefix: string = DEFAULT_RECORD_PREFIX) {
     currentRelease: (name: string) => `${prefix}:app:${app(name)}:current-release`,
     rollout: (name: string, v: number) => `${prefix}:app:${app(name)}:rollout:${version(v)}`,
     rolloutHolders: (name: string, v: number) => `${prefix}:app:${app(name)}:rollout:${version(v)}:holders`,
+    /** Held by the one instance running a release's release command (see ReleasePhaseRepository). */
+    releasePhaseClaim: (name: string, v: number) => `${prefix}:app:${app(name)}:release-phase:${version(v)}`,
     instances: (name: string) => `${prefix}:app:${app(name)}:instances`,
     build: (id: string) => `${prefix}:build:${build(id)}`,
     buildLog: (id: string) => `${prefix}:build:${build(id)}:log`,

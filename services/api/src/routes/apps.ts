@@ -55,7 +55,7 @@ export function appRoutes(ctx: ApiContext, mount: string): Router {
     {
       method: "put",
       path: "/apps/:app",
-      summary: "Create an app or replace the given settings: a change of env, startupCommand or healthCheck makes a config release; buildEnv reaches the next build",
+      summary: "Create an app or replace the given settings: a change of env, startupCommand or healthCheck makes a config release; buildEnv reaches the next build, releaseCommand the next release",
       params: appParams,
       query: revealQuery,
       body: { schema: appConfigBody },
