@@ -31,7 +31,27 @@ export interface RouteDoc {
   responses: Record<number, ResponseDoc>;
   /** Routes outside /v1 are open even when API_TOKEN is set. */
   open?: boolean;
+  /** Overrides the operationId derived from method and path. */
+  operationId?: string;
 }
+
+const operationIds = new Set<string>();
+
+/** `get /v1/apps/:app/builds` → `getAppsByAppBuilds`: stable, unique, readable in generated clients. */
+export function operationIdOf(method: string, path: string): string {
+  const parts = path
+    .split("/")
+    .filter((segment) => segment && segment !== "v1")
+    .map((segment) => {
+      // `:app.git`: the parameter, then the literal rest.
+      const param = /^:([A-Za-z_]+)(.*)$/.exec(segment);
+      return param ? `By${capitalize(param[1]!)}${words(param[2]!)}` : words(segment);
+    });
+  return `${method.toLowerCase()}${parts.join("") || "Root"}`;
+}
+
+const capitalize = (word: string) => word.charAt(0).toUpperCase() + word.slice(1);
+const words = (text: string) => text.split(/[^A-Za-z0-9]+/).filter(Boolean).map(capitalize).join("");
 
 /** What any route may answer besides its own responses: invalid input, a missing token, a bug. */
 function standardResponses(doc: RouteDoc): Record<number, ResponseDoc> {
@@ -52,11 +72,17 @@ export function documentRoute(doc: RouteDoc): void {
       ...(response.schema ? { content: { [response.contentType ?? "application/json"]: { schema: response.schema } } } : {}),
     };
   }
+  const operationId = doc.operationId ?? operationIdOf(doc.method, doc.path);
+  // The same route mounted twice (one process, several apps) documents itself once.
+  if (operationIds.has(operationId)) return;
+  operationIds.add(operationId);
   registry.registerPath({
     method: doc.method,
     path: toOpenApiPath(doc.path),
+    operationId,
     summary: doc.summary,
-    ...(doc.open ? {} : { security: [{ bearer: [] }] }),
+    // Open routes say so: the document's default is the bearer token.
+    security: doc.open ? [] : [{ bearer: [] }],
     request: {
       ...(doc.params ? { params: doc.params } : {}),
       ...(doc.query ? { query: doc.query } : {}),
@@ -73,6 +99,8 @@ export function openApiDocument(): object {
     ...new OpenApiGeneratorV31(registry.definitions).generateDocument({
       openapi: "3.1.0",
       info: { title: "Slipway API", version: "1.0.0", description: "Build and release web apps: sources in, running instances out." },
+      servers: [{ url: "/", description: "this API, wherever it is served from" }],
+      security: [{ bearer: [] }],
     }),
     // The error catalogue with each code's status, so clients can tell which codes to expect.
     "x-error-codes": errorCodes(),

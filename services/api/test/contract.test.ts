@@ -16,7 +16,9 @@ const logger = createLogger("contract-test", "silent");
 const catalogueCodes = [...new Set(Object.values(errors).map((factory) => factory.code))];
 
 interface OpenApiDocument {
-  paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+  paths: Record<string, Record<string, { responses: Record<string, unknown>; operationId?: string; security?: unknown[] }>>;
+  servers?: { url: string }[];
+  security?: unknown[];
   components: { schemas: { Error: { properties: { error: { properties: { code: { enum: string[] } } } } } } };
   "x-error-codes": { code: string; status: number }[];
 }
@@ -32,6 +34,20 @@ describe("the OpenAPI document", () => {
     expect(catalogueCodes.length).toBeGreaterThanOrEqual(20);
     expect([...document.components.schemas.Error.properties.error.properties.code.enum].sort()).toEqual([...catalogueCodes].sort());
     for (const factory of Object.values(errors)) expect(document["x-error-codes"]).toContainEqual({ code: factory.code, status: factory.status });
+  });
+
+  it("names every operation once, says where it is served, and marks the open routes as needing no token", () => {
+    const operations = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ path, method, operation })));
+    const ids = operations.map(({ operation }) => operation.operationId);
+    expect(ids.every((id) => typeof id === "string" && /^[a-z][A-Za-z0-9]+$/.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(document.paths["/v1/apps/{app}/builds"]?.get?.operationId).toBe("getAppsByAppBuilds");
+    expect(document.servers?.length).toBeGreaterThan(0);
+    expect(document.security).toEqual([{ bearer: [] }]);
+    for (const open of ["/healthz", "/metrics", "/openapi.json"]) {
+      expect(document.paths[open]?.get?.security, open).toEqual([]);
+    }
+    expect(document.paths["/v1/apps"]?.get?.security).toEqual([{ bearer: [] }]);
   });
 
   it("gives every route the standard errors and keeps the route-specific ones", () => {
