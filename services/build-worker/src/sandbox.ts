@@ -80,7 +80,22 @@ export async function prepareSandbox(config: WorkerConfig, options: { kind: "bui
  * Runs one build command in the build's sandbox. Cancel and timeout end the whole sandbox, and
  * so does the command's own end: nothing it started (a double-forked daemon included) survives it.
  */
-export function runCommand(command: string, args: string[], sandbox: BuildSandbox, options: RunOptions): Promise<void> {
+export async function runCommand(command: string, args: string[], sandbox: BuildSandbox, options: RunOptions): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const outcome = await runOnce(command, args, sandbox, options);
+    if (outcome === "ran") return;
+    // bwrap itself failed while setting the sandbox up (a loaded kernel has refused its loopback
+    // address, say): the command never started, so starting it again is safe.
+    if (attempt >= SETUP_ATTEMPTS) throw new BuildFailure(`${options.label} failed: the sandbox could not be set up (${outcome.setupError})`);
+    options.onLine(`(the sandbox could not be set up: ${outcome.setupError}; trying again)`);
+  }
+}
+
+const SETUP_ATTEMPTS = 3;
+/** What bwrap prints when it fails before the command runs. */
+const BWRAP_ERROR = /^bwrap: /;
+
+function runOnce(command: string, args: string[], sandbox: BuildSandbox, options: RunOptions): Promise<"ran" | { setupError: string }> {
   return new Promise((resolve, reject) => {
     if (options.signal.aborted) return reject(abortError(options.signal));
     const child = spawnSandboxed({ command, args, cwd: options.cwd, env: options.env }, sandbox.spec, sandbox.mode);
@@ -92,7 +107,13 @@ export function runCommand(command: string, args: string[], sandbox: BuildSandbo
     options.signal.addEventListener("abort", onAbort, { once: true });
 
     const lines = [createInterface({ input: child.stdout }), createInterface({ input: child.stderr })];
-    for (const reader of lines) reader.on("line", options.onLine);
+    const printed: string[] = [];
+    for (const reader of lines) {
+      reader.on("line", (line: string) => {
+        if (printed.length < 2) printed.push(line);
+        options.onLine(line);
+      });
+    }
     const outputDone = Promise.all(lines.map((reader) => new Promise((r) => reader.once("close", r))));
 
     void child.exited.then(async (exit) => {
@@ -102,7 +123,8 @@ export function runCommand(command: string, args: string[], sandbox: BuildSandbo
       if (exit.survivorsKilled > 0) options.onLine(`(${exit.survivorsKilled} processes ${options.label} left running were killed)`);
       if (options.signal.aborted) reject(abortError(options.signal));
       else if (exit.limitReason) reject(new BuildFailure(`${options.label} failed: ${exit.limitReason}`));
-      else if (exit.code === 0) resolve();
+      else if (exit.code === 0) resolve("ran");
+      else if (sandbox.mode === "on" && exit.code === 1 && printed.length === 1 && BWRAP_ERROR.test(printed[0]!)) resolve({ setupError: printed[0]! });
       else if (exit.code === null && exit.signal === null) reject(new BuildFailure(`${options.label}: could not start ${command}`));
       else reject(new BuildFailure(`${options.label} failed (${exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`})`));
     });

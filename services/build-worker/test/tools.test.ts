@@ -1,5 +1,5 @@
 import { lstatSync } from "node:fs";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -83,5 +83,35 @@ describe("the worker's tool cache", () => {
     expect((await readdir(config.TOOLS_DIR)).filter((name) => name.includes("flaky"))).toEqual([]);
     await tools.ensure(flaky, () => undefined, signal);
     expect(attempts()).toBe(2);
+  });
+});
+
+describe("a sandbox that bwrap could not set up", () => {
+  it("is set up again, up to three times, with a line in the log; a command that fails by itself is not re-run", async () => {
+    const sourceDir = path.join(work, "scratch", "b-setup-retry");
+    await mkdir(sourceDir, { recursive: true });
+    const sandbox = await prepareBuildSandbox(config, "b-setup-retry", sourceDir, resolvConf);
+    await sandbox.own(sourceDir);
+    const env = { PATH: sandbox.path, HOME: sandbox.home };
+    // What bwrap prints when the kernel refuses it, from a command that fails so only on its first run.
+    const flaky = `if [ ! -e tried ]; then touch tried; echo 'bwrap: loopback: Failed RTM_NEWADDR: No child processes' >&2; exit 1; fi; echo started`;
+    const lines: string[] = [];
+    await runCommand("sh", ["-c", flaky], sandbox, { cwd: sourceDir, env, onLine: (line) => lines.push(line), signal, label: "flaky" });
+    expect(lines).toEqual([
+      "bwrap: loopback: Failed RTM_NEWADDR: No child processes",
+      "(the sandbox could not be set up: bwrap: loopback: Failed RTM_NEWADDR: No child processes; trying again)",
+      "started",
+    ]);
+
+    const always = `echo 'bwrap: loopback: Failed RTM_NEWADDR: No child processes' >&2; echo x >> attempts; exit 1`;
+    await expect(runCommand("sh", ["-c", always], sandbox, { cwd: sourceDir, env, onLine: () => undefined, signal, label: "hopeless" })).rejects.toThrow(
+      "hopeless failed: the sandbox could not be set up (bwrap: loopback: Failed RTM_NEWADDR: No child processes)",
+    );
+    expect((await readFile(path.join(sourceDir, "attempts"), "utf8")).trim().split("\n")).toHaveLength(3);
+
+    // Anything else the command prints makes it the command's own failure: run once.
+    const own = `echo 'bwrap: looks like ours'; echo 'but it is the app talking'; echo y >> own; exit 1`;
+    await expect(runCommand("sh", ["-c", own], sandbox, { cwd: sourceDir, env, onLine: () => undefined, signal, label: "own" })).rejects.toThrow("own failed (exit code 1)");
+    expect((await readFile(path.join(sourceDir, "own"), "utf8")).trim().split("\n")).toHaveLength(1);
   });
 });
