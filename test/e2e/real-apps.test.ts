@@ -50,7 +50,7 @@ describe("real apps build and serve inside the sandbox", () => {
     // Three workers, and an access log format of the app's own through GUNICORN_CMD_ARGS.
     await stack.api.apps.upsert(app, { env: { PYTHON_GUNICORN_CUSTOM_WORKER_NUM: "3", GUNICORN_CMD_ARGS: "--access-logformat 'slipway-access %(s)s %(U)s'" } });
 
-    const { url, build, agent } = await deployAndServe(app, dir, { LOG_LEVEL: "debug" });
+    const { url, build } = await deployAndServe(app, dir);
     const log = await stack.api.store.getText(storageKeys.buildLog(app, build.id));
     expect(log).toContain("Detected a Django app (WSGI): mysite.wsgi:application in mysite/wsgi.py");
     expect(log).toContain("gunicorn is not in requirements.txt: installing it into antenv to serve the app");
@@ -66,8 +66,12 @@ describe("real apps build and serve inside the sandbox", () => {
     }, 120_000, "the Django app to answer");
     expect(answer.server).toMatch(/gunicorn/i);
     expect(answer.body).toContain("The install worked successfully!");
-    // The access log goes to stdout in the app's format; gunicorn runs a master and three workers.
-    await eventually(async () => (agent.output().includes("slipway-access 200 /") ? true : undefined), 30_000, "gunicorn's access log line");
+    // The access log goes to stdout in the app's format, and so to the app log; gunicorn runs a master and three workers.
+    await eventually(
+      async () => ((await (await fetch(`${stack.baseUrl}/v1/apps/${app}/logs`)).text()).match(/^\S+ i-1 stdout: slipway-access 200 \/$/m) ? true : undefined),
+      30_000,
+      "gunicorn's access log line in the app log",
+    );
     const appPath = (await stack.api.instances.list(app)).find((i) => i.instanceId === "i-1")!.appPath!;
     await eventually(async () => (gunicornProcesses(appPath) === 4 ? true : undefined), 30_000, `a gunicorn master and 3 workers (saw ${gunicornProcesses(appPath)})`);
   }, 400_000);
