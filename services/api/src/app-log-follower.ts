@@ -1,6 +1,7 @@
 import type { Request, Response } from "express";
 import type { AppLogQuery, AppLogRecord } from "@slipway/shared";
 import type { ApiContext } from "./context";
+import { openLiveStream } from "./live-stream";
 
 /** A quiet stream sends a comment this often, so proxies and clients see the connection alive. */
 const KEEP_ALIVE_MS = 15_000;
@@ -11,19 +12,7 @@ const KEEP_ALIVE_MS = 15_000;
  * reconnects with Last-Event-ID continues where it left off.
  */
 export async function followAppLog(ctx: ApiContext, app: string, req: Request, res: Response, query: AppLogQuery): Promise<void> {
-  res.status(200);
-  res.setHeader("Content-Type", "text/event-stream");
-  res.setHeader("Cache-Control", "no-cache");
-  res.setHeader("X-Accel-Buffering", "no");
-  res.flushHeaders();
-
-  // Blocking reads hold their connection: each follower gets its own.
-  const blocking = ctx.redis.duplicate();
-  let closed = false;
-  res.on("close", () => {
-    closed = true;
-    blocking.disconnect();
-  });
+  const stream = openLiveStream(ctx, res, "text/event-stream");
   const send = (records: AppLogRecord[]) => {
     for (const { id, ...entry } of records) res.write(`id: ${id}\ndata: ${JSON.stringify(entry)}\n\n`);
   };
@@ -32,16 +21,16 @@ export async function followAppLog(ctx: ApiContext, app: string, req: Request, r
     let page = await ctx.appLogs.read(app, query);
     for (;;) {
       send(page.records);
-      if (closed) return;
-      page = await ctx.appLogs.waitFor(blocking, app, page.cursor, KEEP_ALIVE_MS, query.instance);
-      if (page.records.length === 0 && !closed) res.write(": keep-alive\n\n");
+      if (stream.closed()) return;
+      page = await ctx.appLogs.waitFor(stream.blocking, app, page.cursor, KEEP_ALIVE_MS, query.instance);
+      if (page.records.length === 0 && !stream.closed()) res.write(": keep-alive\n\n");
     }
   } catch (error) {
-    if (!closed) {
+    if (!stream.closed()) {
       ctx.logger.warn({ err: error, app, requestId: req.id }, "app log follow ended early");
       res.end();
     }
   } finally {
-    if (!closed) blocking.disconnect();
+    stream.release();
   }
 }

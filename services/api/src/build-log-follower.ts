@@ -1,7 +1,8 @@
-import type { Request, Response } from "express";
+import type { Response } from "express";
 import type { Redis } from "ioredis";
 import { isTerminal, ObjectNotFoundError, storageKeys, type Build } from "@slipway/shared";
 import type { ApiContext } from "./context";
+import { openLiveStream } from "./live-stream";
 
 /** The live stream while it exists; after it expires, the complete log kept in storage. */
 export async function logSoFar(ctx: ApiContext, build: Build): Promise<string> {
@@ -51,20 +52,8 @@ export async function pumpLog(ctx: ApiContext, build: Build, blocking: Redis, si
 }
 
 /** Streams the log as it grows, as Server-Sent Events or plain chunked text, until the build ends. */
-export async function followLog(ctx: ApiContext, build: Build, req: Request, res: Response, format: "sse" | "text"): Promise<void> {
-  res.status(200);
-  res.setHeader("Content-Type", format === "sse" ? "text/event-stream" : "text/plain; charset=utf-8");
-  res.setHeader("Cache-Control", "no-cache");
-  res.setHeader("X-Accel-Buffering", "no");
-  res.flushHeaders();
-
-  // Blocking reads hold their connection: each follower gets its own.
-  const blocking = ctx.redis.duplicate();
-  let closed = false;
-  req.on("close", () => {
-    closed = true;
-    blocking.disconnect();
-  });
+export async function followLog(ctx: ApiContext, build: Build, res: Response, format: "sse" | "text"): Promise<void> {
+  const stream = openLiveStream(ctx, res, format === "sse" ? "text/event-stream" : "text/plain; charset=utf-8");
   const sink: LogSink = {
     write: (lines) => {
       for (const line of lines) res.write(format === "sse" ? `data: ${line}\n\n` : `${line}\n`);
@@ -72,20 +61,20 @@ export async function followLog(ctx: ApiContext, build: Build, req: Request, res
     quiet: () => {
       if (format === "sse") res.write(": keep-alive\n\n");
     },
-    closed: () => closed,
+    closed: stream.closed,
   };
 
   try {
-    const status = await pumpLog(ctx, build, blocking, sink);
+    const status = await pumpLog(ctx, build, stream.blocking, sink);
     if (status === undefined) return;
     if (format === "sse") res.write(`event: end\ndata: ${status}\n\n`);
     res.end();
   } catch (error) {
-    if (!closed) {
+    if (!stream.closed()) {
       ctx.logger.warn({ err: error, buildId: build.id }, "log follow ended early");
       res.end();
     }
   } finally {
-    if (!closed) blocking.disconnect();
+    stream.release();
   }
 }

@@ -102,8 +102,8 @@ export function buildRoutes(ctx: ApiContext, mount: string): Router {
     },
     async ({ params, query: { follow } }, req, res) => {
       const build = await requireBuild(ctx, params.id);
-      if (req.headers.accept?.includes("text/event-stream")) return followLog(ctx, build, req, res, "sse");
-      if (follow === "1" || follow === "true") return followLog(ctx, build, req, res, "text");
+      if (req.headers.accept?.includes("text/event-stream")) return followLog(ctx, build, res, "sse");
+      if (follow === "1" || follow === "true") return followLog(ctx, build, res, "text");
       res.type("text/plain; charset=utf-8").send(await logSoFar(ctx, build));
     },
   );
