@@ -104,6 +104,21 @@ describe("deploy by git push", () => {
     expect((await succeed(again, "log", "--format=%s")).stdout.trim().split("\n")).toEqual(["second", "first"]);
   });
 
+  it("ends a push whose build fails with the failure, and releases nothing", async () => {
+    const app = uniqueApp("gitfail");
+    const clone = path.join(work, app);
+    await succeed(work, "clone", "-q", repositoryUrl(app), clone);
+    // Nothing a platform recognises: the build fails at detection.
+    await writeFile(path.join(clone, "notes.txt"), "not an app\n");
+    await succeed(clone, "add", "notes.txt");
+    await succeed(clone, "commit", "-q", "-m", "no app here");
+    const push = await succeed(clone, "push", "origin", "HEAD");
+    const lines = remoteLines(push.stderr);
+    expect(lines.at(-1), push.stderr).toMatch(/^remote: slipway: build \S+ failed: \S/);
+    const releases = await fetch(`${stack.baseUrl}/v1/apps/${app}/releases`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+    expect(await releases.json()).toEqual([]);
+  });
+
   it("refuses a wrong token, with HTTP Basic's challenge", async () => {
     const app = uniqueApp("gitauth");
     const refused = await git(work, "ls-remote", repositoryUrl(app, "not-the-token"));
