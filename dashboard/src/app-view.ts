@@ -2,18 +2,21 @@ import type { AppResponse as App, BuildResponse as Build, InstanceResponse as In
 import { api, sendJson } from "./api";
 import { ago, badge, byId, duration, esc, showError, syncRows, tableHtml } from "./dom";
 import { configPanel } from "./config-panel";
+import { deployPanel } from "./deploy-panel";
 import { logPanel } from "./log-panel";
 import type { View } from "./view";
 
-/** One app: instances, live log, config, releases with rollback, builds. */
+/** One app: deploy, instances, live log, config, releases with rollback, builds. */
 export async function appView(view: HTMLElement, app: string): Promise<View> {
   view.innerHTML = `
     <h1>${esc(app)}</h1>
+    <h2>Deploy</h2><section id="deploy-panel"></section>
     <h2>Instances</h2>${tableHtml("instances", "Instances", ["Instance", "State", "Release", "Last heartbeat", "Error"])}
     <h2>Log</h2><section id="app-log-panel"></section>
     <h2>Config</h2><section id="config-panel"></section>
     <h2>Releases</h2><p id="rollback-error" class="error" role="alert"></p>${tableHtml("releases", "Releases", ["Version", "Build", "Reason", "State", "Created", "Action"])}
     <h2>Builds</h2>${tableHtml("builds", "Builds", ["Build", "Status", "Release", "Duration", "Created"])}`;
+  deployPanel(app, byId("deploy-panel"));
   const config = configPanel(app, byId("config-panel"));
   const log = logPanel(app, byId("app-log-panel"));
   const refresh = async () => {

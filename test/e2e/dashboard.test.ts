@@ -196,6 +196,24 @@ describe("dashboard day-2 operations", () => {
     }
   }, 60_000);
 
+  it("deploys a .tar.gz chosen on the app page, follows its build and the instance serves it; refuses another kind of file", async () => {
+    const dir = await writeTree(path.join(work, "from-page"), { "app.py": webApp("from-page") });
+    const packed = await packDirectory(dir, path.join(work, "from-page.tar.gz"));
+    const page = await signedIn(`/apps/${stack.app}`);
+    await page.waitForSelector("#deploy");
+
+    await page.setInputFiles('#deploy input[type="file"]', path.join(dir, "app.py"));
+    await page.click("#deploy button");
+    await page.waitForFunction("document.querySelector('#deploy-error')?.textContent.includes('.tar.gz')");
+
+    await page.setInputFiles('#deploy input[type="file"]', packed.file);
+    await page.click("#deploy button");
+    await page.waitForFunction("location.hash.startsWith('#/builds/')");
+    await page.waitForFunction("document.querySelector('#status')?.textContent === 'succeeded'", undefined, { timeout: 90_000 });
+    await eventually(async () => ((await fetch(stack.instanceUrls[0]!).then((r) => r.text(), () => "")) === "from-page" ? true : undefined), 60_000, "from-page serving");
+    await page.close();
+  }, 180_000);
+
   it("fits a 390 px wide screen, follows the dark colour scheme and titles each page", async () => {
     const page = await signedIn("/", { width: 390, height: 844 });
     await page.waitForSelector(`a[href="#/apps/${stack.app}"]`);
