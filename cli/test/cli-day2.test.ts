@@ -97,6 +97,24 @@ describe("slipway day-2 commands against a real stack", () => {
       ),
     );
     expect(script).toBe("complete -F _slipway slipway\ndelete\n");
+  });
+
+  /** Runs `script` in `shell` (HOME in the test's directory: no user rc files); answers what it printed. */
+  const inShell = (shell: string, script: string) =>
+    new Promise<string>((resolve, reject) =>
+      execFile(shell, ["-c", script], { env: { ...process.env, HOME: work } }, (error, stdout, stderr) => (error ? reject(new Error(stderr)) : resolve(stdout))),
+    );
+
+  it("prints zsh and fish completion scripts those shells load and answer from", async () => {
+    // zsh runs the bash completion through bashcompinit, which indexes COMP_WORDS from 0 (ksharrays).
+    const zsh = await inShell("zsh", `source <(${bin} completion zsh) && setopt ksharrays && COMP_WORDS=(slipway config "") COMP_CWORD=2 && _slipway && print -l "\${COMPREPLY[@]}"`);
+    expect(zsh.trim().split("\n")).toEqual(expect.arrayContaining(["get", "set", "unset"]));
+    const fish = await inShell("fish", `${bin} completion fish | source; complete -C "slipway deploy --ti"; complete -C "slipway config "`);
+    expect(fish).toMatch(/^--timeout\t/m);
+    expect(fish).toMatch(/^unset\t/m);
+  });
+
+  it("names the shells it knows when asked for another", async () => {
     expect((await slipway(["completion", "tcsh"])).stderr).toBe('slipway: no completion for "tcsh": choose bash, zsh, fish\n');
   });
 });
