@@ -23,12 +23,13 @@ export async function waitForRelease(client: ApiClient, app: string, version: nu
   for (;;) {
     const instances = await client.json<InstanceResponse[]>("GET", `${appPath(app)}/instances`);
     const failed = instances.find((i) => i.state === "failed" && i.release === version);
-    if (failed) return { outcome: "failed", instances, reason: `on ${failed.instanceId}: ${firstLine(failed.error) ?? "it did not start"}` };
-    // A rollout halted on its first instance leaves the others on the old release: only the release says so.
+    if (failed) return { outcome: "failed", instances, reason: onInstance(failed) };
+    // A rollout halted on its first instance leaves the others on the old release: only the release
+    // says so, and the instance that failed it may already be back to serving the old one (with its error).
     const releases = await client.json<ReleaseResponse[]>("GET", `${appPath(app)}/releases?limit=10`);
     if (releases.find((r) => r.version === version)?.state === "failed") {
       const halted = instances.find((i) => i.error);
-      return { outcome: "failed", instances, reason: `its rollout failed${halted ? ` (${halted.instanceId}: ${firstLine(halted.error)})` : ""}` };
+      return { outcome: "failed", instances, reason: halted ? onInstance(halted) : "its rollout was halted" };
     }
     const reporting = instances.filter((i) => i.state !== "unknown");
     const settled = reporting.every((i) => i.state === "running" && (i.release ?? 0) >= version);
@@ -36,6 +37,11 @@ export async function waitForRelease(client: ApiClient, app: string, version: nu
     if (Date.now() >= deadline) return { outcome: "timeout", instances };
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
+}
+
+/** The same words whether the CLI saw the instance fail or only the halted rollout it left. */
+function onInstance(instance: InstanceResponse): string {
+  return `on ${instance.instanceId}: ${firstLine(instance.error) ?? "it did not start"}`;
 }
 
 function firstLine(text: string | undefined): string | undefined {
