@@ -5,9 +5,11 @@
  *
  * esbuild rather than tsc: the sources import without file extensions (bundler resolution), which
  * Node's own loader refuses, and one file per process start means one read instead of a walk
- * over hundreds of modules, which is most of what a start costs. Only the workspace's own code
- * (`@slipway/*`) goes into a bundle; npm packages stay external, loaded from node_modules as
- * they are (some read files beside themselves at run time: BullMQ's Lua scripts, pino's workers).
+ * over hundreds of modules. The workspace's own code (`@slipway/*`) is always inside. npm packages
+ * are too for the processes users wait on, the runtime agent (an instance restart) and the CLI
+ * (every command): loading them from node_modules, CommonJS file by file, cost the agent more than
+ * half its start (bench/start). The API and the build worker load theirs from node_modules as
+ * they are: they start rarely, and their packages include native addons (BullMQ's msgpackr).
  */
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -19,12 +21,24 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Every compiled entry point: source → output, both relative to the repository root. */
 export const COMPILED_ENTRIES = [
-  { source: "services/api/src/main.ts", out: "services/api/dist/main.js" },
-  { source: "services/build-worker/src/main.ts", out: "services/build-worker/dist/main.js" },
-  { source: "services/build-worker/src/healthcheck.ts", out: "services/build-worker/dist/healthcheck.js" },
-  { source: "services/runtime-agent/src/main.ts", out: "services/runtime-agent/dist/main.js" },
-  { source: "cli/src/main.ts", out: "cli/dist/main.js" },
+  { source: "services/api/src/main.ts", out: "services/api/dist/main.js", packages: "external" },
+  { source: "services/build-worker/src/main.ts", out: "services/build-worker/dist/main.js", packages: "external" },
+  { source: "services/build-worker/src/healthcheck.ts", out: "services/build-worker/dist/healthcheck.js", packages: "external" },
+  { source: "services/runtime-agent/src/main.ts", out: "services/runtime-agent/dist/main.js", packages: "bundled" },
+  { source: "cli/src/main.ts", out: "cli/dist/main.js", packages: "bundled" },
 ] as const;
+
+/**
+ * What CommonJS packages inside an ES module bundle expect to find: `require` (for Node's built-in
+ * modules) and their own location.
+ */
+const COMMONJS_GLOBALS = [
+  'import { createRequire as __slipwayCreateRequire } from "node:module";',
+  'import { fileURLToPath as __slipwayFileURLToPath } from "node:url";',
+  "const require = __slipwayCreateRequire(import.meta.url);",
+  "const __filename = __slipwayFileURLToPath(import.meta.url);",
+  'const __dirname = __slipwayFileURLToPath(new URL(".", import.meta.url));',
+].join("\n");
 
 /** npm packages are resolved by Node at run time; the workspace's own packages are bundled. */
 const externalPackages: Plugin = {
@@ -43,7 +57,8 @@ async function compile(entry: (typeof COMPILED_ENTRIES)[number]): Promise<void> 
     format: "esm",
     target: "node20",
     sourcemap: "linked",
-    plugins: [externalPackages],
+    plugins: entry.packages === "external" ? [externalPackages] : [],
+    banner: entry.packages === "bundled" ? { js: COMMONJS_GLOBALS } : undefined,
     write: false,
     logLevel: "warning",
   });
