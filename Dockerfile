@@ -18,8 +18,8 @@ COPY --from=minio-build /go/bin/minio /go/bin/mc /usr/local/bin/
 ENTRYPOINT ["minio"]
 CMD ["server", "/data", "--console-address", ":9001"]
 
-# Compiles the services and the CLI and bundles the dashboard (npm run build), with dev dependencies.
-FROM node:20.20.2-bookworm-slim AS build
+# The workspace's package manifests alone: installs are cached until one of them changes.
+FROM node:20.20.2-bookworm-slim AS manifests
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY shared/package.json shared/
@@ -27,19 +27,15 @@ COPY services/api/package.json services/api/
 COPY services/build-worker/package.json services/build-worker/
 COPY services/runtime-agent/package.json services/runtime-agent/
 COPY cli/package.json cli/
+
+# Compiles the services and the CLI and bundles the dashboard (npm run build), with dev dependencies.
+FROM manifests AS build
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build
 
 # What the compiled services import at run time, and nothing else (no tsx, esbuild, s3rver, test tools).
-FROM node:20.20.2-bookworm-slim AS deps
-WORKDIR /app
-COPY package.json package-lock.json ./
-COPY shared/package.json shared/
-COPY services/api/package.json services/api/
-COPY services/build-worker/package.json services/build-worker/
-COPY services/runtime-agent/package.json services/runtime-agent/
-COPY cli/package.json cli/
+FROM manifests AS deps
 RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:20.20.2-bookworm-slim
