@@ -8,8 +8,11 @@ import path from "node:path";
  * builds, and that is what the file stops saying.
  */
 
-/** In the worker's own scratch directory: each worker (container, test process) has its own. */
-export const heartbeatFile = (scratchDir: string) => path.join(scratchDir, ".heartbeat");
+/**
+ * Beside the worker's scratch directory, not in it (that holds builds only, and is emptied of
+ * them): each worker (container, test process) has its own.
+ */
+export const heartbeatFile = (scratchDir: string) => `${path.resolve(scratchDir)}.heartbeat`;
 
 /** One slow Redis reply is not an outage: only this many missed beats in a row are. */
 const MISSED_BEATS = 3;
