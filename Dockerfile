@@ -3,31 +3,61 @@
 # Builds and apps run in bubblewrap sandboxes (bubblewrap, util-linux's setpriv/prlimit), builds
 # behind slirp4netns. Workers and agents run as root in their container to set sandboxes up and
 # give each its own unprivileged uid; the API runs as `node` (compose sets `user:`).
+# Every base image is pinned to a version: a rebuild gives the same system as the last one.
 
-FROM node:20-bookworm-slim AS deps
+# MinIO and its client, built from pinned sources (the same MinIO version .ci/run tests against),
+# for compose's object storage; `docker build --target minio`.
+FROM golang:1.26.8 AS minio-build
+ENV CGO_ENABLED=0
+RUN go install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c \
+  && go install github.com/minio/mc@v0.0.0-20250313080218-cf909e1063a9
+
+# On Slipway's own base: one base image to pull and patch, and its node runs the healthcheck.
+FROM node:20.20.2-bookworm-slim AS minio
+COPY --from=minio-build /go/bin/minio /go/bin/mc /usr/local/bin/
+ENTRYPOINT ["minio"]
+CMD ["server", "/data", "--console-address", ":9001"]
+
+# The workspace's package manifests alone: installs are cached until one of them changes.
+FROM node:20.20.2-bookworm-slim AS manifests
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY shared/package.json shared/
 COPY services/api/package.json services/api/
 COPY services/build-worker/package.json services/build-worker/
 COPY services/runtime-agent/package.json services/runtime-agent/
+COPY cli/package.json cli/
+
+# Compiles the services and the CLI and bundles the dashboard (npm run build), with dev dependencies.
+FROM manifests AS build
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm run build
+
+# What the compiled services import at run time, and nothing else (no tsx, esbuild, s3rver, test tools).
+FROM manifests AS deps
 RUN npm ci --omit=dev --no-audit --no-fund
 
-FROM node:20-bookworm-slim
+FROM node:20.20.2-bookworm-slim
 RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 python3-venv python3-pip tar zstd ca-certificates curl git \
      bubblewrap slirp4netns util-linux \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY --from=deps /app/node_modules ./node_modules
-COPY . .
-# The dashboard is bundled here, once, not by the API at run time.
-RUN npm run build
+# package.json files (they make dist/*.js ES modules) and node_modules; then only the build output.
+COPY --from=deps /app ./
+COPY --from=build /app/services/api/dist services/api/dist
+COPY --from=build /app/services/build-worker/dist services/build-worker/dist
+COPY --from=build /app/services/runtime-agent/dist services/runtime-agent/dist
+COPY --from=build /app/cli/dist cli/dist
+COPY --from=build /app/cli/bin cli/bin
 RUN mkdir -p /var/lib/slipway/build /var/lib/slipway/runtime && chmod 0711 /var/lib/slipway/build /var/lib/slipway/runtime
 # The API (user node) keeps the apps' git repositories here; nothing else may read them.
 RUN mkdir -p /var/lib/slipway/git && chown node:node /var/lib/slipway/git && chmod 0700 /var/lib/slipway/git
 ENV NODE_ENV=production \
     SCRATCH_DIR=/var/lib/slipway/build \
     RUNTIME_ROOT=/var/lib/slipway/runtime
-# compose.yaml picks the service with `command`; the API is the default.
-CMD ["npm", "start", "-w", "services/api"]
+# compose.yaml picks the service with `command`; the API is the default. Node straight away, no
+# npm in between; compose runs it under an init (`init: true`), use `docker run --init` elsewhere:
+# workers and agents start sandboxes whose orphans must be reaped.
+CMD ["node", "services/api/dist/main.js"]

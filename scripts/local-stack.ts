@@ -2,9 +2,11 @@
  * `npm start`: the whole of Slipway on one machine. Uses REDIS_URL and S3_* when set; otherwise
  * starts a redis-server child and an S3-compatible server with their data under .slipway/.
  * Then runs the API, one build worker and one runtime agent per instance port, restarts any of
- * them that dies, and stops them all on Ctrl-C.
+ * them that dies, and stops them all on Ctrl-C. The services run compiled, as in production:
+ * `npm start` builds first (prestart), and a missing build is an error here rather than a crash loop.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -14,6 +16,7 @@ import { redactUrl, startRedisServer, startS3Server, stopChild, type EmbeddedSer
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dataDir = path.resolve(process.env.SLIPWAY_DATA_DIR ?? path.join(root, ".slipway"));
+const ENTRIES = { api: "services/api/dist/main.js", worker: "services/build-worker/dist/main.js", agent: "services/runtime-agent/dist/main.js" };
 /** A service that dies is started again after 1 s, 2 s, 4 s ... up to this. */
 const MAX_RESTART_DELAY_MS = 30_000;
 /** A service that ran this long before dying was healthy: its next restart waits 1 s again. */
@@ -47,6 +50,8 @@ async function main() {
   const app = process.env.SLIPWAY_APP ?? "demo";
   if (!APP_NAME_PATTERN.test(app)) fail(`SLIPWAY_APP must be a valid app name, got "${app}"`);
   const instancePorts = parsePorts(process.env.INSTANCE_PORTS ?? "8081,8082");
+  const unbuilt = Object.values(ENTRIES).filter((entry) => !existsSync(path.join(root, entry)));
+  if (unbuilt.length > 0) fail(`${unbuilt.join(", ")} not built: run \`npm run build\` first`);
 
   const embedded: EmbeddedServer[] = [];
   const env: Record<string, string> = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
@@ -77,7 +82,7 @@ async function main() {
   };
 
   const start = (service: Service) => {
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(root, service.entry)], {
+    const child = spawn(process.execPath, [path.join(root, service.entry)], {
       cwd: root,
       env: { ...env, ...service.env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -110,13 +115,13 @@ async function main() {
   };
 
   // Apps' git repositories next to the embedded stores: /var/lib is not a developer's to write.
-  run("api", "services/api/src/main.ts", { GIT_ROOT: env.GIT_ROOT ?? path.join(dataDir, "git") });
-  run("build-worker", "services/build-worker/src/main.ts");
+  run("api", ENTRIES.api, { GIT_ROOT: env.GIT_ROOT ?? path.join(dataDir, "git") });
+  run("build-worker", ENTRIES.worker);
   for (const [index, port] of instancePorts.entries()) {
     const instanceId = `${app}-${index + 1}`;
     const runtimeRoot = path.join(dataDir, "instances", instanceId);
     await mkdir(runtimeRoot, { recursive: true });
-    run(`agent ${instanceId}`, "services/runtime-agent/src/main.ts", { APP: app, INSTANCE_ID: instanceId, PORT: String(port), RUNTIME_ROOT: runtimeRoot });
+    run(`agent ${instanceId}`, ENTRIES.agent, { APP: app, INSTANCE_ID: instanceId, PORT: String(port), RUNTIME_ROOT: runtimeRoot });
   }
 
   process.on("SIGINT", () => void stopAll(0));

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { loadAgentConfig, loadApiConfig, loadWorkerConfig } from "@slipway/shared";
+import { COMPILED_ENTRIES } from "../scripts/build";
 
 /**
  * This machine has no Docker engine to run `docker compose config`, so this test checks what that
@@ -12,7 +13,7 @@ import { loadAgentConfig, loadApiConfig, loadWorkerConfig } from "@slipway/share
  */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const compose = parse(readFileSync(path.join(root, "compose.yaml"), "utf8"), { merge: true }) as {
-  services: Record<string, { command?: string[]; environment?: Record<string, string>; depends_on?: Record<string, { condition: string }>; deploy?: { replicas?: number }; ports?: string[]; healthcheck?: unknown; image?: string; build?: string }>;
+  services: Record<string, { command?: string[]; environment?: Record<string, string>; depends_on?: Record<string, { condition: string }>; deploy?: { replicas?: number }; ports?: string[]; healthcheck?: { test: string[] }; image?: string; build?: string | { context: string; target?: string }; init?: boolean }>;
 };
 const dotenv = Object.fromEntries(
   readFileSync(path.join(root, ".env.example"), "utf8")
@@ -43,14 +44,17 @@ describe("compose.yaml", () => {
       "services/runtime-agent": loadAgentConfig,
     };
     let slipwayServices = 0;
+    const compiled = COMPILED_ENTRIES.map((entry) => entry.out as string);
     for (const [name, service] of Object.entries(compose.services)) {
       const command = service.command ?? [];
-      if (command[0] !== "npm") continue;
-      expect(command.slice(0, 3), name).toEqual(["npm", "start", "-w"]);
-      const workspace = command[3]!;
+      if (command[0] !== "node") continue;
+      // Node on the compiled entry, as the workspace's own `npm start` runs it (no npm in between).
+      expect(command, name).toHaveLength(2);
+      const workspace = command[1]!.replace(/\/dist\/main\.js$/, "");
       const pkg = JSON.parse(readFileSync(path.join(root, workspace, "package.json"), "utf8")) as { scripts: { start: string } };
-      const entry = pkg.scripts.start.split(" ").at(-1)!;
-      expect(existsSync(path.join(root, workspace, entry)), `${name}: ${workspace}/${entry}`).toBe(true);
+      expect(`node ${workspace}/${pkg.scripts.start.split(" ").at(-1)}`, name).toBe(command.join(" "));
+      expect(compiled, `${name}: npm run build compiles ${command[1]}`).toContain(command[1]);
+      expect(existsSync(path.join(root, workspace, "src/main.ts")), `${name}: ${workspace}/src/main.ts`).toBe(true);
       expect(() => loaders[workspace]!(environmentOf(name)), name).not.toThrow();
       slipwayServices += 1;
     }
@@ -62,7 +66,7 @@ describe("compose.yaml", () => {
     expect(services.redis!.command).toEqual(expect.arrayContaining(["--appendonly", "yes"]));
     expect(services["minio-init"]!.depends_on!.minio!.condition).toBe("service_healthy");
     expect(services["build-worker"]!.deploy!.replicas).toBe(2);
-    const agents = Object.keys(services).filter((name) => services[name]!.command?.includes("services/runtime-agent"));
+    const agents = Object.keys(services).filter((name) => services[name]!.command?.includes("services/runtime-agent/dist/main.js"));
     expect(agents).toHaveLength(3);
     const agentEnv = agents.map(environmentOf);
     expect(new Set(agentEnv.map((e) => e.INSTANCE_ID)).size).toBe(3);
@@ -70,7 +74,7 @@ describe("compose.yaml", () => {
     expect(new Set(agentEnv.map((e) => e.APP)).size).toBe(1);
     for (const [name, service] of Object.entries(services)) {
       for (const dependency of Object.keys(service.depends_on ?? {})) expect(services[dependency], `${name} depends on ${dependency}`).toBeDefined();
-      if (name !== "minio-init" && name !== "build-worker") expect(service.healthcheck, `${name} has a healthcheck`).toBeDefined();
+      if (name !== "minio-init") expect(service.healthcheck, `${name} has a healthcheck`).toBeDefined();
     }
     expect(services.api!.build).toBe(".");
     const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8");
@@ -107,5 +111,64 @@ describe("compose.yaml", () => {
     const clients = Object.keys(compose.services).filter((name) => compose.services[name]!.environment?.REDIS_URL !== undefined);
     expect(clients).toHaveLength(5);
     for (const name of clients) expect(new URL(environmentOf(name).REDIS_URL!).password, `${name}'s REDIS_URL`).toBe(password);
+  });
+});
+
+/** The Dockerfile's stages: name (the last one is the image) → its instructions. */
+function dockerStages(): { name: string; from: string; body: string }[] {
+  const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8").replace(/\\\n/g, " ");
+  return dockerfile
+    .split(/^(?=FROM )/m)
+    .filter((part) => part.startsWith("FROM "))
+    .map((part) => {
+      const [, from, name] = /^FROM (\S+)(?: AS (\S+))?/.exec(part)!;
+      return { name: name ?? "image", from: from!, body: part };
+    });
+}
+
+/** An image reference pinned to a version: a tag with digits in it, never latest or a bare major. */
+const pinned = (image: string) => /:[^:]*\d+\.\d+\.\d+[^:]*$|:v0\.0\.0-\d{14}-[0-9a-f]{12}$|:\d+\.\d+\.\d+$/.test(image) && !/:latest$/.test(image);
+
+describe("compose.yaml and the Dockerfile, hardened", () => {
+  it("pins every image and base image by version; MinIO is built from the sources .ci/run tests against", () => {
+    const images = Object.entries(compose.services).map(([name, service]) => [name, service.image] as const);
+    for (const [name, image] of images) expect(image && pinned(image), `${name}: ${image}`).toBe(true);
+    const stages = dockerStages();
+    for (const stage of stages) {
+      if (stages.some((other) => other.name === stage.from)) continue;
+      expect(pinned(stage.from), `FROM ${stage.from}`).toBe(true);
+    }
+    const minioVersion = /go install github\.com\/minio\/minio@(\S+)/.exec(stages.find((s) => s.name === "minio-build")!.body)![1]!;
+    expect(minioVersion).toMatch(/^v\d/);
+    expect(compose.services.minio!.image).toBe(`slipway-minio:${minioVersion}`);
+    expect(compose.services.minio!.build).toEqual({ context: ".", target: "minio" });
+    const ci = readFileSync(path.join(root, ".ci/run"), "utf8");
+    expect(ci).toContain(`minio_version="${minioVersion}"`);
+    expect(ci).toMatch(/go install "?github\.com\/minio\/minio@\$\{minio_version\}"?/);
+    expect(ci, "the cache path names the version, so a bump rebuilds").toMatch(/minio_cache="[^"]*\$\{minio_version\}[^"]*"/);
+    expect(ci).not.toMatch(/@latest/);
+  });
+
+  it("runs every service under an init, and the build worker's healthcheck is its compiled heartbeat check", () => {
+    for (const [name, service] of Object.entries(compose.services)) expect(service.init, `${name} has init: true`).toBe(true);
+    const test = compose.services["build-worker"]!.healthcheck!.test;
+    expect(test).toEqual(["CMD", "node", "services/build-worker/dist/healthcheck.js"]);
+    expect(COMPILED_ENTRIES.map((entry) => entry.out as string)).toContain(test[2]);
+  });
+
+  it("builds in one stage and runs with production dependencies and the compiled output only", () => {
+    const stages = dockerStages();
+    const image = stages.at(-1)!;
+    expect(image.name).toBe("image");
+    expect(stages.find((s) => s.name === "build")!.body).toMatch(/^RUN npm run build$/m);
+    expect(stages.find((s) => s.name === "deps")!.body).toMatch(/^RUN npm ci --omit=dev /m);
+    expect(image.body).toMatch(/^COPY --from=deps \/app \.\/$/m);
+    const copies = [...image.body.matchAll(/^COPY (.*)$/gm)].map((m) => m[1]!);
+    for (const copy of copies) expect(copy, "the image copies from the stages only, never the source tree").toMatch(/^--from=(deps|build) /);
+    for (const copy of copies.filter((c) => c.startsWith("--from=build "))) expect(copy).toMatch(/^--from=build \/app\/(services\/[a-z-]+|cli)\/(dist|bin) /);
+    expect(image.body).toMatch(/^CMD \["node", "services\/api\/dist\/main\.js"\]$/m);
+    expect(image.body).not.toMatch(/npm (start|run)|tsx/);
+    const dockerignore = readFileSync(path.join(root, ".dockerignore"), "utf8");
+    expect(dockerignore, "a local build's output never reaches the image").toMatch(/^\*\*\/dist$/m);
   });
 });

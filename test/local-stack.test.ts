@@ -11,7 +11,7 @@ afterAll(async () => {
   if (stack.child.exitCode === null) await stack.stop();
 });
 
-const ENTRIES = { api: "services/api/src/main.ts", worker: "services/build-worker/src/main.ts", agent: "services/runtime-agent/src/main.ts" };
+const ENTRIES = { api: "services/api/dist/main.js", worker: "services/build-worker/dist/main.js", agent: "services/runtime-agent/dist/main.js" };
 
 /** The pid of each service the stack runs (its direct children), by entry point. */
 function servicePids(): Partial<Record<keyof typeof ENTRIES, number>> {

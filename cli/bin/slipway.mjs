@@ -1,6 +1,11 @@
 #!/usr/bin/env node
-// The CLI is TypeScript run through tsx, like the services; this shim makes it a plain binary.
-import { register } from "tsx/esm/api";
+// Runs the compiled CLI (`npm run build`): loading TypeScript at every start would cost more than
+// most commands take.
+import { existsSync } from "node:fs";
 
-register();
-await import("../src/main.ts");
+const compiled = new URL("../dist/main.js", import.meta.url);
+if (!existsSync(compiled)) {
+  process.stderr.write("slipway: the CLI is not built: run `npm run build` in the Slipway checkout\n");
+  process.exit(1);
+}
+await import(compiled.href);

@@ -16,6 +16,9 @@ const url = (protocols: string[]) =>
   }, `must be a URL (${protocols.join(" or ")})`);
 
 /** The worker's variables a build may see: package-index settings, never credentials of Slipway's. */
+/** The build worker's scratch directory unless SCRATCH_DIR says otherwise; its healthcheck looks there too. */
+export const DEFAULT_SCRATCH_DIR = "/tmp/slipway/build";
+
 export const PASS_THROUGH = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_TRUSTED_HOST", "npm_config_registry"] as const;
 const passThroughShape = Object.fromEntries(PASS_THROUGH.map((name) => [name, z.string().optional()])) as Record<(typeof PASS_THROUGH)[number], z.ZodOptional<z.ZodString>>;
 
@@ -110,7 +113,9 @@ const workerSchema = z.object({
    */
   WORKER_LOCK_S: positiveInt.default(30),
   /** Builds run in `<SCRATCH_DIR>/<buildId>`; the manifest records that path so agents can relocate the venv. */
-  SCRATCH_DIR: z.string().min(1).default("/tmp/slipway/build"),
+  SCRATCH_DIR: z.string().min(1).default(DEFAULT_SCRATCH_DIR),
+  /** How often a running worker that reaches Redis says so (the container healthcheck reads it). */
+  HEARTBEAT_S: positiveInt.default(10),
   ...passThroughShape,
 });
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
-import { buildDashboard } from "../../scripts/build-dashboard";
+import { buildAll } from "../../scripts/build";
 import { randomSecret, redactUrl, redisHardeningArgs, startRedisServer, startS3Server } from "@slipway/shared/embedded";
 
 export interface TestServices {
@@ -69,8 +69,9 @@ async function startLocally(): Promise<Started> {
 }
 
 export default async function setup(project: TestProject) {
-  // `npm test` builds it first too; this keeps a bare `vitest run` of one file from serving a stale or missing bundle.
-  await buildDashboard();
+  // `npm test` builds first too; this keeps a bare `vitest run` of one file from running a stale
+  // or missing build: tests start the compiled services and CLI, as production does.
+  await buildAll();
   const started = (await startWithContainers()) ?? (await startLocally());
   console.log(`test services (${started.services.via}): redis ${redactUrl(started.services.redisUrl)}, s3 ${started.services.s3Endpoint}`);
   project.provide("services", started.services);

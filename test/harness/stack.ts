@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createLogger, packDirectory, type BuildResponse } from "@slipway/shared";
 import { startRedisServer } from "@slipway/shared/embedded";
 import type { RunningWorker } from "@slipway/build-worker";
+import { compiledEntry } from "./entries";
 import { serviceEnv } from "./env";
 import { json } from "./http";
 import { startServices, type ServiceStack } from "./services";
@@ -116,10 +117,10 @@ export async function writeTree(dir: string, files: Record<string, string>): Pro
   return dir;
 }
 
-/** A build worker as a real process (`npm start -w services/build-worker`), on the stack's Redis, S3 and queue. */
+/** A build worker as a real process (what `npm start -w services/build-worker` runs), on the stack's Redis, S3 and queue. */
 export function spawnWorker(stack: InProcessStack, extraEnv: Record<string, string> = {}) {
   const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
-  return spawn(process.execPath, ["--import", "tsx", path.join(root, "services/build-worker/src/main.ts")], {
+  return spawn(process.execPath, [compiledEntry("build-worker")], {
     cwd: root,
     env: { ...(process.env as Record<string, string>), ...stack.env, ...extraEnv },
     stdio: ["ignore", "pipe", "pipe"],
@@ -131,10 +132,10 @@ export function processRunning(pattern: string): boolean {
   return spawnSync("pgrep", ["-f", pattern]).status === 0;
 }
 
-/** A runtime agent as a real process (`npm start -w services/runtime-agent`). */
+/** A runtime agent as a real process (what `npm start -w services/runtime-agent` runs). */
 export function spawnAgent(stack: InProcessStack, env: { APP: string; INSTANCE_ID: string; PORT: string; RUNTIME_ROOT: string } & Record<string, string>) {
   const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "services/runtime-agent/src/main.ts")], {
+  const child = spawn(process.execPath, [compiledEntry("runtime-agent")], {
     cwd: root,
     env: { ...(process.env as Record<string, string>), ...stack.env, HEALTH_TIMEOUT_S: "20", ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "@slipway/shared";
+import { compiledEntry } from "../harness/entries";
 import { serviceEnv } from "../harness/env";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
@@ -28,8 +29,8 @@ afterAll(async () => {
 });
 
 /** Runs a service until it exits or prints `until`; answers its exit code (null: still running) and output. */
-function runService(service: string, env: Record<string, string>, until: RegExp): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(root, `services/${service}/src/main.ts`)], {
+function runService(service: "build-worker" | "runtime-agent", env: Record<string, string>, until: RegExp): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [compiledEntry(service)], {
     cwd: root,
     env: { ...serviceEnv(), QUEUE_PREFIX: `nosandbox-${Date.now()}`, SCRATCH_DIR: path.join(work, "scratch"), PATH: pathWithoutBwrap, LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],

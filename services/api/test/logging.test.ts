@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
 import { freePort } from "@slipway/shared";
 import { serviceEnv } from "../../../test/harness/env";
+import { compiledEntry } from "../../../test/harness/entries";
 import { eventually } from "../../../test/harness/local-stack";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -13,7 +14,7 @@ it("the API's request log shows neither the bearer token nor cookies, only a red
   const token = `tok-${randomUUID()}`;
   const cookie = `session=${randomUUID()}`;
   const port = await freePort();
-  const api = spawn(process.execPath, ["--import", "tsx", path.join(root, "services/api/src/main.ts")], {
+  const api = spawn(process.execPath, [compiledEntry("api")], {
     cwd: root,
     env: { ...process.env, ...serviceEnv(), QUEUE_PREFIX: `log-${randomUUID().slice(0, 8)}`, API_PORT: String(port), API_HOST: "127.0.0.1", API_TOKEN: token, LOG_LEVEL: "info" },
     stdio: ["ignore", "pipe", "pipe"],

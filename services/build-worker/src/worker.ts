@@ -28,6 +28,7 @@ import { ToolCache } from "./tools";
 import { checkProcessors, createProcessors, dispatch } from "./processors";
 import type { WorkerContext } from "./context";
 import { BuildAborted } from "./errors";
+import { heartbeatFile, pingsWithin, startHeartbeat } from "./heartbeat";
 
 export interface RunningWorker {
   worker: Worker;
@@ -89,10 +90,14 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
   if (config.GC_INTERVAL_S > 0) {
     await maintenanceQueue.upsertJobScheduler(GC_SCHEDULE.id, { every: config.GC_INTERVAL_S * 1000 }, { name: JobName.gc, data: {}, opts: GC_SCHEDULE.jobOptions });
   }
+  const heartbeatMs = config.HEARTBEAT_S * 1000;
+  // The records connection, not BullMQ's: that one sits in blocking reads, where a PING would wait its turn.
+  const heartbeat = startHeartbeat(heartbeatFile(config.SCRATCH_DIR), heartbeatMs, async () => worker.isRunning() && (await pingsWithin(redis, heartbeatMs)));
   return {
     worker,
     ctx,
     close: async (graceMs = config.SHUTDOWN_GRACE_S * 1000) => {
+      await heartbeat.stop();
       const closing = Promise.all([worker.close(), maintenance.close()]);
       const grace = setTimeout(() => {
         if (ctx.activeBuilds.size === 0) return;

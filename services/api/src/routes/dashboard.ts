@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -7,8 +8,19 @@ import { errors } from "../errors";
 import { errorSchema } from "../openapi";
 import { route } from "../route";
 
-/** Where `npm run build` puts the bundle: this package's own dist directory. */
-const DEFAULT_DASHBOARD_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist/dashboard");
+/**
+ * Where `npm run build` puts the bundle: this package's own dist directory. Found from the nearest
+ * package.json up, because this module runs from src/routes/ in development and from inside the
+ * compiled dist/main.js otherwise.
+ */
+const DEFAULT_DASHBOARD_DIR = path.join(packageDir(path.dirname(fileURLToPath(import.meta.url))), "dist/dashboard");
+
+function packageDir(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "package.json"))) return dir;
+    if (path.dirname(dir) === dir) return from;
+  }
+}
 
 const notBuilt = { 503: { description: "the dashboard has not been built (npm run build)", schema: errorSchema } };
 

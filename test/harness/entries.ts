@@ -1,0 +1,10 @@
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/**
+ * A service's compiled entry point, what production runs (`node services/<service>/dist/main.js`);
+ * the global set-up builds it before any test starts.
+ */
+export const compiledEntry = (service: "api" | "build-worker" | "runtime-agent") => path.join(root, "services", service, "dist/main.js");
