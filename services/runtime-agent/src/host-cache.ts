@@ -55,20 +55,22 @@ export class HostCache {
    */
   async copyInto(app: string, buildId: string, outputSha256: string | null, target: string, extract: (into: string) => Promise<void>): Promise<void> {
     const entry = path.join(this.dir, app, buildId);
+    let copyError: Error | undefined;
     for (let attempt = 1; attempt <= COPY_ATTEMPTS; attempt++) {
       const marker = await this.ensure(entry, buildId, outputSha256, extract);
       await rm(target, { recursive: true, force: true });
-      const copied = await linkTree(path.join(entry, TREE), target).catch(() => undefined);
-      if (copied && (await treeFingerprint(target)) === marker.fingerprint) {
+      // Failing because the entry was pruned meanwhile looks like any other failure: both retry.
+      copyError = await linkTree(path.join(entry, TREE), target).then(() => undefined, (error: Error) => error);
+      if (!copyError && (await treeFingerprint(target)) === marker.fingerprint) {
         // Its time is when it was last used: what pruning goes by.
         const now = new Date();
         await utimes(path.join(entry, MARKER), now, now).catch(() => undefined);
         return;
       }
-      this.logger.warn({ entry }, "the host cache entry differs from what was extracted; removing it and extracting again");
+      this.logger.warn({ entry, err: copyError }, "the host cache entry differs from what was extracted; removing it and extracting again");
       await this.discard(entry, marker);
     }
-    throw new RestoreError(`the host cache entry ${entry} kept changing while it was copied`);
+    throw copyError ?? new RestoreError(`the host cache entry ${entry} kept changing while it was copied`);
   }
 
   /**
