@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { ObjectStore, packDirectory, serializeManifest, storageKeys } from "@slipway/shared";
+import { createLogger, ObjectStore, packDirectory, serializeManifest, storageKeys } from "@slipway/shared";
 import { startS3Server } from "@slipway/shared/embedded";
 import { Restorer } from "../services/runtime-agent/src/restore";
 
@@ -75,7 +75,7 @@ async function main() {
     for (let run = 0; run < RUNS; run++) {
       const runtimeRoot = path.join(work, `runtime-${run}`);
       const start = process.hrtime.bigint();
-      const restored = await new Restorer(store, runtimeRoot, { MAX_RESTORE_BYTES: 8 * 1024 ** 3, MAX_RESTORE_ENTRIES: 500_000 }).restore(app, buildId);
+      const restored = await new Restorer(store, { RUNTIME_ROOT: runtimeRoot, HOST_CACHE_DIR: path.join(runtimeRoot, "host-cache"), MAX_RESTORE_BYTES: 8 * 1024 ** 3, MAX_RESTORE_ENTRIES: 500_000 }, createLogger("bench-restore", "silent")).restore(app, buildId);
       agentTimes.push(seconds(start));
       if (restored.reused) throw new Error("a fresh runtime root must not reuse a restore");
 

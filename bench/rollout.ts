@@ -1,19 +1,23 @@
 /**
- * bench/rollout: with 4 runtime agents (real processes) of one app on this machine, the time from
- * a release being published until every instance serves it; and the restart-to-serving time of an
- * agent whose release is already extracted, against a cold restore. Writes bench/results/rollout.json.
+ * bench/rollout: with 8 runtime agents (real processes) of one app on this machine, the time from
+ * a release being published until every instance serves it, twice in one run: with the host cache
+ * off (each agent its own HOST_CACHE_DIR, so each downloads and extracts) and on (one shared
+ * HOST_CACHE_DIR: one extraction, hard-link copies). Then the restart-to-serving time of an agent
+ * whose release is already extracted, against a cold restore and against a restore the host
+ * cache already holds. Writes bench/results/rollout.json.
  *
- *   npm run bench:rollout            (BENCH_REQUIREMENTS overrides the app's requirements)
+ *   npx tsx bench/rollout.ts            (BENCH_AGENTS, BENCH_REQUIREMENTS override)
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { freePort, packDirectory } from "@slipway/shared";
 import { stopChild } from "@slipway/shared/embedded";
 import { startBenchStack } from "./stack";
 import { benchDir, machine, repoRoot, since, treeStats, writeResult } from "./lib";
 
-const AGENTS = Number(process.env.BENCH_AGENTS ?? 4);
+const AGENTS = Number(process.env.BENCH_AGENTS ?? 8);
 const MAX_UNAVAILABLE = process.env.MAX_UNAVAILABLE ?? "1";
 const REQUIREMENTS = process.env.BENCH_REQUIREMENTS ?? "Django==5.1.*\nrequests==2.32.*\n";
 const APP_PY = `
@@ -50,10 +54,22 @@ async function main() {
       await new Promise((r) => setTimeout(r, 100));
     }
   };
-  const startAgent = (index: number, port: number) => {
+  /** `hostCache` names the agent's HOST_CACHE_DIR: shared by all, or (undefined) one of its own. */
+  const startAgent = (index: number, port: number, phase: string, hostCache?: string) => {
+    const runtimeRoot = path.join(work, `${phase}-instance-${index}`);
     const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "services/runtime-agent/src/main.ts")], {
       cwd: repoRoot,
-      env: { ...process.env, ...env, APP: app, INSTANCE_ID: `i-${index}`, PORT: String(port), RUNTIME_ROOT: path.join(work, `instance-${index}`), RECONCILE_INTERVAL_S: "3600", MAX_UNAVAILABLE },
+      env: {
+        ...process.env,
+        ...env,
+        APP: app,
+        INSTANCE_ID: `i-${index}`,
+        PORT: String(port),
+        RUNTIME_ROOT: runtimeRoot,
+        HOST_CACHE_DIR: hostCache ?? path.join(runtimeRoot, "own-host-cache"),
+        RECONCILE_INTERVAL_S: "3600",
+        MAX_UNAVAILABLE,
+      },
       stdio: ["ignore", "ignore", "inherit"],
     });
     agents.set(index, child);
@@ -66,50 +82,71 @@ async function main() {
     }
   };
 
+  const stopAll = async () => {
+    await Promise.all([...agents.values()].map((child) => stopChild(child)));
+    agents.clear();
+  };
+  const release = async (buildId: string) => {
+    const released = await fetch(`${base}/v1/apps/${app}/releases`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ buildId }) });
+    if (released.status !== 201) throw new Error(`release answered ${released.status}`);
+  };
+  /** Agents boot serving `serving`, then `next` is published: seconds until each serves it. */
+  const rollout = async (phase: string, serving: string, next: { version: string; buildId: string }, hostCache?: string) => {
+    const ports = await Promise.all(Array.from({ length: AGENTS }, () => freePort()));
+    ports.forEach((port, i) => startAgent(i, port, phase, hostCache));
+    const bootStart = process.hrtime.bigint();
+    await Promise.all(ports.map((port) => servingSince(port, serving, bootStart)));
+    console.log(`${phase}: releasing ${next.version} to ${AGENTS} instances ...`);
+    const start = process.hrtime.bigint();
+    await release(next.buildId);
+    const perInstance = await Promise.all(ports.map((port) => servingSince(port, next.version, start)));
+    console.log(`${phase}: all ${AGENTS} serve ${next.version} after ${Math.max(...perInstance).toFixed(2)} s`);
+    return { ports, perInstance };
+  };
+
   try {
-    console.log("building v1 and v2 ...");
+    console.log("building v1, v2 and v3 ...");
     await build("v1", true);
     const v2 = await build("v2", false);
-    const ports = await Promise.all(Array.from({ length: AGENTS }, () => freePort()));
-    ports.forEach((port, i) => startAgent(i, port));
-    const bootStart = process.hrtime.bigint();
-    await Promise.all(ports.map((port) => servingSince(port, "v1", bootStart)));
+    const v3 = await build("v3", false);
+    const off = await rollout("cache-off", "v1", { version: "v2", buildId: v2 });
+    await stopAll();
+    const hostCache = path.join(work, "host-cache");
+    const on = await rollout("cache-on", "v2", { version: "v3", buildId: v3 }, hostCache);
+    const port0 = on.ports[0]!;
 
-    console.log(`releasing v2 to ${AGENTS} instances ...`);
-    const start = process.hrtime.bigint();
-    const released = await fetch(`${base}/v1/apps/${app}/releases`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ buildId: v2 }) });
-    if (released.status !== 201) throw new Error(`release answered ${released.status}`);
-    const perInstance = await Promise.all(ports.map((port) => servingSince(port, "v2", start)));
-    console.log(`all ${AGENTS} serve v2 after ${Math.max(...perInstance).toFixed(2)} s`);
-
-    // Restart of an agent whose release is extracted and verified, then the same after wiping it.
-    const restart = async (wipe: boolean) => {
+    // Restart of an agent whose release is extracted and verified; after wiping its release
+    // directory (the host cache still holds the release); after wiping the host cache too.
+    const restart = async (wipe: "nothing" | "instance" | "all") => {
       await stopChild(agents.get(0)!);
-      if (wipe) await rm(path.join(work, "instance-0"), { recursive: true, force: true });
+      if (wipe !== "nothing") await rm(path.join(work, "cache-on-instance-0"), { recursive: true, force: true });
+      if (wipe === "all") await rm(path.join(hostCache, app, v3), { recursive: true, force: true });
       const t = process.hrtime.bigint();
-      startAgent(0, ports[0]!);
-      return servingSince(ports[0]!, "v2", t);
+      startAgent(0, port0, "cache-on", hostCache);
+      return servingSince(port0, "v3", t);
     };
-    const warmRestart = await restart(false);
-    const coldRestart = await restart(true);
-    console.log(`restart to serving: already extracted ${warmRestart.toFixed(2)} s, cold ${coldRestart.toFixed(2)} s`);
+    const warmRestart = await restart("nothing");
+    const hostCacheRestart = await restart("instance");
+    const coldRestart = await restart("all");
+    console.log(`restart to serving: already extracted ${warmRestart.toFixed(2)} s, from the host cache ${hostCacheRestart.toFixed(2)} s, cold ${coldRestart.toFixed(2)} s`);
 
-    const artifactTree = treeStats(path.join(work, "instance-1", "releases", v2));
+    const artifactTree = treeStats(path.join(work, "cache-on-instance-1", "releases", v3));
     await writeResult(process.env.BENCH_RESULT ?? "rollout", {
       benchmark: "rollout",
       date: new Date().toISOString(),
       machine: machine(),
+      loadAverage: os.loadavg(),
       storage: s3.kind,
       agents: AGENTS,
       maxUnavailable: Number(MAX_UNAVAILABLE),
       release: { requirements: REQUIREMENTS.trim().split("\n"), files: artifactTree.files, bytes: artifactTree.bytes },
-      publishToAllServingSeconds: Math.max(...perInstance),
-      publishToServingPerInstanceSeconds: perInstance,
-      restartToServingSeconds: { alreadyExtracted: warmRestart, coldRestore: coldRestart, ratio: coldRestart / warmRestart },
-      note: "agents are real processes on this 2-core machine; with rolling rollout the first instance switches alone, then MAX_UNAVAILABLE at a time (restores themselves run in parallel beforehand); times include download, sha256, extraction, venv relocation, app start and health check. Restart times include node/tsx start-up of the agent itself.",
+      publishToAllServingSeconds: { hostCacheOff: Math.max(...off.perInstance), hostCacheOn: Math.max(...on.perInstance) },
+      publishToServingPerInstanceSeconds: { hostCacheOff: off.perInstance, hostCacheOn: on.perInstance },
+      restartToServingSeconds: { alreadyExtracted: warmRestart, fromHostCache: hostCacheRestart, coldRestore: coldRestart, ratio: coldRestart / warmRestart },
+      note: "agents are real processes on this 2-core machine; with rolling rollout the first instance switches alone, then MAX_UNAVAILABLE at a time (restores themselves run in parallel beforehand); times include download, sha256, extraction, venv relocation, app start and health check. hostCacheOff gives each agent its own HOST_CACHE_DIR (each downloads and extracts), hostCacheOn one shared by all (one extraction, hard-link copies), in the same run. Restart times include node/tsx start-up of the agent itself.",
     });
   } finally {
-    await Promise.all([...agents.values()].map((child) => stopChild(child)));
+    await stopAll();
     await stack.close();
   }
 }

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { z } from "zod";
 import { APP_NAME_PATTERN, INSTANCE_ID_PATTERN } from "./contracts/index";
 
@@ -130,6 +131,12 @@ const agentSchema = z.object({
   INSTANCE_ID: z.string().regex(INSTANCE_ID_PATTERN, "must be 1-64 of [A-Za-z0-9._-]"),
   PORT: port,
   RUNTIME_ROOT: z.string().min(1),
+  /**
+   * Where the host's agents extract each release once and hard-link their instances' copies
+   * from: shared by every agent whose RUNTIME_ROOT is on this host (and on the same filesystem,
+   * or each copy is a full copy). Unset, `host-cache` beside RUNTIME_ROOT.
+   */
+  HOST_CACHE_DIR: z.string().startsWith("/", "must be an absolute path").optional(),
   HEALTH_PATH: z.string().startsWith("/").default("/"),
   HEALTH_TIMEOUT_S: positiveInt.default(30),
   /** A release command (migrations) still running after this long is stopped and fails its release. */
@@ -171,3 +178,8 @@ function parse<T extends z.ZodTypeAny>(schema: T, env: NodeJS.ProcessEnv): z.inf
 export const loadApiConfig = (env: NodeJS.ProcessEnv = process.env): ApiConfig => parse(apiSchema, env);
 export const loadWorkerConfig = (env: NodeJS.ProcessEnv = process.env): WorkerConfig => parse(workerSchema, env);
 export const loadAgentConfig = (env: NodeJS.ProcessEnv = process.env): AgentConfig => parse(agentSchema, env);
+
+/** The agent's HOST_CACHE_DIR, or its default: `host-cache` in the directory holding RUNTIME_ROOT. */
+export function hostCacheDir(config: Pick<AgentConfig, "RUNTIME_ROOT" | "HOST_CACHE_DIR">): string {
+  return config.HOST_CACHE_DIR ?? path.join(path.dirname(path.resolve(config.RUNTIME_ROOT)), "host-cache");
+}

@@ -28,6 +28,7 @@ export {
   type ServerChoice,
 } from "./python-start";
 export { readUntrustedText } from "./untrusted-file";
+export { replaceFile } from "./replace-file";
 export { builtVenvPath, relocateVenv } from "./venv-relocate";
 export { announceRelease } from "./release-announce";
 export { launchConfigKey, type LaunchConfig } from "./launch-config";

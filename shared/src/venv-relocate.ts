@@ -1,5 +1,6 @@
-import { lstat, readdir, readFile, writeFile } from "node:fs/promises";
+import { lstat, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
+import { replaceFile } from "./replace-file";
 
 /** Linux reads at most this much of a `#!` line on older kernels; longer interpreters need a trampoline. */
 const MAX_SHEBANG = 127;
@@ -20,7 +21,8 @@ export async function builtVenvPath(venvDir: string): Promise<string | undefined
  * A virtualenv hard-codes the absolute path it was created at: console-script shebangs,
  * `activate*`, `pyvenv.cfg`, `.pth` files of editable installs. After a restore at a different
  * path, rewrite every occurrence of the old venv path to the new one so console scripts run and
- * `activate` points at the new place. Answers how many files were rewritten.
+ * `activate` points at the new place. Each rewritten file is replaced, not edited in place, so a
+ * hard link to it elsewhere keeps the old contents. Answers how many files were rewritten.
  */
 export async function relocateVenv(venvDir: string, fromVenvPath: string, toVenvPath: string = venvDir): Promise<number> {
   if (fromVenvPath === toVenvPath || !(await exists(venvDir))) return 0;
@@ -46,7 +48,7 @@ export async function relocateVenv(venvDir: string, fromVenvPath: string, toVenv
     if (!text.includes(fromVenvPath)) continue;
     let updated = text.split(fromVenvPath).join(toVenvPath);
     if (updated.startsWith("#!")) updated = fitShebang(updated);
-    await writeFile(file, updated, { mode: info.mode });
+    await replaceFile(file, updated);
     rewritten += 1;
   }
   return rewritten;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadAgentConfig, loadApiConfig, loadWorkerConfig } from "../src/config";
+import { ConfigError, hostCacheDir, loadAgentConfig, loadApiConfig, loadWorkerConfig } from "../src/config";
 
 const base = { REDIS_URL: "redis://127.0.0.1:6379", S3_ENDPOINT: "http://127.0.0.1:9000", S3_ACCESS_KEY: "k", S3_SECRET_KEY: "s" };
 
@@ -26,6 +26,13 @@ describe("config", () => {
     } catch (error) {
       expect((error as Error).message).not.toContain("\n");
     }
+  });
+
+  it("puts the agents' host cache beside RUNTIME_ROOT unless HOST_CACHE_DIR, an absolute path, says where", () => {
+    const agent = { ...base, APP: "demo", INSTANCE_ID: "i-1", PORT: "8081" };
+    expect(hostCacheDir(loadAgentConfig({ ...agent, RUNTIME_ROOT: "/srv/slipway/demo-i-1" }))).toBe("/srv/slipway/host-cache");
+    expect(hostCacheDir(loadAgentConfig({ ...agent, RUNTIME_ROOT: "/srv/slipway/demo-i-1", HOST_CACHE_DIR: "/var/cache/releases" }))).toBe("/var/cache/releases");
+    expect(() => loadAgentConfig({ ...agent, RUNTIME_ROOT: "/srv", HOST_CACHE_DIR: "cache" })).toThrow("invalid configuration: HOST_CACHE_DIR must be an absolute path");
   });
 
   it("treats empty variables as unset", () => {

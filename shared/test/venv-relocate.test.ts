@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rename, rm } from "node:fs/promises";
+import { link, mkdir, mkdtemp, readFile, rename, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -48,6 +48,22 @@ describe("relocateVenv", () => {
     expect(viaActivate.trim().split("\n")).toEqual([moved, path.join(moved, "bin", "hello-tool"), "hello from the console script"]);
     // pip itself still works at the new place.
     execFileSync(path.join(moved, "bin", "pip"), ["--version"], { stdio: "pipe" });
+  });
+
+  it("replaces each file it rewrites, so a hard link to it elsewhere (another instance's copy) keeps the old contents", async () => {
+    const built = path.join(work, "shared", "antenv");
+    await makeVenv(built);
+    const twin = path.join(work, "shared", "activate-twin");
+    await link(path.join(built, "bin", "activate"), twin);
+    const before = await stat(twin);
+    const moved = path.join(work, "shared-moved", "antenv");
+    await relocateVenv(built, built, moved);
+    expect(await readFile(path.join(built, "bin", "activate"), "utf8")).toContain(moved);
+    expect(await readFile(twin, "utf8")).not.toContain(moved);
+    expect((await stat(twin)).mtimeMs).toBe(before.mtimeMs);
+    const replaced = await stat(path.join(built, "bin", "activate"));
+    expect(replaced.ino).not.toBe(before.ino);
+    expect(replaced.mode).toBe(before.mode);
   });
 
   it("writes a /bin/sh trampoline when the new path is too long for a shebang line", async () => {

@@ -41,7 +41,7 @@ export class RuntimeAgent {
     private readonly logger: Logger,
   ) {
     const keys = recordKeys(config.QUEUE_PREFIX);
-    this.restorer = new Restorer(store, config.RUNTIME_ROOT, config);
+    this.restorer = new Restorer(store, config, logger);
     this.appNotes = new AppProcessNotes(config.RUNTIME_ROOT, logger);
     this.target = new CurrentReleaseTarget(config.APP, new ReleaseRepository(redis, keys), store, logger);
     const sandbox = () => this.appSandbox;

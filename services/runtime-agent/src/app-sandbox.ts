@@ -76,14 +76,17 @@ export class AppSandbox {
   }
 
   /**
-   * The app owns its files and may create new ones beside them (a SQLite file, uploads), but the
-   * directory itself stays root's with the sticky bit, so the agent's own `.slipway/` (which an
-   * operator sources as root) can be neither changed nor renamed away by the app.
+   * The release's files are hard links to the host cache's, shared with every instance on the
+   * host: they stay root's and read-only, never chowned. The directories are this instance's own,
+   * so the app owns them and may add files or replace one (a new inode, seen here only), but the
+   * top directory stays root's with the sticky bit, so the agent's `.slipway/` (which an operator
+   * sources as root) can be neither changed nor renamed away by the app, nor can a file the
+   * release shipped at the top be swapped.
    */
   async own(appPath: string): Promise<void> {
     if (this.mode === "off") return;
-    await runOnHost("chown", ["-R", "-h", `${this.uid}:${this.uid}`, appPath]);
-    await runOnHost("chown", ["-R", "-h", "0:0", path.join(appPath, AGENT_DIR)]).catch(() => undefined);
+    const agentDir = path.join(appPath, AGENT_DIR);
+    await runOnHost("find", [appPath, "-mindepth", "1", "-path", agentDir, "-prune", "-o", "-type", "d", "-exec", "chown", `${this.uid}:${this.uid}`, "{}", "+"]);
     await chown(appPath, 0, this.uid);
     await chmod(appPath, 0o1770);
   }

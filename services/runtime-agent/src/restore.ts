@@ -1,21 +1,25 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import {
   builtVenvPath,
   compressionOf,
   hasZstd,
+  hostCacheDir,
   ManifestError,
   ObjectNotFoundError,
   parseManifest,
   relocateVenv,
+  replaceFile,
   storageKeys,
   ZSTD_MISSING,
   type AgentConfig,
   type BuildManifest,
+  type Logger,
   type ObjectStore,
 } from "@slipway/shared";
 import { ArtifactExtractor } from "./artifact";
+import { HostCache } from "./host-cache";
 import { outputFileName as findOutputFileName } from "./oryx-output";
 import { RestoreError } from "./restore-error";
 
@@ -38,23 +42,26 @@ const MARKER = path.join(".slipway", "restored.json");
 const PARTIAL_PREFIX = ".partial-";
 
 /**
- * Turns a build in storage into a directory the app can run from: manifest, download with the
- * sha256 checked while streaming, vetted extraction into a fresh partial directory, venv
+ * Turns a build in storage into a directory the app can run from: manifest, then a hard-link
+ * copy of the release as the host cache holds it (downloaded with the sha256 checked while
+ * streaming and extracted, vetted, by whichever agent on the host needed it first), venv
  * relocation to the final path, marker, then one rename. A directory is used only once its
  * marker exists, so a crash at any point leaves nothing half-done in use.
  */
 export class Restorer {
   readonly releasesDir: string;
   private readonly artifacts: ArtifactExtractor;
+  private readonly hostCache: HostCache;
 
   constructor(
     private readonly store: ObjectStore,
-    runtimeRoot: string,
-    /** Hard caps on what one release may unpack to, artifact and separate node_modules together. */
-    caps: Pick<AgentConfig, "MAX_RESTORE_BYTES" | "MAX_RESTORE_ENTRIES">,
+    /** MAX_RESTORE_*: hard caps on what one release may unpack to, artifact and separate node_modules together. */
+    config: Pick<AgentConfig, "RUNTIME_ROOT" | "HOST_CACHE_DIR" | "MAX_RESTORE_BYTES" | "MAX_RESTORE_ENTRIES">,
+    logger: Logger,
   ) {
-    this.releasesDir = path.join(runtimeRoot, "releases");
-    this.artifacts = new ArtifactExtractor(store, caps);
+    this.releasesDir = path.join(config.RUNTIME_ROOT, "releases");
+    this.artifacts = new ArtifactExtractor(store, config);
+    this.hostCache = new HostCache(hostCacheDir(config), logger);
   }
 
   releasePath(buildId: string): string {
@@ -99,22 +106,14 @@ export class Restorer {
       return { appPath, manifest, reused: true };
     }
     await rm(appPath, { recursive: true, force: true });
-
-    // Oryx with CompressDestinationDir="false" leaves the output uncompressed on its shared volume.
-    // Slipway's shared volume is object storage, which holds files, not a tree, so such a build must
-    // still come with output.tar.zst or output.tar.gz beside its manifest; node_modules may come separately (below).
-    const outputFileName = await findOutputFileName(this.store, app, buildId, manifest);
-    const compression = compressionOf(outputFileName);
-    if (!compression) throw new RestoreError(`unsupported output file ${outputFileName} (expected .tar.gz or .tar.zst)`);
-    if (compression === "zstd" && !hasZstd()) throw new RestoreError(`${outputFileName}: ${ZSTD_MISSING}`);
+    await mkdir(this.releasesDir, { recursive: true });
     const partial = path.join(this.releasesDir, `${PARTIAL_PREFIX}${buildId}-${randomUUID().slice(0, 8)}`);
     try {
-      const restored = await this.artifacts.extractVerified(storageKeys.artifact(app, buildId, outputFileName), partial, manifest, compression, outputFileName);
-      await this.artifacts.extractSeparateNodeModules(app, buildId, partial, manifest, restored);
+      await this.hostCache.copyInto(app, buildId, manifest.outputSha256 ?? null, partial, (into) => this.extract(app, buildId, manifest, into));
       await relocate(partial, appPath, manifest);
       await writeProfile(partial, appPath, manifest);
       const restoreMarker: RestoreMarker = { buildId, outputSha256: manifest.outputSha256 ?? null, restoredAt: new Date().toISOString() };
-      await writeFile(path.join(partial, MARKER), JSON.stringify(restoreMarker));
+      await replaceFile(path.join(partial, MARKER), JSON.stringify(restoreMarker));
       await rename(partial, appPath);
       return { appPath, manifest, reused: false };
     } finally {
@@ -122,7 +121,23 @@ export class Restorer {
     }
   }
 
-  /** Keeps the newest `keep` verified release directories (and always `inUse`), deleting the rest. */
+  /** Downloads the build's output (and a separate node_modules), verified, into `into`. */
+  private async extract(app: string, buildId: string, manifest: BuildManifest, into: string): Promise<void> {
+    // Oryx with CompressDestinationDir="false" leaves the output uncompressed on its shared volume.
+    // Slipway's shared volume is object storage, which holds files, not a tree, so such a build must
+    // still come with output.tar.zst or output.tar.gz beside its manifest; node_modules may come separately (below).
+    const outputFileName = await findOutputFileName(this.store, app, buildId, manifest);
+    const compression = compressionOf(outputFileName);
+    if (!compression) throw new RestoreError(`unsupported output file ${outputFileName} (expected .tar.gz or .tar.zst)`);
+    if (compression === "zstd" && !hasZstd()) throw new RestoreError(`${outputFileName}: ${ZSTD_MISSING}`);
+    const restored = await this.artifacts.extractVerified(storageKeys.artifact(app, buildId, outputFileName), into, manifest, compression, outputFileName);
+    await this.artifacts.extractSeparateNodeModules(app, buildId, into, manifest, restored);
+  }
+
+  /**
+   * Keeps the newest `keep` verified release directories (and always `inUse`), deleting the rest,
+   * then the host cache's entries no instance links to any more.
+   */
   async prune(keep: number, inUse: string[]): Promise<string[]> {
     const entries: { dir: string; restoredAt: string }[] = [];
     for (const name of await readdir(this.releasesDir).catch(() => [] as string[])) {
@@ -138,6 +153,7 @@ export class Restorer {
       await rm(entry.dir, { recursive: true, force: true });
       removed.push(entry.dir);
     }
+    await this.hostCache.prune();
     return removed;
   }
 }
@@ -166,5 +182,5 @@ async function writeProfile(extractedDir: string, finalDir: string, manifest: Bu
   const venv = manifest.virtualEnvName ? path.join(finalDir, manifest.virtualEnvName) : undefined;
   const lines = ["# Generated by the Slipway runtime agent: the running app's environment.", `export APP_PATH='${finalDir}'`, 'cd "$APP_PATH"'];
   if (venv) lines.push(`if [ -f '${venv}/bin/activate' ]; then . '${venv}/bin/activate'; fi`);
-  await writeFile(path.join(extractedDir, ".slipway", "profile.sh"), `${lines.join("\n")}\n`);
+  await replaceFile(path.join(extractedDir, ".slipway", "profile.sh"), `${lines.join("\n")}\n`);
 }

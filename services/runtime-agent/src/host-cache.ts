@@ -1,0 +1,183 @@
+/**
+ * One download and extraction per host per release, however many instances run it.
+ *
+ * The first agent on the host to need a release takes that release's lock (a lock directory in
+ * HOST_CACHE_DIR, so agents of every app and instance see it; not Redis, which is about the
+ * cluster, not this disk), downloads, verifies and extracts it into the cache, seals the tree
+ * and writes the entry's marker last: the artifact's sha256 and a fingerprint of the sealed
+ * tree. Agents that wait on the lock find the marker and extract nothing. Each instance then
+ * gets its own release directory as a hard-link copy of the entry (its directories new, its
+ * files the cache's inodes), checked against the fingerprint, so a tampered or half-pruned entry
+ * is never used: it is removed and extracted again.
+ *
+ * Ownership rule: a shared inode is root's and read-only for good. Nothing may chmod, chown or
+ * write into a file of a release directory; whatever an instance changes (venv relocation,
+ * profile.sh, its markers, an app replacing a file in a directory it owns) is a new file renamed
+ * over the link, seen by that instance alone.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import path from "node:path";
+import lockfile from "proper-lockfile";
+import type { Logger } from "@slipway/shared";
+import { RestoreError } from "./restore-error";
+import { hasLinkedFile, linkTree, sealTree, treeFingerprint } from "./release-tree";
+
+interface EntryMarker {
+  buildId: string;
+  outputSha256: string | null;
+  fingerprint: string;
+  extractedAt: string;
+}
+
+/** A release's cache entry: `tree/` (what instances copy) and `marker.json`, written last. */
+const TREE = "tree";
+const MARKER = "marker.json";
+const PARTIAL_PREFIX = ".partial-";
+const LOCK_SUFFIX = ".lock";
+/** How long an agent waits for another one's extraction: as long as a big release may take. */
+const LOCK_WAIT_MS = 15 * 60_000;
+const LOCK_POLL_MS = 50;
+/** An entry used this recently is kept even with no copy linked to it yet (a copy may be under way). */
+const PRUNE_GRACE_MS = 5 * 60_000;
+/** A copy that keeps failing its check means something keeps changing the entry: give up. */
+const COPY_ATTEMPTS = 3;
+
+export class HostCache {
+  constructor(
+    readonly dir: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Makes `target` (which must not exist) a copy of the release, extracting it into the cache
+   * first with `extract` unless a valid entry for `outputSha256` is there.
+   */
+  async copyInto(app: string, buildId: string, outputSha256: string | null, target: string, extract: (into: string) => Promise<void>): Promise<void> {
+    const entry = path.join(this.dir, app, buildId);
+    let copyError: Error | undefined;
+    for (let attempt = 1; attempt <= COPY_ATTEMPTS; attempt++) {
+      const marker = await this.ensure(entry, buildId, outputSha256, extract);
+      await rm(target, { recursive: true, force: true });
+      // Failing because the entry was pruned meanwhile looks like any other failure: both retry.
+      copyError = await linkTree(path.join(entry, TREE), target).then(() => undefined, (error: Error) => error);
+      if (!copyError && (await treeFingerprint(target)) === marker.fingerprint) {
+        // Its time is when it was last used: what pruning goes by.
+        const now = new Date();
+        await utimes(path.join(entry, MARKER), now, now).catch(() => undefined);
+        return;
+      }
+      this.logger.warn({ entry, err: copyError }, "the host cache entry differs from what was extracted; removing it and extracting again");
+      await this.discard(entry, marker);
+    }
+    throw copyError ?? new RestoreError(`the host cache entry ${entry} kept changing while it was copied`);
+  }
+
+  /**
+   * Removes entries no instance uses any more: no file of theirs has a link outside the cache,
+   * and none was used lately. Also what crashed extractions left.
+   */
+  async prune(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const app of await readdir(this.dir).catch(() => [] as string[])) {
+      const appDir = path.join(this.dir, app);
+      for (const name of await readdir(appDir).catch(() => [] as string[])) {
+        if (name.endsWith(LOCK_SUFFIX)) continue;
+        const buildId = name.startsWith(PARTIAL_PREFIX) ? name.slice(PARTIAL_PREFIX.length).replace(/-[0-9a-f]{8}$/, "") : name;
+        const entry = path.join(appDir, name);
+        if (!name.startsWith(PARTIAL_PREFIX) && (await this.inUse(entry))) continue;
+        // Skipped while someone holds the release's lock: it is being extracted or replaced.
+        const unlock = await this.lock(path.join(appDir, buildId), false).catch(() => undefined);
+        if (!unlock) continue;
+        try {
+          if (!name.startsWith(PARTIAL_PREFIX) && (await this.inUse(entry))) continue;
+          await this.remove(entry);
+          removed.push(entry);
+        } finally {
+          await unlock();
+        }
+      }
+    }
+    return removed;
+  }
+
+  /** The entry's marker, extracting the release under its lock first when there is no valid one. */
+  private async ensure(entry: string, buildId: string, outputSha256: string | null, extract: (into: string) => Promise<void>): Promise<EntryMarker> {
+    const valid = (marker: EntryMarker | undefined) => (marker && marker.buildId === buildId && marker.outputSha256 === outputSha256 ? marker : undefined);
+    const ready = valid(await readMarker(entry));
+    if (ready) return ready;
+    await mkdir(path.dirname(entry), { recursive: true, mode: 0o700 });
+    const unlock = await this.lock(entry, true);
+    try {
+      const extracted = valid(await readMarker(entry));
+      if (extracted) return extracted;
+      await this.remove(entry);
+      const partial = `${path.join(path.dirname(entry), PARTIAL_PREFIX)}${buildId}-${randomUUID().slice(0, 8)}`;
+      try {
+        await mkdir(path.join(partial, TREE), { recursive: true });
+        const started = Date.now();
+        await extract(path.join(partial, TREE));
+        await sealTree(path.join(partial, TREE));
+        const marker: EntryMarker = { buildId, outputSha256, fingerprint: await treeFingerprint(path.join(partial, TREE)), extractedAt: new Date().toISOString() };
+        await writeFile(path.join(partial, MARKER), JSON.stringify(marker));
+        const placed = await rename(partial, entry).then(() => true, () => false);
+        // Only after this agent's lock went stale can another have placed the entry meanwhile.
+        if (!placed) return valid(await readMarker(entry)) ?? Promise.reject(new Error(`could not place the host cache entry ${entry}`));
+        this.logger.info({ entry, ms: Date.now() - started }, "release extracted into the host cache");
+        return marker;
+      } finally {
+        await rm(partial, { recursive: true, force: true });
+      }
+    } finally {
+      await unlock();
+    }
+  }
+
+  /** Removes the entry unless another agent already replaced what `seen` described. */
+  private async discard(entry: string, seen: EntryMarker): Promise<void> {
+    const unlock = await this.lock(entry, true);
+    try {
+      const marker = await readMarker(entry);
+      if (!marker || marker.fingerprint === seen.fingerprint) await this.remove(entry);
+    } finally {
+      await unlock();
+    }
+  }
+
+  /** Renamed away before it is deleted, so a copy under way fails instead of copying half a tree. */
+  private async remove(entry: string): Promise<void> {
+    const doomed = `${path.join(path.dirname(entry), PARTIAL_PREFIX)}removed-${randomUUID().slice(0, 8)}`;
+    const moved = await rename(entry, doomed).then(() => true, () => false);
+    if (moved) await rm(doomed, { recursive: true, force: true });
+  }
+
+  private async inUse(entry: string): Promise<boolean> {
+    const used = await stat(path.join(entry, MARKER)).then((info) => info.mtimeMs, () => 0);
+    if (Date.now() - used < PRUNE_GRACE_MS) return true;
+    return hasLinkedFile(path.join(entry, TREE)).catch(() => false);
+  }
+
+  /** The release's host-wide lock: waited for, or (`wait` false) only taken when free. */
+  private async lock(entry: string, wait: boolean): Promise<() => Promise<void>> {
+    const retries = wait ? Math.ceil(LOCK_WAIT_MS / LOCK_POLL_MS) : 0;
+    return lockfile.lock(entry, {
+      realpath: false,
+      lockfilePath: `${entry}${LOCK_SUFFIX}`,
+      // A holder that died leaves its lock behind: it is taken over once not refreshed for this long.
+      stale: 30_000,
+      retries: { retries, factor: 1, minTimeout: LOCK_POLL_MS, maxTimeout: LOCK_POLL_MS },
+      // The default throws from a timer and would end the agent; a lock lost to a stall only risks a second extraction.
+      onCompromised: (error) => this.logger.warn({ err: error, entry }, "lost the host cache lock; another agent may extract the same release"),
+    });
+  }
+}
+
+async function readMarker(entry: string): Promise<EntryMarker | undefined> {
+  try {
+    const marker = JSON.parse(await readFile(path.join(entry, MARKER), "utf8")) as Partial<EntryMarker>;
+    if (typeof marker.buildId !== "string" || typeof marker.fingerprint !== "string" || (marker.outputSha256 !== null && typeof marker.outputSha256 !== "string")) return undefined;
+    return marker as EntryMarker;
+  } catch {
+    return undefined;
+  }
+}
