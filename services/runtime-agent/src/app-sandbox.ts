@@ -3,6 +3,9 @@ import path from "node:path";
 import type { AgentConfig, Logger } from "@slipway/shared";
 import { checkSandboxSupport, hostToolchains, runOnHost, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 
+/** An instance's `APP_DATA_PATH`: beside its `releases/`, never inside one. */
+export const appDataPath = (runtimeRoot: string): string => path.join(runtimeRoot, "data");
+
 /** The agent's own files inside a release directory (restore marker, profile.sh): never the app's to change. */
 const AGENT_DIR = ".slipway";
 
@@ -43,7 +46,7 @@ export class AppSandbox {
    * releases never touch it; the one place this instance's app keeps files across releases.
    */
   get dataPath(): string {
-    return path.join(this.config.RUNTIME_ROOT, "data");
+    return appDataPath(this.config.RUNTIME_ROOT);
   }
 
   /** Creates the data directory if needed; the app's uid owns it and no other sandbox may enter it. */

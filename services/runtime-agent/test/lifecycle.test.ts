@@ -176,9 +176,9 @@ describe("housekeeping and shell access", () => {
       await eventually(async () => ((await readdir(path.join(runtimeRoot, "releases"))).length === 2 ? true : undefined), 10_000, "two release directories");
       expect(await readdir(path.join(runtimeRoot, "releases"))).toContain(v3.id);
 
-      const shell = execFileSync("bash", ["-c", `. '${runtimeRoot}/current/.slipway/profile.sh' && echo "$APP_PATH" && pwd && python -c 'import sys; print(sys.prefix)'`], { encoding: "utf8" });
+      const shell = execFileSync("bash", ["-c", `. '${runtimeRoot}/current/.slipway/profile.sh' && echo "$APP_PATH" && echo "$APP_DATA_PATH" && pwd && python -c 'import sys; print(sys.prefix)'`], { encoding: "utf8" });
       const appPath = path.join(runtimeRoot, "releases", v3.id);
-      expect(shell.trim().split("\n")).toEqual([appPath, appPath, path.join(appPath, "antenv")]);
+      expect(shell.trim().split("\n")).toEqual([appPath, path.join(runtimeRoot, "data"), appPath, path.join(appPath, "antenv")]);
     } finally {
       await agent.stop();
     }
