@@ -7,8 +7,8 @@
  *
  *   npm run bench:restore            (BENCH_PACKAGES overrides the pip packages installed)
  */
-import { spawn } from "node:child_process";
-import { createReadStream } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { createReadStream, readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -27,17 +27,38 @@ const PIPELINES: Record<Compression, { server: string; local: string }> = {
   gzip: { server: 'curl -fsS "$SOURCE" | tar -xzf - -C "$TARGET"', local: 'tar -xzf "$SOURCE" -C "$TARGET"' },
 };
 
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+
+/**
+ * CPU seconds this process and its reaped children (zstd, tar, the pipelines' shells and theirs)
+ * have used: on a loaded machine wall time says more about the neighbours than about the work.
+ * MinIO's share is the same for every contender and not counted.
+ */
+function cpuSeconds(): number {
+  const own = process.cpuUsage();
+  // /proc/self/stat: the fields after the parenthesised command name; cutime and cstime are the 14th and 15th.
+  const fields = readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ");
+  return (own.user + own.system) / 1e6 + (Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+}
+
+/** Wall and CPU seconds `work` takes. */
+async function measure(work: () => Promise<unknown>): Promise<{ wall: number; cpu: number }> {
+  const [start, cpuStart] = [process.hrtime.bigint(), cpuSeconds()];
+  await work();
+  return { wall: since(start), cpu: cpuSeconds() - cpuStart };
+}
+
 /** Asynchronously, so nothing in this process (the store's client) stalls while it runs. */
-function timeShell(script: string, env: Record<string, string>): Promise<number> {
-  const start = process.hrtime.bigint();
+function runShell(script: string, env: Record<string, string>): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn("bash", ["-o", "pipefail", "-ec", script], { env: { ...process.env, ...env }, stdio: "inherit" });
     child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(since(start)) : reject(new Error(`${script} exited ${code}`))));
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${script} exited ${code}`))));
   });
 }
 
-type Timings = Record<"agent" | "serverPipeline" | "localPipeline", number[]>;
+type Contender = "agent" | "serverPipeline" | "localPipeline";
+type Timings = Record<Contender, { wall: number; cpu: number }[]>;
 
 async function main() {
   const work = await benchDir("restore");
@@ -88,36 +109,40 @@ async function main() {
         const { buildId, file } = packed[compression];
         const times = timings[compression];
         const runtimeRoot = path.join(work, `runtime-${run}-${compression}`);
-        const start = process.hrtime.bigint();
-        const restored = await new Restorer(store, runtimeRoot, { MAX_RESTORE_BYTES: 8 * 1024 ** 3, MAX_RESTORE_ENTRIES: 500_000 }).restore(app, buildId);
-        times.agent.push(since(start));
-        if (restored.reused) throw new Error("a fresh runtime root must not reuse a restore");
+        const restorer = new Restorer(store, runtimeRoot, { MAX_RESTORE_BYTES: 8 * 1024 ** 3, MAX_RESTORE_ENTRIES: 500_000 });
+        times.agent.push(
+          await measure(async () => {
+            if ((await restorer.restore(app, buildId)).reused) throw new Error("a fresh runtime root must not reuse a restore");
+          }),
+        );
 
         const url = await store.presignedGetUrl(storageKeys.artifact(app, buildId, FILE_NAMES[compression]));
         for (const [where, source] of [["serverPipeline", url], ["localPipeline", file]] as const) {
           const target = path.join(work, `${where}-${run}-${compression}`);
           await mkdir(target);
-          times[where].push(await timeShell(PIPELINES[compression][where === "serverPipeline" ? "server" : "local"], { SOURCE: source, TARGET: target }));
+          times[where].push(await measure(() => runShell(PIPELINES[compression][where === "serverPipeline" ? "server" : "local"], { SOURCE: source, TARGET: target })));
           await rm(target, { recursive: true, force: true });
         }
         await rm(runtimeRoot, { recursive: true, force: true });
-        const last = (values: number[]) => values.at(-1)!.toFixed(2);
-        console.log(`run ${run + 1} ${compression}: agent ${last(times.agent)} s, curl pipeline ${last(times.serverPipeline)} s, local pipeline ${last(times.localPipeline)} s`);
+        const last = (contender: Contender) => `${times[contender].at(-1)!.wall.toFixed(2)} s (cpu ${times[contender].at(-1)!.cpu.toFixed(2)} s)`;
+        console.log(`run ${run + 1} ${compression}: agent ${last("agent")}, curl pipeline ${last("serverPipeline")}, local pipeline ${last("localPipeline")}`);
       }
     }
 
     const summarize = (values: number[]) => ({ median: median(values), all: values });
+    const seconds = (runs: { wall: number; cpu: number }[]) => ({ wall: summarize(runs.map((r) => r.wall)), cpu: summarize(runs.map((r) => r.cpu)) });
     const perCompression = Object.fromEntries(
       COMPRESSIONS.map((compression) => {
-        const times = timings[compression];
+        const [agent, curl, local] = [seconds(timings[compression].agent), seconds(timings[compression].serverPipeline), seconds(timings[compression].localPipeline)];
         return [
           compression,
           {
             packedBytes: packed[compression].bytes,
-            agentRestoreSeconds: summarize(times.agent),
-            curlPipelineSeconds: summarize(times.serverPipeline),
-            localPipelineSeconds: summarize(times.localPipeline),
-            ratio: median(times.agent) / median(times.serverPipeline),
+            agentRestoreSeconds: agent,
+            curlPipelineSeconds: curl,
+            localPipelineSeconds: local,
+            ratio: agent.wall.median / curl.wall.median,
+            cpuRatio: agent.cpu.median / curl.cpu.median,
             pipelines: PIPELINES[compression],
           },
         ];
@@ -133,9 +158,9 @@ async function main() {
       artifact: { packages, files: tree.files, unpackedBytes: tree.bytes },
       runs: RUNS,
       ...perCompression,
-      note: "agent = download with sha256 check + vetted extraction + venv relocation + marker; ratio = agent / curl pipeline from the same server (medians); target ≤ 1.1",
+      note: "agent = download with sha256 check + vetted extraction + venv relocation + marker; ratio = agent / curl pipeline from the same server (median wall seconds; target ≤ 1.1); cpuRatio the same for CPU seconds of this process and its children (MinIO not counted), steadier on a loaded machine",
     });
-    console.log(JSON.stringify(Object.fromEntries(COMPRESSIONS.map((c) => [c, perCompression[c]!.ratio]))));
+    console.log(JSON.stringify(Object.fromEntries(COMPRESSIONS.map((c) => [c, { ratio: perCompression[c]!.ratio, cpuRatio: perCompression[c]!.cpuRatio }]))));
   } finally {
     await s3.stop();
     await rm(work, { recursive: true, force: true });
