@@ -1,111 +1,168 @@
 /**
  * bench/restore: how long a runtime agent takes to restore a realistic artifact (download +
- * sha256 verification + vetted extraction + venv relocation), against `curl | tar -xzf` (GNU
- * tar) fetching the same artifact from the same server. Writes bench/results/restore.json.
+ * sha256 verification + vetted extraction + venv relocation + marker), packed as zstd and as
+ * gzip, against the command-line pipelines fetching the same object from the same server
+ * (`curl | zstd -dc | tar -x`, `curl | tar -xz`), with the same pipelines from a local file for
+ * reference. Writes bench/results/restore.json.
  *
  *   npm run bench:restore            (BENCH_PACKAGES overrides the pip packages installed)
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { execFileSync, spawn } from "node:child_process";
+import { createReadStream, readFileSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { createLogger, ObjectStore, packDirectory, serializeManifest, storageKeys } from "@slipway/shared";
+import { createLogger, ObjectStore, packDirectory, serializeManifest, storageKeys, type Compression, type PackedArchive } from "@slipway/shared";
 import { startS3Server } from "@slipway/shared/embedded";
 import { Restorer } from "../services/runtime-agent/src/restore";
+import { appWithVenv, benchDir, benchPackages, machine, median, since, treeStats, writeResult } from "./lib";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const PACKAGES = (process.env.BENCH_PACKAGES ?? "django==5.1.* botocore==1.35.* numpy==2.1.*").split(/\s+/);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const COMPRESSIONS: Compression[] = ["zstd", "gzip"];
+const FILE_NAMES: Record<Compression, string> = { zstd: "output.tar.zst", gzip: "output.tar.gz" };
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
+/** The same extraction GNU tar does, fed from the server (`$SOURCE` a URL) or a local file. */
+const PIPELINES: Record<Compression, { server: string; local: string }> = {
+  zstd: { server: 'curl -fsS "$SOURCE" | zstd -dc | tar -xf - -C "$TARGET"', local: 'zstd -dc "$SOURCE" | tar -xf - -C "$TARGET"' },
+  gzip: { server: 'curl -fsS "$SOURCE" | tar -xzf - -C "$TARGET"', local: 'tar -xzf "$SOURCE" -C "$TARGET"' },
+};
 
-function treeStats(dir: string): { files: number; bytes: number } {
-  const files = Number(execFileSync("sh", ["-c", `find '${dir}' -type f | wc -l`], { encoding: "utf8" }).trim());
-  const bytes = Number(execFileSync("du", ["-sb", dir], { encoding: "utf8" }).split("\t")[0]);
-  return { files, bytes };
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+
+/**
+ * CPU seconds this process and its reaped children (zstd, tar, the pipelines' shells and theirs)
+ * have used: on a loaded machine wall time says more about the neighbours than about the work.
+ * MinIO's share is the same for every contender and not counted.
+ */
+function cpuSeconds(): number {
+  const own = process.cpuUsage();
+  // /proc/self/stat: the fields after the parenthesised command name; cutime and cstime are the 14th and 15th.
+  const fields = readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ");
+  return (own.user + own.system) / 1e6 + (Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
 }
 
+/** Wall and CPU seconds `work` takes. */
+async function measure(work: () => Promise<unknown>): Promise<{ wall: number; cpu: number }> {
+  const [start, cpuStart] = [process.hrtime.bigint(), cpuSeconds()];
+  await work();
+  return { wall: since(start), cpu: cpuSeconds() - cpuStart };
+}
+
+/** Asynchronously, so nothing in this process (the store's client) stalls while it runs. */
+function runShell(script: string, env: Record<string, string>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", ["-o", "pipefail", "-ec", script], { env: { ...process.env, ...env }, stdio: "inherit" });
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${script} exited ${code}`))));
+  });
+}
+
+type Contender = "agent" | "serverPipeline" | "localPipeline";
+type Timings = Record<Contender, { wall: number; cpu: number }[]>;
+
 async function main() {
-  // tmpfs by default, as in the design notes' measurements: disk writeback on this kind of
-  // machine varies by seconds from run to run and would drown the difference being measured.
-  const base = process.env.BENCH_DIR ?? (existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir());
-  const work = await mkdtemp(path.join(base, "slipway-bench-restore-"));
-  const s3 = await startS3Server({ dir: path.join(work, "s3") });
+  const work = await benchDir("restore");
+  const s3 = await startS3Server({ dir: path.join(work, "s3"), engine: "minio" });
   try {
     const store = new ObjectStore({ S3_ENDPOINT: s3.url, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, S3_BUCKET: "bench", S3_REGION: "us-east-1" });
     await store.ensureBucket();
 
-    // A build as the worker makes it: source + antenv with real packages, packed whole.
+    // A build as the worker makes it: source + antenv with real packages, packed whole, once per compression.
     const app = "bench";
-    const buildId = "bench-restore-0001";
-    const buildDir = path.join(work, "build", buildId);
-    await mkdir(buildDir, { recursive: true });
-    await writeFile(path.join(buildDir, "app.py"), "print('bench')\n");
-    console.log(`installing ${PACKAGES.join(" ")} into a virtualenv ...`);
-    execFileSync("python3", ["-m", "venv", path.join(buildDir, "antenv")]);
-    execFileSync(path.join(buildDir, "antenv/bin/python"), ["-m", "pip", "install", "-q", ...PACKAGES], {
-      stdio: "inherit",
-      env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: "1" },
-    });
+    const buildDir = path.join(work, "build");
+    const packages = benchPackages();
+    console.log(`installing ${packages.join(" ")} into a virtualenv ...`);
+    await appWithVenv(buildDir, packages);
     const tree = treeStats(buildDir);
-    const packed = await packDirectory(buildDir, path.join(work, "output.tar.gz"));
-    await store.putBuffer(storageKeys.artifact(app, buildId), await readFile(packed.file));
-    await store.putBuffer(
-      storageKeys.manifest(app, buildId),
-      serializeManifest({
-        platformName: "python",
-        pythonVersion: "3",
-        virtualEnvName: "antenv",
-        compressDestinationDir: true,
-        sourceDirectoryInBuildContainer: buildDir,
-        buildId,
-        outputFileName: "output.tar.gz",
-        outputSha256: packed.sha256,
-        outputBytes: packed.bytes,
-        other: {},
-      }),
-    );
-    console.log(`artifact: ${tree.files} files, ${(tree.bytes / 1e6).toFixed(1)} MB unpacked, ${(packed.bytes / 1e6).toFixed(1)} MB gzip`);
-
-    const agentTimes: number[] = [];
-    const baselineTimes: number[] = [];
-    for (let run = 0; run < RUNS; run++) {
-      const runtimeRoot = path.join(work, `runtime-${run}`);
-      const start = process.hrtime.bigint();
-      const restored = await new Restorer(store, { RUNTIME_ROOT: runtimeRoot, HOST_CACHE_DIR: path.join(runtimeRoot, "host-cache"), MAX_RESTORE_BYTES: 8 * 1024 ** 3, MAX_RESTORE_ENTRIES: 500_000 }, createLogger("bench-restore", "silent")).restore(app, buildId);
-      agentTimes.push(seconds(start));
-      if (restored.reused) throw new Error("a fresh runtime root must not reuse a restore");
-
-      const target = path.join(work, `baseline-${run}`);
-      await mkdir(target);
-      const url = await store.presignedGetUrl(storageKeys.artifact(app, buildId));
-      const baselineStart = process.hrtime.bigint();
-      const result = spawnSync("sh", ["-c", `curl -fsS "$URL" | tar -xzf - -C "$TARGET"`], { env: { ...process.env, URL: url, TARGET: target }, stdio: "inherit" });
-      baselineTimes.push(seconds(baselineStart));
-      if (result.status !== 0) throw new Error("curl | tar failed");
-      await Promise.all([rm(runtimeRoot, { recursive: true, force: true }), rm(target, { recursive: true, force: true })]);
-      console.log(`run ${run + 1}: agent ${agentTimes.at(-1)!.toFixed(2)} s, curl | tar -xzf ${baselineTimes.at(-1)!.toFixed(2)} s`);
+    const packed = {} as Record<Compression, PackedArchive & { buildId: string }>;
+    for (const compression of COMPRESSIONS) {
+      const buildId = `bench-restore-${compression}`;
+      const fileName = FILE_NAMES[compression];
+      const archive = await packDirectory(buildDir, path.join(work, fileName), compression);
+      packed[compression] = { ...archive, buildId };
+      await store.putStream(storageKeys.artifact(app, buildId, fileName), createReadStream(archive.file));
+      await store.putBuffer(
+        storageKeys.manifest(app, buildId),
+        serializeManifest({
+          platformName: "python",
+          pythonVersion: "3",
+          virtualEnvName: "antenv",
+          compressDestinationDir: true,
+          sourceDirectoryInBuildContainer: buildDir,
+          buildId,
+          outputFileName: fileName,
+          outputSha256: archive.sha256,
+          outputBytes: archive.bytes,
+          outputUnpackedBytes: archive.unpackedBytes,
+          outputEntryCount: archive.entries,
+          other: {},
+        }),
+      );
+      console.log(`${fileName}: ${tree.files} files, ${(tree.bytes / 1e6).toFixed(1)} MB unpacked, ${(archive.bytes / 1e6).toFixed(1)} MB packed`);
     }
 
-    const result = {
+    const loadBefore = os.loadavg();
+    const timings = Object.fromEntries(COMPRESSIONS.map((c) => [c, { agent: [], serverPipeline: [], localPipeline: [] }])) as unknown as Record<Compression, Timings>;
+    // Interleaved, so load from elsewhere on the machine falls on every contender alike.
+    for (let run = 0; run < RUNS; run++) {
+      for (const compression of COMPRESSIONS) {
+        const { buildId, file } = packed[compression];
+        const times = timings[compression];
+        const runtimeRoot = path.join(work, `runtime-${run}-${compression}`);
+        // A host cache of its own: every run extracts (into the cache, then hard-links its copy), as the first agent on a host does.
+        const limits = { MAX_RESTORE_BYTES: 8 * 1024 ** 3, MAX_RESTORE_ENTRIES: 500_000 };
+        const restorer = new Restorer(store, { RUNTIME_ROOT: runtimeRoot, HOST_CACHE_DIR: path.join(runtimeRoot, "host-cache"), ...limits }, createLogger("bench-restore", "silent"));
+        times.agent.push(
+          await measure(async () => {
+            if ((await restorer.restore(app, buildId)).reused) throw new Error("a fresh runtime root must not reuse a restore");
+          }),
+        );
+
+        const url = await store.presignedGetUrl(storageKeys.artifact(app, buildId, FILE_NAMES[compression]));
+        for (const [where, source] of [["serverPipeline", url], ["localPipeline", file]] as const) {
+          const target = path.join(work, `${where}-${run}-${compression}`);
+          await mkdir(target);
+          times[where].push(await measure(() => runShell(PIPELINES[compression][where === "serverPipeline" ? "server" : "local"], { SOURCE: source, TARGET: target })));
+          await rm(target, { recursive: true, force: true });
+        }
+        await rm(runtimeRoot, { recursive: true, force: true });
+        const last = (contender: Contender) => `${times[contender].at(-1)!.wall.toFixed(2)} s (cpu ${times[contender].at(-1)!.cpu.toFixed(2)} s)`;
+        console.log(`run ${run + 1} ${compression}: agent ${last("agent")}, curl pipeline ${last("serverPipeline")}, local pipeline ${last("localPipeline")}`);
+      }
+    }
+
+    const summarize = (values: number[]) => ({ median: median(values), all: values });
+    const seconds = (runs: { wall: number; cpu: number }[]) => ({ wall: summarize(runs.map((r) => r.wall)), cpu: summarize(runs.map((r) => r.cpu)) });
+    const perCompression = Object.fromEntries(
+      COMPRESSIONS.map((compression) => {
+        const [agent, curl, local] = [seconds(timings[compression].agent), seconds(timings[compression].serverPipeline), seconds(timings[compression].localPipeline)];
+        return [
+          compression,
+          {
+            packedBytes: packed[compression].bytes,
+            agentRestoreSeconds: agent,
+            curlPipelineSeconds: curl,
+            localPipelineSeconds: local,
+            ratio: agent.wall.median / curl.wall.median,
+            cpuRatio: agent.cpu.median / curl.cpu.median,
+            pipelines: PIPELINES[compression],
+          },
+        ];
+      }),
+    );
+    await writeResult("restore", {
       benchmark: "restore",
       date: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, node: process.version },
+      machine: machine(),
+      loadAverage: { before: loadBefore, after: os.loadavg() },
       storage: s3.kind,
-      directory: base,
-      artifact: { packages: PACKAGES, files: tree.files, unpackedBytes: tree.bytes, gzipBytes: packed.bytes },
+      directory: path.dirname(work),
+      artifact: { packages, files: tree.files, unpackedBytes: tree.bytes },
       runs: RUNS,
-      agentRestoreSeconds: { median: median(agentTimes), all: agentTimes },
-      curlTarSeconds: { median: median(baselineTimes), all: baselineTimes },
-      ratio: median(agentTimes) / median(baselineTimes),
-      note: "agent = download with sha256 check + vetted extraction + venv relocation + marker; baseline = curl | GNU tar -xzf from the same server",
-    };
-    await mkdir(path.join(root, "bench/results"), { recursive: true });
-    await writeFile(path.join(root, "bench/results/restore.json"), `${JSON.stringify(result, null, 2)}\n`);
-    console.log(JSON.stringify({ agent: result.agentRestoreSeconds.median, curlTar: result.curlTarSeconds.median, ratio: result.ratio }));
+      ...perCompression,
+      note: "agent = download with sha256 check + vetted extraction + venv relocation + marker; ratio = agent / curl pipeline from the same server (median wall seconds; target ≤ 1.1); cpuRatio the same for CPU seconds of this process and its children (MinIO not counted), steadier on a loaded machine",
+    });
+    console.log(JSON.stringify(Object.fromEntries(COMPRESSIONS.map((c) => [c, { ratio: perCompression[c]!.ratio, cpuRatio: perCompression[c]!.cpuRatio }]))));
   } finally {
     await s3.stop();
     await rm(work, { recursive: true, force: true });
