@@ -4,6 +4,7 @@ import { readUntrustedText } from "@slipway/shared";
 import type { PythonInterpreter } from "@slipway/shared/sandbox";
 import { BuildFailure } from "../errors";
 import type { ToolSpec } from "../tools";
+import type { PlatformContext } from "./platform";
 
 /** Lock files larger than this fail the build rather than being read in part. */
 const MAX_LOCK_BYTES = 16 * 1024 * 1024;
@@ -37,6 +38,12 @@ export interface Plan {
   verify?(): Promise<void>;
   /** Installs the project itself, after the dependencies came from the install or from the cache. */
   project?(): Promise<void>;
+}
+
+/** `python -m venv` (pip included: the runtime and later steps use it); `fresh` empties an existing one first. */
+export async function createVenv(ctx: PlatformContext, target: InstallTarget, fresh = false): Promise<void> {
+  ctx.log(`${fresh ? "Re-creating" : "Creating"} virtual environment ${target.venvName} ...`);
+  await ctx.run(target.python.command, ["-m", "venv", ...(fresh ? ["--clear"] : []), target.venvName], { label: "python -m venv" });
 }
 
 /**
