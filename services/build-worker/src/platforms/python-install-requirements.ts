@@ -49,11 +49,12 @@ function uvRequirementsPlan(ctx: PlatformContext, target: InstallTarget, file: s
     inputs: { ...requirementsInputs(file, text), installer: `uv ${UV_VERSION}, else pip` },
     packages: requirementNames(text),
     dependencies: async () => {
-      const command = await uv();
-      // "pip install" as in Oryx's line, which users search their logs for; "uv" says what ran it.
-      ctx.log(`Running pip install -r ${file} ... with uv ${UV_VERSION} (uv pip install; PYTHON_INSTALLER=pip runs pip itself)`);
       const complaint = uvComplaint();
       try {
+        // Inside the fallback too: a worker that cannot fetch uv (offline, a local wheelhouse) still builds.
+        const command = await uv();
+        // "pip install" as in Oryx's line, which users search their logs for; "uv" says what ran it.
+        ctx.log(`Running pip install -r ${file} ... with uv ${UV_VERSION} (uv pip install; PYTHON_INSTALLER=pip runs pip itself)`);
         await ctx.run(command, args, { env: uvEnvironment(target), label: `uv pip install -r ${file}`, watch: complaint.watch });
       } catch (error) {
         if (!(error instanceof BuildFailure)) throw error;

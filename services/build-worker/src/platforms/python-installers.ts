@@ -32,7 +32,6 @@ import { poetryPlan } from "./python-install-poetry";
 import { uvPlan } from "./python-install-uv";
 
 export { requirementNames } from "./python-install-pip";
-export { requirementsInstaller } from "./python-install-requirements";
 export { PIPENV_VERSION, pipenvTool, pipfileLockPackages } from "./python-install-pipenv";
 export { POETRY_VERSION, poetryLockPackages, poetryTool } from "./python-install-poetry";
 export { UV_VERSION, uvIsPackage, uvLockPackages, uvTool } from "./python-install-uv";
