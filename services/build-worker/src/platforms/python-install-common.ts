@@ -31,6 +31,8 @@ export interface Plan {
   packages: string[];
   /** Installs the dependencies into the (new, empty) venv. */
   dependencies(): Promise<void>;
+  /** dependencies() makes the venv itself (uv seeds pip into it faster than ensurepip). */
+  makesVenv?: boolean;
   /**
    * With the venv from the cache instead: checks what the install would have (the lock still
    * matches its pyproject.toml or Pipfile), since the cache is keyed by the lock alone.

@@ -1,5 +1,5 @@
 import path from "node:path";
-import { lstat } from "node:fs/promises";
+import { lstat, readdir } from "node:fs/promises";
 import { readUntrustedText } from "@slipway/shared";
 import { BuildFailure } from "../errors";
 import type { PlatformContext } from "./platform";
@@ -48,11 +48,13 @@ function uvRequirementsPlan(ctx: PlatformContext, target: InstallTarget, file: s
     // its pip-made venv is what this key always produces; PYTHON_INSTALLER=pip keys apart.
     inputs: { ...requirementsInputs(file, text), installer: `uv ${UV_VERSION}, else pip` },
     packages: requirementNames(text),
+    makesVenv: true,
     dependencies: async () => {
       const complaint = uvComplaint();
       try {
         // Inside the fallback too: a worker that cannot fetch uv (offline, a local wheelhouse) still builds.
         const command = await uv();
+        await seededVenv(ctx, target, command);
         // "pip install" as in Oryx's line, which users search their logs for; "uv" says what ran it.
         ctx.log(`Running pip install -r ${file} ... with uv ${UV_VERSION} (uv pip install; PYTHON_INSTALLER=pip runs pip itself)`);
         await ctx.run(command, args, { env: uvEnvironment(target), label: `uv pip install -r ${file}`, watch: complaint.watch });
@@ -64,6 +66,29 @@ function uvRequirementsPlan(ctx: PlatformContext, target: InstallTarget, file: s
       }
     },
   };
+}
+
+/**
+ * The venv `python -m venv` makes, pip included, but with the interpreter's own bundled pip wheel
+ * (the very pip ensurepip would install) installed by uv: ensurepip runs pip to install pip,
+ * which takes longer than uv's whole install of a Django app. Plain `python -m venv` when the
+ * interpreter bundles no wheel (a distribution's Python that stripped ensurepip).
+ */
+async function seededVenv(ctx: PlatformContext, target: InstallTarget, uv: string): Promise<void> {
+  const wheel = await bundledPipWheel(target.python);
+  if (!wheel) return createVenv(ctx, target);
+  ctx.log(`Creating virtual environment ${target.venvName} (python -m venv --without-pip, then its bundled ${path.basename(wheel)} through uv) ...`);
+  await ctx.run(target.python.command, ["-m", "venv", "--without-pip", target.venvName], { label: "python -m venv" });
+  const venvPython = path.join(target.venv, "bin", "python");
+  await ctx.run(uv, ["pip", "install", "--quiet", "--python", venvPython, "--no-index", wheel], { env: uvEnvironment(target), label: "uv pip install pip" });
+}
+
+/** `<prefix>/lib/pythonX.Y/ensurepip/_bundled/pip-*.whl`, when the interpreter has it. */
+async function bundledPipWheel(python: InstallTarget["python"]): Promise<string | undefined> {
+  const minor = python.version.split(".").slice(0, 2).join(".");
+  const bundled = path.join(python.prefix, "lib", `python${minor}`, "ensurepip", "_bundled");
+  const wheel = (await readdir(bundled).catch(() => [] as string[])).find((name) => /^pip-.*\.whl$/.test(name));
+  return wheel && path.join(bundled, wheel);
 }
 
 /** uv's reason for failing, from its output: its `error:` or `×` line and the few lines under it. */

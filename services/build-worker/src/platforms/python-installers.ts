@@ -51,7 +51,7 @@ export async function installDependencies(ctx: PlatformContext, target: InstallT
     ctx.log(`Skipping venv creation and ${plan.installer} install: dependencies restored from the cache`);
     await plan.verify?.();
   } else {
-    await createVenv(ctx, target);
+    if (!plan.makesVenv) await createVenv(ctx, target);
     await plan.dependencies();
     await target.beforeCacheSave?.();
     if (key) await ctx.cache.save(key, target.venv);
