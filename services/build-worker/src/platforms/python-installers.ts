@@ -11,7 +11,7 @@
  * 5. `pyproject.toml` or `setup.py` without any of those: `pip install .`.
  *
  * The venv is always made by `python -m venv`, so pip is in it whichever installer ran (the
- * runtime and later steps use it). uv, Poetry and Pipenv come from the package index into the
+ * runtime and later steps use it; a uv install puts the interpreter's bundled pip in with uv). uv, Poetry and Pipenv come from the package index into the
  * worker's tool cache (versions pinned here), never into the app's venv. Whatever installs from
  * a lock or requirements file caches the venv keyed by that file's text and by the installer; the
  * project itself, when it is a package, is installed after that (never cached: its source
