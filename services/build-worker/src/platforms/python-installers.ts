@@ -2,21 +2,22 @@
  * How a Python app's dependencies get into its virtualenv, by what the source carries:
  *
  * 1. `CUSTOM_REQUIREMENTSTXT_PATH` (build option), else `requirements.txt` (which wins over lock
- *    files beside it, as in Oryx): uv (`uv pip install -r`), several times faster than pip on
- *    the same file. pip when `PYTHON_INSTALLER=pip`, and whenever uv fails (a pip-only option
- *    uv rejects, or anything else): the venv is re-created and pip installs, the log says why.
+ *    files beside it, as in Oryx): uv (`uv pip install -r`), faster than pip on the same file.
+ *    pip when `PYTHON_INSTALLER=pip`, and whenever uv fails (a pip-only option uv rejects, or
+ *    anything else): the venv is re-created and pip installs, the log says why.
  * 2. `uv.lock`: uv (`uv sync --locked` into the venv).
  * 3. `poetry.lock`: Poetry exports the locked main dependencies; pip installs them.
  * 4. `Pipfile.lock`: Pipenv checks the lock against the Pipfile and exports it; pip installs it.
  * 5. `pyproject.toml` or `setup.py` without any of those: `pip install .`.
  *
  * The venv is always made by `python -m venv`, so pip is in it whichever installer ran (the
- * runtime and later steps use it; a uv install puts the interpreter's bundled pip in with uv). uv, Poetry and Pipenv come from the package index into the
- * worker's tool cache (versions pinned here), never into the app's venv. Whatever installs from
- * a lock or requirements file caches the venv keyed by that file's text and by the installer; the
- * project itself, when it is a package, is installed after that (never cached: its source
- * changes without its lock changing), and never editable (an editable install points at the
- * build directory, which the runtime does not have).
+ * runtime and later steps use it; a uv install puts the interpreter's bundled pip in with uv).
+ * uv, Poetry and Pipenv come from the package index into the worker's tool cache (versions
+ * pinned here), never into the app's venv. Whatever installs from a lock or requirements file
+ * caches the venv keyed by that file's text and by the installer; the project itself, when it is
+ * a package, is installed after that (never cached: its source changes without its lock
+ * changing), and never editable (an editable install points at the build directory, which the
+ * runtime does not have).
  */
 
 import path from "node:path";
