@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -63,8 +64,10 @@ describe("requirements files", () => {
     const site = await sitePackages(build);
     expect(await installerOf(site, "slipway_web-1.0.dist-info")).toBe("uv");
     expect((await readdir(path.join(site, "slipway_web", "__pycache__"))).some((name) => name.endsWith(".pyc"))).toBe(true);
-    // The venv is python -m venv's, so pip is still in it for the runtime and later steps.
-    expect(await readdir(site)).toContain("pip");
+    // The venv is python -m venv's, its pip the interpreter's bundled one put in by uv, and it works.
+    expect(log).toMatch(/Creating virtual environment antenv \(python -m venv --without-pip, then its bundled pip-[\d.]+-py3-none-any\.whl through uv\)/);
+    const venvPython = path.join(site, "..", "..", "..", "bin", "python");
+    expect(execFileSync(venvPython, ["-m", "pip", "--version"], { encoding: "utf8" })).toMatch(/^pip \d/);
 
     // The agent restores the release under its own root, not the build's directory: uv's console
     // script (its shebang names the build's venv) runs only if the venv was relocated.
