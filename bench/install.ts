@@ -94,7 +94,8 @@ async function main() {
   }
 }
 
-main().catch((error) => {
+// Something of the closed stack keeps the event loop alive after main (the process never ended): exit.
+main().then(() => process.exit(0)).catch((error) => {
   console.error(`bench/install failed: ${(error as Error).message}`);
   process.exit(1);
 });
