@@ -128,10 +128,19 @@ describe("build sandbox", () => {
   });
 
   it("still reaches the package index: pip installs from it inside the sandbox", async () => {
-    const { queued } = await build({ "app.py": "import six\n", "requirements.txt": "six==1.16.0\n" }, {});
+    const { queued } = await build({ "app.py": "import six\n", "requirements.txt": "six==1.16.0\n" }, { PYTHON_INSTALLER: "pip" });
     const result = await finished(queued.id);
     expect(result.error).toBeUndefined();
     expect(await logOf(queued.id)).toMatch(/Successfully installed six-1\.16\.0/);
+  });
+
+  it("still reaches the package index: uv (requirements files' default installer) installs from it inside the sandbox", async () => {
+    const { queued } = await build({ "app.py": "import six\n", "requirements.txt": "six==1.16.0\n" }, {});
+    const result = await finished(queued.id);
+    expect(result.error).toBeUndefined();
+    const log = await logOf(queued.id);
+    expect(log).toMatch(/^ \+ six==1\.16\.0$/m);
+    expect(log).not.toContain("uv could not install");
   });
 
   it("nothing a build starts outlives it: a double-forked setsid child is gone when the build succeeds", async () => {

@@ -29,6 +29,8 @@ async function appDir(name: string, files: Record<string, string>): Promise<stri
 describe("build worker (Python)", () => {
   it("builds a venv with the requirements, uploads artifact then manifest, and publishes release 1", async () => {
     const app = uniqueApp("py");
+    // pip, whose own output this test reads in the live log (uv's is tested with the installers).
+    await stack.api.apps.upsert(app, { buildEnv: { PYTHON_INSTALLER: "pip" } });
     const dir = await appDir(app, { "app.py": "print('hi')\n", "requirements.txt": "hello-tool==1.0\n" });
     const subscriber = stack.api.redis.duplicate();
     const events: string[] = [];

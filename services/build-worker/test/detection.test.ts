@@ -8,7 +8,7 @@ import { detectPlatform } from "../src/platforms/index";
 import { readPackageJson } from "../src/platforms/node-package-json";
 import { choosePackageManager } from "../src/platforms/node-package-managers";
 import type { PlatformContext } from "../src/platforms/platform";
-import { planInstall } from "../src/platforms/python-installers";
+import { planInstall, UV_VERSION } from "../src/platforms/python-installers";
 
 /**
  * What each platform chooses from the files a source carries, without building: no Redis, no
@@ -101,15 +101,31 @@ describe("choosing the Python installer", () => {
     return { plan, lines };
   };
 
+  // PYTHON_INSTALLER=pip: these choose the file; which installer runs it is tested below.
+  const PIP = { PYTHON_INSTALLER: "pip" };
+
   it("requirements.txt: pip, keyed by its text", async () => {
-    const { plan } = await choose({ "requirements.txt": "Flask==3.0.3  # web\n-r base.txt\ngunicorn\n" });
+    const { plan } = await choose({ "requirements.txt": "Flask==3.0.3  # web\n-r base.txt\ngunicorn\n" }, PIP);
     expect(plan).toMatchObject({ installer: "pip", packages: ["flask", "gunicorn"], inputs: { requirements: "Flask==3.0.3  # web\n-r base.txt\ngunicorn\n" } });
   });
 
   it("requirements.txt wins over lock files beside it, as in Oryx, and says so", async () => {
-    const { plan, lines } = await choose({ "requirements.txt": "flask\n", "uv.lock": UV_LOCK, "pyproject.toml": PYPROJECT });
+    const { plan, lines } = await choose({ "requirements.txt": "flask\n", "uv.lock": UV_LOCK, "pyproject.toml": PYPROJECT }, PIP);
     expect(plan.installer).toBe("pip");
     expect(lines.join("\n")).toMatch(/Found requirements.txt and uv.lock: installing from requirements.txt/);
+  });
+
+  it("requirements files: uv unless PYTHON_INSTALLER=pip, and the cache key says which installer", async () => {
+    const requirements = { "requirements.txt": "Flask==3.0.3\n" };
+    const uv = (await choose(requirements)).plan;
+    expect(uv).toMatchObject({ installer: "uv", packages: ["flask"], inputs: { requirements: "Flask==3.0.3\n", installer: `uv ${UV_VERSION}, else pip` } });
+    const pip = (await choose(requirements, { PYTHON_INSTALLER: " PIP " })).plan;
+    expect(pip.inputs).toEqual({ requirements: "Flask==3.0.3\n", installer: "pip" });
+    const custom = (await choose({ "reqs/prod.txt": "fastapi\n" }, { CUSTOM_REQUIREMENTSTXT_PATH: "reqs/prod.txt" })).plan;
+    expect(custom).toMatchObject({ installer: "uv", inputs: { requirementsFile: "reqs/prod.txt" } });
+    expect((await choose(requirements, { PYTHON_INSTALLER: "uv" })).plan.installer).toBe("uv");
+    // A mistyped value fails whatever the source carries, not only where it would have mattered.
+    await expect(choose({ "uv.lock": UV_LOCK, "pyproject.toml": PYPROJECT }, { PYTHON_INSTALLER: "poetry" })).rejects.toThrow('PYTHON_INSTALLER must be uv or pip (it is "poetry")');
   });
 
   it("uv.lock: uv, packages reachable from the project", async () => {
@@ -153,7 +169,7 @@ describe("choosing the Python installer", () => {
 
   it("CUSTOM_REQUIREMENTSTXT_PATH: pip from that file, which must be inside the source", async () => {
     const files = { "requirements.txt": "django\n", "reqs/prod.txt": "fastapi\n" };
-    const { plan } = await choose(files, { CUSTOM_REQUIREMENTSTXT_PATH: "reqs/prod.txt" });
+    const { plan } = await choose(files, { CUSTOM_REQUIREMENTSTXT_PATH: "reqs/prod.txt", ...PIP });
     expect(plan).toMatchObject({ installer: "pip", packages: ["fastapi"], inputs: { requirements: "fastapi\n", requirementsFile: "reqs/prod.txt" } });
     await expect(choose(files, { CUSTOM_REQUIREMENTSTXT_PATH: "../prod.txt" })).rejects.toThrow(/must be a path inside the source/);
     await expect(choose(files, { CUSTOM_REQUIREMENTSTXT_PATH: "reqs/missing.txt" })).rejects.toThrow(/not a file in the source/);

@@ -4,12 +4,11 @@ import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, storageKeys } from "@slipway/shared";
-import { uniqueApp } from "../../../test/harness/env";
-import { json } from "../../../test/harness/http";
+import { freePort } from "@slipway/shared";
 import { eventually } from "../../../test/harness/local-stack";
 import { installerTools, lockWith, serveSimpleIndex, type LockTools } from "../../../test/harness/python-locks";
-import { extractArtifact, spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, type BuildView, type InProcessStack } from "../../../test/harness/stack";
+import { spawnAgent, startInProcessStack, writeTree, type InProcessStack } from "../../../test/harness/stack";
+import { pythonBuilds } from "../../../test/harness/python-builds";
 import { buildWheel } from "../../../test/harness/wheels";
 import {
   PIPENV_VERSION,
@@ -55,29 +54,7 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const logOf = (build: BuildView) => stack.api.store.getText(storageKeys.buildLog(build.app, build.id));
-
-async function buildApp(files: Record<string, string>, options: { app?: string; buildEnv?: Record<string, string> } = {}) {
-  const app = options.app ?? uniqueApp("py");
-  if (options.buildEnv) await stack.api.apps.upsert(app, { buildEnv: options.buildEnv });
-  const dir = await writeTree(await mkdtemp(path.join(work, `${app}-`)), files);
-  const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir)).id, 300_000);
-  return { app, build, log: await logOf(build) };
-}
-
-async function rebuild(app: string) {
-  const response = await fetch(`${stack.baseUrl}/v1/apps/${app}/rebuild`, { method: "POST" });
-  expect(response.status).toBe(202);
-  const build = await waitForBuild(stack.baseUrl, (await json<BuildView>(response)).id, 300_000);
-  return { build, log: await logOf(build) };
-}
-
-/** The built venv's site-packages, from the build's artifact. */
-async function sitePackages(build: BuildView): Promise<string> {
-  const out = await extractArtifact(stack, build, work);
-  const lib = path.join(out, "antenv", "lib");
-  return path.join(lib, (await readdir(lib))[0]!, "site-packages");
-}
+const { logOf, buildApp, rebuild, sitePackages } = pythonBuilds(() => stack, () => work);
 
 /** Serves the app's current release through a real runtime agent (sandboxed) and answers its body. */
 async function serve(app: string): Promise<string> {

@@ -33,7 +33,8 @@ export interface PlatformContext {
   /** Where the worker's operator installed language runtimes beyond those on its PATH. */
   toolchains: { pythonInstallsDir?: string };
   log: (line: string) => void;
-  run: (command: string, args: string[], options?: Partial<Pick<RunOptions, "env" | "cwd" | "label">>) => Promise<void>;
+  /** Runs a command in the build's sandbox, its output in the log (and seen by `watch`, which reads why it failed). */
+  run: (command: string, args: string[], options?: Partial<Pick<RunOptions, "env" | "cwd" | "label">> & { watch?: (line: string) => void }) => Promise<void>;
 }
 
 /** What a platform reports for the manifest. */

@@ -4,6 +4,7 @@ import { readUntrustedText } from "@slipway/shared";
 import type { PythonInterpreter } from "@slipway/shared/sandbox";
 import { BuildFailure } from "../errors";
 import type { ToolSpec } from "../tools";
+import type { PlatformContext } from "./platform";
 
 /** Lock files larger than this fail the build rather than being read in part. */
 const MAX_LOCK_BYTES = 16 * 1024 * 1024;
@@ -30,6 +31,8 @@ export interface Plan {
   packages: string[];
   /** Installs the dependencies into the (new, empty) venv. */
   dependencies(): Promise<void>;
+  /** dependencies() makes the venv itself (uv seeds pip into it faster than ensurepip). */
+  makesVenv?: boolean;
   /**
    * With the venv from the cache instead: checks what the install would have (the lock still
    * matches its pyproject.toml or Pipfile), since the cache is keyed by the lock alone.
@@ -37,6 +40,12 @@ export interface Plan {
   verify?(): Promise<void>;
   /** Installs the project itself, after the dependencies came from the install or from the cache. */
   project?(): Promise<void>;
+}
+
+/** `python -m venv` (pip included: the runtime and later steps use it); `fresh` empties an existing one first. */
+export async function createVenv(ctx: PlatformContext, target: InstallTarget, fresh = false): Promise<void> {
+  ctx.log(`${fresh ? "Re-creating" : "Creating"} virtual environment ${target.venvName} ...`);
+  await ctx.run(target.python.command, ["-m", "venv", ...(fresh ? ["--clear"] : []), target.venvName], { label: "python -m venv" });
 }
 
 /**

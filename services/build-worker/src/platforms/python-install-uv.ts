@@ -10,23 +10,8 @@ export const UV_VERSION = "0.13.6";
 /** uv.lock: `uv sync --locked` into the venv, the project itself (when a package) after the dependencies. */
 export function uvPlan(ctx: PlatformContext, target: InstallTarget, pyproject: Pyproject, lock: string): Plan {
   const packaged = uvIsPackage(pyproject);
-  let uv: Promise<string> | undefined;
-  const uvCommand = () => (uv ??= (async () => path.join(await ctx.tool(uvTool(await defaultPython(ctx))), "bin", "uv"))());
-  const env = {
-    ...target.env,
-    UV_PROJECT_ENVIRONMENT: target.venv,
-    UV_PYTHON: target.python.command,
-    // The build's interpreter only: uv never downloads one, nor picks another.
-    UV_PYTHON_DOWNLOADS: "never",
-    UV_PYTHON_PREFERENCE: "only-system",
-    // Copies, not links into uv's cache in the build's home (which goes with the build).
-    UV_LINK_MODE: "copy",
-    UV_COMPILE_BYTECODE: "1",
-    UV_NO_PROGRESS: "1",
-    // The host's trust store (an operator's proxy CA), as pip's requests does, not uv's bundled roots.
-    UV_SYSTEM_CERTS: "1",
-    ...uvIndexSettings(target.env),
-  };
+  const uvCommand = uvBinary(ctx);
+  const env = { ...uvEnvironment(target), UV_PROJECT_ENVIRONMENT: target.venv };
   // Exactness is pip's venv plus the lock: --inexact keeps pip (the runtime and later steps use it).
   const sync = ["sync", "--locked", "--no-default-groups", "--inexact", "--no-editable", ...(noIndex(target.env) ? ["--no-index"] : [])];
   return {
@@ -55,6 +40,30 @@ export function uvPlan(ctx: PlatformContext, target: InstallTarget, pyproject: P
   };
 }
 
+/** uv from the tool cache, installed there on first use; answers the same promise every call. */
+export function uvBinary(ctx: PlatformContext): () => Promise<string> {
+  let uv: Promise<string> | undefined;
+  return () => (uv ??= (async () => path.join(await ctx.tool(uvTool(await defaultPython(ctx))), "bin", "uv"))());
+}
+
+/** How every uv command of a build runs: the build's interpreter and index settings, copies, bytecode. */
+export function uvEnvironment(target: InstallTarget): Record<string, string> {
+  return {
+    ...target.env,
+    UV_PYTHON: target.python.command,
+    // The build's interpreter only: uv never downloads one, nor picks another.
+    UV_PYTHON_DOWNLOADS: "never",
+    UV_PYTHON_PREFERENCE: "only-system",
+    // Copies, not links into uv's cache in the build's home (which goes with the build).
+    UV_LINK_MODE: "copy",
+    UV_COMPILE_BYTECODE: "1",
+    UV_NO_PROGRESS: "1",
+    // The host's trust store (an operator's proxy CA), as pip's requests does, not uv's bundled roots.
+    UV_SYSTEM_CERTS: "1",
+    ...uvIndexSettings(target.env),
+  };
+}
+
 /** uv's own rule: `tool.uv.package` when set, else whether the project has a build system. */
 export function uvIsPackage(pyproject: Pyproject): boolean {
   const explicit = table(table(pyproject.tool).uv).package;
@@ -73,7 +82,7 @@ function uvIndexSettings(env: Record<string, string>): Record<string, string> {
 }
 
 /** PIP_NO_INDEX, which uv takes only as a flag. */
-const noIndex = (env: Record<string, string>) => !!env.PIP_NO_INDEX && !/^(0|false|no|off)$/i.test(env.PIP_NO_INDEX);
+export const noIndex = (env: Record<string, string>) => !!env.PIP_NO_INDEX && !/^(0|false|no|off)$/i.test(env.PIP_NO_INDEX);
 
 /** The packages the project's main dependencies lock to: those reachable from the project's own entry. */
 export function uvLockPackages(lock: string): string[] {

@@ -1,18 +1,23 @@
 /**
  * How a Python app's dependencies get into its virtualenv, by what the source carries:
  *
- * 1. `CUSTOM_REQUIREMENTSTXT_PATH` (build option), else `requirements.txt`: pip, as Oryx does
- *    (a requirements.txt wins over lock files beside it, as in Oryx).
+ * 1. `CUSTOM_REQUIREMENTSTXT_PATH` (build option), else `requirements.txt` (which wins over lock
+ *    files beside it, as in Oryx): uv (`uv pip install -r`), faster than pip on the same file.
+ *    pip when `PYTHON_INSTALLER=pip`, and whenever uv fails (a pip-only option uv rejects, or
+ *    anything else): the venv is re-created and pip installs, the log says why.
  * 2. `uv.lock`: uv (`uv sync --locked` into the venv).
  * 3. `poetry.lock`: Poetry exports the locked main dependencies; pip installs them.
  * 4. `Pipfile.lock`: Pipenv checks the lock against the Pipfile and exports it; pip installs it.
  * 5. `pyproject.toml` or `setup.py` without any of those: `pip install .`.
  *
+ * The venv is always made by `python -m venv`, so pip is in it whichever installer ran (the
+ * runtime and later steps use it; a uv install puts the interpreter's bundled pip in with uv).
  * uv, Poetry and Pipenv come from the package index into the worker's tool cache (versions
  * pinned here), never into the app's venv. Whatever installs from a lock or requirements file
- * caches the venv keyed by that file's text; the project itself, when it is a package, is
- * installed after that (never cached: its source changes without its lock changing), and never
- * editable (an editable install points at the build directory, which the runtime does not have).
+ * caches the venv keyed by that file's text and by the installer; the project itself, when it is
+ * a package, is installed after that (never cached: its source changes without its lock
+ * changing), and never editable (an editable install points at the build directory, which the
+ * runtime does not have).
  */
 
 import path from "node:path";
@@ -20,9 +25,10 @@ import { readUntrustedText } from "@slipway/shared";
 import { isFile } from "./fs-checks";
 import { BuildFailure } from "../errors";
 import type { PlatformContext } from "./platform";
-import { readLock, readPyproject, type InstallTarget, type Plan } from "./python-install-common";
-import { customRequirementsPlan, pipPlan, projectPlan } from "./python-install-pip";
+import { createVenv, readLock, readPyproject, type InstallTarget, type Plan } from "./python-install-common";
+import { projectPlan } from "./python-install-pip";
 import { pipenvPlan } from "./python-install-pipenv";
+import { customRequirementsPlan, requirementsInstaller, requirementsPlan } from "./python-install-requirements";
 import { poetryPlan } from "./python-install-poetry";
 import { uvPlan } from "./python-install-uv";
 
@@ -46,8 +52,7 @@ export async function installDependencies(ctx: PlatformContext, target: InstallT
     ctx.log(`Skipping venv creation and ${plan.installer} install: dependencies restored from the cache`);
     await plan.verify?.();
   } else {
-    ctx.log(`Creating virtual environment ${target.venvName} ...`);
-    await ctx.run(target.python.command, ["-m", "venv", target.venvName], { label: "python -m venv" });
+    if (!plan.makesVenv) await createVenv(ctx, target);
     await plan.dependencies();
     await target.beforeCacheSave?.();
     if (key) await ctx.cache.save(key, target.venv);
@@ -59,6 +64,8 @@ export async function installDependencies(ctx: PlatformContext, target: InstallT
 /** Which installer the source asks for, and how it installs; nothing is run yet. */
 export async function planInstall(ctx: PlatformContext, target: InstallTarget): Promise<Plan> {
   const dir = ctx.sourceDir;
+  // A mistyped PYTHON_INSTALLER fails every build, not only those it would have changed.
+  requirementsInstaller(ctx.options);
   const custom = ctx.options.CUSTOM_REQUIREMENTSTXT_PATH;
   if (custom) return customRequirementsPlan(ctx, target, custom);
   const locks: string[] = [];
@@ -66,7 +73,7 @@ export async function planInstall(ctx: PlatformContext, target: InstallTarget): 
   const requirements = await readUntrustedText(path.join(dir, "requirements.txt"));
   if (requirements !== undefined) {
     if (locks.length) ctx.log(`Found requirements.txt and ${locks.join(", ")}: installing from requirements.txt, as Oryx does (without it, ${locks[0]} would be used)`);
-    return pipPlan(ctx, target, "requirements.txt", requirements);
+    return requirementsPlan(ctx, target, "requirements.txt", requirements);
   }
   if (locks.length > 1) ctx.log(`Found ${locks.join(", ")}: installing from ${locks[0]} only`);
   switch (locks[0]) {

@@ -36,7 +36,12 @@ export function sandboxCommands(ctx: BuildContext, sandbox: BuildSandbox, option
       cwd: runOptions.cwd ?? ctx.sourceDir,
       env: runOptions.env ?? baseEnv,
       label: runOptions.label ?? command,
-      onLine: ctx.line,
+      onLine: runOptions.watch
+        ? (line) => {
+            ctx.line(line);
+            runOptions.watch!(line);
+          }
+        : ctx.line,
       signal: ctx.signal,
     });
   return { baseEnv, run };
