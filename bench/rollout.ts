@@ -6,7 +6,7 @@
  * whose release is already extracted, against a cold restore and against a restore the host
  * cache already holds. Writes bench/results/rollout.json.
  *
- *   npx tsx bench/rollout.ts            (BENCH_AGENTS, BENCH_REQUIREMENTS override)
+ *   npm run bench:rollout   (builds first: agents run compiled, as in production; BENCH_AGENTS, BENCH_REQUIREMENTS override)
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -14,6 +14,8 @@ import os from "node:os";
 import path from "node:path";
 import { freePort, packDirectory } from "@slipway/shared";
 import { stopChild } from "@slipway/shared/embedded";
+import { compiledEntry } from "../test/harness/entries";
+import { buildAll } from "../scripts/build";
 import { startBenchStack } from "./stack";
 import { benchDir, machine, repoRoot, since, treeStats, writeResult } from "./lib";
 
@@ -32,6 +34,7 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 `;
 
 async function main() {
+  await buildAll();
   const work = await benchDir("rollout");
   const stack = await startBenchStack(work);
   const { env, base, s3 } = stack;
@@ -57,7 +60,7 @@ async function main() {
   /** `hostCache` names the agent's HOST_CACHE_DIR: shared by all, or (undefined) one of its own. */
   const startAgent = (index: number, port: number, phase: string, hostCache?: string) => {
     const runtimeRoot = path.join(work, `${phase}-instance-${index}`);
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "services/runtime-agent/src/main.ts")], {
+    const child = spawn(process.execPath, [compiledEntry("runtime-agent")], {
       cwd: repoRoot,
       env: {
         ...process.env,
@@ -143,7 +146,7 @@ async function main() {
       publishToAllServingSeconds: { hostCacheOff: Math.max(...off.perInstance), hostCacheOn: Math.max(...on.perInstance) },
       publishToServingPerInstanceSeconds: { hostCacheOff: off.perInstance, hostCacheOn: on.perInstance },
       restartToServingSeconds: { alreadyExtracted: warmRestart, fromHostCache: hostCacheRestart, coldRestore: coldRestart, ratio: coldRestart / warmRestart },
-      note: "agents are real processes on this 2-core machine; with rolling rollout the first instance switches alone, then MAX_UNAVAILABLE at a time (restores themselves run in parallel beforehand); times include download, sha256, extraction, venv relocation, app start and health check. hostCacheOff gives each agent its own HOST_CACHE_DIR (each downloads and extracts), hostCacheOn one shared by all (one extraction, hard-link copies), in the same run. Restart times include node/tsx start-up of the agent itself.",
+      note: "agents are real processes on this 2-core machine; with rolling rollout the first instance switches alone, then MAX_UNAVAILABLE at a time (restores themselves run in parallel beforehand); times include download, sha256, extraction, venv relocation, app start and health check. hostCacheOff gives each agent its own HOST_CACHE_DIR (each downloads and extracts), hostCacheOn one shared by all (one extraction, hard-link copies), in the same run. Agents run compiled (node dist/main.js); restart times include the agent's own start-up.",
     });
   } finally {
     await stopAll();

@@ -8,9 +8,9 @@ import { AppProcessNotes } from "./orphans";
 import { InstanceProxy } from "./proxy";
 import { Reconciler } from "./reconciler";
 import { ReleasePhaseRunner } from "./release-phase";
-import { subscribeToReleases, type Subscription } from "./release-notifications";
+import { subscribeToAppEvents, type Subscription } from "./release-notifications";
 import { Restorer } from "./restore";
-import { RolloutTurns } from "./rollout";
+import { RolloutTurns, TurnFreedSignal } from "./rollout";
 import { Supervisor } from "./supervisor";
 import { CurrentReleaseTarget, type TargetRelease } from "./target";
 
@@ -23,6 +23,7 @@ export type { TargetRelease } from "./target";
 export class RuntimeAgent {
   private readonly lifetime = new AbortController();
   private readonly proxy = new InstanceProxy();
+  private readonly turnFreed = new TurnFreedSignal();
   private readonly restorer: Restorer;
   private readonly appNotes: AppProcessNotes;
   private readonly target: CurrentReleaseTarget;
@@ -49,7 +50,7 @@ export class RuntimeAgent {
     this.appLog = new AppLog(new AppLogStream(redis, keys), config, logger);
     this.supervisor = new Supervisor(config, this.proxy, sandbox, this.appNotes, this.appLog, this.lifetime.signal, logger);
     this.heartbeat = new Heartbeat(config, instances, this.supervisor, logger);
-    const rollout = new RolloutTurns(config, new RolloutRepository(redis, keys), instances, this.target, logger, { signal: this.lifetime.signal });
+    const rollout = new RolloutTurns(config, new RolloutRepository(redis, keys), instances, this.target, logger, { signal: this.lifetime.signal, turnFreed: this.turnFreed });
     const releasePhase = new ReleasePhaseRunner(config, { phases: new ReleasePhaseRepository(redis, keys), sandbox, appNotes: this.appNotes, appLog: this.appLog }, logger);
     const moverParts = { restorer: this.restorer, apps: new AppRepository(redis, keys), rollout, supervisor: this.supervisor, heartbeat: this.heartbeat, sandbox, appLog: this.appLog, releasePhase };
     const mover = new ReleaseMover(config, moverParts, logger);
@@ -63,7 +64,10 @@ export class RuntimeAgent {
     if (leftovers.length) this.logger.info({ leftovers }, "removed partial release directories left by an earlier run");
     this.listeningPort = await this.proxy.listen(this.config.PORT);
     this.logger.info({ port: this.listeningPort }, `instance ${this.config.INSTANCE_ID} of ${this.config.APP} listening on port ${this.listeningPort}`);
-    this.notifications = subscribeToReleases(this.redis, this.config.APP, this.logger, (version) => this.reconciler.notified(version));
+    this.notifications = subscribeToAppEvents(this.redis, this.config.APP, this.logger, {
+      onRelease: (version) => this.reconciler.notified(version),
+      onTurnFreed: () => this.turnFreed.notify(),
+    });
     this.heartbeat.start();
     await this.reconciler.start(this.config.RECONCILE_INTERVAL_S * 1000);
   }

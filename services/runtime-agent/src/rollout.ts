@@ -10,6 +10,34 @@ export interface RolloutOptions {
   /** Once aborted, a wait for a turn gives up (as superseded). */
   signal?: AbortSignal;
   pollMs?: number;
+  /** Ends a wait between polls early when another instance gives its turn back. */
+  turnFreed?: TurnFreedSignal;
+}
+
+/**
+ * Wakes the instances waiting for a rollout turn as soon as one is given back, so an 8-instance
+ * rollout does not spend half a poll interval per turn doing nothing. Events can be missed, so
+ * waiters still poll.
+ */
+export class TurnFreedSignal {
+  private readonly waiters = new Set<() => void>();
+
+  notify(): void {
+    for (const wake of [...this.waiters]) wake();
+  }
+
+  /** Resolves on the next `notify()` or after `ms`, whichever comes first. */
+  wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.waiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.waiters.add(wake);
+    });
+  }
 }
 
 /**
@@ -50,7 +78,7 @@ export class RolloutTurns {
         this.logger.warn({ err: error }, "rollout coordination unavailable; switching without it");
         return "go";
       }
-      await sleep(this.pollMs);
+      await (this.options.turnFreed ? this.options.turnFreed.wait(this.pollMs) : sleep(this.pollMs));
     }
   }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import { createLogger, STALE_INSTANCE_MS, type InstanceReport, type RolloutTurn } from "@slipway/shared";
-import { RolloutTurns } from "../src/rollout";
+import { RolloutTurns, TurnFreedSignal } from "../src/rollout";
 import type { TargetRelease } from "../src/target";
 
 const v2: TargetRelease = { version: 2, buildId: "b2" };
@@ -42,6 +42,22 @@ describe("rollout turns", () => {
     const rollouts = new FakeRollouts(["wait", "wait", "wait", "go"]);
     expect(await setUp(rollouts).turns.waitForTurn(v2)).toBe("go");
     expect(rollouts.acquired).toBe(4);
+  });
+
+  it("takes a turn given back at once, without waiting for its next poll", async () => {
+    const rollouts = new FakeRollouts(["wait", "go"]);
+    const target = { current: async () => v2 };
+    const turnFreed = new TurnFreedSignal();
+    // A poll interval no test would wait out: only the signal can end the wait.
+    const turns = new RolloutTurns(config, rollouts, { list: async () => [] }, target, createLogger("rollout-test", "silent"), { pollMs: 600_000, turnFreed });
+    const waiting = turns.waitForTurn(v2);
+    // Notified until it acquires again: a notice before its wait began would be missed, as one lost on the wire.
+    await vi.waitFor(() => {
+      turnFreed.notify();
+      expect(rollouts.acquired).toBe(2);
+    });
+    expect(await waiting).toBe("go");
+    expect(rollouts.acquired).toBe(2);
   });
 
   it("reports a halted rollout", async () => {

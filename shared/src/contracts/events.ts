@@ -15,7 +15,12 @@ export const CANCEL_CHANNEL = "slipway:events:cancel";
 export const cancelEventSchema = z.object({ buildId: buildIdSchema });
 export type CancelEvent = z.infer<typeof cancelEventSchema>;
 
-const eventSchemas = { [RELEASE_CHANNEL]: releaseEventSchema, [CANCEL_CHANNEL]: cancelEventSchema } as const;
+/** Redis pub/sub channel on which runtime agents hear that an instance gave its rollout turn back. */
+export const ROLLOUT_CHANNEL = "slipway:events:rollout";
+export const rolloutEventSchema = z.object({ app: appNameSchema, version: z.number().int().positive() });
+export type RolloutEvent = z.infer<typeof rolloutEventSchema>;
+
+const eventSchemas = { [RELEASE_CHANNEL]: releaseEventSchema, [CANCEL_CHANNEL]: cancelEventSchema, [ROLLOUT_CHANNEL]: rolloutEventSchema } as const;
 export type Channel = keyof typeof eventSchemas;
 export type EventOf<C extends Channel> = z.infer<(typeof eventSchemas)[C]>;
 

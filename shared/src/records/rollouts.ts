@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import type { RolloutState } from "../contracts/index";
+import { publish, ROLLOUT_CHANNEL, type RolloutState } from "../contracts/index";
 import { redisKeys as defaultKeys, type RecordKeys } from "./keys";
 
 export type RolloutTurn = "go" | "wait" | "halted";
@@ -82,6 +82,8 @@ export class RolloutRepository {
 
   async finish(app: string, version: number, instanceId: string, ok: boolean, everyInstanceDone: boolean): Promise<void> {
     await this.redis.eval(FINISH, 3, ...this.keys(app, version), instanceId, ok ? "ok" : "failed", String(version), everyInstanceDone ? "1" : "0");
+    // Instances waiting for a turn poll anyway; the event only spares them the wait for their next poll.
+    await publish(this.redis, ROLLOUT_CHANNEL, { app, version });
   }
 
   async status(app: string, version: number): Promise<RolloutStatus> {
