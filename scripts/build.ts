@@ -51,7 +51,12 @@ const externalPackages: Plugin = {
 async function compile(entry: (typeof COMPILED_ENTRIES)[number]): Promise<void> {
   const result = await build({
     entryPoints: [path.join(root, entry.source)],
-    outfile: path.join(root, entry.out),
+    outdir: path.join(root, path.dirname(entry.out)),
+    entryNames: path.basename(entry.out, ".js"),
+    // What a bundled process loads lazily (the S3 client) goes to a chunk of its own, read only
+    // when first needed: the agent opens its port without it.
+    splitting: entry.packages === "bundled",
+    chunkNames: "chunks/[name]-[hash]",
     bundle: true,
     platform: "node",
     format: "esm",

@@ -57,13 +57,24 @@ export class RuntimeAgent {
     this.reconciler = new Reconciler(this.target, mover, logger);
   }
 
+  /**
+   * Opens the instance's port: it answers 503 until a release serves. Done first, before anything
+   * slow, so a load balancer or health check sees a live instance as soon as the process runs.
+   */
+  async listen(): Promise<number> {
+    if (this.listeningPort === undefined) {
+      this.listeningPort = await this.proxy.listen(this.config.PORT);
+      this.logger.info({ port: this.listeningPort }, `instance ${this.config.INSTANCE_ID} of ${this.config.APP} listening on port ${this.listeningPort}`);
+    }
+    return this.listeningPort;
+  }
+
   async start(): Promise<void> {
+    await this.listen();
     this.sandbox = await AppSandbox.prepare(this.config, this.logger);
     await this.appNotes.stopOrphans();
     const leftovers = await this.restorer.removeLeftovers();
     if (leftovers.length) this.logger.info({ leftovers }, "removed partial release directories left by an earlier run");
-    this.listeningPort = await this.proxy.listen(this.config.PORT);
-    this.logger.info({ port: this.listeningPort }, `instance ${this.config.INSTANCE_ID} of ${this.config.APP} listening on port ${this.listeningPort}`);
     this.notifications = subscribeToAppEvents(this.redis, this.config.APP, this.logger, {
       onRelease: (version) => this.reconciler.notified(version),
       onTurnFreed: () => this.turnFreed.notify(),

@@ -1,7 +1,8 @@
 import { chmod, chown, mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { AgentConfig, Logger } from "@slipway/shared";
-import { checkSandboxSupport, hostToolchains, runOnHost, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
+import { knownToolchains } from "./toolchain-cache";
+import { checkSandboxSupport, runOnHost, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 
 /** An instance's `APP_DATA_PATH`: beside its `releases/`, never inside one. */
 export const appDataPath = (runtimeRoot: string): string => path.join(runtimeRoot, "data");
@@ -21,7 +22,7 @@ export class AppSandbox {
   private constructor(
     readonly mode: SandboxMode,
     readonly uid: number,
-    private readonly toolchains: string[],
+    private toolchains: string[],
     private readonly config: AgentConfig,
   ) {}
 
@@ -34,9 +35,14 @@ export class AppSandbox {
       await sandbox.prepareData();
       return sandbox;
     }
-    const { cgroups } = await checkSandboxSupport({ network: false });
+    let sandbox: AppSandbox | undefined;
+    // A change the later probe finds applies to the app's next start.
+    const toolchainsChanged = (found: string[]) => {
+      if (sandbox) sandbox.toolchains = found;
+    };
+    const [{ cgroups }, toolchains] = await Promise.all([checkSandboxSupport({ network: false }), knownToolchains(config.RUNTIME_ROOT, logger, toolchainsChanged)]);
     if (!cgroups) logger.warn("cgroups are not writable here: the app gets prlimit's process limit but no memory limit");
-    const sandbox = new AppSandbox("on", uid, await hostToolchains(), config);
+    sandbox = new AppSandbox("on", uid, toolchains, config);
     await sandbox.prepareData();
     return sandbox;
   }

@@ -44,6 +44,9 @@ function probe(port: number, healthPath: string, expectText: string | undefined)
   });
 }
 
+const HEALTH_FIRST_PAUSE_MS = 10;
+const HEALTH_MAX_PAUSE_MS = 250;
+
 const healthy = (answer: Answer) => answer.status !== undefined && answer.status >= 200 && answer.status < 400 && answer.hasText;
 
 /**
@@ -55,6 +58,9 @@ export async function waitUntilHealthy(app: AppProcess, port: number, criteria: 
   const { path: healthPath, timeoutMs, expectText, source } = criteria;
   const deadline = Date.now() + timeoutMs;
   let last: Answer = { status: undefined, hasText: false };
+  // Probes start close together and spread out: an app that is up in 50 ms is switched to then,
+  // not at the next fixed tick, and a slow one is not asked hundreds of times.
+  let pauseMs = HEALTH_FIRST_PAUSE_MS;
   while (Date.now() < deadline) {
     if (!app.running) {
       const exit = await app.exited;
@@ -62,7 +68,8 @@ export async function waitUntilHealthy(app: AppProcess, port: number, criteria: 
     }
     last = await probe(port, healthPath, expectText);
     if (healthy(last)) return;
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, pauseMs));
+    pauseMs = Math.min(HEALTH_MAX_PAUSE_MS, pauseMs * 1.5);
   }
   const seconds = Math.round(timeoutMs / 1000);
   if (last.status === undefined) {

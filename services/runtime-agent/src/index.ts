@@ -19,6 +19,8 @@ export async function start(config: AgentConfig, logger: Logger): Promise<Runnin
   // Commands fail fast while Redis is down, so the agent can fall back to storage instead of queueing.
   const redis = connectRedis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   redis.on("error", (error) => logger.debug({ err: error }, "redis connection error"));
+  const agent = new RuntimeAgent(config, redis, new ObjectStore(config), logger);
+  await agent.listen();
   // Give Redis a moment at boot; if it is down the agent starts from storage's copy of the release.
   // (not events.once: it rejects on the first connection error)
   await new Promise<void>((resolve) => {
@@ -28,7 +30,6 @@ export async function start(config: AgentConfig, logger: Logger): Promise<Runnin
       resolve();
     });
   });
-  const agent = new RuntimeAgent(config, redis, new ObjectStore(config), logger);
   return {
     agent,
     ready: agent.start(),

@@ -37,6 +37,8 @@ interface RestoreMarker {
   buildId: string;
   outputSha256: string | null;
   restoredAt: string;
+  /** The manifest as storage gave it: a restart reuses the directory without asking storage again. */
+  manifest?: string;
 }
 
 const MARKER = path.join(".slipway", "restored.json");
@@ -86,25 +88,29 @@ export class Restorer {
   }
 
   async fetchManifest(app: string, buildId: string): Promise<BuildManifest> {
-    let text: string;
+    return parseStoredManifest(await this.fetchManifestText(app, buildId));
+  }
+
+  private async fetchManifestText(app: string, buildId: string): Promise<string> {
     try {
-      text = await this.store.getText(storageKeys.manifest(app, buildId));
+      return await this.store.getText(storageKeys.manifest(app, buildId));
     } catch (error) {
       if (error instanceof ObjectNotFoundError) throw new RestoreError(`build ${buildId} has no manifest in storage (${error.key})`);
-      throw error;
-    }
-    try {
-      return parseManifest(text);
-    } catch (error) {
-      if (error instanceof ManifestError) throw new RestoreError(error.message);
       throw error;
     }
   }
 
   async restore(app: string, buildId: string): Promise<RestoredRelease> {
-    const manifest = await this.fetchManifest(app, buildId);
     const appPath = this.releasePath(buildId);
     const marker = await readMarker(appPath);
+    // A directory restored and marked complete here keeps the manifest it came from: a restart
+    // starts from it without waiting for storage.
+    if (marker?.buildId === buildId && marker.manifest !== undefined) {
+      const manifest = parseStoredManifest(marker.manifest);
+      if (marker.outputSha256 === (manifest.outputSha256 ?? null)) return { appPath, manifest, reused: true };
+    }
+    const manifestText = await this.fetchManifestText(app, buildId);
+    const manifest = parseStoredManifest(manifestText);
     if (marker && marker.buildId === buildId && marker.outputSha256 === (manifest.outputSha256 ?? null)) {
       return { appPath, manifest, reused: true };
     }
@@ -115,7 +121,7 @@ export class Restorer {
       await this.hostCache.copyInto(app, buildId, manifest.outputSha256 ?? null, partial, (into) => this.extract(app, buildId, manifest, into));
       await relocate(partial, appPath, manifest);
       await writeProfile(partial, appPath, this.dataPath, manifest);
-      const restoreMarker: RestoreMarker = { buildId, outputSha256: manifest.outputSha256 ?? null, restoredAt: new Date().toISOString() };
+      const restoreMarker: RestoreMarker = { buildId, outputSha256: manifest.outputSha256 ?? null, restoredAt: new Date().toISOString(), manifest: manifestText };
       await replaceFile(path.join(partial, MARKER), JSON.stringify(restoreMarker));
       await rename(partial, appPath);
       return { appPath, manifest, reused: false };
@@ -158,6 +164,15 @@ export class Restorer {
     }
     await this.hostCache.prune();
     return removed;
+  }
+}
+
+function parseStoredManifest(text: string): BuildManifest {
+  try {
+    return parseManifest(text);
+  } catch (error) {
+    if (error instanceof ManifestError) throw new RestoreError(error.message);
+    throw error;
   }
 }
 

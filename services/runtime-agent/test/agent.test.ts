@@ -159,8 +159,9 @@ describe("runtime agent compatibility and restarts", () => {
     const current = await myInstance();
     const marker = await readFile(path.join(current!.appPath!, ".slipway/restored.json"), "utf8");
     await agent.stop();
-    // Make any fresh download impossible: the restart must use what is on disk.
+    // Make any fresh download impossible: the restart must use what is on disk, manifest included.
     await stack.api.store.remove(storageKeys.artifact(app, current!.buildId!));
+    await stack.api.store.remove(storageKeys.manifest(app, current!.buildId!));
     agent = await startAgent();
     await eventually(async () => ((await body()) === "oryx" ? true : undefined), 30_000, "serving after restart");
     expect(await readFile(path.join(current!.appPath!, ".slipway/restored.json"), "utf8")).toBe(marker);

@@ -211,15 +211,21 @@ describe("agent processes", () => {
     expect(build.status).toBe("succeeded");
     const port = await freePort();
     const runtimeRoot = path.join(work, `${app}-rt`);
-    const env = { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: runtimeRoot };
+    // Extraction happens once per host, into the host cache, and only a finished one is linked into releases/.
+    const hostCache = path.join(work, `${app}-host-cache`);
+    const env = { APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: runtimeRoot, HOST_CACHE_DIR: hostCache };
+    const partials = async () => {
+      const cached = await readdir(path.join(hostCache, app)).catch(() => [] as string[]);
+      const released = await readdir(path.join(runtimeRoot, "releases")).catch(() => [] as string[]);
+      return [...cached, ...released].filter((n) => n.startsWith(".partial-"));
+    };
     const first = spawnAgent(stack, env);
-    await eventually(async () => {
-      const names = await readdir(path.join(runtimeRoot, "releases")).catch(() => [] as string[]);
-      return names.some((n) => n.startsWith(".partial-")) ? true : undefined;
-    }, 60_000, "extraction to begin");
+    await eventually(async () => ((await partials()).length > 0 ? true : undefined), 60_000, "extraction to begin").catch((e) => {
+      throw new Error(`${e.message}\n${first.output().slice(-3000)}`);
+    });
     first.child.kill("SIGKILL");
     await first.exited;
-    expect((await readdir(path.join(runtimeRoot, "releases"))).some((n) => n.startsWith(".partial-"))).toBe(true);
+    expect(await partials()).not.toEqual([]);
 
     const second = spawnAgent(stack, env);
     try {
@@ -227,6 +233,8 @@ describe("agent processes", () => {
       const names = await readdir(path.join(runtimeRoot, "releases"));
       expect(names).toEqual([build.id]);
       expect(existsSync(path.join(runtimeRoot, "releases", build.id, ".slipway/restored.json"))).toBe(true);
+      // What the killed extraction left is cleared once the new release serves.
+      await eventually(async () => ((await partials()).length === 0 ? true : undefined), 30_000, "the killed extraction's leftovers removed");
     } finally {
       second.child.kill("SIGTERM");
       await second.exited;

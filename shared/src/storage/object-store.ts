@@ -1,4 +1,4 @@
-import { Client } from "minio";
+import type { Client, ClientOptions } from "minio";
 import type { Readable } from "node:stream";
 import type { StorageConfig } from "../config";
 
@@ -47,7 +47,8 @@ export interface PutResult {
  */
 export class ObjectStore {
   readonly bucket: string;
-  private readonly client: Client;
+  private readonly options: ClientOptions;
+  private clientLoaded: Promise<Client> | undefined;
 
   constructor(
     config: StorageConfig,
@@ -56,7 +57,7 @@ export class ObjectStore {
     const endpoint = new URL(config.S3_ENDPOINT);
     const useSSL = endpoint.protocol === "https:";
     this.bucket = config.S3_BUCKET;
-    this.client = new Client({
+    this.options = {
       endPoint: endpoint.hostname,
       port: endpoint.port ? Number(endpoint.port) : useSSL ? 443 : 80,
       useSSL,
@@ -64,7 +65,16 @@ export class ObjectStore {
       secretKey: config.S3_SECRET_KEY,
       region: config.S3_REGION,
       pathStyle: true,
-    });
+    };
+  }
+
+  /**
+   * The S3 client, loaded on first use: it is most of what a service loads (its XML and MIME
+   * tables), and a runtime agent opens its port before it needs storage.
+   */
+  private client(): Promise<Client> {
+    this.clientLoaded ??= import("minio").then(({ Client }) => new Client(this.options));
+    return this.clientLoaded;
   }
 
   /** Runs one request, again after a pause while the store is unreachable (see DEFAULT_RETRY). */
@@ -81,9 +91,9 @@ export class ObjectStore {
   }
 
   async ensureBucket(): Promise<void> {
-    if (await this.client.bucketExists(this.bucket)) return;
+    if (await (await this.client()).bucketExists(this.bucket)) return;
     try {
-      await this.client.makeBucket(this.bucket);
+      await (await this.client()).makeBucket(this.bucket);
     } catch (error) {
       // Another service may have created it between the check and the call.
       const code = (error as { code?: string }).code;
@@ -93,12 +103,12 @@ export class ObjectStore {
 
   /** Answers when the store is reachable and the bucket exists; used by health checks. */
   async ping(): Promise<void> {
-    if (!(await this.client.bucketExists(this.bucket))) throw new Error(`bucket ${this.bucket} does not exist`);
+    if (!(await (await this.client()).bucketExists(this.bucket))) throw new Error(`bucket ${this.bucket} does not exist`);
   }
 
   async putBuffer(key: string, data: Buffer | string, contentType = "application/octet-stream"): Promise<PutResult> {
     const buffer = typeof data === "string" ? Buffer.from(data) : data;
-    await this.withRetry(() => this.client.putObject(this.bucket, key, buffer, buffer.length, { "Content-Type": contentType }));
+    await this.withRetry(async () => (await this.client()).putObject(this.bucket, key, buffer, buffer.length, { "Content-Type": contentType }));
     return { key, bytes: buffer.length };
   }
 
@@ -114,11 +124,11 @@ export class ObjectStore {
       const body = Buffer.concat(pending, pendingBytes);
       pending = [];
       pendingBytes = 0;
-      uploadId ??= await this.withRetry(() => this.client.initiateNewMultipartUpload(this.bucket, key, headers));
+      uploadId ??= await this.withRetry(async () => (await this.client()).initiateNewMultipartUpload(this.bucket, key, headers));
       const part = etags.length + 1;
       const id = uploadId;
-      const { etag } = await this.withRetry(() =>
-        this.client.uploadPart({ bucketName: this.bucket, objectName: key, uploadID: id, partNumber: part, headers: {} }, body),
+      const { etag } = await this.withRetry(async () =>
+        (await this.client()).uploadPart({ bucketName: this.bucket, objectName: key, uploadID: id, partNumber: part, headers: {} }, body),
       );
       etags.push({ part, etag });
     };
@@ -133,22 +143,22 @@ export class ObjectStore {
       }
       if (uploadId === undefined) {
         const body = Buffer.concat(pending, pendingBytes);
-        await this.withRetry(() => this.client.putObject(this.bucket, key, body, pendingBytes, headers));
+        await this.withRetry(async () => (await this.client()).putObject(this.bucket, key, body, pendingBytes, headers));
       } else {
         if (pendingBytes > 0) await flushPart();
         const id = uploadId;
-        await this.withRetry(() => this.client.completeMultipartUpload(this.bucket, key, id, etags));
+        await this.withRetry(async () => (await this.client()).completeMultipartUpload(this.bucket, key, id, etags));
       }
       return { key, bytes: total };
     } catch (error) {
-      if (uploadId !== undefined) await this.client.abortMultipartUpload(this.bucket, key, uploadId).catch(() => undefined);
+      if (uploadId !== undefined) await (await this.client()).abortMultipartUpload(this.bucket, key, uploadId).catch(() => undefined);
       throw error;
     }
   }
 
   async getStream(key: string): Promise<Readable> {
     try {
-      return await this.withRetry(() => this.client.getObject(this.bucket, key));
+      return await this.withRetry(async () => (await this.client()).getObject(this.bucket, key));
     } catch (error) {
       if (isNotFound(error)) throw new ObjectNotFoundError(key);
       throw error;
@@ -163,7 +173,7 @@ export class ObjectStore {
 
   async stat(key: string): Promise<{ size: number } | undefined> {
     try {
-      const stat = await this.withRetry(() => this.client.statObject(this.bucket, key));
+      const stat = await this.withRetry(async () => (await this.client()).statObject(this.bucket, key));
       return { size: stat.size };
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -176,21 +186,21 @@ export class ObjectStore {
   }
 
   async copy(fromKey: string, toKey: string): Promise<void> {
-    await this.withRetry(() => this.client.copyObject(this.bucket, toKey, `/${this.bucket}/${fromKey}`));
+    await this.withRetry(async () => (await this.client()).copyObject(this.bucket, toKey, `/${this.bucket}/${fromKey}`));
   }
 
   async remove(key: string): Promise<void> {
-    await this.withRetry(() => this.client.removeObject(this.bucket, key));
+    await this.withRetry(async () => (await this.client()).removeObject(this.bucket, key));
   }
 
   /** A URL that fetches `key` without credentials for `expirySeconds` (for plain HTTP clients such as curl). */
-  presignedGetUrl(key: string, expirySeconds = 600): Promise<string> {
-    return this.client.presignedGetObject(this.bucket, key, expirySeconds);
+  async presignedGetUrl(key: string, expirySeconds = 600): Promise<string> {
+    return (await this.client()).presignedGetObject(this.bucket, key, expirySeconds);
   }
 
   async list(prefix: string): Promise<string[]> {
     const keys: string[] = [];
-    for await (const item of this.client.listObjects(this.bucket, prefix, true)) {
+    for await (const item of (await this.client()).listObjects(this.bucket, prefix, true)) {
       if (item.name) keys.push(item.name);
     }
     return keys;
