@@ -74,6 +74,9 @@ export class ReleaseMover implements ReleaseRunner {
       // Read before the turn: the app's health check timeout sets how long the turn is held.
       const appRecord = await this.readApp();
       const releaseCommand = await resolveReleaseCommand(appPath, appRecord?.releaseCommand);
+      // Prepared before the turn (the release directory handed to the app's uid, its environment):
+      // a turn holds only what must happen one instance at a time, the start and the switch.
+      const spec = await launchSpec(restored, this.parts.sandbox(), appRecord);
       if (coordinated) {
         // The canary runs the release command while holding its turn: the lease covers that too.
         const releaseS = releaseCommand ? this.config.RELEASE_COMMAND_TIMEOUT_S : 0;
@@ -88,7 +91,6 @@ export class ReleaseMover implements ReleaseRunner {
       }
 
       await heartbeat.report("starting", target, appPath);
-      const spec = await launchSpec(restored, this.parts.sandbox(), appRecord);
       // Before any instance switches: the canary (or, on a first deploy, one claimant) runs it, the rest follow its outcome.
       await this.parts.releasePhase.ensure(target, spec, releaseCommand);
       previous = await supervisor.serve(target, spec);
