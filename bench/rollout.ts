@@ -9,6 +9,7 @@
  *   npm run bench:rollout   (builds first: agents run compiled, as in production; BENCH_AGENTS, BENCH_REQUIREMENTS override)
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { openSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -72,8 +73,10 @@ async function main() {
         HOST_CACHE_DIR: hostCache ?? path.join(runtimeRoot, "own-host-cache"),
         RECONCILE_INTERVAL_S: "3600",
         MAX_UNAVAILABLE,
+        ...(process.env.BENCH_LOGS ? { LOG_LEVEL: "info" } : {}),
       },
-      stdio: ["ignore", "ignore", "inherit"],
+      // BENCH_LOGS=<dir> keeps each agent's log there, to see where the time went.
+      stdio: ["ignore", process.env.BENCH_LOGS ? openSync(path.join(process.env.BENCH_LOGS, `${phase}-agent-${index}.log`), "a") : "ignore", "inherit"],
     });
     agents.set(index, child);
   };
