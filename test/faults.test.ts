@@ -54,11 +54,12 @@ const DOWNLOADS = ["getObject", "statObject"];
  * Counts the requests of `store` that its S3 server refused (the store retries them without a
  * word), by calling method of its client: how the test knows the store has met an outage.
  */
-function refusalsOf(store: ObjectStore) {
+async function refusalsOf(store: ObjectStore) {
   const refusals: string[] = [];
-  const holder = store as unknown as { client: object };
-  const client = holder.client;
-  holder.client = new Proxy(client, {
+  // The store loads its client on first use and keeps the promise of it: that promise is swapped.
+  const holder = store as unknown as { client(): Promise<object>; clientLoaded: Promise<object> };
+  const client = await holder.client();
+  holder.clientLoaded = Promise.resolve(new Proxy(client, {
     get(target, property) {
       const value: unknown = Reflect.get(target, property, target);
       if (typeof value !== "function") return value;
@@ -68,7 +69,7 @@ function refusalsOf(store: ObjectStore) {
         return result;
       };
     },
-  });
+  }));
   return { refused: (methods: string[]) => refusals.filter((method) => methods.includes(method)).length };
 }
 
@@ -115,8 +116,8 @@ describe("fault: object storage unreachable while a build uploads and an agent r
     const stack = await startInProcessStack({ S3_ENDPOINT: s3.url, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey });
     const app = uniqueApp("s3-outage");
     const { agent, serving } = await startAgent(stack, app);
-    const workerStore = refusalsOf(stack.worker.ctx.store);
-    const agentStore = refusalsOf(stack.api.store);
+    const workerStore = await refusalsOf(stack.worker.ctx.store);
+    const agentStore = await refusalsOf(stack.api.store);
     try {
       await waitForBuild(stack.baseUrl, (await upload(stack, app, "v1")).id);
       await serving("v1");
