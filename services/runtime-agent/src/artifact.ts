@@ -96,6 +96,8 @@ export class ArtifactExtractor {
     const bodyEnded = new Promise<boolean>((resolve) => {
       body.once("end", () => resolve(true));
       body.once("error", () => resolve(false));
+      // Closed without either (a connection dropped quietly): it did not end; never wait for ever.
+      body.once("close", () => resolve(false));
     });
     const extractInput = new PassThrough();
     body.on("error", (error) => extractInput.destroy(error));

@@ -67,6 +67,9 @@ export function vettedPassThrough(vetter: Pick<ReturnType<typeof createArchiveVe
   });
 }
 
+/** How long a failed extraction waits for its parts to settle before it reports the failure. */
+const CLEANUP_WAIT_MS = 5000;
+
 /**
  * Extracts a tar.gz or tar.zst stream into `destDir` in one pass: decompressed once, node `tar`
  * vets each chunk, then GNU tar writes it. Rejects if any of them fails, and the caller must then
@@ -111,7 +114,9 @@ export async function extractStream(source: Readable, destDir: string, options: 
     guard.destroy();
     gate.destroy();
     vetter.sink.end();
-    await Promise.allSettled(settled);
+    // Everything was stopped above; the wait only lets their last events land. Bounded: a parser
+    // that had already failed may never settle, and a restore must end with its error, not hang.
+    await Promise.race([Promise.allSettled(settled), new Promise((r) => setTimeout(r, CLEANUP_WAIT_MS).unref())]);
     // The vetter's verdict (which entry is unsafe) says more than tar's exit status; but once the
     // guard has refused the stream, the vetter saw it cut short, which says less than the guard.
     if (error instanceof UnsafeArchiveError) throw violation ?? error;
