@@ -2,9 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { Transform, type Readable } from "node:stream";
-import { finished } from "node:stream/promises";
 import { hasZstd, ZSTD_MISSING, type Compression } from "./compression";
-import { collectStderr, decompressedTarGuard, MAX_GZIP_RATIO, startDecompression } from "./decompress";
 import { CorruptArchiveError, UnsafeArchiveError } from "./errors";
 import { createArchiveVetter, inspectArchive, type ArchiveSummary, type InspectOptions } from "./inspect";
 
@@ -35,14 +33,22 @@ export async function extractArchive(file: string, destDir: string, options: Ins
  */
 const GNU_TAR_UNKNOWN_TYPE = /^tar: (.*Unknown file type.*)$/m;
 
-function tarExit(tar: ChildProcess, stderr: () => string): Promise<void> {
+function collectStderr(child: ChildProcess): () => string {
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => {
+    if (stderr.length < 65536) stderr += chunk.toString();
+  });
+  return () => stderr;
+}
+
+function exitOf(child: ChildProcess, what: string, stderr: () => string): Promise<void> {
   return new Promise((resolve, reject) => {
-    tar.on("error", reject);
-    tar.on("close", (code) => {
+    child.on("error", reject);
+    child.on("close", (code) => {
       const unknownType = GNU_TAR_UNKNOWN_TYPE.exec(stderr())?.[1];
       if (unknownType) reject(new UnsafeArchiveError(`the archive holds an entry GNU tar and node tar read differently: ${unknownType}`));
       else if (code === 0) resolve();
-      else reject(new CorruptArchiveError(`tar could not read the archive: ${stderr().trim().split("\n")[0] || `exit ${code}`}`));
+      else reject(new CorruptArchiveError(`${what} could not read the archive: ${stderr().trim().split("\n")[0] || `exit ${code}`}`));
     });
   });
 }
@@ -67,15 +73,12 @@ export function vettedPassThrough(vetter: Pick<ReturnType<typeof createArchiveVe
   });
 }
 
-/** How long a failed extraction waits for its parts to settle before it reports the failure. */
-const CLEANUP_WAIT_MS = 5000;
-
 /**
- * Extracts a tar.gz or tar.zst stream into `destDir` in one pass: decompressed once, node `tar`
- * vets each chunk, then GNU tar writes it. Rejects if any of them fails, and the caller must then
- * discard `destDir`: use it only for a scratch directory that nothing reads until this resolves.
- * Escapes cannot land outside `destDir` meanwhile, since GNU tar itself refuses `..` members,
- * strips leading `/` and never writes through the links it extracted.
+ * Extracts a tar.gz or tar.zst stream into `destDir` in one pass: node `tar` vets each chunk,
+ * then GNU tar writes it. Rejects if either fails, and the caller must then discard `destDir`:
+ * use it only for a scratch directory that nothing reads until this resolves. Escapes cannot
+ * land outside `destDir` meanwhile, since GNU tar itself refuses `..` members, strips leading `/`
+ * and never writes through the links it extracted.
  */
 export async function extractStream(source: Readable, destDir: string, options: ExtractOptions = {}): Promise<ArchiveSummary> {
   const compression = options.compression ?? "gzip";
@@ -83,43 +86,55 @@ export async function extractStream(source: Readable, destDir: string, options: 
   await mkdir(destDir, { recursive: true });
   const vetter = createArchiveVetter(options);
   const vetted = vetter.done;
-  const decompression = startDecompression(compression);
-  const tar = spawn("tar", [...GNU_TAR_EXTRACT, "-C", destDir], { stdio: ["pipe", "ignore", "pipe"], env: { ...process.env, LC_ALL: "C" } });
-  let compressedBytes = 0;
-  const guard = decompressedTarGuard(() => compressedBytes, compression === "gzip" ? MAX_GZIP_RATIO : Infinity);
+  const processes: Promise<void>[] = [];
+  const children: ChildProcess[] = [];
+
+  // gzip: GNU tar and node tar each decompress (two cores); zstd: one `zstd -dc` feeds both.
+  let tarInput: Readable = source;
+  if (compression === "zstd") {
+    const zstd = spawn("zstd", ["-d", "-c", "-q"], { stdio: ["pipe", "pipe", "pipe"] });
+    children.push(zstd);
+    processes.push(exitOf(zstd, "zstd", collectStderr(zstd)));
+    zstd.stdin!.on("error", () => undefined);
+    source.pipe(zstd.stdin!);
+    tarInput = zstd.stdout!;
+  }
+  const tar = spawn("tar", [...GNU_TAR_EXTRACT, ...(compression === "gzip" ? ["-z"] : []), "-C", destDir], {
+    stdio: ["pipe", "ignore", "pipe"],
+    env: { ...process.env, LC_ALL: "C" },
+  });
+  children.push(tar);
+  processes.push(exitOf(tar, "tar", collectStderr(tar)));
+  const sourceDone = new Promise<void>((resolve, reject) => {
+    source.on("error", reject);
+    source.on("end", resolve);
+  });
   const gate = vettedPassThrough(vetter);
-  const readableEnd = (stream: Readable) => finished(stream, { writable: false });
-  const settled = [vetted, readableEnd(source), decompression.finished, tarExit(tar, collectStderr(tar)), readableEnd(guard), readableEnd(gate)];
+  processes.push(
+    new Promise<void>((resolve, reject) => {
+      gate.once("error", reject);
+      gate.once("end", resolve);
+    }),
+  );
   // tar stopping early (on garbage, or past the end-of-archive blocks) must not stall the vetting:
   // swallow its EPIPE and keep the bytes flowing to the vetter; tar's exit status tells the rest.
   tar.stdin!.on("error", () => {
     gate.unpipe();
     gate.resume();
   });
-  source.on("data", (chunk: Buffer) => (compressedBytes += chunk.length));
-  source.pipe(decompression.input);
-  decompression.output.pipe(guard).pipe(gate).pipe(tar.stdin!);
+  tarInput.pipe(gate).pipe(tar.stdin!);
 
   try {
-    const [summary] = await Promise.all(settled);
-    return summary as ArchiveSummary;
+    const [summary] = await Promise.all([vetted, sourceDone, ...processes]);
+    return summary;
   } catch (error) {
-    // Taken before the vetter is ended below, which cuts its archive short.
-    const violation = vetter.violation();
     source.unpipe();
     source.destroy();
-    decompression.output.unpipe();
-    decompression.stop();
-    tar.kill("SIGKILL");
-    guard.destroy();
-    gate.destroy();
+    tarInput.unpipe();
+    for (const child of children) child.kill("SIGKILL");
     vetter.sink.end();
-    // Everything was stopped above; the wait only lets their last events land. Bounded: a parser
-    // that had already failed may never settle, and a restore must end with its error, not hang.
-    await Promise.race([Promise.allSettled(settled), new Promise((r) => setTimeout(r, CLEANUP_WAIT_MS).unref())]);
-    // The vetter's verdict (which entry is unsafe) says more than tar's exit status; but once the
-    // guard has refused the stream, the vetter saw it cut short, which says less than the guard.
-    if (error instanceof UnsafeArchiveError) throw violation ?? error;
+    await Promise.allSettled(processes);
+    // The vetter's verdict (which entry is unsafe) says more than tar's exit status.
     const verdict = await Promise.race([vetted.then(() => undefined, (e: Error) => e), new Promise<undefined>((r) => setTimeout(() => r(undefined), 1000))]);
     throw verdict ?? error;
   }
