@@ -94,6 +94,8 @@ export class ReleasePhaseRunner {
     const state = !error && exit.code === 0 ? "succeeded" : "failed";
     const note = error ?? `exit code ${exit.code}`;
     appLog.system(`release phase of v${release.version} ${state} (${note})`, release.version);
+    // Whoever sees the outcome recorded (an operator, the other instances) can read the command's output in the app's log.
+    await appLog.flush();
     return {
       state,
       command,
