@@ -51,8 +51,9 @@ export class RuntimeAgent {
     this.supervisor = new Supervisor(config, this.proxy, sandbox, this.appNotes, this.appLog, this.lifetime.signal, logger);
     this.heartbeat = new Heartbeat(config, instances, this.supervisor, logger);
     const rollout = new RolloutTurns(config, new RolloutRepository(redis, keys), instances, this.target, logger, { signal: this.lifetime.signal, turnFreed: this.turnFreed });
-    const releasePhase = new ReleasePhaseRunner(config, { phases: new ReleasePhaseRepository(redis, keys), sandbox, appNotes: this.appNotes, appLog: this.appLog }, logger);
-    const moverParts = { restorer: this.restorer, apps: new AppRepository(redis, keys), rollout, supervisor: this.supervisor, heartbeat: this.heartbeat, sandbox, appLog: this.appLog, releasePhase };
+    const { signal } = this.lifetime;
+    const releasePhase = new ReleasePhaseRunner(config, { phases: new ReleasePhaseRepository(redis, keys), sandbox, appNotes: this.appNotes, appLog: this.appLog, signal }, logger);
+    const moverParts = { restorer: this.restorer, apps: new AppRepository(redis, keys), rollout, supervisor: this.supervisor, heartbeat: this.heartbeat, sandbox, appLog: this.appLog, releasePhase, signal };
     const mover = new ReleaseMover(config, moverParts, logger);
     this.reconciler = new Reconciler(this.target, mover, logger);
   }

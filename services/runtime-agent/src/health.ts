@@ -1,5 +1,6 @@
 import http from "node:http";
 import type { AppProcess } from "./app-process";
+import { sleep, throwIfStopping } from "./timeout";
 
 export class HealthCheckError extends Error {
   override name = "HealthCheckError";
@@ -52,9 +53,10 @@ const healthy = (answer: Answer) => answer.status !== undefined && answer.status
 /**
  * Resolves once the app answers the health path with 2xx or 3xx (and, when one is expected, a
  * body containing the text); rejects if the process exits first or the timeout passes, with a
- * one-line reason a user can act on, ending with what the app printed.
+ * one-line reason a user can act on, ending with what the app printed; with `AgentStopping` once
+ * `signal` aborts.
  */
-export async function waitUntilHealthy(app: AppProcess, port: number, criteria: HealthCriteria): Promise<void> {
+export async function waitUntilHealthy(app: AppProcess, port: number, criteria: HealthCriteria, signal?: AbortSignal): Promise<void> {
   const { path: healthPath, timeoutMs, expectText, source } = criteria;
   const deadline = Date.now() + timeoutMs;
   let last: Answer = { status: undefined, hasText: false };
@@ -62,15 +64,17 @@ export async function waitUntilHealthy(app: AppProcess, port: number, criteria: 
   // not at the next fixed tick, and a slow one is not asked hundreds of times.
   let pauseMs = HEALTH_FIRST_PAUSE_MS;
   while (Date.now() < deadline) {
+    throwIfStopping(signal);
     if (!app.running) {
       const exit = await app.exited;
       throw new HealthCheckError(`the app exited (${exit.limitReason ?? exit.signal ?? `code ${exit.code}`}) before answering on $PORT (${port}); ${printedNote(app)}`);
     }
     last = await probe(port, healthPath, expectText);
     if (healthy(last)) return;
-    await new Promise((r) => setTimeout(r, pauseMs));
+    await sleep(pauseMs, signal);
     pauseMs = Math.min(HEALTH_MAX_PAUSE_MS, pauseMs * 1.5);
   }
+  throwIfStopping(signal);
   const seconds = Math.round(timeoutMs / 1000);
   if (last.status === undefined) {
     throw new HealthCheckError(`the app did not listen on $PORT (${port}) within ${seconds} s${otherPortHint(app, port)}; ${printedNote(app)}`);

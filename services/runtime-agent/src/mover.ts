@@ -12,7 +12,7 @@ import type { RolloutTurns } from "./rollout";
 import { resolveReleaseCommand } from "./start-command";
 import type { Running, Supervisor } from "./supervisor";
 import type { TargetRelease } from "./target";
-import { withTimeout } from "./timeout";
+import { AgentStopping, throwIfStopping, withTimeout } from "./timeout";
 
 export interface MoverParts {
   restorer: Restorer;
@@ -23,6 +23,8 @@ export interface MoverParts {
   sandbox: () => AppSandbox;
   appLog: AppLog;
   releasePhase: ReleasePhaseRunner;
+  /** The agent's lifetime: once aborted, the move gives up where it stands. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -69,6 +71,7 @@ export class ReleaseMover implements ReleaseRunner {
       appPath = restored.appPath;
       log.info({ appPath, reused: restored.reused, ms: Date.now() - started }, restored.reused ? "release already restored" : "release restored");
       appLog.system(restored.reused ? `v${target.version} was already restored` : `v${target.version} restored in ${Date.now() - started} ms`, target.version);
+      throwIfStopping(this.parts.signal);
       await requireInterpreter(restored.manifest, this.parts.sandbox());
 
       // Read before the turn: the app's health check timeout sets how long the turn is held.
@@ -97,6 +100,12 @@ export class ReleaseMover implements ReleaseRunner {
       this.servingConfig = launchConfigKey(appRecord);
       log.info({ command: spec.command, pid: supervisor.serving?.pid }, "release serving");
     } catch (error) {
+      if (error instanceof AgentStopping || this.parts.signal?.aborted) {
+        log.info("release move abandoned: the agent is stopping");
+        appLog.system(`move to v${target.version} abandoned: the agent is stopping`, target.version);
+        if (coordinated) await rollout.abandon(target);
+        return "superseded";
+      }
       const deterministic = error instanceof RestoreError || error instanceof HealthCheckError || error instanceof ReleasePhaseError;
       const reason = deterministic || error instanceof ReleasePhasePending ? (error as Error).message : `restore failed: ${(error as Error).message}`;
       log.warn({ reason }, supervisor.serving ? "release failed; the previous release keeps serving" : "release failed");

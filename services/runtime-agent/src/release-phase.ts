@@ -5,7 +5,7 @@ import type { AppSandbox } from "./app-sandbox";
 import type { AppProcessNotes } from "./orphans";
 import type { LaunchSpec } from "./supervisor";
 import type { TargetRelease } from "./target";
-import { sleep } from "./timeout";
+import { AgentStopping, sleep, throwIfStopping } from "./timeout";
 
 const POLL_MS = 300;
 /** The release record keeps this much of the command's output; the app log has all of it. */
@@ -21,10 +21,12 @@ export class ReleasePhaseError extends Error {}
 export class ReleasePhasePending extends Error {}
 
 export interface ReleasePhaseParts {
-  phases: Pick<ReleasePhaseRepository, "claim" | "outcome" | "record">;
+  phases: Pick<ReleasePhaseRepository, "claim" | "outcome" | "record" | "giveBack">;
   sandbox: () => AppSandbox;
   appNotes: Pick<AppProcessNotes, "track">;
   appLog: AppLog;
+  /** The agent's lifetime: once aborted, a wait gives up and a running command is stopped. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -49,6 +51,7 @@ export class ReleasePhaseRunner {
     const leaseMs = RELEASE_COMMAND_TIMEOUT_S * 1000 + CLAIM_MARGIN_MS;
     const deadline = Date.now() + 2 * leaseMs;
     for (;;) {
+      throwIfStopping(this.parts.signal);
       let outcome: ReleasePhase | undefined;
       try {
         outcome = await this.parts.phases.outcome(APP, release.version);
@@ -58,6 +61,7 @@ export class ReleasePhaseRunner {
           await this.parts.phases.record(APP, release.version, outcome).catch((error) => this.logger.warn({ err: error }, "could not record the release phase outcome"));
         }
       } catch (error) {
+        if (error instanceof AgentStopping) throw error;
         // Without Redis a release can only be one that became current (and ran its command)
         // before the outage: starting it beats an instance that cannot come back up.
         this.logger.warn({ err: error }, "release phase coordination unavailable; starting without it");
@@ -66,7 +70,7 @@ export class ReleasePhaseRunner {
       if (outcome?.state === "succeeded") return;
       if (outcome) throw new ReleasePhaseError(`the release command failed (${outcome.error ?? `exit code ${outcome.exitCode}`}) on ${outcome.instanceId}${outcome.outputTail ? `: ${outcome.outputTail.split("\n").slice(-3).join(" | ")}` : ""}`);
       if (Date.now() > deadline) throw new ReleasePhasePending(`the release command of v${release.version} on another instance did not finish in time`);
-      await sleep(this.pollMs);
+      await sleep(this.pollMs, this.parts.signal);
     }
   }
 
@@ -89,7 +93,22 @@ export class ReleasePhaseRunner {
       timedOut = true;
       void child.stop(5000);
     }, timeoutS * 1000);
-    const exit: AppExit = await child.exited.finally(() => clearTimeout(timer));
+    const { signal } = this.parts;
+    const interrupt = () => void child.stop(5000);
+    signal?.addEventListener("abort", interrupt, { once: true });
+    if (signal?.aborted) interrupt();
+    const exit: AppExit = await child.exited.finally(() => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", interrupt);
+    });
+    if (signal?.aborted) {
+      // Interrupted is not failed: no outcome is recorded, and the claim goes back so the next
+      // instance runs the command at once instead of after the lease.
+      appLog.system(`release phase of v${release.version} interrupted: the agent is stopping`, release.version);
+      await appLog.flush();
+      await this.parts.phases.giveBack(this.config.APP, release.version, this.config.INSTANCE_ID).catch((error) => this.logger.warn({ err: error }, "could not give the release command claim back"));
+      throw new AgentStopping();
+    }
     const error = timedOut ? `timed out after ${timeoutS} s` : (exit.limitReason ?? (exit.signal ? `ended by ${exit.signal}` : undefined));
     const state = !error && exit.code === 0 ? "succeeded" : "failed";
     const note = error ?? `exit code ${exit.code}`;

@@ -78,7 +78,7 @@ export class RolloutTurns {
         this.logger.warn({ err: error }, "rollout coordination unavailable; switching without it");
         return "go";
       }
-      await (this.options.turnFreed ? this.options.turnFreed.wait(this.pollMs) : sleep(this.pollMs));
+      await (this.options.turnFreed ? this.options.turnFreed.wait(this.pollMs) : sleep(this.pollMs, this.options.signal));
     }
   }
 
@@ -90,9 +90,14 @@ export class RolloutTurns {
         const fresh = (await this.instances.list(this.config.APP)).filter((i) => Date.now() - Date.parse(i.lastHeartbeatAt) < STALE_INSTANCE_MS);
         everyInstanceDone = fresh.every((i) => i.release === release.version && i.state === "running");
       }
-      await this.rollouts.finish(this.config.APP, release.version, this.config.INSTANCE_ID, ok, everyInstanceDone);
+      await this.rollouts.finish(this.config.APP, release.version, this.config.INSTANCE_ID, ok ? "ok" : "failed", everyInstanceDone);
     } catch (error) {
       this.logger.warn({ err: error }, "could not record the rollout outcome");
     }
+  }
+
+  /** Gives the turn back with no verdict on the release: this instance is going away. */
+  async abandon(release: TargetRelease): Promise<void> {
+    await this.rollouts.finish(this.config.APP, release.version, this.config.INSTANCE_ID, "abandoned", false).catch((error) => this.logger.warn({ err: error }, "could not give the rollout turn back"));
   }
 }

@@ -8,7 +8,7 @@ import { printedNote, waitUntilHealthy, type HealthCriteria } from "./health";
 import type { AppProcessNotes } from "./orphans";
 import type { InstanceProxy } from "./proxy";
 import type { TargetRelease } from "./target";
-import { sleep } from "./timeout";
+import { AgentStopping, sleep, throwIfStopping } from "./timeout";
 import { TypedEvents } from "./typed-events";
 
 /** How an app ended: `code 7`, `SIGKILL`, or the sandbox limit it hit. */
@@ -110,6 +110,7 @@ export class Supervisor {
 
   /** Spawn → health check → switch. A failed launch's process is stopped and returned with the error. */
   private async launch(spec: LaunchSpec, release: TargetRelease): Promise<{ running: Omit<Running, "release">; error?: unknown }> {
+    throwIfStopping(this.signal);
     const port = await freePort();
     const env = { ...spec.env, PORT: String(port) };
     this.appLog.system(`starting v${release.version} on port ${port}: ${spec.command}`, release.version);
@@ -117,14 +118,15 @@ export class Supervisor {
     const running = { ...spec, env, port, process: app };
     try {
       const criteria = this.healthCriteria(spec.healthCheck);
-      await waitUntilHealthy(app, port, criteria);
+      await waitUntilHealthy(app, port, criteria, this.signal);
       this.appLog.system(`v${release.version} passed its health check (${criteria.path})`, release.version);
       await this.pointCurrentAt(spec.appPath);
       this.proxy.setUpstream(port);
       this.appLog.system(`traffic switched to v${release.version}`, release.version);
       return { running };
     } catch (error) {
-      this.appLog.system(`v${release.version} failed its health check: ${(error as Error).message}`, release.version);
+      const abandoned = error instanceof AgentStopping;
+      this.appLog.system(abandoned ? `start of v${release.version} abandoned: the agent is stopping` : `v${release.version} failed its health check: ${(error as Error).message}`, release.version);
       await app.stop(2000);
       return { running, error };
     }

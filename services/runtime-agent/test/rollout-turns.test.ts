@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { createLogger, STALE_INSTANCE_MS, type InstanceReport, type RolloutTurn } from "@slipway/shared";
+import { createLogger, STALE_INSTANCE_MS, type InstanceReport, type RolloutTurn, type TurnOutcomeRecord } from "@slipway/shared";
 import { RolloutTurns, TurnFreedSignal } from "../src/rollout";
 import type { TargetRelease } from "../src/target";
 
@@ -9,16 +9,16 @@ const config = { APP: "shop", INSTANCE_ID: "i-0", MAX_UNAVAILABLE: 1, HEALTH_TIM
 /** Answers `acquire` from a script of turns (the last repeats), or throws as a Redis outage would. */
 class FakeRollouts {
   acquired = 0;
-  finished: { version: number; ok: boolean; everyInstanceDone: boolean }[] = [];
+  finished: { version: number; outcome: TurnOutcomeRecord; everyInstanceDone: boolean }[] = [];
   outage = false;
   constructor(private readonly turns: RolloutTurn[] = ["go"]) {}
   async acquire(_app: string, _version: number, _instance: string, _max: number, _leaseMs: number): Promise<RolloutTurn> {
     if (this.outage) throw new Error("connection refused");
     return this.turns[Math.min(this.acquired++, this.turns.length - 1)]!;
   }
-  async finish(_app: string, version: number, _instance: string, ok: boolean, everyInstanceDone: boolean) {
+  async finish(_app: string, version: number, _instance: string, outcome: TurnOutcomeRecord, everyInstanceDone: boolean) {
     if (this.outage) throw new Error("connection refused");
-    this.finished.push({ version, ok, everyInstanceDone });
+    this.finished.push({ version, outcome, everyInstanceDone });
   }
 }
 
@@ -92,7 +92,7 @@ describe("rollout turns", () => {
     const rollouts = new FakeRollouts();
     const instances = [instance("i-0", 2, "running"), instance("i-1", 2, "running"), instance("i-2", 1, "running", STALE_INSTANCE_MS + 5000)];
     await setUp(rollouts, instances).turns.finish(v2, true);
-    expect(rollouts.finished).toEqual([{ version: 2, ok: true, everyInstanceDone: true }]);
+    expect(rollouts.finished).toEqual([{ version: 2, outcome: "ok", everyInstanceDone: true }]);
   });
 
   it("leaves the rollout open while a live instance is behind, and records a failure as not done", async () => {
@@ -101,8 +101,8 @@ describe("rollout turns", () => {
     await turns.finish(v2, true);
     await turns.finish(v2, false);
     expect(rollouts.finished).toEqual([
-      { version: 2, ok: true, everyInstanceDone: false },
-      { version: 2, ok: false, everyInstanceDone: false },
+      { version: 2, outcome: "ok", everyInstanceDone: false },
+      { version: 2, outcome: "failed", everyInstanceDone: false },
     ]);
   });
 
@@ -110,5 +110,12 @@ describe("rollout turns", () => {
     const rollouts = new FakeRollouts();
     rollouts.outage = true;
     await expect(setUp(rollouts).turns.finish(v2, true)).resolves.toBeUndefined();
+    await expect(setUp(rollouts).turns.abandon(v2)).resolves.toBeUndefined();
+  });
+
+  it("an instance going away gives its turn back with no verdict on the release", async () => {
+    const rollouts = new FakeRollouts();
+    await setUp(rollouts, [instance("i-0", 1, "running")]).turns.abandon(v2);
+    expect(rollouts.finished).toEqual([{ version: 2, outcome: "abandoned", everyInstanceDone: false }]);
   });
 });

@@ -8,5 +8,5 @@ export { ReleaseRepository } from "./releases";
 export { InstanceRepository } from "./instances";
 export { BuildLogStream, type LogChunk } from "./build-log";
 export { AppLogStream, type AppLogBounds, type AppLogPage, type AppLogQuery, type AppLogRecord, type AppLogSince } from "./app-logs";
-export { RolloutRepository, type RolloutStatus, type RolloutTurn } from "./rollouts";
+export { RolloutRepository, type RolloutStatus, type RolloutTurn, type TurnOutcomeRecord } from "./rollouts";
 export { CacheDigestRepository } from "./cache-digests";

@@ -22,6 +22,11 @@ end
 redis.call('DEL', KEYS[3])
 `;
 
+/** Deletes the claim if this instance still holds it. KEYS: claim. ARGV: instanceId. */
+const GIVE_BACK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+`;
+
 /**
  * Who runs a release's release command, and how it went. The claim is a lease: an agent that dies
  * while running it lets another instance claim it once the lease ends.
@@ -38,6 +43,11 @@ export class ReleasePhaseRepository {
     const raw = await this.redis.hget(this.redisKeys.releases(app), String(version));
     const phase = raw ? (JSON.parse(raw) as { releasePhase?: unknown }).releasePhase : undefined;
     return phase === undefined ? undefined : releasePhaseSchema.parse(phase);
+  }
+
+  /** Gives up the claim without an outcome (the command was interrupted): the next instance may run it at once. */
+  async giveBack(app: string, version: number, instanceId: string): Promise<void> {
+    await this.redis.eval(GIVE_BACK, 1, this.redisKeys.releasePhaseClaim(app, version), instanceId);
   }
 
   async record(app: string, version: number, phase: ReleasePhase): Promise<void> {

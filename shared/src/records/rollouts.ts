@@ -36,8 +36,9 @@ return 'go'
 
 /**
  * Gives the slot back. A failure before any success halts the rollout and marks the release
- * failed; `complete` marks the release complete once every live instance runs it.
- * KEYS: rollout hash, holders zset, releases hash. ARGV: instanceId, outcome (ok|failed), version, complete (1|0).
+ * failed; `complete` marks the release complete once every live instance runs it; `abandoned`
+ * (the instance is going away) only frees the slot.
+ * KEYS: rollout hash, holders zset, releases hash. ARGV: instanceId, outcome (ok|failed|abandoned), version, complete (1|0).
  */
 const FINISH = `
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -45,7 +46,7 @@ local state = nil
 if ARGV[2] == 'ok' then
   redis.call('HINCRBY', KEYS[1], 'successes', 1)
   if ARGV[4] == '1' and redis.call('HGET', KEYS[1], 'state') ~= 'failed' then state = 'complete' end
-else
+elseif ARGV[2] == 'failed' then
   redis.call('HINCRBY', KEYS[1], 'failures', 1)
   if tonumber(redis.call('HGET', KEYS[1], 'successes') or '0') == 0 then state = 'failed' end
 end
@@ -60,6 +61,9 @@ if state then
 end
 return state or ''
 `;
+
+/** How an instance's turn ended. */
+export type TurnOutcomeRecord = "ok" | "failed" | "abandoned";
 
 export interface RolloutStatus {
   state?: RolloutState;
@@ -80,8 +84,8 @@ export class RolloutRepository {
     return (await this.redis.eval(ACQUIRE, 3, ...this.keys(app, version), instanceId, maxUnavailable, Date.now(), leaseMs, String(version))) as RolloutTurn;
   }
 
-  async finish(app: string, version: number, instanceId: string, ok: boolean, everyInstanceDone: boolean): Promise<void> {
-    await this.redis.eval(FINISH, 3, ...this.keys(app, version), instanceId, ok ? "ok" : "failed", String(version), everyInstanceDone ? "1" : "0");
+  async finish(app: string, version: number, instanceId: string, outcome: TurnOutcomeRecord, everyInstanceDone: boolean): Promise<void> {
+    await this.redis.eval(FINISH, 3, ...this.keys(app, version), instanceId, outcome, String(version), everyInstanceDone ? "1" : "0");
     // Instances waiting for a turn poll anyway; the event only spares them the wait for their next poll.
     await publish(this.redis, ROLLOUT_CHANNEL, { app, version });
   }
