@@ -87,10 +87,6 @@ export class Restorer {
     return removed;
   }
 
-  async fetchManifest(app: string, buildId: string): Promise<BuildManifest> {
-    return parseStoredManifest(await this.fetchManifestText(app, buildId));
-  }
-
   private async fetchManifestText(app: string, buildId: string): Promise<string> {
     try {
       return await this.store.getText(storageKeys.manifest(app, buildId));
