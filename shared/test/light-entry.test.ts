@@ -11,8 +11,8 @@ const HEAVY = ["minio", "ioredis", "pino", "tar", "bullmq"];
  * A resolve hook, registered after tsx's and so asked first, that refuses any heavy package: an
  * import of the entry then fails naming the package and the file that asked for it.
  */
-const refuseHeavy = `
-const heavy = ${JSON.stringify(HEAVY)};
+const refuseHeavy = (heavy: string[]) => `
+const heavy = ${JSON.stringify(heavy)};
 export async function resolve(specifier, context, next) {
   const name = specifier.split("/")[0];
   if (heavy.includes(name)) throw new Error("loaded " + specifier + " from " + context.parentURL);
@@ -20,10 +20,10 @@ export async function resolve(specifier, context, next) {
 }`;
 
 /** Imports `entry` in a fresh Node (with tsx, as the CLI runs) under the hook above; answers the error, if any. */
-async function importError(entry: string): Promise<string | undefined> {
+async function importError(entry: string, heavy = HEAVY): Promise<string | undefined> {
   const script = `
 import { register } from "node:module";
-register("data:text/javascript," + encodeURIComponent(${JSON.stringify(refuseHeavy)}));
+register("data:text/javascript," + encodeURIComponent(${JSON.stringify(refuseHeavy(heavy))}));
 await import(${JSON.stringify(entry)});`;
   try {
     await promisify(execFile)(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: root });
@@ -40,5 +40,9 @@ describe("the light entries", () => {
 
   it.each(["@slipway/shared/light", "@slipway/shared/contracts"])("%s loads no Redis, storage, logging or archive client", async (entry) => {
     expect(await importError(entry)).toBeUndefined();
+  });
+
+  it("@slipway/shared/boot, what the agent opens its port with, loads a logger but no Redis, storage or archive client", async () => {
+    expect(await importError("@slipway/shared/boot", HEAVY.filter((name) => name !== "pino"))).toBeUndefined();
   });
 });

@@ -22,7 +22,6 @@ export type { TargetRelease } from "./target";
  */
 export class RuntimeAgent {
   private readonly lifetime = new AbortController();
-  private readonly proxy = new InstanceProxy();
   private readonly turnFreed = new TurnFreedSignal();
   private readonly restorer: Restorer;
   private readonly appNotes: AppProcessNotes;
@@ -40,6 +39,8 @@ export class RuntimeAgent {
     private readonly redis: Redis,
     store: ObjectStore,
     private readonly logger: Logger,
+    /** The instance's port; main opens it before loading the rest of the agent. */
+    private readonly proxy = new InstanceProxy(),
   ) {
     const keys = recordKeys(config.QUEUE_PREFIX);
     this.restorer = new Restorer(store, config, logger);
@@ -64,7 +65,7 @@ export class RuntimeAgent {
    */
   async listen(): Promise<number> {
     if (this.listeningPort === undefined) {
-      this.listeningPort = await this.proxy.listen(this.config.PORT);
+      this.listeningPort = this.proxy.port ?? (await this.proxy.listen(this.config.PORT));
       this.logger.info({ port: this.listeningPort }, `instance ${this.config.INSTANCE_ID} of ${this.config.APP} listening on port ${this.listeningPort}`);
     }
     return this.listeningPort;

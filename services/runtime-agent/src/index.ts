@@ -1,5 +1,6 @@
 import { connectRedis, ObjectStore, type AgentConfig, type Logger } from "@slipway/shared";
 import { RuntimeAgent } from "./agent";
+import type { InstanceProxy } from "./proxy";
 
 export { RuntimeAgent } from "./agent";
 
@@ -15,11 +16,11 @@ export interface RunningAgent {
  * The runtime agent's front door. It answers before the app is up (see `ready`): a stop must be
  * able to arrive while a restore is still running, without waiting for it.
  */
-export async function start(config: AgentConfig, logger: Logger): Promise<RunningAgent> {
+export async function start(config: AgentConfig, logger: Logger, proxy?: InstanceProxy): Promise<RunningAgent> {
   // Commands fail fast while Redis is down, so the agent can fall back to storage instead of queueing.
   const redis = connectRedis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   redis.on("error", (error) => logger.debug({ err: error }, "redis connection error"));
-  const agent = new RuntimeAgent(config, redis, new ObjectStore(config), logger);
+  const agent = new RuntimeAgent(config, redis, new ObjectStore(config), logger, proxy);
   await agent.listen();
   // Give Redis a moment at boot; if it is down the agent starts from storage's copy of the release.
   // (not events.once: it rejects on the first connection error)

@@ -25,6 +25,11 @@ export class InstanceProxy {
     });
   }
 
+  /** The port it listens on, once it does. */
+  get port(): number | undefined {
+    return (this.server.address() as AddressInfo | null)?.port;
+  }
+
   setUpstream(port: number | undefined): void {
     this.upstream = port;
   }
