@@ -1,7 +1,7 @@
-import { access } from "node:fs/promises";
+import { access, mkdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import type { BuildManifest } from "@slipway/shared";
-import { compareVersions, findPythons, probePython } from "@slipway/shared/sandbox";
+import { replaceFile, type BuildManifest } from "@slipway/shared";
+import { compareVersions, findPythons, probePython, type PythonInterpreter } from "@slipway/shared/sandbox";
 import type { AppSandbox } from "./app-sandbox";
 import { RestoreError } from "./restore";
 
@@ -14,7 +14,7 @@ const exists = (file: string) => access(file).then(() => true, () => false);
  * instance has (and the previous release keeps serving). One that has it binds the interpreter's
  * prefix into the app's sandbox, as the build's sandbox did.
  */
-export async function requireInterpreter(manifest: BuildManifest, sandbox: Pick<AppSandbox, "allowReading">): Promise<void> {
+export async function requireInterpreter(manifest: BuildManifest, sandbox: Pick<AppSandbox, "allowReading">, runtimeRoot: string): Promise<void> {
   const wanted = manifest.pythonInterpreterPath;
   // Oryx's manifests and older Slipway ones name none: the PATH's interpreter, as before.
   if (!wanted) return;
@@ -23,7 +23,7 @@ export async function requireInterpreter(manifest: BuildManifest, sandbox: Pick<
   if (!path.isAbsolute(wanted) || !/^python3(\.\d+)?$/.test(path.basename(wanted))) {
     throw new RestoreError(`the release ${needs}, which is not a path to a python3 executable`);
   }
-  const found = await probePython(wanted);
+  const found = await probeRemembered(wanted, runtimeRoot);
   if (!found) {
     const here = (await findPythons()).pythons.map((p) => p.version).sort(compareVersions);
     throw new RestoreError(`the release ${needs}; this instance has ${here.length ? `Python ${here.join(", ")}` : "no Python"}`);
@@ -37,4 +37,48 @@ export async function requireInterpreter(manifest: BuildManifest, sandbox: Pick<
     if (!stdlib.includes(true)) throw new RestoreError(`the release ${needs}; ${dir} does not look like a Python installation`);
     sandbox.allowReading(dir);
   }
+}
+
+/** Beside `releases/`, in the agent's own root-owned directory: no app can write it. */
+const CACHE_FILE = "interpreters.json";
+
+interface Remembered {
+  /** The executable's file as it was when probed: device, inode, size, modification and change times. */
+  identity: string;
+  found: PythonInterpreter;
+}
+
+/**
+ * What probing `command` found, while the file it resolves to is still the one probed; otherwise a
+ * fresh probe, remembered. A probe runs the interpreter, tens of milliseconds that an agent
+ * restart would otherwise spend on every start; a reinstalled or replaced interpreter changes the
+ * file's identity (its change time only root can set, and only by changing the file).
+ */
+async function probeRemembered(command: string, runtimeRoot: string): Promise<PythonInterpreter | undefined> {
+  const file = path.join(runtimeRoot, CACHE_FILE);
+  const identity = await stat(command).then((info) => `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`, () => undefined);
+  const remembered = await readRemembered(file);
+  const hit = remembered[command];
+  if (identity && hit?.identity === identity && isInterpreter(hit.found)) return hit.found;
+  const found = await probePython(command);
+  if (found && identity) {
+    await mkdir(runtimeRoot, { recursive: true });
+    await replaceFile(file, JSON.stringify({ ...remembered, [command]: { identity, found } }));
+  }
+  return found;
+}
+
+async function readRemembered(file: string): Promise<Record<string, Remembered>> {
+  try {
+    const saved = JSON.parse(await readFile(file, "utf8")) as unknown;
+    return saved && typeof saved === "object" && !Array.isArray(saved) ? (saved as Record<string, Remembered>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function isInterpreter(value: unknown): value is PythonInterpreter {
+  const found = value as Partial<PythonInterpreter> | undefined;
+  const absolute = (dir: unknown) => typeof dir === "string" && path.isAbsolute(dir);
+  return absolute(found?.command) && absolute(found?.prefix) && typeof found?.version === "string" && /^3\.\d+\.\d+/.test(found.version) && Array.isArray(found.mounts) && found.mounts.every(absolute);
 }

@@ -36,7 +36,7 @@ export class ReleaseMover implements ReleaseRunner {
   private servingConfig: string | undefined;
 
   constructor(
-    private readonly config: Pick<AgentConfig, "APP" | "KEEP_RELEASES" | "RELEASE_COMMAND_TIMEOUT_S">,
+    private readonly config: Pick<AgentConfig, "APP" | "KEEP_RELEASES" | "RELEASE_COMMAND_TIMEOUT_S" | "RUNTIME_ROOT">,
     private readonly parts: MoverParts,
     private readonly logger: Logger,
   ) {}
@@ -72,7 +72,7 @@ export class ReleaseMover implements ReleaseRunner {
       log.info({ appPath, reused: restored.reused, ms: Date.now() - started }, restored.reused ? "release already restored" : "release restored");
       appLog.system(restored.reused ? `v${target.version} was already restored` : `v${target.version} restored in ${Date.now() - started} ms`, target.version);
       throwIfStopping(this.parts.signal);
-      await requireInterpreter(restored.manifest, this.parts.sandbox());
+      await requireInterpreter(restored.manifest, this.parts.sandbox(), this.config.RUNTIME_ROOT);
 
       // Read before the turn: the app's health check timeout sets how long the turn is held.
       const appRecord = await this.readApp();
