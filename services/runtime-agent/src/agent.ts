@@ -43,7 +43,7 @@ export class RuntimeAgent {
     private readonly proxy = new InstanceProxy(),
   ) {
     const keys = recordKeys(config.QUEUE_PREFIX);
-    this.restorer = new Restorer(store, config, logger);
+    this.restorer = new Restorer(store, config, logger, this.lifetime.signal);
     this.appNotes = new AppProcessNotes(config.RUNTIME_ROOT, logger);
     this.target = new CurrentReleaseTarget(config.APP, new ReleaseRepository(redis, keys), store, logger);
     const sandbox = () => this.appSandbox;

@@ -17,6 +17,7 @@ import {
   type ObjectStore,
 } from "@slipway/shared";
 import { RestoreError } from "./restore-error";
+import { AgentStopping, throwIfStopping } from "./timeout";
 
 /**
  * Downloads a build's tarballs and extracts them, within the agent's caps on what one release may
@@ -27,7 +28,19 @@ export class ArtifactExtractor {
     private readonly store: ObjectStore,
     /** Hard caps on what one release may unpack to, artifact and separate node_modules together. */
     private readonly caps: Pick<AgentConfig, "MAX_RESTORE_BYTES" | "MAX_RESTORE_ENTRIES">,
+    /** Once aborted, a download under way is cut: its extraction fails and is discarded. */
+    private readonly signal?: AbortSignal,
   ) {}
+
+  /** Opens the object's stream, cut when the agent stops. */
+  private async download(key: string): Promise<Readable> {
+    throwIfStopping(this.signal);
+    const body = await this.store.getStream(key);
+    const cut = () => body.destroy(new AgentStopping());
+    this.signal?.addEventListener("abort", cut, { once: true });
+    body.once("close", () => this.signal?.removeEventListener("abort", cut));
+    return body;
+  }
 
   /** The caps left once `used` is unpacked. */
   private remainingCaps(used: ArchiveSummary = { unpackedBytes: 0, entries: 0 }) {
@@ -50,7 +63,7 @@ export class ArtifactExtractor {
     const key = storageKeys.artifact(app, buildId, fileName);
     let body: Readable;
     try {
-      body = await this.store.getStream(key);
+      body = await this.download(key);
     } catch (error) {
       if (error instanceof ObjectNotFoundError) return; // the output tarball already holds node_modules
       throw error;
@@ -76,7 +89,7 @@ export class ArtifactExtractor {
   async extractVerified(key: string, partial: string, manifest: BuildManifest, compression: Compression, fileName: string): Promise<ArchiveSummary> {
     let body: Readable;
     try {
-      body = await this.store.getStream(key);
+      body = await this.download(key);
     } catch (error) {
       if (error instanceof ObjectNotFoundError) {
         if (!manifest.compressDestinationDir) {

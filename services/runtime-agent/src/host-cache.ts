@@ -22,6 +22,7 @@ import lockfile from "proper-lockfile";
 import type { Logger } from "@slipway/shared";
 import { RestoreError } from "./restore-error";
 import { hasLinkedFile, linkTree, sealTree, treeFingerprint } from "./release-tree";
+import { sleep, throwIfStopping } from "./timeout";
 
 interface EntryMarker {
   buildId: string;
@@ -47,6 +48,8 @@ export class HostCache {
   constructor(
     readonly dir: string,
     private readonly logger: Logger,
+    /** The agent's lifetime: a wait for another agent's extraction ends when it aborts. */
+    private readonly signal?: AbortSignal,
   ) {}
 
   /**
@@ -157,18 +160,28 @@ export class HostCache {
     return hasLinkedFile(path.join(entry, TREE)).catch(() => false);
   }
 
-  /** The release's host-wide lock: waited for, or (`wait` false) only taken when free. */
+  /**
+   * The release's host-wide lock: waited for (until the agent stops), or (`wait` false) only
+   * taken when free.
+   */
   private async lock(entry: string, wait: boolean): Promise<() => Promise<void>> {
-    const retries = wait ? Math.ceil(LOCK_WAIT_MS / LOCK_POLL_MS) : 0;
-    return lockfile.lock(entry, {
-      realpath: false,
-      lockfilePath: `${entry}${LOCK_SUFFIX}`,
-      // A holder that died leaves its lock behind: it is taken over once not refreshed for this long.
-      stale: 30_000,
-      retries: { retries, factor: 1, minTimeout: LOCK_POLL_MS, maxTimeout: LOCK_POLL_MS },
-      // The default throws from a timer and would end the agent; a lock lost to a stall only risks a second extraction.
-      onCompromised: (error) => this.logger.warn({ err: error, entry }, "lost the host cache lock; another agent may extract the same release"),
-    });
+    const deadline = Date.now() + (wait ? LOCK_WAIT_MS : 0);
+    for (;;) {
+      try {
+        return await lockfile.lock(entry, {
+          realpath: false,
+          lockfilePath: `${entry}${LOCK_SUFFIX}`,
+          // A holder that died leaves its lock behind: it is taken over once not refreshed for this long.
+          stale: 30_000,
+          // The default throws from a timer and would end the agent; a lock lost to a stall only risks a second extraction.
+          onCompromised: (error) => this.logger.warn({ err: error, entry }, "lost the host cache lock; another agent may extract the same release"),
+        });
+      } catch (error) {
+        if ((error as { code?: string }).code !== "ELOCKED" || Date.now() >= deadline) throw error;
+      }
+      await sleep(LOCK_POLL_MS, this.signal);
+      throwIfStopping(this.signal);
+    }
   }
 }
 

@@ -62,11 +62,13 @@ export class Restorer {
     /** MAX_RESTORE_*: hard caps on what one release may unpack to, artifact and separate node_modules together. */
     config: Pick<AgentConfig, "RUNTIME_ROOT" | "HOST_CACHE_DIR" | "MAX_RESTORE_BYTES" | "MAX_RESTORE_ENTRIES">,
     logger: Logger,
+    /** The agent's lifetime: once aborted, a download stops and a wait for another agent's extraction ends. */
+    signal?: AbortSignal,
   ) {
     this.releasesDir = path.join(config.RUNTIME_ROOT, "releases");
     this.dataPath = appDataPath(config.RUNTIME_ROOT);
-    this.artifacts = new ArtifactExtractor(store, config);
-    this.hostCache = new HostCache(hostCacheDir(config), logger);
+    this.artifacts = new ArtifactExtractor(store, config, signal);
+    this.hostCache = new HostCache(hostCacheDir(config), logger, signal);
   }
 
   releasePath(buildId: string): string {

@@ -1,4 +1,7 @@
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
+import lockfile from "proper-lockfile";
 import { describe, expect, it } from "vitest";
 import { createLogger, freePort, loadAgentConfig, ReleasePhaseRepository, RolloutRepository, type AppLogEntry, type Release } from "@slipway/shared";
 import { RuntimeAgent } from "../src/agent";
@@ -20,7 +23,7 @@ async function deploy(app: string, label: string, files: Record<string, string>)
   const dir = await writeTree(path.join(work, `${app}-${label}`), files);
   const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir)).id);
   if (build.error) throw new Error(`build ${build.id} failed: ${build.error}${await logTail(stack.baseUrl, build.id)}`);
-  return build.release!;
+  return { version: build.release!, buildId: build.id };
 }
 
 const call = (url: string) => fetch(`${used.stack.baseUrl}${url}`, { headers: { Accept: "application/json" } });
@@ -44,7 +47,7 @@ async function launchAgent(app: string, id: string, env: Record<string, string> 
 describe("an agent's stop does not wait on a release move", () => {
   it("stops while it waits for another instance's release command, and while running its own: the command is interrupted, its claim given back, no outcome recorded", async () => {
     const app = uniqueApp("stopphase");
-    const version = await deploy(app, "v1", { "app.py": labelApp("v1"), Procfile: "web: python app.py\nrelease: echo migrating; sleep 600\n" });
+    const { version } = await deploy(app, "v1", { "app.py": labelApp("v1"), Procfile: "web: python app.py\nrelease: echo migrating; sleep 600\n" });
     const runner = await launchAgent(app, "a", { RELEASE_COMMAND_TIMEOUT_S: FOREVER_S });
     await logged(app, "a migrating", "the release command to run on a");
     const follower = await launchAgent(app, "b", { RELEASE_COMMAND_TIMEOUT_S: FOREVER_S });
@@ -71,7 +74,7 @@ describe("an agent's stop does not wait on a release move", () => {
     expect(await fetch(instance.url).then((r) => r.text())).toBe("v1");
 
     // Starts, never listens: without the stop, the health check would wait ten minutes.
-    const v2 = await deploy(app, "v2", { "app.py": "import time\nprint('warming up', flush=True)\ntime.sleep(600)\n", Procfile: "web: python app.py\n" });
+    const { version: v2 } = await deploy(app, "v2", { "app.py": "import time\nprint('warming up', flush=True)\ntime.sleep(600)\n", Procfile: "web: python app.py\n" });
     await logged(app, "a warming up", "v2 to start on a");
     await withDeadline(instance.agent.stop(), STOP_DEADLINE_MS, "the stop during the health check");
 
@@ -81,5 +84,25 @@ describe("an agent's stop does not wait on a release move", () => {
     expect(rollout.state).not.toBe("failed");
     expect(await used.stack.api.redis.zcard(used.stack.keys.rolloutHolders(app, v2))).toBe(0);
     expect((await releaseOf(app, v2))?.state).not.toBe("failed");
+  });
+
+  it("stops while it waits for another agent on the host to extract the release", async () => {
+    const app = uniqueApp("stoplock");
+    const { buildId } = await deploy(app, "v1", { "app.py": labelApp("v1"), Procfile: "web: python app.py\n" });
+    const hostCache = path.join(used.work, `${app}-host-cache`);
+    // Another agent holds the release's host-wide lock, as if extracting a very large release.
+    const entry = path.join(hostCache, app, buildId);
+    await mkdir(path.dirname(entry), { recursive: true });
+    const unlock = await lockfile.lock(entry, { realpath: false, lockfilePath: `${entry}.lock` });
+    try {
+      const instance = await launchAgent(app, "a", { HOST_CACHE_DIR: hostCache });
+      await eventually(async () => ((await used.stack.api.instances.list(app)).find((i) => i.instanceId === "a")?.state === "restoring" ? true : undefined), 60_000, "the instance to wait on the lock");
+      await withDeadline(instance.agent.stop(), STOP_DEADLINE_MS, "the stop while waiting for the host cache lock");
+      expect(await instance.started).toBe("started");
+      expect(existsSync(entry)).toBe(false);
+      expect(await logLines(app)).toContain("a move to v1 abandoned: the agent is stopping");
+    } finally {
+      await unlock();
+    }
   });
 });
