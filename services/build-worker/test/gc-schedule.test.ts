@@ -1,0 +1,30 @@
+import { describe, expect, it } from "vitest";
+import { uniqueApp } from "../../../test/harness/env";
+import { eventually } from "../../../test/harness/local-stack";
+import { useStack } from "../../../test/harness/use-stack";
+import { buildVersions } from "./gc-builds";
+
+const { stack, work } = useStack("gc-schedule", { env: { GC_INTERVAL_S: "1" } });
+
+describe("garbage collection on a schedule", () => {
+  it("takes what falls out of retention, keeping a release an instance runs until it no longer does", async () => {
+    const app = uniqueApp("gcsched");
+    // Nothing is collected while the builds are made.
+    await stack.api.apps.upsert(app, { retention: 100 });
+    const builds = await buildVersions(stack.baseUrl, work, app, 3);
+    const report = (release: number) =>
+      stack.api.instances.report(app, { instanceId: "i-1", release, buildId: builds[release - 1]!.id, state: "running", appPath: "/x", lastHeartbeatAt: new Date().toISOString() });
+    await report(1);
+    const exists = (n: number) => stack.api.store.exists(builds[n - 1]!.artifact!.key);
+
+    await stack.api.apps.upsert(app, { retention: 1 });
+    await eventually(async () => ((await exists(2)) ? undefined : true), 20_000, "the scheduled gc to collect v2");
+    expect(await exists(1)).toBe(true);
+    expect(await exists(3)).toBe(true);
+
+    // Once no instance runs v1, a later run takes it too.
+    await report(3);
+    await eventually(async () => ((await exists(1)) ? undefined : true), 20_000, "the scheduled gc to collect v1");
+    expect(await exists(3)).toBe(true);
+  }, 120_000);
+});
