@@ -137,6 +137,11 @@ const agentSchema = z.object({
    * or each copy is a full copy). Unset, `host-cache` beside RUNTIME_ROOT.
    */
   HOST_CACHE_DIR: z.string().startsWith("/", "must be an absolute path").optional(),
+  /**
+   * Where the host's agents claim their apps' sandbox uids, one per instance: shared by every
+   * agent on this host. Unset, `sandbox-uids` beside RUNTIME_ROOT.
+   */
+  SANDBOX_UID_DIR: z.string().startsWith("/", "must be an absolute path").optional(),
   HEALTH_PATH: z.string().startsWith("/").default("/"),
   HEALTH_TIMEOUT_S: positiveInt.default(30),
   /** A release command (migrations) still running after this long is stopped and fails its release. */
@@ -181,5 +186,12 @@ export const loadAgentConfig = (env: NodeJS.ProcessEnv = process.env): AgentConf
 
 /** The agent's HOST_CACHE_DIR, or its default: `host-cache` in the directory holding RUNTIME_ROOT. */
 export function hostCacheDir(config: Pick<AgentConfig, "RUNTIME_ROOT" | "HOST_CACHE_DIR">): string {
-  return config.HOST_CACHE_DIR ?? path.join(path.dirname(path.resolve(config.RUNTIME_ROOT)), "host-cache");
+  return config.HOST_CACHE_DIR ?? besideRuntimeRoot(config, "host-cache");
 }
+
+/** The agent's SANDBOX_UID_DIR, or its default: `sandbox-uids` in the directory holding RUNTIME_ROOT. */
+export function sandboxUidDir(config: Pick<AgentConfig, "RUNTIME_ROOT" | "SANDBOX_UID_DIR">): string {
+  return config.SANDBOX_UID_DIR ?? besideRuntimeRoot(config, "sandbox-uids");
+}
+
+const besideRuntimeRoot = (config: Pick<AgentConfig, "RUNTIME_ROOT">, name: string) => path.join(path.dirname(path.resolve(config.RUNTIME_ROOT)), name);

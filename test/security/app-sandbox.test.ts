@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,6 +7,7 @@ import { freePort } from "@slipway/shared";
 import { sandboxUid } from "@slipway/shared/sandbox";
 import { uniqueApp } from "../harness/env";
 import { eventually } from "../harness/local-stack";
+import { collidingInstanceIds } from "../harness/uids";
 import { parseProbe, PROBE_SOURCE } from "./probe";
 import { spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, type InProcessStack } from "../harness/stack";
 
@@ -70,6 +71,15 @@ afterAll(async () => {
 });
 
 describe("app sandbox", () => {
+  it("two instances on a host whose names derive the same uid still run as two uids, each owning its own data", async () => {
+    const [first, second] = collidingInstanceIds(app, "twin-");
+    const started = [await startInstance(first), await startInstance(second)];
+    const uids = await Promise.all(started.map(async (instance) => parseProbe(await (await fetch(`${instance.url}/probe`)).text()).uid));
+    expect(uids[0]).toBe(sandboxUid("app", `${app}/${first}`, 200_000));
+    expect(uids[1]).not.toBe(uids[0]);
+    for (const [index, instance] of started.entries()) expect((await stat(path.join(instance.root, "data"))).uid).toBe(uids[index]);
+  });
+
   it("an app runs as its instance's own uid, reads no platform secret, and cannot touch another instance", async () => {
     const one = await startInstance("i-1");
     const two = await startInstance("i-2");

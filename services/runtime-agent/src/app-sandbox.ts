@@ -1,6 +1,7 @@
 import { chmod, chown, mkdir } from "node:fs/promises";
 import path from "node:path";
-import type { AgentConfig, Logger } from "@slipway/shared";
+import { sandboxUidDir, type AgentConfig, type Logger } from "@slipway/shared";
+import { claimAppUid } from "./app-uid";
 import { knownToolchains } from "./toolchain-cache";
 import { checkSandboxSupport, runOnHost, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 
@@ -28,8 +29,9 @@ export class AppSandbox {
 
   /** Refuses (one line) when apps cannot be sandboxed here, unless the operator said SANDBOX=off. */
   static async prepare(config: AgentConfig, logger: Logger): Promise<AppSandbox> {
-    const uid = sandboxUid("app", `${config.APP}/${config.INSTANCE_ID}`, config.SANDBOX_UID_BASE);
+    const id = `${config.APP}/${config.INSTANCE_ID}`;
     if (config.SANDBOX === "off") {
+      const uid = sandboxUid("app", id, config.SANDBOX_UID_BASE);
       logger.warn("SANDBOX=off: the app runs as this agent's own user, beside its credentials. Never do this in production.");
       const sandbox = new AppSandbox("off", uid, [], config);
       await sandbox.prepareData();
@@ -41,6 +43,9 @@ export class AppSandbox {
       if (sandbox) sandbox.toolchains = found;
     };
     const [{ cgroups }, toolchains] = await Promise.all([checkSandboxSupport({ network: false }), knownToolchains(config.RUNTIME_ROOT, logger, toolchainsChanged)]);
+    // The root exists before the claim: a claim whose root is missing counts as abandoned.
+    await mkdir(config.RUNTIME_ROOT, { recursive: true });
+    const uid = await claimAppUid(sandboxUidDir(config), id, config.RUNTIME_ROOT, config.SANDBOX_UID_BASE);
     if (!cgroups) logger.warn("cgroups are not writable here: the app gets prlimit's process limit but no memory limit");
     sandbox = new AppSandbox("on", uid, toolchains, config);
     await sandbox.prepareData();

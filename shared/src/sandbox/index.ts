@@ -1,6 +1,6 @@
 export { SLIRP_DNS, writeSandboxResolvConf } from "./network";
 export { spawnSandboxed, type SandboxCommand, type SandboxExit, type SandboxMode, type SandboxSpec, type SandboxedProcess } from "./spawn";
 export { hostToolchains, sandboxEnvironment, sandboxPath, SYSTEM_PATH } from "./toolchains";
-export { checkSandboxSupport, sandboxUid, sandboxUnavailable, SandboxUnavailableError } from "./support";
+export { checkSandboxSupport, SANDBOX_UID_SPAN, sandboxUid, sandboxUnavailable, SandboxUnavailableError } from "./support";
 export { compareVersions, findPythons, probePython, PYTHON_COMMAND_NAMES, type FoundPythons, type PythonInterpreter } from "./pythons";
 export { runOnHost } from "./process-io";

@@ -11,11 +11,12 @@ export const SANDBOX_UID_SPAN = 65_536;
 /**
  * The host uid a sandbox runs as: derived from what it runs (a build id, an app instance), so
  * concurrent sandboxes, on one host or several, almost never share one, and none is the platform's.
+ * `step` walks on from it, through its half of the range, when a host finds it taken.
  */
-export function sandboxUid(kind: "build" | "app", id: string, base: number): number {
+export function sandboxUid(kind: "build" | "app", id: string, base: number, step = 0): number {
   const half = SANDBOX_UID_SPAN / 2;
   const hash = createHash("sha256").update(`${kind}\0${id}`).digest().readUInt32BE(0) % half;
-  return base + (kind === "app" ? half : 0) + hash;
+  return base + (kind === "app" ? half : 0) + ((hash + step) % half);
 }
 
 /** Whether `command` is an executable on PATH (looked up here: a shell per command cost a start ~10 ms each). */
