@@ -12,7 +12,7 @@ import path from "node:path";
 import autocannon from "autocannon";
 import { freePort, packDirectory } from "@slipway/shared";
 import { startRedisServer, startS3Server, stopChild } from "@slipway/shared/embedded";
-import { benchDir, machine, repoRoot, writeResult } from "./lib";
+import { benchDir, machine, repoRoot, runBench, writeResult } from "./lib";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 50;
@@ -94,7 +94,4 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error(`bench/api failed: ${(error as Error).message}`);
-  process.exit(1);
-});
+runBench("api", main);

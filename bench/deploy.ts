@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { startBenchStack } from "./stack";
-import { benchDir, machine, repoRoot, since, writeResult } from "./lib";
+import { benchDir, machine, repoRoot, runBench, since, writeResult } from "./lib";
 
 const FILES = 50;
 const FILE_BYTES = 1024 * 1024;
@@ -64,10 +64,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error) => {
-    console.error(`bench/deploy failed: ${(error as Error).message}`);
-    process.exit(1);
-  },
-);
+runBench("deploy", main);

@@ -11,7 +11,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { packDirectory } from "@slipway/shared";
 import { startBenchStack } from "./stack";
-import { benchDir, machine, timeBuild, writeResult } from "./lib";
+import { benchDir, machine, runBench, timeBuild, writeResult } from "./lib";
 
 type Files = Record<string, string>;
 
@@ -90,7 +90,4 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error(`bench/frameworks failed: ${(error as Error).message}`);
-  process.exit(1);
-});
+runBench("frameworks", main);

@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { packDirectory, storageKeys, type BuildResponse as BuildView } from "@slipway/shared";
 import { startBenchStack } from "./stack";
-import { benchDir, machine, median, since, writeResult } from "./lib";
+import { benchDir, machine, median, runBench, since, writeResult } from "./lib";
 
 const REQUIREMENTS = process.env.BENCH_REQUIREMENTS ?? "Django==5.1.*\nrequests==2.32.*\ngunicorn==23.*\nwhitenoise==6.*\n";
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -95,7 +95,4 @@ async function main() {
 }
 
 // Something of the closed stack keeps the event loop alive after main (the process never ended): exit.
-main().then(() => process.exit(0)).catch((error) => {
-  console.error(`bench/install failed: ${(error as Error).message}`);
-  process.exit(1);
-});
+runBench("install", main);

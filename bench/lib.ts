@@ -62,3 +62,17 @@ export async function timeBuild(base: string, request: () => Promise<Response>):
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/**
+ * Runs a benchmark's `main` and exits: 0 once it is done (a lingering keep-alive socket must not
+ * hold a finished benchmark open), 1 with one line naming the benchmark when it fails.
+ */
+export function runBench(name: string, main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (error: Error) => {
+      console.error(`bench/${name} failed: ${error.message}`);
+      process.exit(1);
+    },
+  );
+}

@@ -11,7 +11,7 @@ import path from "node:path";
 import { createLogger, packDirectory } from "@slipway/shared";
 import { startRedisServer, startS3Server, stopChild } from "@slipway/shared/embedded";
 import { startServices } from "../test/harness/services";
-import { benchDir, machine, repoRoot, since, writeResult } from "./lib";
+import { benchDir, machine, repoRoot, runBench, since, writeResult } from "./lib";
 
 const BUILDS = Number(process.env.BENCH_BUILDS ?? 100);
 const APPS = 5;
@@ -94,10 +94,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error) => {
-    console.error(`bench/load failed: ${(error as Error).message}`);
-    process.exit(1);
-  },
-);
+runBench("load", main);

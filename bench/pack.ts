@@ -9,7 +9,7 @@ import { createReadStream, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { extractStream, packDirectory, type Compression } from "@slipway/shared";
-import { appWithVenv, benchDir, benchPackages, machine, median, since, treeStats, writeResult } from "./lib";
+import { appWithVenv, benchDir, benchPackages, machine, median, runBench, since, treeStats, writeResult } from "./lib";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
@@ -81,7 +81,4 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error(`bench/pack failed: ${(error as Error).message}`);
-  process.exit(1);
-});
+runBench("pack", main);

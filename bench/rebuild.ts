@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { packDirectory, storageKeys, type BuildResponse as BuildView } from "@slipway/shared";
 import { startBenchStack } from "./stack";
-import { benchDir, machine, since, treeStats, writeResult } from "./lib";
+import { benchDir, machine, runBench, since, treeStats, writeResult } from "./lib";
 
 const REQUIREMENTS = process.env.BENCH_REQUIREMENTS ?? "Django==5.1.*\nrequests==2.32.*\n";
 
@@ -77,7 +77,4 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error(`bench/rebuild failed: ${(error as Error).message}`);
-  process.exit(1);
-});
+runBench("rebuild", main);

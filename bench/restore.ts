@@ -15,7 +15,7 @@ import path from "node:path";
 import { createLogger, ObjectStore, packDirectory, serializeManifest, storageKeys, type Compression, type PackedArchive } from "@slipway/shared";
 import { startS3Server } from "@slipway/shared/embedded";
 import { Restorer } from "../services/runtime-agent/src/restore";
-import { appWithVenv, benchDir, benchPackages, machine, median, since, treeStats, writeResult } from "./lib";
+import { appWithVenv, benchDir, benchPackages, machine, median, runBench, since, treeStats, writeResult } from "./lib";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const COMPRESSIONS: Compression[] = ["zstd", "gzip"];
@@ -169,7 +169,4 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error(`bench/restore failed: ${(error as Error).message}`);
-  process.exit(1);
-});
+runBench("restore", main);

@@ -18,7 +18,7 @@ import { stopChild } from "@slipway/shared/embedded";
 import { compiledEntry } from "../test/harness/entries";
 import { buildAll } from "../scripts/build";
 import { startBenchStack } from "./stack";
-import { benchDir, machine, repoRoot, since, treeStats, writeResult } from "./lib";
+import { benchDir, machine, repoRoot, runBench, since, treeStats, writeResult } from "./lib";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 8);
 const MAX_UNAVAILABLE = process.env.MAX_UNAVAILABLE ?? "1";
@@ -157,11 +157,4 @@ async function main() {
   }
 }
 
-main().then(
-  // A lingering keep-alive socket must not hold a finished benchmark open.
-  () => process.exit(0),
-  (error) => {
-    console.error(`bench/rollout failed: ${(error as Error).message}`);
-    process.exit(1);
-  },
-);
+runBench("rollout", main);

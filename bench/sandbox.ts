@@ -12,7 +12,7 @@ import { freePort, loadWorkerConfig, createLogger, packDirectory } from "@slipwa
 import { hostToolchains, sandboxPath, spawnSandboxed, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 import { start as startBuildWorker } from "@slipway/build-worker";
 import { startBenchStack } from "./stack";
-import { benchDir, machine, median, since, timeBuild, writeResult } from "./lib";
+import { benchDir, machine, median, runBench, since, timeBuild, writeResult } from "./lib";
 
 const REQUIREMENTS = process.env.BENCH_REQUIREMENTS ?? "Django==5.1.*\nrequests==2.32.*\n";
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -126,7 +126,4 @@ async function measureAppStarts(work: string) {
   return { sandboxOnMs: on, sandboxOffMs: off, overheadMs: on - off, samples };
 }
 
-main().catch((error) => {
-  console.error(`bench/sandbox failed: ${(error as Error).message}`);
-  process.exit(1);
-});
+runBench("sandbox", main);

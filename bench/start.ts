@@ -18,7 +18,7 @@ import { freePort, packDirectory } from "@slipway/shared";
 import { stopChild } from "@slipway/shared/embedded";
 import { buildAll } from "../scripts/build";
 import { startBenchStack } from "./stack";
-import { benchDir, machine, median, repoRoot, since, timeBuild, writeResult } from "./lib";
+import { benchDir, machine, median, repoRoot, runBench, since, timeBuild, writeResult } from "./lib";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const TARGETS_S = { agentListening: 0.15, restartToServing: 0.3, cliHelp: 0.2 };
@@ -132,11 +132,4 @@ async function main() {
   }
 }
 
-main().then(
-  // A lingering keep-alive socket must not hold a finished benchmark open.
-  () => process.exit(0),
-  (error) => {
-    console.error(`bench/start failed: ${(error as Error).message}`);
-    process.exit(1);
-  },
-);
+runBench("start", main);
