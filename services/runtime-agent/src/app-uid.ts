@@ -13,8 +13,10 @@ interface Claim {
  * The sandbox uid of this app instance, unique on the host: the one derived from its name
  * (`sandboxUid`), or, when another instance on the host holds that one, the next free one after
  * it. Derivation alone lets two instances share a uid (one pair in 32,768, so likely among a few
- * hundred instances), and a shared uid would let one app read the other's data directory and
- * signal its processes. A claim is a file named by the uid in the host-wide `dir`, put there whole
+ * hundred instances); two apps of one uid share its process limit (RLIMIT_NPROC counts per uid,
+ * host-wide), and each owns the other's files wherever both could reach them: today the sandbox's
+ * mounts keep them apart, and the uid is the line that holds if a mount ever does not. A claim is
+ * a file named by the uid in the host-wide `dir`, put there whole
  * (hard-linked from a finished file, which fails if the name exists); it stays the instance's
  * across restarts, and is taken over once the instance's runtime root is gone.
  */
