@@ -1,6 +1,6 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { freePort, type AppLogEntry, type Release } from "@slipway/shared";
+import { freePort, ReleasePhaseRepository, type AppLogEntry, type Release } from "@slipway/shared";
 import { startAgentOn } from "../../../test/harness/agents";
 import { labelApp } from "../../../test/harness/apps";
 import { uniqueApp } from "../../../test/harness/env";
@@ -99,5 +99,18 @@ describe("release phase", () => {
     } finally {
       await Promise.all(agents.map(({ agent }) => agent.stop()));
     }
+  });
+
+  it("a claim is refused once the outcome is recorded, also to an instance that read 'no outcome' just before: the check and the claim are one step", async () => {
+    const { stack } = used;
+    const phases = new ReleasePhaseRepository(stack.api.redis, stack.keys);
+    const app = uniqueApp("relclaim");
+    await stack.api.redis.hset(stack.keys.releases(app), "1", JSON.stringify({ version: 1 }));
+    expect(await phases.outcome(app, 1)).toBeUndefined();
+    expect(await phases.claim(app, 1, "a", 60_000)).toBe(true);
+    expect(await phases.claim(app, 1, "b", 60_000)).toBe(false);
+    await phases.record(app, 1, { state: "succeeded", command: "true", exitCode: 0, instanceId: "a", finishedAt: new Date().toISOString(), outputTail: "" });
+    // Recording gave the claim back: b, which found no outcome above, must still not run the command.
+    expect(await phases.claim(app, 1, "b", 60_000)).toBe(false);
   });
 });

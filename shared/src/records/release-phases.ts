@@ -22,6 +22,19 @@ end
 redis.call('DEL', KEYS[3])
 `;
 
+/**
+ * Claims the release command unless its outcome is already recorded: one step, since recording
+ * deletes the claim, and a claim taken between reading "no outcome" and claiming would run the
+ * command a second time. KEYS: releases hash, claim. ARGV: version, instanceId, lease (ms).
+ */
+const CLAIM = `
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local phase = raw and cjson.decode(raw).releasePhase
+if phase and phase ~= cjson.null then return 0 end
+if redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3], 'NX') then return 1 end
+return 0
+`;
+
 /** Deletes the claim if this instance still holds it. KEYS: claim. ARGV: instanceId. */
 const GIVE_BACK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -36,7 +49,8 @@ export class ReleasePhaseRepository {
 
   /** True when this instance may run the command: nobody holds the claim and no outcome is recorded. */
   async claim(app: string, version: number, instanceId: string, leaseMs: number): Promise<boolean> {
-    return (await this.redis.set(this.redisKeys.releasePhaseClaim(app, version), instanceId, "PX", leaseMs, "NX")) === "OK";
+    const keys = [this.redisKeys.releases(app), this.redisKeys.releasePhaseClaim(app, version)];
+    return (await this.redis.eval(CLAIM, 2, ...keys, String(version), instanceId, String(leaseMs))) === 1;
   }
 
   async outcome(app: string, version: number): Promise<ReleasePhase | undefined> {
