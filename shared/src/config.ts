@@ -44,6 +44,18 @@ const sandboxShape = {
   SANDBOX_UID_BASE: z.coerce.number().int().min(1000).max(2 ** 31 - 65_536).default(200_000),
 };
 
+/** Garbage collection, run by the API (on demand) and the workers (on a schedule). */
+const gcShape = {
+  /** Releases and builds garbage collection keeps per app, unless the app sets its own `retention`. */
+  GC_RETAIN: positiveInt.default(10),
+  /**
+   * A source stored this recently is never collected: its build may not be recorded yet (an
+   * upload is stored first, then its build), and a collection running meanwhile would see it
+   * unreferenced.
+   */
+  GC_SOURCE_GRACE_S: z.coerce.number().int().nonnegative().default(600),
+};
+
 const commonShape = {
   REDIS_URL: url(["redis:", "rediss:"]),
   /** Prefix of every Redis key, queues and records alike; separate prefixes give separate stacks on one Redis. */
@@ -59,8 +71,7 @@ const apiSchema = z.object({
   API_TOKEN: z.string().min(1).optional(),
   /** Largest accepted source upload: 512 MiB by default, as the REST contract documents (413 above it). */
   MAX_SOURCE_BYTES: positiveInt.default(512 * 1024 * 1024),
-  /** Releases and builds garbage collection keeps per app, unless the app sets its own `retention`. */
-  GC_RETAIN: positiveInt.default(10),
+  ...gcShape,
   /** Admission control: new builds get 429 while this many wait in the queue. */
   MAX_QUEUED_BUILDS: positiveInt.default(500),
   /** The dashboard as `npm run build` bundles it; unset, the API package's own dist/dashboard. */
@@ -102,8 +113,7 @@ const workerSchema = z.object({
   MAX_SOURCE_FILES: positiveInt.default(200_000),
   /** A build whose packed output is larger than this fails instead of filling storage. */
   MAX_OUTPUT_BYTES: positiveInt.default(4 * 1024 * 1024 * 1024),
-  /** Releases and builds garbage collection keeps per app, unless the app sets its own `retention`. */
-  GC_RETAIN: positiveInt.default(10),
+  ...gcShape,
   /** How often a worker collects old artifacts and sources of every app (0 turns the schedule off). */
   GC_INTERVAL_S: z.coerce.number().int().nonnegative().default(3600),
   /** On SIGTERM, running builds get this long to finish before they are handed back to the queue. */

@@ -18,9 +18,12 @@ export interface GcDeps {
  * Deletes an app's old build outputs and sources from storage, keeping: the builds of its newest
  * `retain` releases and of the current one, its newest `retain` builds, any build not finished,
  * any build an instance reports running, and the sources of everything kept plus the latest
- * upload. Records stay; a release of a collected build is refused by the API.
+ * upload, and any source stored in the last `sourceGraceMs` (its build may not be recorded yet).
+ * Records stay; a release of a collected build is refused by the API.
  */
-export async function collectGarbage(deps: GcDeps, app: string, retain: number): Promise<GcReport> {
+export async function collectGarbage(deps: GcDeps, app: string, retain: number, sourceGraceMs: number): Promise<GcReport> {
+  // Taken before anything is read: a source stored since cannot be referenced by what is read below.
+  const sourcesBefore = Date.now() - sourceGraceMs;
   const keep = new Set<string>();
   for (const release of await deps.releases.list(app, retain)) keep.add(release.buildId);
   const current = await deps.releases.current(app);
@@ -54,8 +57,8 @@ export async function collectGarbage(deps: GcDeps, app: string, retain: number):
     report.deletedObjects += keys.length;
     if (keys.length > 0) report.deletedBuilds.push(id);
   }
-  for (const key of await deps.store.list(storageKeys.sourcesPrefix(app))) {
-    if (keptSources.has(key)) continue;
+  for (const { key, lastModified } of await deps.store.listWithTimes(storageKeys.sourcesPrefix(app))) {
+    if (keptSources.has(key) || lastModified.getTime() > sourcesBefore) continue;
     await deps.store.remove(key);
     report.deletedSources.push(key);
     report.deletedObjects += 1;

@@ -13,7 +13,7 @@ export function createGcProcessor(ctx: WorkerContext) {
     for (const name of names) {
       const app = await ctx.apps.get(name);
       if (!app) continue;
-      const report = await collectGarbage({ ...ctx, instances }, name, app.retention ?? ctx.config.GC_RETAIN);
+      const report = await collectGarbage({ ...ctx, instances }, name, app.retention ?? ctx.config.GC_RETAIN, ctx.config.GC_SOURCE_GRACE_S * 1000);
       if (report.deletedObjects > 0) ctx.logger.info({ app: name, builds: report.deletedBuilds.length, sources: report.deletedSources.length }, "garbage collected");
       reports.push(report);
     }

@@ -6,8 +6,9 @@ import { useStack } from "../../../test/harness/use-stack";
 import { buildVersions } from "./gc-builds";
 
 // No scheduled collection here (GC_INTERVAL_S=0 turns it off): the on-demand one's report is all
-// that deletes anything. gc-schedule.test.ts covers the schedule.
-const { stack, work } = useStack("gc", { env: { GC_INTERVAL_S: "0" } });
+// that deletes anything, and sources just stored may go (no grace). gc-schedule.test.ts covers the
+// schedule and the grace.
+const { stack, work } = useStack("gc", { env: { GC_INTERVAL_S: "0", GC_SOURCE_GRACE_S: "0" } });
 
 describe("garbage collection", () => {
   it("deletes artifacts and sources beyond the app's retention, never what a retained release or a running instance uses", async () => {

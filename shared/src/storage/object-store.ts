@@ -199,10 +199,15 @@ export class ObjectStore {
   }
 
   async list(prefix: string): Promise<string[]> {
-    const keys: string[] = [];
+    return (await this.listWithTimes(prefix)).map((object) => object.key);
+  }
+
+  /** The keys under `prefix`, each with when it was last written. */
+  async listWithTimes(prefix: string): Promise<{ key: string; lastModified: Date }[]> {
+    const objects: { key: string; lastModified: Date }[] = [];
     for await (const item of (await this.client()).listObjects(this.bucket, prefix, true)) {
-      if (item.name) keys.push(item.name);
+      if (item.name) objects.push({ key: item.name, lastModified: new Date(item.lastModified) });
     }
-    return keys;
+    return objects;
   }
 }

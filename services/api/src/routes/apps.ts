@@ -125,7 +125,7 @@ export function appRoutes(ctx: ApiContext, mount: string): Router {
     },
     async ({ params }, req, res) => {
       const app = await requireApp(ctx, params.app);
-      const report = await collectGarbage(ctx, app.name, app.retention ?? ctx.config.GC_RETAIN);
+      const report = await collectGarbage(ctx, app.name, app.retention ?? ctx.config.GC_RETAIN, ctx.config.GC_SOURCE_GRACE_S * 1000);
       ctx.logger.info({ app: app.name, deletedBuilds: report.deletedBuilds.length, deletedSources: report.deletedSources.length, requestId: req.id }, "garbage collected");
       res.json(report);
     },
