@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { link, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import lockfile from "proper-lockfile";
+import { replaceFile } from "@slipway/shared";
 import { SANDBOX_UID_SPAN, sandboxUid } from "@slipway/shared/sandbox";
 
 interface Claim {
@@ -55,9 +56,7 @@ async function takeOver(file: string, stale: Claim, mine: Claim): Promise<boolea
   try {
     const current = await readClaim(file);
     if (!current || !sameClaim(current, stale)) return current !== undefined && sameClaim(current, mine);
-    const temporary = `${file}.${randomUUID().slice(0, 8)}.tmp`;
-    await writeFile(temporary, JSON.stringify(mine), { mode: 0o600 });
-    await rename(temporary, file);
+    await replaceFile(file, JSON.stringify(mine), 0o600);
     return true;
   } finally {
     await unlock();
