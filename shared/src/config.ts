@@ -32,6 +32,12 @@ const storageShape = {
   S3_SECRET_KEY: z.string().min(1),
   S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be a valid bucket name").default("slipway"),
   S3_REGION: z.string().min(1).default("us-east-1"),
+  /**
+   * A storage connection that moves no byte for this long is cut and the request fails (retried
+   * when it can be): without it a stalled store or a half-open connection holds a restore or an
+   * upload for ever, and with it an agent's stop waiting behind it.
+   */
+  S3_IDLE_TIMEOUT_S: positiveInt.default(30),
 };
 
 /**
@@ -175,7 +181,7 @@ const agentSchema = z.object({
 export type ApiConfig = z.infer<typeof apiSchema>;
 export type WorkerConfig = z.infer<typeof workerSchema>;
 export type AgentConfig = z.infer<typeof agentSchema>;
-export type StorageConfig = Pick<ApiConfig, keyof typeof storageShape>;
+export type StorageConfig = Omit<Pick<ApiConfig, keyof typeof storageShape>, "S3_IDLE_TIMEOUT_S"> & Partial<Pick<ApiConfig, "S3_IDLE_TIMEOUT_S">>;
 
 function parse<T extends z.ZodTypeAny>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
   // Empty strings mean "unset", as in shells and compose files.

@@ -15,7 +15,7 @@ export interface RunningService {
 export function runService(name: string, start: () => Promise<RunningService>): void {
   let running: RunningService | undefined;
   let stopping = false;
-  let started: Promise<void> | undefined;
+  let starting: Promise<RunningService> | undefined;
   const fail = (error: unknown) => {
     console.error(error instanceof ConfigError ? error.message : `${name} failed to start: ${(error as Error).message}`);
     process.exit(1);
@@ -24,8 +24,9 @@ export function runService(name: string, start: () => Promise<RunningService>): 
     if (stopping) return;
     stopping = true;
     void (async () => {
-      // A signal during start-up stops the service as soon as there is one to stop.
-      if (!running) await started?.catch(() => undefined);
+      // A signal during start-up stops the service as soon as there is one to stop (its `ready`
+      // is not waited for: a stop must end whatever start-up work is still under way).
+      if (!running) await starting?.catch(() => undefined);
       await running?.stop(signal);
       process.exit(0);
     })();
@@ -33,9 +34,11 @@ export function runService(name: string, start: () => Promise<RunningService>): 
   // Before start-up begins: a signal that arrives while it runs must find the handler there.
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
-  started = start().then((service) => {
-    running = service;
-    return service.ready;
-  });
-  started.catch(fail);
+  starting = start();
+  starting
+    .then((service) => {
+      running = service;
+      return service.ready;
+    })
+    .catch(fail);
 }

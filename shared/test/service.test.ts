@@ -27,6 +27,12 @@ describe("runService", () => {
     expect(stdout.trim().split("\n")).toEqual(["starting", "started", "stopping on SIGTERM", "stopped"]);
   });
 
+  it("a SIGTERM while starting does not wait for start-up work that never ends: the service stops once started", async () => {
+    const { code, stdout } = await run({ START_MS: "500", NEVER_READY: "1" }, /starting/);
+    expect(code).toBe(0);
+    expect(stdout.trim().split("\n")).toEqual(["starting", "started", "stopping on SIGTERM", "stopped"]);
+  });
+
   it("a bad configuration is one line, its message alone; another start-up failure names the service; both exit 1", async () => {
     const config = await run({ MODE: "config" });
     expect(config.code).toBe(1);

@@ -17,7 +17,7 @@ import {
   type ObjectStore,
 } from "@slipway/shared";
 import { RestoreError } from "./restore-error";
-import { AgentStopping, throwIfStopping } from "./timeout";
+import { AgentStopping, throwIfStopping, untilStopping } from "./timeout";
 
 /**
  * Downloads a build's tarballs and extracts them, within the agent's caps on what one release may
@@ -35,7 +35,12 @@ export class ArtifactExtractor {
   /** Opens the object's stream, cut when the agent stops. */
   private async download(key: string): Promise<Readable> {
     throwIfStopping(this.signal);
-    const body = await this.store.getStream(key);
+    const opening = this.store.getStream(key);
+    const body = await untilStopping(opening, this.signal).catch((error: Error) => {
+      // A stop while the store had not answered yet: whatever it answers later is dropped.
+      if (error instanceof AgentStopping) void opening.then((late) => late.destroy(), () => undefined);
+      throw error;
+    });
     const cut = () => body.destroy(new AgentStopping());
     this.signal?.addEventListener("abort", cut, { once: true });
     body.once("close", () => this.signal?.removeEventListener("abort", cut));

@@ -56,11 +56,19 @@ export class HostCache {
    * Makes `target` (which must not exist) a copy of the release, extracting it into the cache
    * first with `extract` unless a valid entry for `outputSha256` is there.
    */
-  async copyInto(app: string, buildId: string, outputSha256: string | null, target: string, extract: (into: string) => Promise<void>): Promise<void> {
+  async copyInto(
+    app: string,
+    buildId: string,
+    outputSha256: string | null,
+    target: string,
+    extract: (into: string) => Promise<void>,
+    onStage: (stage: string) => void = () => undefined,
+  ): Promise<void> {
     const entry = path.join(this.dir, app, buildId);
     let copyError: Error | undefined;
     for (let attempt = 1; attempt <= COPY_ATTEMPTS; attempt++) {
-      const marker = await this.ensure(entry, buildId, outputSha256, extract);
+      const marker = await this.ensure(entry, buildId, outputSha256, extract, onStage);
+      onStage("copying the release from the host cache");
       await rm(target, { recursive: true, force: true });
       // Failing because the entry was pruned meanwhile looks like any other failure: both retry.
       copyError = await linkTree(path.join(entry, TREE), target).then(() => undefined, (error: Error) => error);
@@ -105,11 +113,12 @@ export class HostCache {
   }
 
   /** The entry's marker, extracting the release under its lock first when there is no valid one. */
-  private async ensure(entry: string, buildId: string, outputSha256: string | null, extract: (into: string) => Promise<void>): Promise<EntryMarker> {
+  private async ensure(entry: string, buildId: string, outputSha256: string | null, extract: (into: string) => Promise<void>, onStage: (stage: string) => void): Promise<EntryMarker> {
     const valid = (marker: EntryMarker | undefined) => (marker && marker.buildId === buildId && marker.outputSha256 === outputSha256 ? marker : undefined);
     const ready = valid(await readMarker(entry));
     if (ready) return ready;
     await mkdir(path.dirname(entry), { recursive: true, mode: 0o700 });
+    onStage("waiting for the host cache lock (another agent may be extracting this release)");
     const unlock = await this.lock(entry, true);
     try {
       const extracted = valid(await readMarker(entry));
@@ -119,7 +128,9 @@ export class HostCache {
       try {
         await mkdir(path.join(partial, TREE), { recursive: true });
         const started = Date.now();
+        onStage("downloading, verifying and extracting the artifact");
         await extract(path.join(partial, TREE));
+        onStage("sealing the host cache entry");
         await sealTree(path.join(partial, TREE));
         const marker: EntryMarker = { buildId, outputSha256, fingerprint: await treeFingerprint(path.join(partial, TREE)), extractedAt: new Date().toISOString() };
         await writeFile(path.join(partial, MARKER), JSON.stringify(marker));

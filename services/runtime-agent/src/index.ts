@@ -17,8 +17,10 @@ export interface RunningAgent {
  * able to arrive while a restore is still running, without waiting for it.
  */
 export async function start(config: AgentConfig, logger: Logger, proxy?: InstanceProxy): Promise<RunningAgent> {
-  // Commands fail fast while Redis is down, so the agent can fall back to storage instead of queueing.
-  const redis = connectRedis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  // Commands fail fast while Redis is down, so the agent can fall back to storage instead of
+  // queueing; and one that gets no answer (a stalled server, a half-open connection) fails too,
+  // instead of holding a release move, and a stop behind it, for ever.
+  const redis = connectRedis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 10_000 });
   redis.on("error", (error) => logger.debug({ err: error }, "redis connection error"));
   const agent = new RuntimeAgent(config, redis, new ObjectStore(config), logger, proxy);
   await agent.listen();

@@ -64,10 +64,11 @@ export class ReleaseMover implements ReleaseRunner {
     let previous: Running | undefined;
     let appPath: string;
     try {
+      log.info("moving to the release: restoring it");
       await heartbeat.report("restoring", target);
       appLog.system(`restoring v${target.version} (build ${target.buildId})`, target.version);
       const started = Date.now();
-      const restored = await restorer.restore(this.config.APP, target.buildId);
+      const restored = await whileReportingSlowness(log, `restore of v${target.version}`, (onStage) => restorer.restore(this.config.APP, target.buildId, onStage));
       appPath = restored.appPath;
       log.info({ appPath, reused: restored.reused, ms: Date.now() - started }, restored.reused ? "release already restored" : "release restored");
       appLog.system(restored.reused ? `v${target.version} was already restored` : `v${target.version} restored in ${Date.now() - started} ms`, target.version);
@@ -129,5 +130,23 @@ export class ReleaseMover implements ReleaseRunner {
 
   private readApp(): Promise<AppRecord | undefined> {
     return withTimeout(this.parts.apps.get(this.config.APP), 3000).catch(() => undefined);
+  }
+}
+
+/** How often a step still under way is logged, with what it is doing. */
+const SLOW_STEP_REPORT_MS = 15_000;
+
+/**
+ * Runs `step`, logging every SLOW_STEP_REPORT_MS while it is still running, with the stage it
+ * last reported: a restore held up (a stalled store, another agent's extraction) says where.
+ */
+async function whileReportingSlowness<T>(log: Logger, what: string, step: (onStage: (stage: string) => void) => Promise<T>): Promise<T> {
+  const started = Date.now();
+  let stage = "starting";
+  const timer = setInterval(() => log.info({ stage, ms: Date.now() - started }, `${what} still running: ${stage}`), SLOW_STEP_REPORT_MS);
+  try {
+    return await step((next) => (stage = next));
+  } finally {
+    clearInterval(timer);
   }
 }

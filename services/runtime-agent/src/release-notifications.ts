@@ -15,7 +15,7 @@ export interface AppEventHandlers {
 /** Hands the app's release and rollout events, from one subscriber connection, to `handlers`. */
 export function subscribeToAppEvents(redis: Redis, app: string, logger: Logger, handlers: AppEventHandlers): Subscription {
   // The subscriber waits out Redis outages (queues its SUBSCRIBE) instead of failing fast.
-  const subscriber = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+  const subscriber = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
   subscriber.on("error", () => undefined); // reconnects by itself; the reconcile timer covers the gap
   const failed = (error: unknown) => logger.warn({ err: error }, "could not subscribe to release events");
   void subscribe(subscriber, RELEASE_CHANNEL, (event) => {

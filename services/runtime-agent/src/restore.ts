@@ -23,6 +23,7 @@ import { ArtifactExtractor } from "./artifact";
 import { HostCache } from "./host-cache";
 import { outputFileName as findOutputFileName } from "./oryx-output";
 import { RestoreError } from "./restore-error";
+import { untilStopping } from "./timeout";
 
 export { RestoreError };
 
@@ -63,7 +64,7 @@ export class Restorer {
     config: Pick<AgentConfig, "RUNTIME_ROOT" | "HOST_CACHE_DIR" | "MAX_RESTORE_BYTES" | "MAX_RESTORE_ENTRIES">,
     logger: Logger,
     /** The agent's lifetime: once aborted, a download stops and a wait for another agent's extraction ends. */
-    signal?: AbortSignal,
+    private readonly signal?: AbortSignal,
   ) {
     this.releasesDir = path.join(config.RUNTIME_ROOT, "releases");
     this.dataPath = appDataPath(config.RUNTIME_ROOT);
@@ -91,14 +92,15 @@ export class Restorer {
 
   private async fetchManifestText(app: string, buildId: string): Promise<string> {
     try {
-      return await this.store.getText(storageKeys.manifest(app, buildId));
+      return await untilStopping(this.store.getText(storageKeys.manifest(app, buildId)), this.signal);
     } catch (error) {
       if (error instanceof ObjectNotFoundError) throw new RestoreError(`build ${buildId} has no manifest in storage (${error.key})`);
       throw error;
     }
   }
 
-  async restore(app: string, buildId: string): Promise<RestoredRelease> {
+  /** `onStage` hears each step as it begins, for an operator watching a slow restore. */
+  async restore(app: string, buildId: string, onStage: (stage: string) => void = () => undefined): Promise<RestoredRelease> {
     const appPath = this.releasePath(buildId);
     const marker = await readMarker(appPath);
     // A directory restored and marked complete here keeps the manifest it came from: a restart
@@ -107,6 +109,7 @@ export class Restorer {
       const manifest = parseStoredManifest(marker.manifest);
       if (marker.outputSha256 === (manifest.outputSha256 ?? null)) return { appPath, manifest, reused: true };
     }
+    onStage("reading the manifest from storage");
     const manifestText = await this.fetchManifestText(app, buildId);
     const manifest = parseStoredManifest(manifestText);
     if (marker && marker.buildId === buildId && marker.outputSha256 === (manifest.outputSha256 ?? null)) {
@@ -116,7 +119,8 @@ export class Restorer {
     await mkdir(this.releasesDir, { recursive: true });
     const partial = path.join(this.releasesDir, `${PARTIAL_PREFIX}${buildId}-${randomUUID().slice(0, 8)}`);
     try {
-      await this.hostCache.copyInto(app, buildId, manifest.outputSha256 ?? null, partial, (into) => this.extract(app, buildId, manifest, into));
+      await this.hostCache.copyInto(app, buildId, manifest.outputSha256 ?? null, partial, (into) => this.extract(app, buildId, manifest, into), onStage);
+      onStage("relocating the virtualenv and writing the profile");
       await relocate(partial, appPath, manifest);
       await writeProfile(partial, appPath, this.dataPath, manifest);
       const restoreMarker: RestoreMarker = { buildId, outputSha256: manifest.outputSha256 ?? null, restoredAt: new Date().toISOString(), manifest: manifestText };

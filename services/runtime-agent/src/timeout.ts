@@ -32,3 +32,14 @@ export class AgentStopping extends Error {
 export function throwIfStopping(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AgentStopping();
 }
+
+/** `promise`, or an AgentStopping rejection as soon as `signal` aborts, whichever comes first. */
+export function untilStopping<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(new AgentStopping());
+  return new Promise<T>((resolve, reject) => {
+    const stop = () => reject(new AgentStopping());
+    signal.addEventListener("abort", stop, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", stop));
+  });
+}

@@ -3,13 +3,14 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import lockfile from "proper-lockfile";
 import { describe, expect, it } from "vitest";
-import { createLogger, freePort, loadAgentConfig, ReleasePhaseRepository, RolloutRepository, type AppLogEntry, type Release } from "@slipway/shared";
+import { createLogger, freePort, loadAgentConfig, ObjectStore, ReleasePhaseRepository, RolloutRepository, type AppLogEntry, type Release } from "@slipway/shared";
 import { RuntimeAgent } from "../src/agent";
 import { labelApp } from "../../../test/harness/apps";
 import { uniqueApp } from "../../../test/harness/env";
 import { json } from "../../../test/harness/http";
 import { eventually, withDeadline } from "../../../test/harness/local-stack";
 import { logTail, uploadDir, waitForBuild, writeTree } from "../../../test/harness/stack";
+import { stallingRelay } from "../../../test/harness/stalling-relay";
 import { useStack } from "../../../test/harness/use-stack";
 
 const used = useStack("agent-stop");
@@ -36,7 +37,8 @@ async function launchAgent(app: string, id: string, env: Record<string, string> 
   const { stack, work } = used;
   const port = await freePort();
   const config = loadAgentConfig({ ...stack.env, APP: app, INSTANCE_ID: id, PORT: String(port), RUNTIME_ROOT: path.join(work, `${app}-rt-${id}`), ...env });
-  const agent = new RuntimeAgent(config, stack.api.redis, stack.api.store, createLogger("agent-stop-test", "silent"));
+  const store = env.S3_ENDPOINT ? new ObjectStore(config) : stack.api.store;
+  const agent = new RuntimeAgent(config, stack.api.redis, store, createLogger("agent-stop-test", "silent"));
   const started = agent.start().then(
     () => "started",
     (error: Error) => `failed: ${error.message}`,
@@ -103,6 +105,23 @@ describe("an agent's stop does not wait on a release move", () => {
       expect(await logLines(app)).toContain("a move to v1 abandoned: the agent is stopping");
     } finally {
       await unlock();
+    }
+  });
+
+  it("stops while storage takes the request and never answers", async () => {
+    const app = uniqueApp("stopstore");
+    await deploy(app, "v1", { "app.py": labelApp("v1"), Procfile: "web: python app.py\n" });
+    const relay = await stallingRelay(new URL(used.stack.env.S3_ENDPOINT!));
+    relay.holdAfter(0);
+    try {
+      // A stalled connection is cut only after ten minutes here: the stop must not wait for that.
+      const instance = await launchAgent(app, "a", { S3_ENDPOINT: relay.endpoint, S3_IDLE_TIMEOUT_S: FOREVER_S });
+      await eventually(async () => ((await used.stack.api.instances.list(app)).find((i) => i.instanceId === "a")?.state === "restoring" ? true : undefined), 60_000, "the instance to start restoring");
+      await withDeadline(instance.agent.stop(), STOP_DEADLINE_MS, "the stop while storage does not answer");
+      expect(await instance.started).toBe("started");
+      expect(await logLines(app)).toContain("a move to v1 abandoned: the agent is stopping");
+    } finally {
+      await relay.close();
     }
   });
 });

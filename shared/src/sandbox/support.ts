@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { accessSync, constants } from "node:fs";
 import path from "node:path";
@@ -39,14 +39,30 @@ export async function sandboxUnavailable(needs: { network: boolean }): Promise<s
   const missing = ["bwrap", "setpriv", "prlimit", ...(needs.network ? ["slirp4netns"] : [])].filter((command) => !has(command));
   if (missing.length) return `sandbox unavailable: ${missing.join(", ")} not installed (Debian: bubblewrap, util-linux${needs.network ? ", slirp4netns" : ""})`;
   if (process.getuid?.() !== 0) return "sandbox unavailable: the service must run as root to give each sandbox its own unprivileged uid";
-  const probe = spawnSync("bwrap", ["--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(needs.network ? ["--unshare-net"] : []), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"], {
-    encoding: "utf8",
-  });
+  const probe = await bwrapProbe(["--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(needs.network ? ["--unshare-net"] : []), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]);
   if (probe.status !== 0) {
-    const reason = (probe.stderr || probe.error?.message || `exit ${probe.status}`).trim().split("\n").pop();
+    const reason = (probe.stderr || probe.error || `exit ${probe.status}`).trim().split("\n").pop();
     return `sandbox unavailable: bwrap cannot create namespaces here (${reason}); a container needs --cap-add SYS_ADMIN (or --privileged) and an unconfined seccomp/AppArmor profile`;
   }
   return undefined;
+}
+
+/** How long the probe sandbox may take: it runs `true`, so only a host in trouble comes near. */
+const PROBE_TIMEOUT_MS = 30_000;
+
+/**
+ * Runs bwrap off the event loop, bounded: a synchronous spawn that hung would hold the whole
+ * service, a stop signal included.
+ */
+function bwrapProbe(args: string[]): Promise<{ status: number | null; stderr: string; error?: string }> {
+  return new Promise((resolve) => {
+    execFile("bwrap", args, { encoding: "utf8", timeout: PROBE_TIMEOUT_MS, killSignal: "SIGKILL" }, (error, _stdout, stderr) => {
+      if (!error) return resolve({ status: 0, stderr });
+      const failed = error as NodeJS.ErrnoException & { killed?: boolean; code?: number | string };
+      if (failed.killed) return resolve({ status: null, stderr, error: `no answer within ${PROBE_TIMEOUT_MS / 1000} s` });
+      resolve({ status: typeof failed.code === "number" ? failed.code : null, stderr, error: failed.message });
+    });
+  });
 }
 
 /**

@@ -1,4 +1,7 @@
 import type { Client, ClientOptions } from "minio";
+import http, { type IncomingMessage } from "node:http";
+import https from "node:https";
+import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import type { StorageConfig } from "../config";
 
@@ -17,7 +20,42 @@ const isNotFound = (error: unknown) => {
   return code === "NoSuchKey" || code === "NotFound" || code === "NoSuchObject";
 };
 
-const TRANSIENT_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "XMinioServerNotInitialized"]);
+/** A storage connection cut for moving no byte for too long (see S3_IDLE_TIMEOUT_S). */
+export class StorageStalledError extends Error {
+  override name = "StorageStalledError";
+  readonly code = "ESTALLED";
+}
+
+/** The default when a config gives none (tests' hand-made configs, say): what config.ts defaults to. */
+const DEFAULT_IDLE_TIMEOUT_S = 30;
+
+/**
+ * The client's connections, cut when idle for `idleMs` with a StorageStalledError, in use or not.
+ * Node's own agent timeout only emits an event for a socket in use, which the S3 client ignores.
+ */
+function idleCuttingAgent(useSSL: boolean, idleMs: number): http.Agent {
+  const cut = (socket: Socket) => {
+    socket.setTimeout(idleMs);
+    socket.on("timeout", () => socket.destroy(new StorageStalledError(`the storage connection moved no data for ${idleMs / 1000} s`)));
+    return socket;
+  };
+  // The agent's own timeout too: it re-arms a socket's timer with it whenever the socket is pooled.
+  const options = { keepAlive: true, timeout: idleMs };
+  if (useSSL) {
+    return new (class extends https.Agent {
+      override createConnection(...args: Parameters<https.Agent["createConnection"]>) {
+        return cut(super.createConnection(...args) as Socket);
+      }
+    })(options);
+  }
+  return new (class extends http.Agent {
+    override createConnection(...args: Parameters<http.Agent["createConnection"]>) {
+      return cut(super.createConnection(...args) as Socket);
+    }
+  })(options);
+}
+
+const TRANSIENT_CODES = new Set(["ESTALLED", "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "XMinioServerNotInitialized"]);
 
 /** Errors that say the store is unreachable or busy for now, not that the request is wrong. */
 export function isTransientStorageError(error: unknown): boolean {
@@ -48,6 +86,7 @@ export interface PutResult {
 export class ObjectStore {
   readonly bucket: string;
   private readonly options: ClientOptions;
+  private readonly idleMs: number;
   private clientLoaded: Promise<Client> | undefined;
 
   constructor(
@@ -57,6 +96,7 @@ export class ObjectStore {
     const endpoint = new URL(config.S3_ENDPOINT);
     const useSSL = endpoint.protocol === "https:";
     this.bucket = config.S3_BUCKET;
+    this.idleMs = (config.S3_IDLE_TIMEOUT_S ?? DEFAULT_IDLE_TIMEOUT_S) * 1000;
     this.options = {
       endPoint: endpoint.hostname,
       port: endpoint.port ? Number(endpoint.port) : useSSL ? 443 : 80,
@@ -65,6 +105,7 @@ export class ObjectStore {
       secretKey: config.S3_SECRET_KEY,
       region: config.S3_REGION,
       pathStyle: true,
+      transportAgent: idleCuttingAgent(useSSL, this.idleMs),
     };
   }
 
@@ -158,7 +199,15 @@ export class ObjectStore {
 
   async getStream(key: string): Promise<Readable> {
     try {
-      return await this.withRetry(async () => (await this.client()).getObject(this.bucket, key));
+      const body = await this.withRetry(async () => (await this.client()).getObject(this.bucket, key));
+      // A body whose connection is cut fails as "aborted"; the stall is what happened.
+      const socket = (body as Partial<IncomingMessage>).socket;
+      if (socket) {
+        const stalled = () => body.destroy(new StorageStalledError(`the download of ${key} stalled: no data for ${this.idleMs / 1000} s`));
+        socket.once("timeout", stalled);
+        body.once("close", () => socket.off("timeout", stalled));
+      }
+      return body;
     } catch (error) {
       if (isNotFound(error)) throw new ObjectNotFoundError(key);
       throw error;
