@@ -3,6 +3,8 @@ import type { TargetRelease, TargetSource } from "./target";
 
 /** How long a failed release is left alone before a reconcile tries it again. */
 const FAILED_RETRY_MS = 60_000;
+/** After an outage the move is tried again this soon, then twice as late each time, up to the timer's interval. */
+const OUTAGE_RETRY_FIRST_MS = 1000;
 
 /**
  * How a move ended: `broken` (the release cannot work as built) and `halted` (the rollout stopped
@@ -23,6 +25,7 @@ export interface ReleaseRunner {
 
 export interface ReconcilerOptions {
   failedRetryMs?: number;
+  outageRetryFirstMs?: number;
   now?: () => number;
 }
 
@@ -36,7 +39,12 @@ export class Reconciler {
   private reconcileAgain = false;
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
+  private intervalMs = Infinity;
+  /** The retry planned after an outage, and how long it waits (doubled on each outage in a row). */
+  private outageRetry: NodeJS.Timeout | undefined;
+  private outageRetryAfterMs = 0;
   private readonly failedRetryMs: number;
+  private readonly outageRetryFirstMs: number;
   private readonly now: () => number;
 
   constructor(
@@ -46,11 +54,13 @@ export class Reconciler {
     options: ReconcilerOptions = {},
   ) {
     this.failedRetryMs = options.failedRetryMs ?? FAILED_RETRY_MS;
+    this.outageRetryFirstMs = options.outageRetryFirstMs ?? OUTAGE_RETRY_FIRST_MS;
     this.now = options.now ?? Date.now;
   }
 
   /** Reconciles now and every `intervalMs` until stopped; resolves when the first pass is done. */
   start(intervalMs: number): Promise<void> {
+    this.intervalMs = intervalMs;
     this.timer = setInterval(() => void this.reconcile(), intervalMs).unref();
     return this.reconcile();
   }
@@ -87,6 +97,7 @@ export class Reconciler {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.timer);
+    clearTimeout(this.outageRetry);
     await this.reconciling?.catch(() => undefined);
   }
 
@@ -105,5 +116,21 @@ export class Reconciler {
     const outcome = await this.runner.moveTo(target);
     if (outcome === "serving") this.failed = undefined;
     if (outcome === "broken" || outcome === "halted") this.failed = { version: target.version, at: this.now() };
+    if (outcome === "unavailable") this.retrySoon();
+    else this.outageRetryAfterMs = 0;
+  }
+
+  /**
+   * An outage (storage or Redis unreachable, a stalled download) may be over in a second: the
+   * move is tried again soon rather than at the next timer pass, backing off while it lasts.
+   */
+  private retrySoon(): void {
+    if (this.stopping || this.outageRetry) return;
+    const afterMs = Math.min(this.outageRetryAfterMs ? this.outageRetryAfterMs * 2 : this.outageRetryFirstMs, this.intervalMs);
+    this.outageRetryAfterMs = afterMs;
+    this.outageRetry = setTimeout(() => {
+      this.outageRetry = undefined;
+      void this.reconcile();
+    }, afterMs).unref();
   }
 }

@@ -115,6 +115,19 @@ describe("the reconciler", () => {
     expect(runner.moves).toEqual([v(1), v(2), v(2)]);
   });
 
+  it("tries a move that met an outage again soon, without waiting for the next pass, until it serves", async () => {
+    const target = new FakeTarget(v(1));
+    const runner = new FakeRunner();
+    let outages = 3;
+    runner.outcomeFor = () => (outages-- > 0 ? "unavailable" : "serving");
+    const reconciler = new Reconciler(target, runner, createLogger("reconciler-test", "silent"), { outageRetryFirstMs: 10 });
+    // An hour between passes: only the outage retries can bring it to the release.
+    await reconciler.start(3_600_000);
+    await vi.waitFor(() => expect(runner.current).toEqual(v(1)), { timeout: 5000 });
+    expect(runner.moves).toEqual([v(1), v(1), v(1), v(1)]);
+    await reconciler.stop();
+  });
+
   it("gives a backed-off release another try at once on a release notification", async () => {
     const { runner, reconciler } = setUp();
     runner.outcomeFor = () => "broken";
