@@ -114,7 +114,11 @@ async function main() {
         const restorer = new Restorer(store, { RUNTIME_ROOT: runtimeRoot, HOST_CACHE_DIR: path.join(runtimeRoot, "host-cache"), ...limits }, createLogger("bench-restore", "silent"));
         times.agent.push(
           await measure(async () => {
-            if ((await restorer.restore(app, buildId)).reused) throw new Error("a fresh runtime root must not reuse a restore");
+            const began = performance.now();
+            // BENCH_STAGES=1 prints when each step of the restore began, to see where its time goes.
+            const onStage = (stage: string) => process.env.BENCH_STAGES && console.log(`  ${(performance.now() - began).toFixed(0).padStart(5)} ms  ${stage}`);
+            if ((await restorer.restore(app, buildId, onStage)).reused) throw new Error("a fresh runtime root must not reuse a restore");
+            onStage("done");
           }),
         );
 

@@ -71,7 +71,8 @@ export class RuntimeAgent {
     return this.listeningPort;
   }
 
-  async start(): Promise<void> {
+  /** `redisSettled`: what to wait for before the first reconcile (Redis connected, or given up on for now). */
+  async start(redisSettled?: Promise<void>): Promise<void> {
     await this.listen();
     this.sandbox = await AppSandbox.prepare(this.config, this.logger);
     await this.appNotes.stopOrphans();
@@ -81,6 +82,8 @@ export class RuntimeAgent {
       onRelease: (version) => this.reconciler.notified(version),
       onTurnFreed: () => this.turnFreed.notify(),
     });
+    await redisSettled;
+    if (this.lifetime.signal.aborted) return; // stopped while starting: nothing more to begin
     this.heartbeat.start();
     await this.reconciler.start(this.config.RECONCILE_INTERVAL_S * 1000);
   }

@@ -42,9 +42,13 @@ export class AppSandbox {
     const toolchainsChanged = (found: string[]) => {
       if (sandbox) sandbox.toolchains = found;
     };
-    const [{ cgroups }, toolchains] = await Promise.all([checkSandboxSupport({ network: false }), knownToolchains(config.RUNTIME_ROOT, logger, toolchainsChanged)]);
-    // The root exists before the claim: a claim whose root is missing counts as abandoned.
+    // The root exists before the claim (a claim whose root is missing counts as abandoned), and
+    // before the probe, which remembers there that it passed.
     await mkdir(config.RUNTIME_ROOT, { recursive: true });
+    const [{ cgroups }, toolchains] = await Promise.all([
+      checkSandboxSupport({ network: false }, { rememberIn: config.RUNTIME_ROOT }),
+      knownToolchains(config.RUNTIME_ROOT, logger, toolchainsChanged),
+    ]);
     const uid = await claimAppUid(sandboxUidDir(config), id, config.RUNTIME_ROOT, config.SANDBOX_UID_BASE);
     if (!cgroups) logger.warn("cgroups are not writable here: the app gets prlimit's process limit but no memory limit");
     sandbox = new AppSandbox("on", uid, toolchains, config);

@@ -46,6 +46,8 @@ function probe(port: number, healthPath: string, expectText: string | undefined)
 }
 
 const HEALTH_FIRST_PAUSE_MS = 10;
+/** For this long the probes stay HEALTH_FIRST_PAUSE_MS apart: most apps are up within it. */
+const HEALTH_QUICK_MS = 1000;
 const HEALTH_MAX_PAUSE_MS = 250;
 
 const healthy = (answer: Answer) => answer.status !== undefined && answer.status >= 200 && answer.status < 400 && answer.hasText;
@@ -60,8 +62,10 @@ export async function waitUntilHealthy(app: AppProcess, port: number, criteria: 
   const { path: healthPath, timeoutMs, expectText, source } = criteria;
   const deadline = Date.now() + timeoutMs;
   let last: Answer = { status: undefined, hasText: false };
-  // Probes start close together and spread out: an app that is up in 50 ms is switched to then,
-  // not at the next fixed tick, and a slow one is not asked hundreds of times.
+  // Probes come close together for the first second, then spread out: an app that is up in
+  // 90 ms is switched to then, not at the next tick of a growing interval, and a slow one is not
+  // asked thousands of times. (A probe of a port nobody listens on yet is one refused connect.)
+  const quickUntil = Date.now() + HEALTH_QUICK_MS;
   let pauseMs = HEALTH_FIRST_PAUSE_MS;
   while (Date.now() < deadline) {
     throwIfStopping(signal);
@@ -72,7 +76,7 @@ export async function waitUntilHealthy(app: AppProcess, port: number, criteria: 
     last = await probe(port, healthPath, expectText);
     if (healthy(last)) return;
     await sleep(pauseMs, signal);
-    pauseMs = Math.min(HEALTH_MAX_PAUSE_MS, pauseMs * 1.5);
+    if (Date.now() >= quickUntil) pauseMs = Math.min(HEALTH_MAX_PAUSE_MS, pauseMs * 1.5);
   }
   throwIfStopping(signal);
   const seconds = Math.round(timeoutMs / 1000);

@@ -25,8 +25,9 @@ export async function start(config: AgentConfig, logger: Logger, proxy?: Instanc
   const agent = new RuntimeAgent(config, redis, new ObjectStore(config), logger, proxy);
   await agent.listen();
   // Give Redis a moment at boot; if it is down the agent starts from storage's copy of the release.
+  // The agent prepares its sandbox meanwhile, and waits for this only before its first reconcile.
   // (not events.once: it rejects on the first connection error)
-  await new Promise<void>((resolve) => {
+  const redisSettled = new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, 3000);
     redis.once("ready", () => {
       clearTimeout(timer);
@@ -35,7 +36,7 @@ export async function start(config: AgentConfig, logger: Logger, proxy?: Instanc
   });
   return {
     agent,
-    ready: agent.start(),
+    ready: agent.start(redisSettled),
     close: async (graceMs) => {
       await agent.stop(graceMs, graceMs);
       redis.disconnect();

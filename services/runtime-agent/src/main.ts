@@ -1,13 +1,20 @@
-import { createLogger, loadAgentConfig, runService } from "@slipway/shared/boot";
 import { InstanceProxy } from "./proxy";
+
+// The port answers (503 until a release serves) before anything else is loaded, the
+// configuration's validation and the logger included, let alone Redis, storage and archives:
+// that is what a load balancer's or an orchestrator's probe waits on. A PORT that is not a plain
+// port number is left to the configuration to refuse, in its one line.
+const proxy = new InstanceProxy();
+const earlyPort = /^\d{1,5}$/.test(process.env.PORT ?? "") ? Number(process.env.PORT) : undefined;
+const listening = earlyPort !== undefined && earlyPort <= 65535 ? proxy.listen(earlyPort).catch(() => undefined) : undefined;
+
+const { createLogger, loadAgentConfig, runService } = await import("@slipway/shared/boot");
 
 runService("runtime agent", async () => {
   const config = loadAgentConfig();
   const logger = createLogger("runtime-agent", config.LOG_LEVEL).child({ app: config.APP, instanceId: config.INSTANCE_ID });
-  // The port answers (503 until a release serves) before the rest of the agent (Redis, storage,
-  // archives) is loaded at all: that is what a load balancer's or an orchestrator's probe waits on.
-  const proxy = new InstanceProxy();
-  await proxy.listen(config.PORT);
+  // Again when the early attempt failed (a port in use): this time its error fails the start.
+  if ((await listening) === undefined) await proxy.listen(config.PORT);
   const { start } = await import("./index");
   const running = await start(config, logger, proxy);
   return {

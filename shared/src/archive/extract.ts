@@ -54,21 +54,45 @@ function exitOf(child: ChildProcess, what: string, stderr: () => string): Promis
 }
 
 /**
- * Passes each chunk on only once `vetter` has read it, so the writer never receives a byte past
+ * What the vetter is handed at a time. node `tar`'s parser costs per chunk as much as per byte:
+ * a pipe's 64 KiB reads took it twice as long over a 150 MB tar as 1 MiB batches (bench/restore).
+ */
+const VETTING_BATCH_BYTES = 1024 * 1024;
+
+/**
+ * Passes the bytes on only once `vetter` has read them, so the writer never receives a byte past
  * the header of an entry the vetter refuses (an entry over a size limit is stopped at its header,
  * before any of it is written), nor the archive's end when the links as a whole are refused.
+ * Chunks are gathered into batches of VETTING_BATCH_BYTES first.
  */
 export function vettedPassThrough(vetter: Pick<ReturnType<typeof createArchiveVetter>, "sink" | "violation">): Transform {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const takePending = () => {
+    const batch = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    pending = [];
+    pendingBytes = 0;
+    return batch;
+  };
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      vetter.sink.write(chunk);
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes < VETTING_BATCH_BYTES) return callback();
+      const batch = takePending();
+      vetter.sink.write(batch);
       const violation = vetter.violation();
       if (violation) callback(violation);
-      else callback(null, chunk);
+      else callback(null, batch);
     },
     flush(callback) {
+      const last = pendingBytes > 0 ? takePending() : undefined;
+      if (last) vetter.sink.write(last);
       vetter.sink.end();
-      callback(vetter.violation());
+      const violation = vetter.violation();
+      if (violation) return callback(violation);
+      if (last) this.push(last);
+      callback();
     },
   });
 }

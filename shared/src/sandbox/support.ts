@@ -1,8 +1,10 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { accessSync, constants } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { ConfigError } from "../config";
+import { replaceFile } from "../replace-file";
 import { cgroupsUsable } from "./cgroup";
 
 /** Size of the host uid range sandboxes take their uids from: builds the lower half, apps the upper. */
@@ -19,31 +21,42 @@ export function sandboxUid(kind: "build" | "app", id: string, base: number, step
   return base + (kind === "app" ? half : 0) + ((hash + step) % half);
 }
 
-/** Whether `command` is an executable on PATH (looked up here: a shell per command cost a start ~10 ms each). */
-const has = (command: string) =>
-  (process.env.PATH ?? "").split(":").some((dir) => {
-    if (!dir) return false;
+/** Where `command` is found on PATH as an executable (looked up here: a shell per command cost a start ~10 ms each). */
+function which(command: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    if (!dir) continue;
     try {
       accessSync(path.join(dir, command), constants.X_OK);
-      return true;
+      return path.join(dir, command);
     } catch {
-      return false;
+      // not in this directory
     }
-  });
+  }
+  return undefined;
+}
+
+const has = (command: string) => which(command) !== undefined;
 
 /**
  * Why sandboxes cannot run here, in one line, or undefined when they can. Checked at start-up by
  * every service that runs untrusted code, which then refuses to start rather than run it bare.
  */
 export async function sandboxUnavailable(needs: { network: boolean }): Promise<string | undefined> {
-  const missing = ["bwrap", "setpriv", "prlimit", ...(needs.network ? ["slirp4netns"] : [])].filter((command) => !has(command));
-  if (missing.length) return `sandbox unavailable: ${missing.join(", ")} not installed (Debian: bubblewrap, util-linux${needs.network ? ", slirp4netns" : ""})`;
-  if (process.getuid?.() !== 0) return "sandbox unavailable: the service must run as root to give each sandbox its own unprivileged uid";
+  const missing = toolsMissing(needs);
+  if (missing) return missing;
   const probe = await bwrapProbe(["--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(needs.network ? ["--unshare-net"] : []), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]);
   if (probe.status !== 0) {
     const reason = (probe.stderr || probe.error || `exit ${probe.status}`).trim().split("\n").pop();
     return `sandbox unavailable: bwrap cannot create namespaces here (${reason}); a container needs --cap-add SYS_ADMIN (or --privileged) and an unconfined seccomp/AppArmor profile`;
   }
+  return undefined;
+}
+
+/** What the namespace probe needs and cannot be remembered: the tools there, and root. */
+function toolsMissing(needs: { network: boolean }): string | undefined {
+  const missing = ["bwrap", "setpriv", "prlimit", ...(needs.network ? ["slirp4netns"] : [])].filter((command) => !has(command));
+  if (missing.length) return `sandbox unavailable: ${missing.join(", ")} not installed (Debian: bubblewrap, util-linux${needs.network ? ", slirp4netns" : ""})`;
+  if (process.getuid?.() !== 0) return "sandbox unavailable: the service must run as root to give each sandbox its own unprivileged uid";
   return undefined;
 }
 
@@ -69,10 +82,38 @@ function bwrapProbe(args: string[]): Promise<{ status: number | null; stderr: st
  * Throws one line when sandboxes cannot run. Answers whether per-sandbox cgroups (memory and
  * process limits) work too: without them only prlimit's per-uid process and file-size limits apply.
  */
-export async function checkSandboxSupport(needs: { network: boolean }): Promise<{ cgroups: boolean }> {
+export async function checkSandboxSupport(needs: { network: boolean }, options: { rememberIn?: string } = {}): Promise<{ cgroups: boolean }> {
+  const refuse = (reason: string) => new SandboxUnavailableError(`${reason}; set SANDBOX=off to run untrusted code without one (not for production)`);
+  const missing = toolsMissing(needs);
+  if (missing) throw refuse(missing);
+  const file = options.rememberIn && path.join(options.rememberIn, PROBE_FILE);
+  const key = file ? await probeKey(needs) : undefined;
+  if (file && key) {
+    const saved = await readFile(file, "utf8").then((text) => JSON.parse(text) as { key?: string; cgroups?: unknown }, () => undefined);
+    if (saved?.key === key && typeof saved.cgroups === "boolean") return { cgroups: saved.cgroups };
+  }
   const reason = await sandboxUnavailable(needs);
-  if (reason) throw new SandboxUnavailableError(`${reason}; set SANDBOX=off to run untrusted code without one (not for production)`);
-  return { cgroups: await cgroupsUsable() };
+  if (reason) throw refuse(reason);
+  const found = { cgroups: await cgroupsUsable() };
+  if (file && key) await replaceFile(file, JSON.stringify({ key, ...found })).catch(() => undefined);
+  return found;
+}
+
+/** Where `checkSandboxSupport` remembers a probe that passed. */
+const PROBE_FILE = "sandbox-probe.json";
+
+/**
+ * What a passed probe holds for: this boot of the host (namespaces, seccomp and cgroups are
+ * settled at boot), the same bwrap executable, and the same needs. The probe starts a sandbox,
+ * tens of milliseconds an agent restart would otherwise spend before its app serves.
+ */
+async function probeKey(needs: { network: boolean }): Promise<string | undefined> {
+  const bootId = await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => undefined);
+  const bwrap = which("bwrap");
+  if (!bootId || !bwrap) return undefined;
+  const info = await stat(bwrap).catch(() => undefined);
+  if (!info) return undefined;
+  return [bootId.trim(), `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`, needs.network ? "net" : "nonet"].join("/");
 }
 
 export class SandboxUnavailableError extends ConfigError {
