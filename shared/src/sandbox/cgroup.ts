@@ -53,8 +53,15 @@ export class SandboxCgroup {
     return { oomKilled: counter(oom, "oom_kill") > 0, processLimitHit: counter(events, "max") > 0 };
   }
 
-  /** Kills whatever is left and removes the group; answers how many processes had to be killed. */
-  async destroy(): Promise<number> {
+  /**
+   * Kills whatever is left and removes the group; answers how many processes had to be killed.
+   * What ends by itself within `settleMs` was not left running: bwrap reports its command's exit
+   * at once, while the sandbox's init (bwrap's reaper, pid 1 of its namespace) is still on its
+   * way out, which on a loaded host can take a while.
+   */
+  async destroy(settleMs = SETTLE_MS): Promise<number> {
+    const settleUntil = Date.now() + settleMs;
+    while ((await this.members()).length > 0 && Date.now() < settleUntil) await new Promise((resolve) => setTimeout(resolve, 10));
     let killed = 0;
     for (let round = 0; round < 50; round++) {
       const pids = await this.members();
@@ -74,11 +81,14 @@ export class SandboxCgroup {
   }
 }
 
+/** How long a sandbox's processes get to end by themselves once its command has exited. */
+const SETTLE_MS = 500;
+
 /** Whether this process may create cgroups for its sandboxes. */
 export async function cgroupsUsable(): Promise<boolean> {
   try {
     const probe = await SandboxCgroup.create(`probe-${process.pid}`, { memoryBytes: 64 * 1024 * 1024, maxProcesses: 8 });
-    await probe.destroy();
+    await probe.destroy(0);
     return true;
   } catch {
     return false;
