@@ -26,6 +26,9 @@ const passThroughShape = Object.fromEntries(PASS_THROUGH.map((name) => [name, z.
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 
+/** S3_IDLE_TIMEOUT_S unless set; also what a store built from a hand-made config (a test's, say) uses. */
+export const DEFAULT_S3_IDLE_TIMEOUT_S = 30;
+
 const storageShape = {
   S3_ENDPOINT: url(["http:", "https:"]),
   S3_ACCESS_KEY: z.string().min(1),
@@ -37,7 +40,7 @@ const storageShape = {
    * when it can be): without it a stalled store or a half-open connection holds a restore or an
    * upload for ever, and with it an agent's stop waiting behind it.
    */
-  S3_IDLE_TIMEOUT_S: positiveInt.default(30),
+  S3_IDLE_TIMEOUT_S: positiveInt.default(DEFAULT_S3_IDLE_TIMEOUT_S),
 };
 
 /**

@@ -42,8 +42,11 @@ const has = (command: string) => which(command) !== undefined;
  * every service that runs untrusted code, which then refuses to start rather than run it bare.
  */
 export async function sandboxUnavailable(needs: { network: boolean }): Promise<string | undefined> {
-  const missing = toolsMissing(needs);
-  if (missing) return missing;
+  return toolsMissing(needs) ?? (await namespacesUnavailable(needs));
+}
+
+/** Why bwrap cannot set a sandbox up here, found by starting one; undefined when it can. */
+async function namespacesUnavailable(needs: { network: boolean }): Promise<string | undefined> {
   const probe = await bwrapProbe(["--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(needs.network ? ["--unshare-net"] : []), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]);
   if (probe.status !== 0) {
     const reason = (probe.stderr || probe.error || `exit ${probe.status}`).trim().split("\n").pop();
@@ -92,7 +95,7 @@ export async function checkSandboxSupport(needs: { network: boolean }, options: 
     const saved = await readFile(file, "utf8").then((text) => JSON.parse(text) as { key?: string; cgroups?: unknown }, () => undefined);
     if (saved?.key === key && typeof saved.cgroups === "boolean") return { cgroups: saved.cgroups };
   }
-  const reason = await sandboxUnavailable(needs);
+  const reason = await namespacesUnavailable(needs);
   if (reason) throw refuse(reason);
   const found = { cgroups: await cgroupsUsable() };
   if (file && key) await replaceFile(file, JSON.stringify({ key, ...found })).catch(() => undefined);

@@ -3,7 +3,7 @@ import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
-import type { StorageConfig } from "../config";
+import { DEFAULT_S3_IDLE_TIMEOUT_S, type StorageConfig } from "../config";
 
 /** S3 requires every part but the last to be at least 5 MiB; 8 MiB bounds memory per upload to about two parts. */
 const PART_SIZE = 8 * 1024 * 1024;
@@ -26,33 +26,21 @@ export class StorageStalledError extends Error {
   readonly code = "ESTALLED";
 }
 
-/** The default when a config gives none (tests' hand-made configs, say): what config.ts defaults to. */
-const DEFAULT_IDLE_TIMEOUT_S = 30;
-
 /**
  * The client's connections, cut when idle for `idleMs` with a StorageStalledError, in use or not.
  * Node's own agent timeout only emits an event for a socket in use, which the S3 client ignores.
  */
 function idleCuttingAgent(useSSL: boolean, idleMs: number): http.Agent {
-  const cut = (socket: Socket) => {
+  // The agent's own timeout too: it re-arms a socket's timer with it whenever the socket is pooled.
+  const agent = new (useSSL ? https.Agent : http.Agent)({ keepAlive: true, timeout: idleMs });
+  const connect = agent.createConnection.bind(agent);
+  agent.createConnection = (...args: Parameters<http.Agent["createConnection"]>) => {
+    const socket = connect(...args) as Socket;
     socket.setTimeout(idleMs);
     socket.on("timeout", () => socket.destroy(new StorageStalledError(`the storage connection moved no data for ${idleMs / 1000} s`)));
     return socket;
   };
-  // The agent's own timeout too: it re-arms a socket's timer with it whenever the socket is pooled.
-  const options = { keepAlive: true, timeout: idleMs };
-  if (useSSL) {
-    return new (class extends https.Agent {
-      override createConnection(...args: Parameters<https.Agent["createConnection"]>) {
-        return cut(super.createConnection(...args) as Socket);
-      }
-    })(options);
-  }
-  return new (class extends http.Agent {
-    override createConnection(...args: Parameters<http.Agent["createConnection"]>) {
-      return cut(super.createConnection(...args) as Socket);
-    }
-  })(options);
+  return agent;
 }
 
 const TRANSIENT_CODES = new Set(["ESTALLED", "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "XMinioServerNotInitialized"]);
@@ -96,7 +84,7 @@ export class ObjectStore {
     const endpoint = new URL(config.S3_ENDPOINT);
     const useSSL = endpoint.protocol === "https:";
     this.bucket = config.S3_BUCKET;
-    this.idleMs = (config.S3_IDLE_TIMEOUT_S ?? DEFAULT_IDLE_TIMEOUT_S) * 1000;
+    this.idleMs = (config.S3_IDLE_TIMEOUT_S ?? DEFAULT_S3_IDLE_TIMEOUT_S) * 1000;
     this.options = {
       endPoint: endpoint.hostname,
       port: endpoint.port ? Number(endpoint.port) : useSSL ? 443 : 80,
