@@ -14,7 +14,8 @@ import os from "node:os";
 import path from "node:path";
 import { createLogger, ObjectStore, packDirectory, serializeManifest, storageKeys, type Compression, type PackedArchive } from "@slipway/shared";
 import { startS3Server } from "@slipway/shared/embedded";
-import { Restorer } from "../services/runtime-agent/src/restore";
+import { overlayUsable } from "@slipway/shared/sandbox";
+import { Restorer, type ReleaseLayout } from "../services/runtime-agent/src/restore";
 import { appWithVenv, benchDir, benchPackages, machine, median, runBench, since, treeStats, writeResult } from "./lib";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -101,6 +102,9 @@ async function main() {
       console.log(`${fileName}: ${tree.files} files, ${(tree.bytes / 1e6).toFixed(1)} MB unpacked, ${(archive.bytes / 1e6).toFixed(1)} MB packed`);
     }
 
+    // As an agent restores: over an overlay where a sandbox can mount one, else a hard-link copy.
+    const layout: ReleaseLayout = (await overlayUsable(path.join(work, "overlay-probe"))) ? "overlay" : "copy";
+    console.log(`release layout: ${layout}`);
     const loadBefore = os.loadavg();
     const timings = Object.fromEntries(COMPRESSIONS.map((c) => [c, { agent: [], serverPipeline: [], localPipeline: [] }])) as unknown as Record<Compression, Timings>;
     // Interleaved, so load from elsewhere on the machine falls on every contender alike.
@@ -117,7 +121,7 @@ async function main() {
             const began = performance.now();
             // BENCH_STAGES=1 prints when each step of the restore began, to see where its time goes.
             const onStage = (stage: string) => process.env.BENCH_STAGES && console.log(`  ${(performance.now() - began).toFixed(0).padStart(5)} ms  ${stage}`);
-            if ((await restorer.restore(app, buildId, onStage)).reused) throw new Error("a fresh runtime root must not reuse a restore");
+            if ((await restorer.restore(app, buildId, onStage, layout)).reused) throw new Error("a fresh runtime root must not reuse a restore");
             onStage("done");
           }),
         );
@@ -163,8 +167,9 @@ async function main() {
       directory: path.dirname(work),
       artifact: { packages, files: tree.files, unpackedBytes: tree.bytes },
       runs: RUNS,
+      layout,
       ...perCompression,
-      note: "agent = download with sha256 check + vetted extraction + venv relocation + marker; ratio = agent / curl pipeline from the same server (median wall seconds; target ≤ 1.1); cpuRatio the same for CPU seconds of this process and its children (MinIO not counted), steadier on a loaded machine",
+      note: "agent = download with sha256 check + vetted extraction into the host cache + seal and fingerprint + the instance's release directory (layout overlay: the tree checked and the venv's relocated files written beside it; copy: a checked hard-link copy) + venv relocation + marker; ratio = agent / curl pipeline from the same server (median wall seconds; target ≤ 1.1); cpuRatio the same for CPU seconds of this process and its children (MinIO not counted), steadier on a loaded machine",
     });
     console.log(JSON.stringify(Object.fromEntries(COMPRESSIONS.map((c) => [c, { ratio: perCompression[c]!.ratio, cpuRatio: perCompression[c]!.cpuRatio }]))));
   } finally {

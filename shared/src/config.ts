@@ -151,11 +151,17 @@ const agentSchema = z.object({
   PORT: port,
   RUNTIME_ROOT: z.string().min(1),
   /**
-   * Where the host's agents extract each release once and hard-link their instances' copies
-   * from: shared by every agent whose RUNTIME_ROOT is on this host (and on the same filesystem,
-   * or each copy is a full copy). Unset, `host-cache` beside RUNTIME_ROOT.
+   * Where the host's agents extract each release once, for their instances to lie over or
+   * hard-link copies from: shared by every agent whose RUNTIME_ROOT is on this host (and on the
+   * same filesystem, or each copy is a full copy). Unset, `host-cache` beside RUNTIME_ROOT.
    */
   HOST_CACHE_DIR: z.string().startsWith("/", "must be an absolute path").optional(),
+  /**
+   * `auto`: a release directory is the upper directory of an overlay over the host cache's tree
+   * (nothing copied; the whole release is seen inside the app's sandbox) wherever a sandbox can
+   * mount one, else a hard-link copy. `copy`: always the copy (the whole release on the host).
+   */
+  RELEASE_LAYOUT: z.enum(["auto", "copy"]).default("auto"),
   /**
    * Where the host's agents claim their apps' sandbox uids, one per instance: shared by every
    * agent on this host. Unset, `sandbox-uids` beside RUNTIME_ROOT.

@@ -1,4 +1,4 @@
-import { lstat, readdir, readFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { replaceFile } from "./replace-file";
 
@@ -22,9 +22,12 @@ export async function builtVenvPath(venvDir: string): Promise<string | undefined
  * `activate*`, `pyvenv.cfg`, `.pth` files of editable installs. After a restore at a different
  * path, rewrite every occurrence of the old venv path to the new one so console scripts run and
  * `activate` points at the new place. Each rewritten file is replaced, not edited in place, so a
- * hard link to it elsewhere keeps the old contents. Answers how many files were rewritten.
+ * hard link to it elsewhere keeps the old contents. `writeDir` takes the rewritten files instead
+ * of `venvDir`, at the same relative paths, its missing directories made with `venvDir`'s modes:
+ * an overlay's upper directory, over a `venvDir` that stays as it is. Answers how many files were
+ * rewritten.
  */
-export async function relocateVenv(venvDir: string, fromVenvPath: string, toVenvPath: string = venvDir): Promise<number> {
+export async function relocateVenv(venvDir: string, fromVenvPath: string, toVenvPath: string = venvDir, writeDir: string = venvDir): Promise<number> {
   if (fromVenvPath === toVenvPath || !(await exists(venvDir))) return 0;
   const candidates: string[] = [];
   const bin = path.join(venvDir, "bin");
@@ -48,10 +51,22 @@ export async function relocateVenv(venvDir: string, fromVenvPath: string, toVenv
     if (!text.includes(fromVenvPath)) continue;
     let updated = text.split(fromVenvPath).join(toVenvPath);
     if (updated.startsWith("#!")) updated = fitShebang(updated);
-    await replaceFile(file, updated);
+    const relative = path.relative(venvDir, file);
+    if (writeDir !== venvDir) await mirrorDirectories(venvDir, writeDir, path.dirname(relative));
+    await replaceFile(path.join(writeDir, relative), updated, info.mode & 0o7777);
     rewritten += 1;
   }
   return rewritten;
+}
+
+/** Makes `relativeDir` and its parents in `to` where missing, each with the mode it has in `from`. */
+async function mirrorDirectories(from: string, to: string, relativeDir: string): Promise<void> {
+  let walked = "";
+  for (const part of ["", ...relativeDir.split(path.sep).filter((p) => p && p !== ".")]) {
+    walked = path.join(walked, part);
+    const made = await mkdir(path.join(to, walked)).then(() => true, (error: NodeJS.ErrnoException) => (error.code === "EEXIST" ? false : Promise.reject(error)));
+    if (made) await chmod(path.join(to, walked), (await stat(path.join(from, walked))).mode & 0o7777);
+  }
 }
 
 /** Rewrites an over-long `#!/path/python` line into pip's own `/bin/sh` trampoline. */

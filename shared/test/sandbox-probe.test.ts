@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -22,7 +22,20 @@ describe("the sandbox probe, remembered", () => {
     expect(saved.key.startsWith(`${bootId}/`)).toBe(true);
     // An answer the probe would never give: only the memory can give it.
     await writeFile(file(), JSON.stringify({ ...saved, cgroups: !probed.cgroups }));
-    expect(await checkSandboxSupport({ network: false }, { rememberIn: root })).toEqual({ cgroups: !probed.cgroups });
+    expect(await checkSandboxSupport({ network: false }, { rememberIn: root })).toEqual({ cgroups: !probed.cgroups, overlay: false });
+  });
+
+  it("tries an overlay mount in a sandbox when asked, and remembers the answer with the rest", async () => {
+    const overlayIn = path.join(root, "overlay-work");
+    const probed = await checkSandboxSupport({ network: false }, { rememberIn: root, overlayIn });
+    // This machine's kernel has overlayfs and the directory is on a filesystem an overlay takes.
+    expect(probed.overlay).toBe(true);
+    expect(await readdir(overlayIn)).toEqual([]);
+    const saved = await remembered();
+    await writeFile(file(), JSON.stringify({ ...saved, overlay: false }));
+    expect(await checkSandboxSupport({ network: false }, { rememberIn: root, overlayIn })).toEqual({ cgroups: probed.cgroups, overlay: false });
+    // Without the question, the answer remembered for it is not reused.
+    expect((await checkSandboxSupport({ network: false }, { rememberIn: root })).overlay).toBe(false);
   });
 
   it("probes again after a reboot, or for other needs", async () => {

@@ -76,6 +76,7 @@ export class RuntimeAgent {
     await this.listen();
     this.sandbox = await AppSandbox.prepare(this.config, this.logger);
     await this.appNotes.stopOrphans();
+    await this.sandbox.removeOverlayLeftovers();
     const leftovers = await this.restorer.removeLeftovers();
     if (leftovers.length) this.logger.info({ leftovers }, "removed partial release directories left by an earlier run");
     this.notifications = subscribeToAppEvents(this.redis, this.config.APP, this.logger, {

@@ -1,12 +1,15 @@
-import { chmod, chown, mkdir } from "node:fs/promises";
+import { chmod, chown, mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { sandboxUidDir, type AgentConfig, type Logger } from "@slipway/shared";
 import { claimAppUid } from "./app-uid";
 import { knownToolchains } from "./toolchain-cache";
-import { checkSandboxSupport, runOnHost, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
+import { checkSandboxSupport, overlayUsable, runOnHost, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 
 /** An instance's `APP_DATA_PATH`: beside its `releases/`, never inside one. */
 export const appDataPath = (runtimeRoot: string): string => path.join(runtimeRoot, "data");
+
+/** Where the overlays' work directories go: on the filesystem of `releases/`, never inside it. */
+const overlayScratch = (runtimeRoot: string): string => path.join(runtimeRoot, "overlay-work");
 
 /** The agent's own files inside a release directory (restore marker, profile.sh): never the app's to change. */
 const AGENT_DIR = ".slipway";
@@ -25,6 +28,11 @@ export class AppSandbox {
     readonly uid: number,
     private toolchains: string[],
     private readonly config: AgentConfig,
+    /**
+     * Whether this instance's apps see their release as an overlay over the host cache's tree
+     * (no copy of it made) rather than a hard-link copy. Only a sandbox can mount one.
+     */
+    readonly overlay = false,
   ) {}
 
   /** Refuses (one line) when apps cannot be sandboxed here, unless the operator said SANDBOX=off. */
@@ -45,13 +53,15 @@ export class AppSandbox {
     // The root exists before the claim (a claim whose root is missing counts as abandoned), and
     // before the probe, which remembers there that it passed.
     await mkdir(config.RUNTIME_ROOT, { recursive: true });
-    const [{ cgroups }, toolchains] = await Promise.all([
-      checkSandboxSupport({ network: false }, { rememberIn: config.RUNTIME_ROOT }),
+    const overlayIn = config.RELEASE_LAYOUT === "auto" ? overlayScratch(config.RUNTIME_ROOT) : undefined;
+    const [{ cgroups, overlay }, toolchains] = await Promise.all([
+      checkSandboxSupport({ network: false }, { rememberIn: config.RUNTIME_ROOT, ...(overlayIn ? { overlayIn } : {}) }),
       knownToolchains(config.RUNTIME_ROOT, logger, toolchainsChanged),
     ]);
     const uid = await claimAppUid(sandboxUidDir(config), id, config.RUNTIME_ROOT, config.SANDBOX_UID_BASE);
     if (!cgroups) logger.warn("cgroups are not writable here: the app gets prlimit's process limit but no memory limit");
-    sandbox = new AppSandbox("on", uid, toolchains, config);
+    if (overlayIn && !overlay) logger.warn("a sandbox cannot mount an overlay here: each release directory is a hard-link copy of the host cache's tree");
+    sandbox = new AppSandbox("on", uid, toolchains, config, overlay);
     await sandbox.prepareData();
     return sandbox;
   }
@@ -72,16 +82,23 @@ export class AppSandbox {
     await chmod(this.dataPath, 0o700);
   }
 
+  /** Removes the overlay work directories of sandboxes an earlier run of the agent left (none of its apps runs now). */
+  async removeOverlayLeftovers(): Promise<void> {
+    await rm(overlayScratch(this.config.RUNTIME_ROOT), { recursive: true, force: true });
+  }
+
   /** The PATH the app starts from (before its venv). */
   get path(): string {
     return this.mode === "on" ? sandboxPath(this.toolchains) : (process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin");
   }
 
-  spec(appPath: string): SandboxSpec {
+  /** `lower`: the host cache tree `appPath` lies over, when the release was restored as an overlay. */
+  spec(appPath: string, lower?: string): SandboxSpec {
     return {
       name: `app-${this.config.APP}-${this.config.INSTANCE_ID}`,
       uid: this.uid,
-      writable: [appPath, this.dataPath],
+      ...(lower ? { overlay: { lower, upper: appPath, scratch: overlayScratch(this.config.RUNTIME_ROOT) } } : {}),
+      writable: lower ? [this.dataPath] : [appPath, this.dataPath],
       readOnly: [...this.toolchains, ...this.extraReadOnly],
       network: "host",
       limits: { memoryBytes: this.config.APP_MEMORY_MB * 1024 * 1024, maxProcesses: this.config.APP_MAX_PROCESSES, maxFileBytes: 16 * 1024 ** 3 },
@@ -94,17 +111,21 @@ export class AppSandbox {
   }
 
   /**
-   * The release's files are hard links to the host cache's, shared with every instance on the
-   * host: they stay root's and read-only, never chowned. The directories are this instance's own,
-   * so the app owns them and may add files or replace one (a new inode, seen here only), but the
-   * top directory stays root's with the sticky bit, so the agent's `.slipway/` (which an operator
-   * sources as root) can be neither changed nor renamed away by the app, nor can a file the
-   * release shipped at the top be swapped.
+   * The release's files are the host cache's, shared with every instance on the host: they stay
+   * root's and read-only. In a hard-link copy (`overlaid` false) the directories are this
+   * instance's own: the app owns them and may add files or replace one (a new inode, seen here
+   * only). Over an overlay the cache's directories, open to all (see sealTree), take the same
+   * writes into this instance's upper directory, the release directory on the host, with no walk
+   * of the tree. Either way the top directory stays root's with the sticky bit, so the agent's
+   * `.slipway/` (which an operator sources as root) can be neither changed nor renamed away by the
+   * app, nor can a file the release shipped at the top be swapped.
    */
-  async own(appPath: string): Promise<void> {
-    if (this.mode === "off") return;
+  async own(appPath: string, overlaid = false): Promise<void> {
     const agentDir = path.join(appPath, AGENT_DIR);
-    await runOnHost("find", [appPath, "-mindepth", "1", "-path", agentDir, "-prune", "-o", "-type", "d", "-exec", "chown", `${this.uid}:${this.uid}`, "{}", "+"]);
+    const ownDirectories = this.mode === "off" ? [] : ["-exec", "chown", `${this.uid}:${this.uid}`, "{}", "+"];
+    // A copy's directories are the cache's open ones: closed again for a tree of one instance's own.
+    if (!overlaid) await runOnHost("find", [appPath, "-mindepth", "1", "-path", agentDir, "-prune", "-o", "-type", "d", ...ownDirectories, "-exec", "chmod", "0755", "{}", "+"]);
+    if (this.mode === "off") return;
     await chown(appPath, 0, this.uid);
     await chmod(appPath, 0o1770);
   }

@@ -5,26 +5,30 @@
  * HOST_CACHE_DIR, so agents of every app and instance see it; not Redis, which is about the
  * cluster, not this disk), downloads, verifies and extracts it into the cache, seals the tree
  * and writes the entry's marker last: the artifact's sha256 and a fingerprint of the sealed
- * tree. Agents that wait on the lock find the marker and extract nothing. Each instance then
- * gets its own release directory as a hard-link copy of the entry (its directories new, its
- * files the cache's inodes), checked against the fingerprint, so a tampered or half-pruned entry
- * is never used: it is removed and extracted again.
+ * tree. Agents that wait on the lock find the marker and extract nothing. Each instance's
+ * release directory is then either the upper directory of an overlay over the entry's tree,
+ * holding only what the instance changes (`lease`: nothing is copied; a lease file in the entry
+ * names the release directory, and keeps the entry while that exists), or a hard-link copy of
+ * the entry (`copyInto`: its directories new, its files the cache's inodes). Either way the tree
+ * is checked against the fingerprint first, so a tampered or half-pruned entry is never used: it
+ * is removed and extracted again.
  *
  * Ownership rule: a shared inode is root's and read-only for good. Nothing may chmod, chown or
  * write into a file of a release directory; whatever an instance changes (venv relocation,
  * profile.sh, its markers, an app replacing a file in a directory it owns) is a new file renamed
  * over the link, seen by that instance alone.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
-import lockfile from "proper-lockfile";
 import type { Logger } from "@slipway/shared";
 import { RestoreError } from "./restore-error";
 import { hasLinkedFile, linkTree, sealTree, treeFingerprint } from "./release-tree";
-import { sleep, throwIfStopping } from "./timeout";
+import { LOCK_SUFFIX, lockRelease } from "./host-cache-lock";
 
 interface EntryMarker {
+  /** How the tree was sealed: an entry sealed otherwise (by an older agent) is extracted again. */
+  seal: typeof SEAL;
   buildId: string;
   outputSha256: string | null;
   fingerprint: string;
@@ -34,17 +38,20 @@ interface EntryMarker {
 /** A release's cache entry: `tree/` (what instances copy) and `marker.json`, written last. */
 const TREE = "tree";
 const MARKER = "marker.json";
+/** Directories open to all (see sealTree). */
+const SEAL = 2;
+/** A file per release directory that lies over the entry's tree, naming it. */
+const LEASES = "leases";
 const PARTIAL_PREFIX = ".partial-";
-const LOCK_SUFFIX = ".lock";
-/** How long an agent waits for another one's extraction: as long as a big release may take. */
-const LOCK_WAIT_MS = 15 * 60_000;
-const LOCK_POLL_MS = 50;
 /** An entry used this recently is kept even with no copy linked to it yet (a copy may be under way). */
 const PRUNE_GRACE_MS = 5 * 60_000;
 /** A copy that keeps failing its check means something keeps changing the entry: give up. */
 const COPY_ATTEMPTS = 3;
 
 export class HostCache {
+  /** Entries this agent just extracted and fingerprinted: the first check of one would walk it again for nothing. */
+  private readonly extractedHere = new WeakSet<EntryMarker>();
+
   constructor(
     readonly dir: string,
     private readonly logger: Logger,
@@ -73,9 +80,7 @@ export class HostCache {
       // Failing because the entry was pruned meanwhile looks like any other failure: both retry.
       copyError = await linkTree(path.join(entry, TREE), target).then(() => undefined, (error: Error) => error);
       if (!copyError && (await treeFingerprint(target)) === marker.fingerprint) {
-        // Its time is when it was last used: what pruning goes by.
-        const now = new Date();
-        await utimes(path.join(entry, MARKER), now, now).catch(() => undefined);
+        await this.markUsed(entry);
         return;
       }
       this.logger.warn({ entry, err: copyError }, "the host cache entry differs from what was extracted; removing it and extracting again");
@@ -85,8 +90,40 @@ export class HostCache {
   }
 
   /**
-   * Removes entries no instance uses any more: no file of theirs has a link outside the cache,
-   * and none was used lately. Also what crashed extractions left.
+   * The entry's tree, checked, for the release directory `release` to lie over as an overlay's
+   * upper directory: extracted into the cache first with `extract` unless a valid entry for
+   * `outputSha256` is there. The entry is kept while `release` exists (its lease).
+   */
+  async lease(
+    app: string,
+    buildId: string,
+    outputSha256: string | null,
+    release: string,
+    extract: (into: string) => Promise<void>,
+    onStage: (stage: string) => void = () => undefined,
+  ): Promise<string> {
+    const entry = path.join(this.dir, app, buildId);
+    for (let attempt = 1; attempt <= COPY_ATTEMPTS; attempt++) {
+      const marker = await this.ensure(entry, buildId, outputSha256, extract, onStage);
+      onStage("checking the host cache entry");
+      // Marked used before the lease is written: pruning spares an entry used lately.
+      await this.markUsed(entry);
+      const lease = path.join(entry, LEASES, createHash("sha256").update(release).digest("hex").slice(0, 32));
+      const leased = await mkdir(path.join(entry, LEASES), { recursive: true })
+        .then(() => writeFile(lease, release))
+        .then(() => true, () => false);
+      const fresh = this.extractedHere.delete(marker);
+      if (leased && (fresh || (await treeFingerprint(path.join(entry, TREE)).catch(() => undefined)) === marker.fingerprint)) return path.join(entry, TREE);
+      this.logger.warn({ entry }, "the host cache entry differs from what was extracted; removing it and extracting again");
+      await this.discard(entry, marker);
+    }
+    throw new RestoreError(`the host cache entry ${entry} kept changing while it was checked`);
+  }
+
+  /**
+   * Removes entries no instance uses any more: no release directory holds a lease on them, no
+   * file of theirs has a link outside the cache, and none was used lately. Also what crashed
+   * extractions left.
    */
   async prune(): Promise<string[]> {
     const removed: string[] = [];
@@ -114,7 +151,7 @@ export class HostCache {
 
   /** The entry's marker, extracting the release under its lock first when there is no valid one. */
   private async ensure(entry: string, buildId: string, outputSha256: string | null, extract: (into: string) => Promise<void>, onStage: (stage: string) => void): Promise<EntryMarker> {
-    const valid = (marker: EntryMarker | undefined) => (marker && marker.buildId === buildId && marker.outputSha256 === outputSha256 ? marker : undefined);
+    const valid = (marker: EntryMarker | undefined) => (marker && marker.seal === SEAL && marker.buildId === buildId && marker.outputSha256 === outputSha256 ? marker : undefined);
     const ready = valid(await readMarker(entry));
     if (ready) return ready;
     await mkdir(path.dirname(entry), { recursive: true, mode: 0o700 });
@@ -131,13 +168,14 @@ export class HostCache {
         onStage("downloading, verifying and extracting the artifact");
         await extract(path.join(partial, TREE));
         onStage("sealing the host cache entry");
-        await sealTree(path.join(partial, TREE));
-        const marker: EntryMarker = { buildId, outputSha256, fingerprint: await treeFingerprint(path.join(partial, TREE)), extractedAt: new Date().toISOString() };
+        const [, fingerprint] = await Promise.all([sealTree(path.join(partial, TREE)), treeFingerprint(path.join(partial, TREE), { asSealed: true })]);
+        const marker: EntryMarker = { seal: SEAL, buildId, outputSha256, fingerprint, extractedAt: new Date().toISOString() };
         await writeFile(path.join(partial, MARKER), JSON.stringify(marker));
         const placed = await rename(partial, entry).then(() => true, () => false);
         // Only after this agent's lock went stale can another have placed the entry meanwhile.
         if (!placed) return valid(await readMarker(entry)) ?? Promise.reject(new Error(`could not place the host cache entry ${entry}`));
         this.logger.info({ entry, ms: Date.now() - started }, "release extracted into the host cache");
+        this.extractedHere.add(marker);
         return marker;
       } finally {
         await rm(partial, { recursive: true, force: true });
@@ -145,6 +183,10 @@ export class HostCache {
     } finally {
       await unlock();
     }
+  }
+
+  private lock(entry: string, wait: boolean): Promise<() => Promise<void>> {
+    return lockRelease(entry, { wait, logger: this.logger, ...(this.signal ? { signal: this.signal } : {}) });
   }
 
   /** Removes the entry unless another agent already replaced what `seen` described. */
@@ -165,35 +207,33 @@ export class HostCache {
     if (moved) await rm(doomed, { recursive: true, force: true });
   }
 
+  /** Its marker's time is when the entry was last used: what pruning goes by. */
+  private async markUsed(entry: string): Promise<void> {
+    const now = new Date();
+    await utimes(path.join(entry, MARKER), now, now).catch(() => undefined);
+  }
+
   private async inUse(entry: string): Promise<boolean> {
     const used = await stat(path.join(entry, MARKER)).then((info) => info.mtimeMs, () => 0);
     if (Date.now() - used < PRUNE_GRACE_MS) return true;
-    return hasLinkedFile(path.join(entry, TREE)).catch(() => false);
+    return (await this.leased(entry)) || hasLinkedFile(path.join(entry, TREE)).catch(() => false);
   }
 
   /**
-   * The release's host-wide lock: waited for (until the agent stops), or (`wait` false) only
-   * taken when free.
+   * Whether a release directory that lies over the entry still exists; leases of those gone are
+   * removed. A runtime root is visible to every agent on the host, as the uid claims assume too.
    */
-  private async lock(entry: string, wait: boolean): Promise<() => Promise<void>> {
-    const deadline = Date.now() + (wait ? LOCK_WAIT_MS : 0);
-    for (;;) {
-      try {
-        return await lockfile.lock(entry, {
-          realpath: false,
-          lockfilePath: `${entry}${LOCK_SUFFIX}`,
-          // A holder that died leaves its lock behind: it is taken over once not refreshed for this long.
-          stale: 30_000,
-          // The default throws from a timer and would end the agent; a lock lost to a stall only risks a second extraction.
-          onCompromised: (error) => this.logger.warn({ err: error, entry }, "lost the host cache lock; another agent may extract the same release"),
-        });
-      } catch (error) {
-        if ((error as { code?: string }).code !== "ELOCKED" || Date.now() >= deadline) throw error;
-      }
-      await sleep(LOCK_POLL_MS, this.signal);
-      throwIfStopping(this.signal);
+  private async leased(entry: string): Promise<boolean> {
+    let live = false;
+    for (const name of await readdir(path.join(entry, LEASES)).catch(() => [] as string[])) {
+      const lease = path.join(entry, LEASES, name);
+      const release = await readFile(lease, "utf8").catch(() => "");
+      if (release && (await stat(release).then(() => true, () => false))) live = true;
+      else await rm(lease, { force: true });
     }
+    return live;
   }
+
 }
 
 async function readMarker(entry: string): Promise<EntryMarker | undefined> {

@@ -10,12 +10,13 @@ import type { LaunchSpec } from "./supervisor";
 
 /** How to start a restored release: its command, and its environment without PORT (each launch picks one). */
 export async function launchSpec(restored: RestoredRelease, sandbox: AppSandbox, app: Pick<AppRecord, "startupCommand" | "env" | "healthCheck"> | undefined): Promise<LaunchSpec> {
-  const command = await resolveStartCommand(restored.appPath, restored.manifest, app?.startupCommand);
+  // Over an overlay the release directory holds only this instance's changes: the shipped files are read where they lie.
+  const command = await resolveStartCommand(restored.lower ?? restored.appPath, restored.manifest, app?.startupCommand);
   if (!command) throw new RestoreError(NO_START_COMMAND);
-  await sandbox.own(restored.appPath);
+  await sandbox.own(restored.appPath, restored.lower !== undefined);
   const paths = { sandboxPath: sandbox.path, appPath: restored.appPath, dataPath: sandbox.dataPath };
   const env = withShippedNodeTools(appEnvironment(paths, restored.manifest.virtualEnvName, app?.env ?? {}), restored.appPath, restored.manifest);
-  return { appPath: restored.appPath, command, env, ...(app?.healthCheck ? { healthCheck: app.healthCheck } : {}) };
+  return { appPath: restored.appPath, command, env, ...(restored.lower ? { lower: restored.lower } : {}), ...(app?.healthCheck ? { healthCheck: app.healthCheck } : {}) };
 }
 
 function appEnvironment(paths: { sandboxPath: string; appPath: string; dataPath: string }, venvName: string | undefined, appEnv: Record<string, string>): Record<string, string> {

@@ -68,7 +68,9 @@ export class ReleaseMover implements ReleaseRunner {
       await heartbeat.report("restoring", target);
       appLog.system(`restoring v${target.version} (build ${target.buildId})`, target.version);
       const started = Date.now();
-      const restored = await whileReportingSlowness(log, `restore of v${target.version}`, (onStage) => restorer.restore(this.config.APP, target.buildId, onStage));
+      const restored = await whileReportingSlowness(log, `restore of v${target.version}`, (onStage) =>
+        restorer.restore(this.config.APP, target.buildId, onStage, this.parts.sandbox().overlay ? "overlay" : "copy"),
+      );
       appPath = restored.appPath;
       log.info({ appPath, reused: restored.reused, ms: Date.now() - started }, restored.reused ? "release already restored" : "release restored");
       appLog.system(restored.reused ? `v${target.version} was already restored` : `v${target.version} restored in ${Date.now() - started} ms`, target.version);
@@ -77,7 +79,7 @@ export class ReleaseMover implements ReleaseRunner {
 
       // Read before the turn: the app's health check timeout sets how long the turn is held.
       const appRecord = await this.readApp();
-      const releaseCommand = await resolveReleaseCommand(appPath, appRecord?.releaseCommand);
+      const releaseCommand = await resolveReleaseCommand(restored.lower ?? appPath, appRecord?.releaseCommand);
       // Prepared before the turn (the release directory handed to the app's uid, its environment):
       // a turn holds only what must happen one instance at a time, the start and the switch.
       const spec = await launchSpec(restored, this.parts.sandbox(), appRecord);

@@ -84,7 +84,7 @@ export class ReleasePhaseRunner {
       command,
       cwd: spec.appPath,
       env: spec.env,
-      sandbox: { spec: sandbox.spec(spec.appPath), mode: sandbox.mode },
+      sandbox: { spec: sandbox.spec(spec.appPath, spec.lower), mode: sandbox.mode },
       onLine: (line, stream) => appLog.output(stream, line, release.version),
     });
     void this.parts.appNotes.track(child);

@@ -13,19 +13,32 @@ import { runOnHost } from "@slipway/shared/sandbox";
 /**
  * Makes an extracted tree safe to share between instances of different uids: every file
  * readable, nobody's to write (root, who owns them, is not held back, but no sandboxed app is
- * root), no set-id bits on a root-owned file; directories root's 0755.
+ * root), no set-id bits on a root-owned file. Directories are open to all (0777): an app seeing
+ * the tree through its overlay may then add files anywhere in it, as it could in a copy of its
+ * own, while every such write lands in its own upper directory. Only root reaches the tree itself
+ * (the cache's directories above it are root's 0700), and a copy closes them again (AppSandbox.own).
  */
 export async function sealTree(dir: string): Promise<void> {
-  await runOnHost("find", [dir, "(", "-type", "d", "-exec", "chmod", "0755", "{}", "+", ")", "-o", "(", "-type", "f", "-exec", "chmod", "a+rX,a-w,ug-s", "{}", "+", ")"]);
+  await runOnHost("find", [dir, "(", "-type", "d", "-exec", "chmod", "0777", "{}", "+", ")", "-o", "(", "-type", "f", "-exec", "chmod", "a+rX,a-w,ug-s", "{}", "+", ")"]);
+}
+
+/** The mode sealTree gives an entry of find's type letter `type` that has `mode`: applied twice, the same. */
+function sealedMode(type: string, mode: number): number {
+  if (type === "d") return 0o777;
+  if (type !== "f") return mode;
+  const readable = mode | 0o444 | (mode & 0o111 ? 0o111 : 0);
+  return readable & ~0o222 & ~0o6000;
 }
 
 /**
  * A digest of the tree's shape: each entry's path, type and mode, and for files and links their
  * size, modification time and link target. A hard-link copy has the same digest as its source,
  * so a copy whose digest matches the one taken when the source was sealed got every file, and
- * none changed since (a write changes the time; only root could set it back).
+ * none changed since (a write changes the time; only root could set it back). `asSealed`: the
+ * digest the tree has once sealTree is done with it, taken while the sealing runs (a chmod
+ * changes no time or size, and a mode read before or after it seals to the same).
  */
-export function treeFingerprint(dir: string): Promise<string> {
+export function treeFingerprint(dir: string, options: { asSealed?: boolean } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     // NUL-separated: a file name may hold a newline.
     const child = spawn("find", [dir, "-mindepth", "1", "(", "-type", "d", "-printf", "%P\\t%y\\t%m\\0", ")", "-o", "-printf", "%P\\t%y\\t%m\\t%s\\t%T@\\t%l\\0"], {
@@ -39,7 +52,14 @@ export function treeFingerprint(dir: string): Promise<string> {
     child.on("close", (code) => {
       if (code !== 0) return reject(new Error(`find ${dir} failed: ${stderr.trim()}`));
       // find lists in directory order, which a copy need not share: sort.
-      const entries = Buffer.concat(chunks).toString("utf8").split("\0").filter(Boolean).sort();
+      let entries = Buffer.concat(chunks).toString("utf8").split("\0").filter(Boolean);
+      if (options.asSealed) {
+        entries = entries.map((entry) => {
+          const [name, type, mode, ...rest] = entry.split("\t");
+          return [name, type, sealedMode(type!, parseInt(mode!, 8)).toString(8), ...rest].join("\t");
+        });
+      }
+      entries.sort();
       const hash = createHash("sha256");
       for (const entry of entries) hash.update(entry).update("\0");
       resolve(hash.digest("hex"));
@@ -57,7 +77,7 @@ export async function linkTree(from: string, to: string): Promise<"linked" | "co
   return sameFilesystem ? "linked" : "copied";
 }
 
-/** Whether any file in `dir` has a hard link elsewhere: an instance's copy still uses it. */
+/** Whether any file in `dir` has a hard link elsewhere: an instance's hard-link copy still uses it. */
 export function hasLinkedFile(dir: string): Promise<boolean> {
   return new Promise((resolve, reject) => {
     const child = spawn("find", [dir, "-type", "f", "-links", "+1", "-print", "-quit"], { stdio: ["ignore", "pipe", "ignore"] });

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
+import { access, mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import {
   builtVenvPath,
@@ -32,7 +32,16 @@ export interface RestoredRelease {
   manifest: BuildManifest;
   /** True when a verified extraction from an earlier run was used as it was. */
   reused: boolean;
+  /** The host cache tree `appPath` lies over, when it is an overlay's upper directory. */
+  lower?: string;
 }
+
+/**
+ * `overlay`: the release directory holds only what this instance changes, over the host cache's
+ * tree, and only a sandbox that mounts the overlay sees the whole release. `copy`: the release
+ * directory is a hard-link copy of the whole tree.
+ */
+export type ReleaseLayout = "overlay" | "copy";
 
 interface RestoreMarker {
   buildId: string;
@@ -40,6 +49,8 @@ interface RestoreMarker {
   restoredAt: string;
   /** The manifest as storage gave it: a restart reuses the directory without asking storage again. */
   manifest?: string;
+  /** The host cache tree the directory lies over (layout `overlay`). */
+  lower?: string;
 }
 
 const MARKER = path.join(".slipway", "restored.json");
@@ -99,34 +110,46 @@ export class Restorer {
     }
   }
 
-  /** `onStage` hears each step as it begins, for an operator watching a slow restore. */
-  async restore(app: string, buildId: string, onStage: (stage: string) => void = () => undefined): Promise<RestoredRelease> {
+  /**
+   * `onStage` hears each step as it begins, for an operator watching a slow restore. `layout`
+   * applies to a new restore; a directory restored earlier is reused in the layout it has.
+   */
+  async restore(app: string, buildId: string, onStage: (stage: string) => void = () => undefined, layout: ReleaseLayout = "copy"): Promise<RestoredRelease> {
     const appPath = this.releasePath(buildId);
     const marker = await readMarker(appPath);
+    // An overlay's upper directory is a release only while the tree under it is there.
+    const usable = marker?.buildId === buildId && (marker.lower === undefined || (await exists(marker.lower)));
+    const reused = (manifest: BuildManifest) => ({ appPath, manifest, reused: true, ...(marker?.lower ? { lower: marker.lower } : {}) });
     // A directory restored and marked complete here keeps the manifest it came from: a restart
     // starts from it without waiting for storage.
-    if (marker?.buildId === buildId && marker.manifest !== undefined) {
+    if (usable && marker.manifest !== undefined) {
       const manifest = parseStoredManifest(marker.manifest);
-      if (marker.outputSha256 === (manifest.outputSha256 ?? null)) return { appPath, manifest, reused: true };
+      if (marker.outputSha256 === (manifest.outputSha256 ?? null)) return reused(manifest);
     }
     onStage("reading the manifest from storage");
     const manifestText = await this.fetchManifestText(app, buildId);
     const manifest = parseStoredManifest(manifestText);
-    if (marker && marker.buildId === buildId && marker.outputSha256 === (manifest.outputSha256 ?? null)) {
-      return { appPath, manifest, reused: true };
-    }
+    if (usable && marker.outputSha256 === (manifest.outputSha256 ?? null)) return reused(manifest);
     await rm(appPath, { recursive: true, force: true });
     await mkdir(this.releasesDir, { recursive: true });
     const partial = path.join(this.releasesDir, `${PARTIAL_PREFIX}${buildId}-${randomUUID().slice(0, 8)}`);
     try {
-      await this.hostCache.copyInto(app, buildId, manifest.outputSha256 ?? null, partial, (into) => this.extract(app, buildId, manifest, into), onStage);
+      const outputSha256 = manifest.outputSha256 ?? null;
+      const extract = (into: string) => this.extract(app, buildId, manifest, into);
+      let lower: string | undefined;
+      if (layout === "overlay") {
+        lower = await this.hostCache.lease(app, buildId, outputSha256, appPath, extract, onStage);
+        await mkdir(partial);
+      } else {
+        await this.hostCache.copyInto(app, buildId, outputSha256, partial, extract, onStage);
+      }
       onStage("relocating the virtualenv and writing the profile");
-      await relocate(partial, appPath, manifest);
+      await relocate(lower ?? partial, partial, appPath, manifest);
       await writeProfile(partial, appPath, this.dataPath, manifest);
-      const restoreMarker: RestoreMarker = { buildId, outputSha256: manifest.outputSha256 ?? null, restoredAt: new Date().toISOString(), manifest: manifestText };
+      const restoreMarker: RestoreMarker = { buildId, outputSha256, restoredAt: new Date().toISOString(), manifest: manifestText, ...(lower ? { lower } : {}) };
       await replaceFile(path.join(partial, MARKER), JSON.stringify(restoreMarker));
       await rename(partial, appPath);
-      return { appPath, manifest, reused: false };
+      return { appPath, manifest, reused: false, ...(lower ? { lower } : {}) };
     } finally {
       await rm(partial, { recursive: true, force: true });
     }
@@ -186,15 +209,18 @@ async function readMarker(dir: string): Promise<RestoreMarker | undefined> {
   }
 }
 
-async function relocate(extractedDir: string, finalDir: string, manifest: BuildManifest): Promise<void> {
+/** Rewrites the venv of the tree in `releaseDir` for `finalDir`, into `writeDir` (the same tree, or an overlay's upper directory). */
+async function relocate(releaseDir: string, writeDir: string, finalDir: string, manifest: BuildManifest): Promise<void> {
   const venvName = manifest.virtualEnvName;
   if (!venvName) return;
-  const venvDir = path.join(extractedDir, venvName);
+  const venvDir = path.join(releaseDir, venvName);
   const builtAt = manifest.sourceDirectoryInBuildContainer
     ? path.join(manifest.sourceDirectoryInBuildContainer, venvName)
     : await builtVenvPath(venvDir);
-  if (builtAt) await relocateVenv(venvDir, builtAt, path.join(finalDir, venvName));
+  if (builtAt) await relocateVenv(venvDir, builtAt, path.join(finalDir, venvName), path.join(writeDir, venvName));
 }
+
+const exists = (file: string) => access(file).then(() => true, () => false);
 
 /** `.slipway/profile.sh`: `. $RUNTIME_ROOT/current/.slipway/profile.sh` gives an operator the app's shell environment. */
 async function writeProfile(extractedDir: string, finalDir: string, dataPath: string, manifest: BuildManifest): Promise<void> {

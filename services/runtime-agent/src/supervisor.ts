@@ -20,6 +20,8 @@ const MAX_CRASH_BACKOFF_MS = 30_000;
 /** How to start a release's app; the supervisor adds PORT. */
 export interface LaunchSpec {
   appPath: string;
+  /** The host cache tree the release directory lies over, when the app sees it as an overlay. */
+  lower?: string;
   command: string;
   env: Record<string, string>;
   /** The app's own health check; the agent's HEALTH_PATH and HEALTH_TIMEOUT_S otherwise. */
@@ -114,7 +116,7 @@ export class Supervisor {
     const port = await freePort();
     const env = { ...spec.env, PORT: String(port) };
     this.appLog.system(`starting v${release.version} on port ${port}: ${spec.command}`, release.version);
-    const app = this.spawn(spec.command, spec.appPath, env, release);
+    const app = this.spawn(spec, env, release);
     const running = { ...spec, env, port, process: app };
     try {
       const criteria = this.healthCriteria(spec.healthCheck);
@@ -154,8 +156,8 @@ export class Supervisor {
       await sleep(delay);
       if (this.signal.aborted || this.running !== running) return;
       this.appLog.system(`restarting v${running.release.version} after a crash (restart ${this.restarts})`, running.release.version);
-      const { appPath, command, env, healthCheck } = running;
-      const { running: restarted, error } = await this.launch({ appPath, command, env, ...(healthCheck ? { healthCheck } : {}) }, running.release);
+      const { appPath, lower, command, env, healthCheck } = running;
+      const { running: restarted, error } = await this.launch({ appPath, command, env, ...(lower ? { lower } : {}), ...(healthCheck ? { healthCheck } : {}) }, running.release);
       // Even a failed restart is adopted: its exit starts the next, longer back-off.
       await this.adopt({ ...restarted, release: running.release }, error);
     });
@@ -166,7 +168,7 @@ export class Supervisor {
     return { path: check.path, timeoutMs: check.timeoutS * 1000, ...(check.expectText !== undefined ? { expectText: check.expectText } : {}), source: "the app's healthCheck" };
   }
 
-  private spawn(command: string, appPath: string, env: Record<string, string>, release: TargetRelease): AppProcess {
+  private spawn({ command, appPath, lower }: LaunchSpec, env: Record<string, string>, release: TargetRelease): AppProcess {
     const sandbox = this.sandbox();
     // A relabel moves the serving process to another version number: its lines follow it.
     const version = () => (this.running?.process === app ? this.running.release.version : release.version);
@@ -174,7 +176,7 @@ export class Supervisor {
       command,
       cwd: appPath,
       env,
-      sandbox: { spec: sandbox.spec(appPath), mode: sandbox.mode },
+      sandbox: { spec: sandbox.spec(appPath, lower), mode: sandbox.mode },
       onLine: (line, stream) => this.appLog.output(stream, line, version()),
     });
     void this.appNotes.track(app);

@@ -10,7 +10,8 @@ import { HostCache } from "../src/host-cache";
 
 /**
  * Agents on one host (real processes, real Redis and MinIO) share one extraction per release
- * through HOST_CACHE_DIR, each instance running a hard-link copy of its own.
+ * through HOST_CACHE_DIR, each instance's app seeing it through an overlay of its own (or, where
+ * no sandbox mounts one, a hard-link copy of its own).
  */
 
 // Serves static/data.txt; on /write reports what the app may change in its release directory.
@@ -76,9 +77,9 @@ afterAll(async () => {
 });
 
 /** An agent on its own RUNTIME_ROOT, serving the release; answers its URL, release directory and output. */
-async function serve(id: string, hostCache: string) {
+async function serve(id: string, hostCache: string, extra: Record<string, string> = {}) {
   const port = await freePort();
-  const agent = spawnAgent(stack, { APP: app, INSTANCE_ID: id, PORT: String(port), RUNTIME_ROOT: path.join(work, `rt-${id}`), HOST_CACHE_DIR: hostCache, LOG_LEVEL: "info" });
+  const agent = spawnAgent(stack, { APP: app, INSTANCE_ID: id, PORT: String(port), RUNTIME_ROOT: path.join(work, `rt-${id}`), HOST_CACHE_DIR: hostCache, LOG_LEVEL: "info", ...extra });
   agents.push(agent);
   const url = `http://127.0.0.1:${port}`;
   await eventually(async () => ((await fetch(url).then((r) => r.text(), () => "")) === "shipped\n" ? true : undefined), 120_000, `${id} serving\n${agent.output()}`);
@@ -90,16 +91,11 @@ describe("host cache", () => {
   const hostCache = () => path.join(work, "host-cache");
   const cached = (...parts: string[]) => path.join(hostCache(), app, buildId, ...parts);
 
-  it("two agents on one host extract a release once; each serves its own hard-linked copy, and what one app writes the other never sees", async () => {
-    const [one, two] = await Promise.all([serve("i-1", hostCache()), serve("i-2", hostCache())]);
-    expect(extractions(one.output()) + extractions(two.output())).toBe(1);
-    expect(one.appPath).not.toBe(two.appPath);
-    // The same inode three times: the cache's, and each instance's link to it.
-    const inode = (await stat(cached("tree", "app.py"))).ino;
-    expect((await stat(path.join(one.appPath, "app.py"))).ino).toBe(inode);
-    expect((await stat(path.join(two.appPath, "app.py"))).ino).toBe(inode);
-    expect((await stat(cached("tree", "app.py"))).uid).toBe(0);
-
+  /**
+   * What `one`'s app may change in its release directory: no shipped file in place, but files of
+   * its own and replacements, which land in its own directory and nowhere else.
+   */
+  async function expectWritesKeptApart(one: Awaited<ReturnType<typeof serve>>, two: Awaited<ReturnType<typeof serve>>) {
     const outcomes = (await (await fetch(`${one.url}/write`)).json()) as Record<string, string>;
     expect(outcomes).toEqual({
       "append to a shipped file": "PermissionError",
@@ -114,6 +110,37 @@ describe("host cache", () => {
     expect(await readFile(path.join(one.appPath, "mine.txt"), "utf8")).toBe("mine\n");
     await expect(stat(path.join(two.appPath, "mine.txt"))).rejects.toThrow(/ENOENT/);
     await expect(stat(cached("tree", "mine.txt"))).rejects.toThrow(/ENOENT/);
+  }
+
+  it("two agents on one host extract a release once; each serves it through its own overlay, nothing copied, and what one app writes the other never sees", async () => {
+    const [one, two] = await Promise.all([serve("i-1", hostCache()), serve("i-2", hostCache())]);
+    expect(extractions(one.output()) + extractions(two.output())).toBe(1);
+    expect(one.appPath).not.toBe(two.appPath);
+    // Each release directory is an overlay's upper directory over the cache's tree: the agent's
+    // own files only, no copy of the release.
+    for (const instance of [one, two]) {
+      const marker = JSON.parse(await readFile(path.join(instance.appPath, ".slipway", "restored.json"), "utf8")) as { lower?: string };
+      expect(marker.lower).toBe(cached("tree"));
+      // The agent's files, and the venv files relocation rewrote; none of the shipped app.
+      expect((await readdir(instance.appPath)).sort()).toEqual([".slipway", "antenv"]);
+      expect((await readdir(path.join(instance.appPath, "antenv"), { recursive: true })).length).toBeLessThan((await readdir(cached("tree", "antenv"), { recursive: true })).length / 4);
+    }
+    expect((await stat(cached("tree", "app.py"))).uid).toBe(0);
+
+    await expectWritesKeptApart(one, two);
+  }, 300_000);
+
+  it("with RELEASE_LAYOUT=copy each instance serves its own hard-linked copy of the cached tree, and what one app writes the other never sees", async () => {
+    const copy = { RELEASE_LAYOUT: "copy" };
+    const [one, two] = await Promise.all([serve("c-1", hostCache(), copy), serve("c-2", hostCache(), copy)]);
+    // The same inode three times: the cache's, and each instance's link to it.
+    const inode = (await stat(cached("tree", "app.py"))).ino;
+    expect((await stat(path.join(one.appPath, "app.py"))).ino).toBe(inode);
+    expect((await stat(path.join(two.appPath, "app.py"))).ino).toBe(inode);
+    // The copy's directories are the instance's own, closed to others again.
+    expect((await stat(path.join(one.appPath, "static"))).mode & 0o777).toBe(0o755);
+
+    await expectWritesKeptApart(one, two);
   }, 300_000);
 
   const tampering: [string, () => Promise<void>][] = [
@@ -137,7 +164,7 @@ describe("host cache", () => {
     await tamper();
     const next = await serve(`i-t${index}`, hostCache());
     expect(extractions(next.output())).toBe(1);
-    expect(await readFile(path.join(next.appPath, "static", "data.txt"), "utf8")).toBe("shipped\n");
+    expect(await (await fetch(next.url)).text()).toBe("shipped\n");
     expect(await readFile(cached("tree", "static", "data.txt"), "utf8")).toBe("shipped\n");
   }, 300_000);
 });
@@ -160,5 +187,26 @@ describe("host cache pruning", () => {
     expect(await cache.prune()).toEqual([path.join(dir, "pruned", "build-unused")]);
     expect((await readdir(path.join(dir, "pruned"))).filter((name) => !name.endsWith(".lock"))).toEqual(["build-kept"]);
     expect(await readFile(path.join(copy("build-kept"), "app.py"), "utf8")).toBe("print('hi')\n");
+  });
+
+  it("keeps an entry while a release directory that lies over it exists, and removes it once that is gone", async () => {
+    const dir = path.join(work, "prune-leases");
+    const cache = new HostCache(dir, createLogger("host-cache-test", "silent"));
+    const extract = async (into: string) => {
+      await writeFile(path.join(into, "app.py"), "print('hi')\n");
+    };
+    const release = (buildId: string) => path.join(work, "overlaid", buildId);
+    for (const id of ["build-kept", "build-gone"]) {
+      expect(await cache.lease("leased", id, null, release(id), extract)).toBe(path.join(dir, "leased", id, "tree"));
+      await mkdir(release(id), { recursive: true });
+    }
+    await rm(release("build-gone"), { recursive: true });
+    expect(await cache.prune()).toEqual([]);
+    const longAgo = new Date(Date.now() - 3600_000);
+    for (const id of ["build-kept", "build-gone"]) await utimes(path.join(dir, "leased", id, "marker.json"), longAgo, longAgo);
+    expect(await cache.prune()).toEqual([path.join(dir, "leased", "build-gone")]);
+    expect(await readFile(path.join(dir, "leased", "build-kept", "tree", "app.py"), "utf8")).toBe("print('hi')\n");
+    await rm(release("build-kept"), { recursive: true });
+    expect(await cache.prune()).toEqual([path.join(dir, "leased", "build-kept")]);
   });
 });

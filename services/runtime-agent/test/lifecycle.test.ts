@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -176,9 +176,21 @@ describe("housekeeping and shell access", () => {
       await eventually(async () => ((await readdir(path.join(runtimeRoot, "releases"))).length === 2 ? true : undefined), 10_000, "two release directories");
       expect(await readdir(path.join(runtimeRoot, "releases"))).toContain(v3.id);
 
-      const shell = execFileSync("bash", ["-c", `. '${runtimeRoot}/current/.slipway/profile.sh' && echo "$APP_PATH" && echo "$APP_DATA_PATH" && pwd && python -c 'import sys; print(sys.prefix)'`], { encoding: "utf8" });
       const appPath = path.join(runtimeRoot, "releases", v3.id);
-      expect(shell.trim().split("\n")).toEqual([appPath, path.join(runtimeRoot, "data"), appPath, path.join(appPath, "antenv")]);
+      const environment = `echo "$APP_PATH" && echo "$APP_DATA_PATH" && pwd && python -c 'import sys; print(sys.prefix)'`;
+      const expected = [appPath, path.join(runtimeRoot, "data"), appPath, path.join(appPath, "antenv")];
+      const marker = JSON.parse(await readFile(path.join(appPath, ".slipway", "restored.json"), "utf8")) as { lower?: string };
+      if (marker.lower) {
+        // Over an overlay the host's release directory holds only this instance's changes: the
+        // whole release is in the app's mount namespace, where an operator enters to use it.
+        const report = await eventually(async () => (await stack.api.instances.list(app)).find((i) => i.appPath === appPath && i.pid), 10_000, "v3's report");
+        const sandboxInit = readFileSync(`/proc/${report.pid}/task/${report.pid}/children`, "utf8").trim().split(" ")[0]!;
+        const shell = execFileSync("nsenter", ["--target", sandboxInit, "--mount", "--", "bash", "-c", `. '${appPath}/.slipway/profile.sh' && ${environment}`], { encoding: "utf8" });
+        expect(shell.trim().split("\n")).toEqual(expected);
+      } else {
+        const shell = execFileSync("bash", ["-c", `. '${runtimeRoot}/current/.slipway/profile.sh' && ${environment}`], { encoding: "utf8" });
+        expect(shell.trim().split("\n")).toEqual(expected);
+      }
     } finally {
       await agent.stop();
     }

@@ -80,10 +80,11 @@ async function answer(url: string, what: string, timeoutMs = 60_000): Promise<{ 
   }, timeoutMs, what);
 }
 
-/** What the runtime chose for the release it serves: resolved again from the restored directory. */
+/** What the runtime chose for the release it serves: resolved again from the restored files (the host cache's tree, under an overlay). */
 async function chosenCommand(instance: () => Promise<InstanceReport | undefined>, manifest: BuildManifest, startupCommand?: string): Promise<string | undefined> {
   const report = await instance();
-  return resolveStartCommand(report!.appPath!, manifest, startupCommand);
+  const marker = JSON.parse(await readFile(path.join(report!.appPath!, ".slipway", "restored.json"), "utf8")) as { lower?: string };
+  return resolveStartCommand(marker.lower ?? report!.appPath!, manifest, startupCommand);
 }
 
 async function serving(deployed: Deployed, expected: { command: string; body: string; server: string | RegExp }, extra: Record<string, string> = {}) {

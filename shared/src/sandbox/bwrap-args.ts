@@ -1,9 +1,11 @@
 import { lstatSync, readlinkSync } from "node:fs";
 import path from "node:path";
+import { overlayArgs } from "./overlay";
 import { SYSTEM_ALIASES, SYSTEM_DIRS } from "./toolchains";
 import type { SandboxCommand, SandboxSpec } from "./types";
 
-export function bwrapArgs(run: SandboxCommand, spec: SandboxSpec): string[] {
+/** `overlayWork`: the fresh work directory beside `spec.overlay.upper`, when there is an overlay. */
+export function bwrapArgs(run: SandboxCommand, spec: SandboxSpec, overlayWork?: string): string[] {
   const args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--hostname", "sandbox"];
   if (spec.network === "isolated") args.push("--unshare-net");
   for (const dir of SYSTEM_DIRS) args.push("--ro-bind", dir, dir);
@@ -18,13 +20,12 @@ export function bwrapArgs(run: SandboxCommand, spec: SandboxSpec): string[] {
   args.push("--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--tmpfs", "/tmp", "--tmpfs", "/run", "--dir", "/var/tmp");
   // bwrap would create missing parents with the host's modes (/root is 0700): the sandbox's uid
   // could then not reach a toolchain bound below them.
-  for (const dir of ancestors([...spec.readOnly, ...spec.writable])) args.push("--perms", "0755", "--dir", dir);
+  const mountpoints = spec.overlay ? [spec.overlay.upper] : [];
+  for (const dir of ancestors([...spec.readOnly, ...spec.writable, ...mountpoints])) args.push("--perms", "0755", "--dir", dir);
   for (const dir of spec.readOnly) args.push("--ro-bind", dir, dir);
   for (const dir of spec.writable) args.push("--bind", dir, dir);
-  args.push("--chdir", run.cwd, "--info-fd", "3", "--block-fd", "4");
   const id = String(spec.uid);
-  args.push(
-    "--",
+  const command = [
     "prlimit",
     `--fsize=${spec.limits.maxFileBytes}`,
     `--nproc=${spec.limits.maxProcesses}`,
@@ -40,7 +41,16 @@ export function bwrapArgs(run: SandboxCommand, spec: SandboxSpec): string[] {
     "--",
     run.command,
     ...run.args,
-  );
+  ];
+  if (spec.overlay) {
+    if (!overlayWork) throw new Error("an overlay needs its work directory");
+    for (const dir of mountpoints) args.push("--dir", dir);
+    const overlay = overlayArgs(spec.overlay, overlayWork, run, command);
+    // The working directory exists only once the overlay is mounted: the mount step changes to it.
+    args.push(...overlay.binds, "--chdir", "/", "--info-fd", "3", "--block-fd", "4", "--", ...overlay.command);
+  } else {
+    args.push("--chdir", run.cwd, "--info-fd", "3", "--block-fd", "4", "--", ...command);
+  }
   return args;
 }
 

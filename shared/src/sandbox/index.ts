@@ -4,3 +4,4 @@ export { hostToolchains, sandboxEnvironment, sandboxPath, SYSTEM_PATH } from "./
 export { checkSandboxSupport, SANDBOX_UID_SPAN, sandboxUid, sandboxUnavailable, SandboxUnavailableError } from "./support";
 export { compareVersions, findPythons, probePython, PYTHON_COMMAND_NAMES, type FoundPythons, type PythonInterpreter } from "./pythons";
 export { runOnHost } from "./process-io";
+export { overlayUsable } from "./support";

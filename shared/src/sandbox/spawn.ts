@@ -3,6 +3,7 @@ import type { Readable } from "node:stream";
 import { bwrapArgs } from "./bwrap-args";
 import { SandboxCgroup } from "./cgroup";
 import { attachNetwork } from "./network";
+import { createOverlayWork, removeOverlayWork } from "./overlay";
 import { childrenOf, exitOf, readAll } from "./process-io";
 import type { SandboxCommand, SandboxedProcess, SandboxMode, SandboxSpec } from "./types";
 
@@ -37,7 +38,8 @@ function spawnPlain(run: SandboxCommand): SandboxedProcess {
  * into its cgroup and attached its network, so not one instruction of it runs unlimited.
  */
 function spawnInSandbox(run: SandboxCommand, spec: SandboxSpec): SandboxedProcess {
-  const args = bwrapArgs(run, spec);
+  const overlayWork = spec.overlay ? createOverlayWork(spec.overlay.scratch) : undefined;
+  const args = bwrapArgs(run, spec, overlayWork);
   const child = spawn("bwrap", args, { cwd: "/", env: run.env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"], detached: true });
   const info = child.stdio[3] as Readable;
   const block = child.stdio[4] as import("node:stream").Writable;
@@ -81,6 +83,7 @@ function spawnInSandbox(run: SandboxCommand, spec: SandboxSpec): SandboxedProces
       else if (report.processLimitHit) limitReason = `too many processes (limit ${spec.limits.maxProcesses})`;
       survivorsKilled = await resources.cgroup.destroy();
     }
+    if (overlayWork) await removeOverlayWork(overlayWork).catch(() => undefined);
     return { ...exit, ...(limitReason ? { limitReason } : {}), survivorsKilled };
   });
   // The command leads a session of its own inside (--new-session), so it is signalled through the

@@ -1,11 +1,12 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { accessSync, constants } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { access, chmod, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ConfigError } from "../config";
 import { replaceFile } from "../replace-file";
 import { cgroupsUsable } from "./cgroup";
+import { spawnSandboxed } from "./spawn";
 
 /** Size of the host uid range sandboxes take their uids from: builds the lower half, apps the upper. */
 export const SANDBOX_UID_SPAN = 65_536;
@@ -83,21 +84,23 @@ function bwrapProbe(args: string[]): Promise<{ status: number | null; stderr: st
 
 /**
  * Throws one line when sandboxes cannot run. Answers whether per-sandbox cgroups (memory and
- * process limits) work too: without them only prlimit's per-uid process and file-size limits apply.
+ * process limits) work too: without them only prlimit's per-uid process and file-size limits apply;
+ * and, given `overlayIn` (a directory on the filesystem of the overlays' upper directories),
+ * whether a sandbox can mount an overlay there.
  */
-export async function checkSandboxSupport(needs: { network: boolean }, options: { rememberIn?: string } = {}): Promise<{ cgroups: boolean }> {
+export async function checkSandboxSupport(needs: { network: boolean }, options: { rememberIn?: string; overlayIn?: string } = {}): Promise<{ cgroups: boolean; overlay: boolean }> {
   const refuse = (reason: string) => new SandboxUnavailableError(`${reason}; set SANDBOX=off to run untrusted code without one (not for production)`);
   const missing = toolsMissing(needs);
   if (missing) throw refuse(missing);
   const file = options.rememberIn && path.join(options.rememberIn, PROBE_FILE);
-  const key = file ? await probeKey(needs) : undefined;
+  const key = file ? await probeKey(needs, options.overlayIn) : undefined;
   if (file && key) {
-    const saved = await readFile(file, "utf8").then((text) => JSON.parse(text) as { key?: string; cgroups?: unknown }, () => undefined);
-    if (saved?.key === key && typeof saved.cgroups === "boolean") return { cgroups: saved.cgroups };
+    const saved = await readFile(file, "utf8").then((text) => JSON.parse(text) as { key?: string; cgroups?: unknown; overlay?: unknown }, () => undefined);
+    if (saved?.key === key && typeof saved.cgroups === "boolean" && typeof saved.overlay === "boolean") return { cgroups: saved.cgroups, overlay: saved.overlay };
   }
   const reason = await namespacesUnavailable(needs);
   if (reason) throw refuse(reason);
-  const found = { cgroups: await cgroupsUsable() };
+  const found = { cgroups: await cgroupsUsable(), overlay: options.overlayIn ? await overlayUsable(options.overlayIn) : false };
   if (file && key) await replaceFile(file, JSON.stringify({ key, ...found })).catch(() => undefined);
   return found;
 }
@@ -110,15 +113,44 @@ const PROBE_FILE = "sandbox-probe.json";
  * settled at boot), the same bwrap executable, and the same needs. The probe starts a sandbox,
  * tens of milliseconds an agent restart would otherwise spend before its app serves.
  */
-async function probeKey(needs: { network: boolean }): Promise<string | undefined> {
+async function probeKey(needs: { network: boolean }, overlayIn: string | undefined): Promise<string | undefined> {
   const bootId = await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => undefined);
   const bwrap = which("bwrap");
   if (!bootId || !bwrap) return undefined;
   const info = await stat(bwrap).catch(() => undefined);
   if (!info) return undefined;
-  return [bootId.trim(), `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`, needs.network ? "net" : "nonet"].join("/");
+  return [bootId.trim(), `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`, needs.network ? "net" : "nonet", `overlay:${overlayIn ?? "-"}`].join("/");
 }
 
 export class SandboxUnavailableError extends ConfigError {
   override name = "SandboxUnavailableError";
 }
+
+/**
+ * Whether a sandbox can mount an overlay here (a kernel with overlayfs, an upper directory on a
+ * filesystem overlay accepts: not overlayfs itself, as in a container's own layer). Tried once
+ * with a real sandbox, as nobody, in a scratch directory of `dir` that is removed afterwards.
+ */
+export async function overlayUsable(dir: string): Promise<boolean> {
+  const probe = path.join(dir, `.overlay-probe-${randomUUID().slice(0, 8)}`);
+  try {
+    const [lower, upper] = [path.join(probe, "lower"), path.join(probe, "upper")];
+    await mkdir(lower, { recursive: true });
+    await mkdir(upper);
+    await writeFile(path.join(lower, "shipped"), "");
+    // The root of the merged tree is the upper directory's: open to the probe's uid, as own() opens it to an app's.
+    await chmod(upper, 0o1777);
+    const run = { command: "/bin/sh", args: ["-c", "test -e shipped && : > written"], cwd: upper, env: { PATH: "/usr/bin:/bin" } };
+    const limits = { memoryBytes: 64 * 1024 ** 2, maxProcesses: 64, maxFileBytes: 1024 ** 2 };
+    const overlay = { lower, upper, scratch: path.join(probe, "scratch") };
+    const exit = await spawnSandboxed(run, { name: "overlay-probe", uid: NOBODY, writable: [], readOnly: [], network: "host", limits, overlay }, "on").exited;
+    return exit.code === 0 && (await exists(path.join(upper, "written"))) && !(await exists(path.join(lower, "written")));
+  } catch {
+    return false;
+  } finally {
+    await rm(probe, { recursive: true, force: true });
+  }
+}
+
+const NOBODY = 65534;
+const exists = (file: string) => access(file).then(() => true, () => false);

@@ -22,6 +22,13 @@ export interface SandboxSpec {
   limits: CgroupLimits & { maxFileBytes: number };
   /** A file bound as /etc/resolv.conf (isolated network: the user-mode network's DNS). */
   resolvConf?: string;
+  /**
+   * A directory seen inside as an overlay: `lower` (read-only, shared with other sandboxes) under
+   * `upper` (this sandbox's own, which takes every write), mounted at `upper`'s own path. The
+   * mount lives in the sandbox's mount namespace only and ends with it. `scratch`, on the same
+   * filesystem as `upper`, holds the work directory each sandbox's overlay needs.
+   */
+  overlay?: { lower: string; upper: string; scratch: string };
 }
 
 export interface SandboxExit {
