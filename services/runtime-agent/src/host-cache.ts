@@ -25,21 +25,10 @@ import type { Logger } from "@slipway/shared";
 import { RestoreError } from "./restore-error";
 import { hasLinkedFile, linkTree, sealTree, treeFingerprint } from "./release-tree";
 import { LOCK_SUFFIX, lockRelease } from "./host-cache-lock";
-
-interface EntryMarker {
-  /** How the tree was sealed: an entry sealed otherwise (by an older agent) is extracted again. */
-  seal: typeof SEAL;
-  buildId: string;
-  outputSha256: string | null;
-  fingerprint: string;
-  extractedAt: string;
-}
+import { MARKER, readMarker, SEAL, type EntryMarker } from "./host-cache-marker";
 
 /** A release's cache entry: `tree/` (what instances copy) and `marker.json`, written last. */
 const TREE = "tree";
-const MARKER = "marker.json";
-/** Directories open to all (see sealTree). */
-const SEAL = 2;
 /** A file per release directory that lies over the entry's tree, naming it. */
 const LEASES = "leases";
 const PARTIAL_PREFIX = ".partial-";
@@ -49,8 +38,12 @@ const PRUNE_GRACE_MS = 5 * 60_000;
 const COPY_ATTEMPTS = 3;
 
 export class HostCache {
-  /** Entries this agent just extracted and fingerprinted: the first check of one would walk it again for nothing. */
-  private readonly extractedHere = new WeakSet<EntryMarker>();
+  /**
+   * Entries this agent saw made just now: extracted and fingerprinted by itself, or by the agent
+   * whose lock it waited on, having found none before. The first check of one would walk a tree
+   * fingerprinted moments ago for nothing; one found already there is always checked.
+   */
+  private readonly justExtracted = new WeakSet<EntryMarker>();
 
   constructor(
     readonly dir: string,
@@ -112,7 +105,7 @@ export class HostCache {
       const leased = await mkdir(path.join(entry, LEASES), { recursive: true })
         .then(() => writeFile(lease, release))
         .then(() => true, () => false);
-      const fresh = this.extractedHere.delete(marker);
+      const fresh = this.justExtracted.delete(marker);
       if (leased && (fresh || (await treeFingerprint(path.join(entry, TREE)).catch(() => undefined)) === marker.fingerprint)) return path.join(entry, TREE);
       this.logger.warn({ entry }, "the host cache entry differs from what was extracted; removing it and extracting again");
       await this.discard(entry, marker);
@@ -159,7 +152,10 @@ export class HostCache {
     const unlock = await this.lock(entry, true);
     try {
       const extracted = valid(await readMarker(entry));
-      if (extracted) return extracted;
+      if (extracted) {
+        this.justExtracted.add(extracted);
+        return extracted;
+      }
       await this.remove(entry);
       const partial = `${path.join(path.dirname(entry), PARTIAL_PREFIX)}${buildId}-${randomUUID().slice(0, 8)}`;
       try {
@@ -175,7 +171,7 @@ export class HostCache {
         // Only after this agent's lock went stale can another have placed the entry meanwhile.
         if (!placed) return valid(await readMarker(entry)) ?? Promise.reject(new Error(`could not place the host cache entry ${entry}`));
         this.logger.info({ entry, ms: Date.now() - started }, "release extracted into the host cache");
-        this.extractedHere.add(marker);
+        this.justExtracted.add(marker);
         return marker;
       } finally {
         await rm(partial, { recursive: true, force: true });
@@ -234,14 +230,4 @@ export class HostCache {
     return live;
   }
 
-}
-
-async function readMarker(entry: string): Promise<EntryMarker | undefined> {
-  try {
-    const marker = JSON.parse(await readFile(path.join(entry, MARKER), "utf8")) as Partial<EntryMarker>;
-    if (typeof marker.buildId !== "string" || typeof marker.fingerprint !== "string" || (marker.outputSha256 !== null && typeof marker.outputSha256 !== "string")) return undefined;
-    return marker as EntryMarker;
-  } catch {
-    return undefined;
-  }
 }
