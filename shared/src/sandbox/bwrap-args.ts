@@ -1,11 +1,35 @@
 import { lstatSync, readlinkSync } from "node:fs";
 import path from "node:path";
 import { overlayArgs } from "./overlay";
+import { hostCommand } from "./support";
 import { SYSTEM_ALIASES, SYSTEM_DIRS } from "./toolchains";
 import type { SandboxCommand, SandboxSpec } from "./types";
 
-/** `overlayWork`: the fresh work directory beside `spec.overlay.upper`, when there is an overlay. */
-export function bwrapArgs(run: SandboxCommand, spec: SandboxSpec, overlayWork?: string): string[] {
+/**
+ * What the dynamic loader and libc act on in any process started with them (glibc's list of what
+ * it drops for set-uid programs): `LD_PRELOAD=<a file the app wrote>` in bwrap's environment
+ * would run the app's code as root on the host. bwrap and the sandbox's root-run steps (prlimit,
+ * setpriv, the overlay mount) start without them; the command gets them back from `env`, which
+ * runs as the sandbox's uid.
+ */
+const LOADER_VARIABLES = /^(LD_.*|GCONV_PATH|GETCONF_DIR|HOSTALIASES|LOCALDOMAIN|LOCPATH|MALLOC_.*|NIS_PATH|NLSPATH|RESOLV_HOST_CONF|RES_OPTIONS|TMPDIR|TZDIR)$/;
+
+/**
+ * bwrap's arguments and the environment to start it with. Every root-run step is named by its
+ * absolute path on the service's own PATH, never looked up on the command's (the app's venv).
+ * `overlayWork`: the fresh work directory for `spec.overlay`, when there is one.
+ */
+export function bwrapInvocation(run: SandboxCommand, spec: SandboxSpec, overlayWork?: string): { args: string[]; env: Record<string, string> } {
+  const env: Record<string, string> = {};
+  const deferred: string[] = [];
+  for (const [name, value] of Object.entries(run.env)) {
+    if (LOADER_VARIABLES.test(name)) deferred.push(`${name}=${value}`);
+    else env[name] = value;
+  }
+  return { args: bwrapArgs(run, spec, deferred, overlayWork), env };
+}
+
+function bwrapArgs(run: SandboxCommand, spec: SandboxSpec, deferred: string[], overlayWork?: string): string[] {
   const args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--hostname", "sandbox"];
   if (spec.network === "isolated") args.push("--unshare-net");
   for (const dir of SYSTEM_DIRS) args.push("--ro-bind", dir, dir);
@@ -26,12 +50,12 @@ export function bwrapArgs(run: SandboxCommand, spec: SandboxSpec, overlayWork?: 
   for (const dir of spec.writable) args.push("--bind", dir, dir);
   const id = String(spec.uid);
   const command = [
-    "prlimit",
+    hostCommand("prlimit"),
     `--fsize=${spec.limits.maxFileBytes}`,
     `--nproc=${spec.limits.maxProcesses}`,
     "--core=0",
     "--",
-    "setpriv",
+    hostCommand("setpriv"),
     `--reuid=${id}`,
     `--regid=${id}`,
     "--clear-groups",
@@ -39,6 +63,7 @@ export function bwrapArgs(run: SandboxCommand, spec: SandboxSpec, overlayWork?: 
     "--bounding-set=-all",
     "--no-new-privs",
     "--",
+    ...(deferred.length ? [hostCommand("env"), ...deferred] : []),
     run.command,
     ...run.args,
   ];

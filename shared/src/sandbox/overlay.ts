@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import path from "node:path";
+import { hostCommand } from "./support";
 import type { SandboxCommand, SandboxSpec } from "./types";
 
 /**
@@ -19,14 +20,16 @@ const STAGED_ROOT = `${STAGE}/root`;
 /** Overlay's mount options are comma- and colon-separated: the paths passed through stay plain. */
 const PLAIN_PATH = /^[A-Za-z0-9._/-]+$/;
 
-const MOUNT_SCRIPT = [
-  "set -e",
-  `mount -n -t overlay slipway -o "lowerdir=${STAGED_LOWER},upperdir=${STAGED_ROOT}/$1,workdir=${STAGED_ROOT}/$2" "$3"`,
-  `umount -n -l ${STAGED_LOWER} ${STAGED_ROOT}`,
-  'cd "$4"',
-  "shift 4",
-  'exec "$@"',
-].join("\n");
+/** Runs as root with CAP_SYS_ADMIN: every command by absolute path, none looked up on the app's PATH. */
+const mountScript = () =>
+  [
+    "set -e",
+    `${hostCommand("mount")} -n -t overlay slipway -o "lowerdir=${STAGED_LOWER},upperdir=${STAGED_ROOT}/$1,workdir=${STAGED_ROOT}/$2" "$3"`,
+    `${hostCommand("umount")} -n -l ${STAGED_LOWER} ${STAGED_ROOT}`,
+    'cd "$4"',
+    "shift 4",
+    'exec "$@"',
+  ].join("\n");
 
 /** The work directory overlay needs, fresh for each sandbox, in `scratch` (on the upper's filesystem). */
 export function createOverlayWork(scratch: string): string {
@@ -52,7 +55,7 @@ export function overlayArgs(overlay: NonNullable<SandboxSpec["overlay"]>, work: 
   }
   return {
     binds: ["--dir", STAGE, "--ro-bind", overlay.lower, STAGED_LOWER, "--bind", root, STAGED_ROOT, "--cap-add", "CAP_SYS_ADMIN"],
-    command: ["/bin/sh", "-c", MOUNT_SCRIPT, "slipway-overlay", upper, workName, overlay.upper, run.cwd, ...command],
+    command: [hostCommand("sh"), "-c", mountScript(), "slipway-overlay", upper, workName, overlay.upper, run.cwd, ...command],
   };
 }
 

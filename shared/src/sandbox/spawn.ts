@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
-import { bwrapArgs } from "./bwrap-args";
+import { bwrapInvocation } from "./bwrap-args";
 import { SandboxCgroup } from "./cgroup";
 import { attachNetwork } from "./network";
 import { createOverlayWork, removeOverlayWork } from "./overlay";
+import { hostCommand } from "./support";
 import { childrenOf, exitOf, readAll } from "./process-io";
 import type { SandboxCommand, SandboxedProcess, SandboxMode, SandboxSpec } from "./types";
 
@@ -39,8 +40,8 @@ function spawnPlain(run: SandboxCommand): SandboxedProcess {
  */
 function spawnInSandbox(run: SandboxCommand, spec: SandboxSpec): SandboxedProcess {
   const overlayWork = spec.overlay ? createOverlayWork(spec.overlay.scratch) : undefined;
-  const args = bwrapArgs(run, spec, overlayWork);
-  const child = spawn("bwrap", args, { cwd: "/", env: run.env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"], detached: true });
+  const { args, env } = bwrapInvocation(run, spec, overlayWork);
+  const child = spawn(hostCommand("bwrap"), args, { cwd: "/", env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"], detached: true });
   const info = child.stdio[3] as Readable;
   const block = child.stdio[4] as import("node:stream").Writable;
   // Both are socket pairs bwrap closes when it is done with them; a reset then is not an error.

@@ -38,6 +38,23 @@ function which(command: string): string | undefined {
 
 const has = (command: string) => which(command) !== undefined;
 
+const resolvedCommands = new Map<string, string>();
+
+/**
+ * The absolute path of `command` on this service's own PATH: what runs as root to set a sandbox
+ * up is never looked up on the PATH of the environment it runs with (node's spawn would search the
+ * app's, whose first directory is the app's own venv).
+ */
+export function hostCommand(command: string): string {
+  let found = resolvedCommands.get(command);
+  if (!found) {
+    found = which(command);
+    if (!found) throw new SandboxUnavailableError(`sandbox unavailable: ${command} not installed`);
+    resolvedCommands.set(command, found);
+  }
+  return found;
+}
+
 /**
  * Why sandboxes cannot run here, in one line, or undefined when they can. Checked at start-up by
  * every service that runs untrusted code, which then refuses to start rather than run it bare.
