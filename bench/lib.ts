@@ -39,9 +39,10 @@ export function treeStats(dir: string): { files: number; bytes: number } {
   return { files, bytes };
 }
 
+/** Writes `bench/results/<name>.json`; BENCH_RESULT names another file, for a variant run (a setting changed). */
 export async function writeResult(name: string, result: object): Promise<void> {
   await mkdir(path.join(repoRoot, "bench/results"), { recursive: true });
-  await writeFile(path.join(repoRoot, "bench/results", `${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(path.join(repoRoot, "bench/results", `${process.env.BENCH_RESULT ?? name}.json`), `${JSON.stringify(result, null, 2)}\n`);
 }
 
 export const machine = () => ({ cpus: os.cpus().length, node: process.version });

@@ -137,7 +137,7 @@ async function main() {
     console.log(`restart to serving: already extracted ${warmRestart.toFixed(2)} s, from the host cache ${hostCacheRestart.toFixed(2)} s, cold ${coldRestart.toFixed(2)} s`);
 
     const artifactTree = treeStats(path.join(work, "cache-on-instance-1", "releases", v3));
-    await writeResult(process.env.BENCH_RESULT ?? "rollout", {
+    await writeResult("rollout", {
       benchmark: "rollout",
       date: new Date().toISOString(),
       machine: machine(),

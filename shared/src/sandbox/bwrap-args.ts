@@ -7,12 +7,12 @@ import type { SandboxCommand, SandboxSpec } from "./types";
 
 /**
  * What the dynamic loader and libc act on in any process started with them (glibc's list of what
- * it drops for set-uid programs): `LD_PRELOAD=<a file the app wrote>` in bwrap's environment
- * would run the app's code as root on the host. bwrap and the sandbox's root-run steps (prlimit,
- * setpriv, the overlay mount) start without them; the command gets them back from `env`, which
- * runs as the sandbox's uid.
+ * it drops for set-uid programs, and the locale, which may name a file to parse): `LD_PRELOAD=<a
+ * file the app wrote>` in bwrap's environment would run the app's code as root on the host. bwrap
+ * and the sandbox's root-run steps (prlimit, setpriv, the overlay mount) start without them; the
+ * command gets them back from `env`, which runs as the sandbox's uid.
  */
-const LOADER_VARIABLES = /^(LD_.*|GCONV_PATH|GETCONF_DIR|HOSTALIASES|LOCALDOMAIN|LOCPATH|MALLOC_.*|NIS_PATH|NLSPATH|RESOLV_HOST_CONF|RES_OPTIONS|TMPDIR|TZDIR)$/;
+const LOADER_VARIABLES = /^(LD_.*|GCONV_PATH|GETCONF_DIR|HOSTALIASES|LOCALDOMAIN|LOCPATH|MALLOC_.*|NIS_PATH|NLSPATH|RESOLV_HOST_CONF|RES_OPTIONS|TMPDIR|TZDIR|LANG|LANGUAGE|LC_.*)$/;
 
 /**
  * bwrap's arguments and the environment to start it with. Every root-run step is named by its
