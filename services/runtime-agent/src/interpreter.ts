@@ -1,4 +1,4 @@
-import { access, mkdir, readFile, stat } from "node:fs/promises";
+import { access, mkdir, readFile, realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import { replaceFile, type BuildManifest } from "@slipway/shared";
 import { compareVersions, findPythons, probePython, type PythonInterpreter } from "@slipway/shared/sandbox";
@@ -14,7 +14,13 @@ const exists = (file: string) => access(file).then(() => true, () => false);
  * instance has (and the previous release keeps serving). One that has it binds the interpreter's
  * prefix into the app's sandbox, as the build's sandbox did.
  */
-export async function requireInterpreter(manifest: BuildManifest, sandbox: Pick<AppSandbox, "allowReading">, runtimeRoot: string): Promise<void> {
+export async function requireInterpreter(
+  manifest: BuildManifest,
+  sandbox: Pick<AppSandbox, "allowReading">,
+  runtimeRoot: string,
+  /** Where releases and apps put files (the runtime root, the host cache): never an interpreter to run. */
+  releaseFiles: string[] = [runtimeRoot],
+): Promise<void> {
   const wanted = manifest.pythonInterpreterPath;
   // Oryx's manifests and older Slipway ones name none: the PATH's interpreter, as before.
   if (!wanted) return;
@@ -22,6 +28,12 @@ export async function requireInterpreter(manifest: BuildManifest, sandbox: Pick<
   // Only ever run something that is named like an interpreter, whatever the manifest says.
   if (!path.isAbsolute(wanted) || !/^python3(\.\d+)?$/.test(path.basename(wanted))) {
     throw new RestoreError(`the release ${needs}, which is not a path to a python3 executable`);
+  }
+  // The probe runs it here, as root: a file a build shipped or an app wrote never gets that far
+  // (a venv's python3 links out to the interpreter it was made with, which is what counts).
+  const resolved = await realpath(wanted).catch(() => wanted);
+  if (releaseFiles.some((dir) => resolved.startsWith(`${path.resolve(dir)}${path.sep}`))) {
+    throw new RestoreError(`the release ${needs}, which is a file of a release, not an installed Python`);
   }
   const found = await probeRemembered(wanted, runtimeRoot);
   if (!found) {

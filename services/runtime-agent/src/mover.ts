@@ -1,4 +1,4 @@
-import { launchConfigKey, type AgentConfig, type AppRecord, type AppRepository, type Logger } from "@slipway/shared";
+import { hostCacheDir, launchConfigKey, type AgentConfig, type AppRecord, type AppRepository, type Logger } from "@slipway/shared";
 import type { AppLog } from "./app-log";
 import type { AppSandbox } from "./app-sandbox";
 import { HealthCheckError } from "./health";
@@ -75,7 +75,7 @@ export class ReleaseMover implements ReleaseRunner {
       log.info({ appPath, reused: restored.reused, ms: Date.now() - started }, restored.reused ? "release already restored" : "release restored");
       appLog.system(restored.reused ? `v${target.version} was already restored` : `v${target.version} restored in ${Date.now() - started} ms`, target.version);
       throwIfStopping(this.parts.signal);
-      await requireInterpreter(restored.manifest, this.parts.sandbox(), this.config.RUNTIME_ROOT);
+      await requireInterpreter(restored.manifest, this.parts.sandbox(), this.config.RUNTIME_ROOT, [this.config.RUNTIME_ROOT, hostCacheDir(this.config)]);
 
       // Read before the turn: the app's health check timeout sets how long the turn is held.
       const appRecord = await this.readApp();

@@ -51,6 +51,19 @@ describe("a release's interpreter", () => {
     expect(await runCount(runs)).toBe(3);
   });
 
+  it("is never a file of a release or the host cache: refused without running it", async () => {
+    const runs = path.join(dir, "runs-shipped");
+    const runtimeRoot = path.join(dir, "runtime-shipped");
+    const hostCache = path.join(dir, "host-cache");
+    const version = (await probePython("python3"))!.version;
+    for (const bin of [path.join(runtimeRoot, "releases", "b1", "antenv", "bin"), path.join(hostCache, "app", "b1", "tree", "antenv", "bin")]) {
+      const python = await countingPython(bin, runs);
+      const manifest = { pythonInterpreterPath: python, pythonVersion: version } as BuildManifest;
+      await expect(requireInterpreter(manifest, { allowReading: () => undefined }, runtimeRoot, [runtimeRoot, hostCache])).rejects.toThrow(/a file of a release, not an installed Python/);
+    }
+    expect(await runCount(runs)).toBe(0);
+  });
+
   it("one that no longer runs is still refused after it was remembered", async () => {
     const runs = path.join(dir, "runs-broken");
     const python = await countingPython(path.join(dir, "bin-broken"), runs);
