@@ -3,7 +3,7 @@ import path from "node:path";
 import { sandboxUidDir, type AgentConfig, type Logger } from "@slipway/shared";
 import { claimAppUid } from "./app-uid";
 import { knownToolchains } from "./toolchain-cache";
-import { checkSandboxSupport, overlayUsable, runOnHost, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
+import { checkSandboxSupport, runOnHost, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 
 /** An instance's `APP_DATA_PATH`: beside its `releases/`, never inside one. */
 export const appDataPath = (runtimeRoot: string): string => path.join(runtimeRoot, "data");

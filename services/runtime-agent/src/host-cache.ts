@@ -34,6 +34,8 @@ const LEASES = "leases";
 const PARTIAL_PREFIX = ".partial-";
 /** An entry used this recently is kept even with no copy linked to it yet (a copy may be under way). */
 const PRUNE_GRACE_MS = 5 * 60_000;
+/** What using a checked entry gave: the result, or that the entry differs from its marker (and why, when known). */
+type Use<T> = { used: T } | { failure?: Error };
 /** A copy that keeps failing its check means something keeps changing the entry: give up. */
 const COPY_ATTEMPTS = 3;
 
@@ -65,21 +67,16 @@ export class HostCache {
     onStage: (stage: string) => void = () => undefined,
   ): Promise<void> {
     const entry = path.join(this.dir, app, buildId);
-    let copyError: Error | undefined;
-    for (let attempt = 1; attempt <= COPY_ATTEMPTS; attempt++) {
-      const marker = await this.ensure(entry, buildId, outputSha256, extract, onStage);
+    await this.useChecked(entry, { buildId, outputSha256, extract, onStage }, "copied", async (marker): Promise<Use<undefined>> => {
       onStage("copying the release from the host cache");
       await rm(target, { recursive: true, force: true });
       // Failing because the entry was pruned meanwhile looks like any other failure: both retry.
-      copyError = await linkTree(path.join(entry, TREE), target).then(() => undefined, (error: Error) => error);
-      if (!copyError && (await treeFingerprint(target)) === marker.fingerprint) {
-        await this.markUsed(entry);
-        return;
-      }
-      this.logger.warn({ entry, err: copyError }, "the host cache entry differs from what was extracted; removing it and extracting again");
-      await this.discard(entry, marker);
-    }
-    throw copyError ?? new RestoreError(`the host cache entry ${entry} kept changing while it was copied`);
+      const copyError = await linkTree(path.join(entry, TREE), target).then(() => undefined, (error: Error) => error);
+      if (copyError) return { failure: copyError };
+      if ((await treeFingerprint(target)) !== marker.fingerprint) return {};
+      await this.markUsed(entry);
+      return { used: undefined };
+    });
   }
 
   /**
@@ -96,8 +93,7 @@ export class HostCache {
     onStage: (stage: string) => void = () => undefined,
   ): Promise<string> {
     const entry = path.join(this.dir, app, buildId);
-    for (let attempt = 1; attempt <= COPY_ATTEMPTS; attempt++) {
-      const marker = await this.ensure(entry, buildId, outputSha256, extract, onStage);
+    return this.useChecked(entry, { buildId, outputSha256, extract, onStage }, "checked", async (marker): Promise<Use<string>> => {
       onStage("checking the host cache entry");
       // Marked used before the lease is written: pruning spares an entry used lately.
       await this.markUsed(entry);
@@ -106,11 +102,32 @@ export class HostCache {
         .then(() => writeFile(lease, release))
         .then(() => true, () => false);
       const fresh = this.justExtracted.delete(marker);
-      if (leased && (fresh || (await treeFingerprint(path.join(entry, TREE)).catch(() => undefined)) === marker.fingerprint)) return path.join(entry, TREE);
-      this.logger.warn({ entry }, "the host cache entry differs from what was extracted; removing it and extracting again");
+      if (leased && (fresh || (await treeFingerprint(path.join(entry, TREE)).catch(() => undefined)) === marker.fingerprint)) return { used: path.join(entry, TREE) };
+      return {};
+    });
+  }
+
+  /**
+   * The entry made valid (`ensure`), then `use`d: a use that finds it differs from what was
+   * extracted (no `used`) has it removed and extracted again, up to COPY_ATTEMPTS times, as
+   * something that keeps changing the entry is not waited out.
+   */
+  private async useChecked<T>(
+    entry: string,
+    wanted: { buildId: string; outputSha256: string | null; extract: (into: string) => Promise<void>; onStage: (stage: string) => void },
+    what: string,
+    use: (marker: EntryMarker) => Promise<Use<T>>,
+  ): Promise<T> {
+    let failure: Error | undefined;
+    for (let attempt = 1; attempt <= COPY_ATTEMPTS; attempt++) {
+      const marker = await this.ensure(entry, wanted.buildId, wanted.outputSha256, wanted.extract, wanted.onStage);
+      const outcome = await use(marker);
+      if ("used" in outcome) return outcome.used;
+      failure = outcome.failure;
+      this.logger.warn({ entry, err: failure }, "the host cache entry differs from what was extracted; removing it and extracting again");
       await this.discard(entry, marker);
     }
-    throw new RestoreError(`the host cache entry ${entry} kept changing while it was checked`);
+    throw failure ?? new RestoreError(`the host cache entry ${entry} kept changing while it was ${what}`);
   }
 
   /**
