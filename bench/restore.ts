@@ -12,7 +12,7 @@ import { createReadStream, readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { createLogger, ObjectStore, packDirectory, serializeManifest, storageKeys, type Compression, type PackedArchive } from "@slipway/shared";
+import { createLogger, ObjectStore, outputRecordSha256, packDirectory, sealTree, serializeManifest, storageKeys, type BuildManifest, type Compression, type PackedArchive } from "@slipway/shared";
 import { startS3Server } from "@slipway/shared/embedded";
 import { overlayUsable } from "@slipway/shared/sandbox";
 import { Restorer, type ReleaseLayout } from "../services/runtime-agent/src/restore";
@@ -75,30 +75,36 @@ async function main() {
     console.log(`installing ${packages.join(" ")} into a virtualenv ...`);
     await appWithVenv(buildDir, packages);
     const tree = treeStats(buildDir);
+    // As the worker packs a build's output: with the modes a restore gives it.
+    await sealTree(buildDir);
     const packed = {} as Record<Compression, PackedArchive & { buildId: string }>;
+    // What the worker pins in each build's record in Redis (see outputRecordSha256).
+    const pins = new Map<string, string | undefined>();
     for (const compression of COMPRESSIONS) {
       const buildId = `bench-restore-${compression}`;
       const fileName = FILE_NAMES[compression];
       const archive = await packDirectory(buildDir, path.join(work, fileName), compression);
       packed[compression] = { ...archive, buildId };
       await store.putStream(storageKeys.artifact(app, buildId, fileName), createReadStream(archive.file));
-      await store.putBuffer(
-        storageKeys.manifest(app, buildId),
-        serializeManifest({
-          platformName: "python",
-          pythonVersion: "3",
-          virtualEnvName: "antenv",
-          compressDestinationDir: true,
-          sourceDirectoryInBuildContainer: buildDir,
-          buildId,
-          outputFileName: fileName,
-          outputSha256: archive.sha256,
-          outputBytes: archive.bytes,
-          outputUnpackedBytes: archive.unpackedBytes,
-          outputEntryCount: archive.entries,
-          other: {},
-        }),
-      );
+      const manifest: BuildManifest = {
+        platformName: "python",
+        pythonVersion: "3",
+        virtualEnvName: "antenv",
+        compressDestinationDir: true,
+        sourceDirectoryInBuildContainer: buildDir,
+        buildId,
+        outputFileName: fileName,
+        outputSha256: archive.sha256,
+        outputBytes: archive.bytes,
+        outputUnpackedBytes: archive.unpackedBytes,
+        outputEntryCount: archive.entries,
+        outputChunkSha256s: archive.chunkSha256s,
+        outputChunkBytes: archive.chunkBytes,
+        outputModesSealed: true,
+        other: {},
+      };
+      pins.set(buildId, outputRecordSha256(manifest));
+      await store.putBuffer(storageKeys.manifest(app, buildId), serializeManifest(manifest));
       console.log(`${fileName}: ${tree.files} files, ${(tree.bytes / 1e6).toFixed(1)} MB unpacked, ${(archive.bytes / 1e6).toFixed(1)} MB packed`);
     }
 
@@ -115,7 +121,8 @@ async function main() {
         const runtimeRoot = path.join(work, `runtime-${run}-${compression}`);
         // A host cache of its own: every run extracts (into the cache, then hard-links its copy), as the first agent on a host does.
         const limits = { MAX_RESTORE_BYTES: 8 * 1024 ** 3, MAX_RESTORE_ENTRIES: 500_000 };
-        const restorer = new Restorer(store, { RUNTIME_ROOT: runtimeRoot, HOST_CACHE_DIR: path.join(runtimeRoot, "host-cache"), ...limits }, createLogger("bench-restore", "silent"));
+        const config = { RUNTIME_ROOT: runtimeRoot, HOST_CACHE_DIR: path.join(runtimeRoot, "host-cache"), ...limits };
+        const restorer = new Restorer(store, config, createLogger("bench-restore", "silent"), undefined, async (id) => pins.get(id));
         times.agent.push(
           await measure(async () => {
             const began = performance.now();
@@ -125,6 +132,8 @@ async function main() {
             onStage("done");
           }),
         );
+        // The host cache entry's fingerprint, taken after the release is ready: not timed, but never overlapping the pipelines.
+        await restorer.settled();
 
         const url = await store.presignedGetUrl(storageKeys.artifact(app, buildId, FILE_NAMES[compression]));
         for (const [where, source] of [["serverPipeline", url], ["localPipeline", file]] as const) {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { parse, stringify } from "smol-toml";
 
 export const MANIFEST_FILE_NAME = "oryx-manifest.toml";
@@ -28,6 +29,14 @@ export interface BuildManifest {
   /** What the output unpacks to (regular files' bytes) and how many entries it holds: restores stop past either. */
   outputUnpackedBytes?: number;
   outputEntryCount?: number;
+  /**
+   * Slipway: the sha256 of each `outputChunkBytes` of the output file in turn. Bytes checked
+   * against them can be extracted as they arrive: the packer vetted them already.
+   */
+  outputChunkSha256s?: string[];
+  outputChunkBytes?: number;
+  /** Slipway: the output was packed with the modes a restore gives it (see `sealTree`), so a trusted restore need not walk it to seal it. */
+  outputModesSealed?: boolean;
   startupCommand?: string;
   buildStartedAt?: string;
   buildFinishedAt?: string;
@@ -63,11 +72,13 @@ const countKeys = {
   OutputBytes: "outputBytes",
   OutputUnpackedBytes: "outputUnpackedBytes",
   OutputEntryCount: "outputEntryCount",
+  OutputChunkBytes: "outputChunkBytes",
 } as const satisfies Record<string, keyof BuildManifest>;
 
 type CountField = (typeof countKeys)[keyof typeof countKeys];
 
-const handledKeys = new Set<string>([...Object.keys(stringKeys), ...Object.keys(countKeys), "PlatformName", "Frameworks", "CompressDestinationDir"]);
+const handledKeys = new Set<string>([...Object.keys(stringKeys), ...Object.keys(countKeys), "PlatformName", "Frameworks", "CompressDestinationDir", "OutputChunkSha256s", "OutputModesSealed"]);
+const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 export function parseManifest(text: string): BuildManifest {
   let table: Record<string, unknown>;
@@ -99,6 +110,12 @@ export function parseManifest(text: string): BuildManifest {
     if (values[tomlKey].trim() === "" || !Number.isSafeInteger(count) || count < 0) throw new ManifestError(`${MANIFEST_FILE_NAME}: ${tomlKey} is not a count`);
     manifest[field] = count;
   }
+  if (values.OutputChunkSha256s !== undefined) {
+    const chunks = values.OutputChunkSha256s.split(",");
+    if (!chunks.every((chunk) => SHA256_HEX.test(chunk))) throw new ManifestError(`${MANIFEST_FILE_NAME}: OutputChunkSha256s is not a list of sha256 digests`);
+    manifest.outputChunkSha256s = chunks;
+  }
+  if (values.OutputModesSealed !== undefined) manifest.outputModesSealed = values.OutputModesSealed.toLowerCase() === "true";
   for (const [key, value] of Object.entries(values)) if (!handledKeys.has(key)) manifest.other[key] = value;
   return manifest;
 }
@@ -122,12 +139,27 @@ export function serializeManifest(manifest: BuildManifest): string {
   put("OutputFileName", manifest.outputFileName);
   put("OutputSha256", manifest.outputSha256);
   for (const [tomlKey, field] of Object.entries(countKeys) as [string, CountField][]) put(tomlKey, manifest[field]?.toString());
+  put("OutputChunkSha256s", manifest.outputChunkSha256s?.join(","));
+  put("OutputModesSealed", manifest.outputModesSealed === undefined ? undefined : String(manifest.outputModesSealed));
   put("PythonInterpreterPath", manifest.pythonInterpreterPath);
   put("StartupCommand", manifest.startupCommand);
   put("BuildStartedAt", manifest.buildStartedAt);
   put("BuildFinishedAt", manifest.buildFinishedAt);
   for (const [key, value] of Object.entries(manifest.other)) if (!(key in ordered)) ordered[key] = value;
   return stringify(ordered) + "\n";
+}
+
+/**
+ * The sha256 of everything the manifest records of its output file: name, digests (whole and per
+ * chunk), sizes, counts and modes. The worker keeps it in the build's record in Redis, which
+ * storage cannot forge: a manifest whose record matches it describes exactly what the trusted
+ * packer wrote. Undefined when the manifest records no chunks (Oryx's, older Slipway ones).
+ */
+export function outputRecordSha256(manifest: BuildManifest): string | undefined {
+  const { outputFileName, outputSha256, outputBytes, outputUnpackedBytes, outputEntryCount, outputChunkBytes, outputChunkSha256s, outputModesSealed } = manifest;
+  if (!outputFileName || !outputSha256 || outputBytes === undefined || outputUnpackedBytes === undefined || outputEntryCount === undefined || !outputChunkBytes || !outputChunkSha256s) return undefined;
+  const record = [outputFileName, outputSha256, outputBytes, outputUnpackedBytes, outputEntryCount, outputChunkBytes, outputChunkSha256s, outputModesSealed === true];
+  return createHash("sha256").update(JSON.stringify(record)).digest("hex");
 }
 
 /** Oryx's default when a manifest names no output file but says the output is compressed. */

@@ -1,10 +1,25 @@
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile, chmod, stat } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createReadStream, existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile, chmod, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { writeTarGz } from "../../test/harness/tarballs";
-import { ArchiveLimitError, CorruptArchiveError, extractArchive, packDirectory, UnsafeArchiveError } from "../src/archive/index";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import {
+  ArchiveLimitError,
+  ChunkVerificationError,
+  CorruptArchiveError,
+  extractArchive,
+  extractChunkVerified,
+  HashingStream,
+  packDirectory,
+  sealTree,
+  UnsafeArchiveError,
+  type Compression,
+} from "../src/archive/index";
 
 let work: string;
 beforeEach(async () => {
@@ -121,5 +136,49 @@ describe("zstd and gzip", () => {
     execFileSync("sh", ["-c", `gzip -dc '${gz}' | zstd -q -c > '${zst}'`]);
     await expect(extractStream(createReadStream(zst), dest(), { compression: "zstd" })).rejects.toThrow(UnsafeArchiveError);
     expect(existsSync(path.join(work, "root", "escaped.txt"))).toBe(false);
+  });
+});
+
+describe("extractChunkVerified", () => {
+  /** A small tree packed as the worker packs it, its chunk digests taken at `chunkBytes` so that a few KB make several chunks. */
+  async function packedInChunks(compression: Compression, chunkBytes: number) {
+    const src = path.join(work, "src");
+    await mkdir(path.join(src, "antenv", "bin"), { recursive: true });
+    for (let i = 0; i < 20; i++) await writeFile(path.join(src, `file-${i}.txt`), `${i}:${randomBytes(2000).toString("hex")}\n`);
+    await writeFile(path.join(src, "antenv", "bin", "tool"), "#!/bin/sh\necho tool\n", { mode: 0o755 });
+    await symlink("tool", path.join(src, "antenv", "bin", "tool-link"));
+    await sealTree(src);
+    const packed = await packDirectory(src, path.join(work, `out.tar.${compression === "zstd" ? "zst" : "gz"}`), compression);
+    const hashing = new HashingStream(chunkBytes);
+    await pipeline(createReadStream(packed.file), hashing, new Writable({ write: (_chunk, _encoding, done) => done() }));
+    return { src, packed, bytes: await readFile(packed.file), chunkSha256s: hashing.chunkSha256s };
+  }
+  const listing = async (dir: string) => execFileSync("find", [".", "-printf", "%p %y %m %s %Ts %l\\n"], { cwd: dir, encoding: "utf8" }).split("\n").sort();
+
+  for (const compression of ["zstd", "gzip"] as const) {
+    it(`extracts a ${compression} artifact whose every chunk matches, modes and times as packed`, async () => {
+      const { src, packed, chunkSha256s } = await packedInChunks(compression, 4096);
+      expect(chunkSha256s.length).toBeGreaterThan(3);
+      await extractChunkVerified(createReadStream(packed.file), dest(), { compression, chunkBytes: 4096, chunkSha256s });
+      expect((await listing(dest())).join("\n")).toEqual((await listing(src)).join("\n"));
+    });
+  }
+
+  it("passes tar no byte of a chunk that differs from its digest", async () => {
+    const { bytes, chunkSha256s } = await packedInChunks("zstd", 4096);
+    const tampered = Buffer.from(bytes);
+    tampered[10] = tampered[10]! ^ 0xff;
+    const refused = extractChunkVerified(Readable.from([tampered]), dest(), { compression: "zstd", chunkBytes: 4096, chunkSha256s });
+    await expect(refused).rejects.toThrow(ChunkVerificationError);
+    await expect(refused).rejects.toThrow(/its sha256 differs from the manifest's in chunk 1 of \d+/);
+    expect(await readdir(dest())).toEqual([]);
+  });
+
+  it("refuses an artifact cut short or running on past its recorded chunks", async () => {
+    const { bytes, chunkSha256s } = await packedInChunks("gzip", 4096);
+    const cut = bytes.subarray(0, 4096 * 2);
+    await expect(extractChunkVerified(Readable.from([cut]), path.join(work, "cut"), { compression: "gzip", chunkBytes: 4096, chunkSha256s })).rejects.toThrow(/it ends after 2 of its \d+ recorded chunks/);
+    const longer = Buffer.concat([bytes, Buffer.alloc(4096)]);
+    await expect(extractChunkVerified(Readable.from([longer]), path.join(work, "longer"), { compression: "gzip", chunkBytes: 4096, chunkSha256s })).rejects.toThrow(ChunkVerificationError);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ManifestError, parseManifest, serializeManifest, type BuildManifest } from "../src/manifest";
+import { ManifestError, outputRecordSha256, parseManifest, serializeManifest, type BuildManifest } from "../src/manifest";
 
 const oryxPython = `PythonVersion="3.10.8"
 pythonBuildCommandsFile="/tmp/zipdeploy/extracted/oryx-build-commands.txt"
@@ -77,5 +77,48 @@ describe("manifest", () => {
     expect(() => parseManifest("PlatformName = \"python\"\nthis is not toml")).toThrow(ManifestError);
     expect(() => parseManifest('PythonVersion = "3.11"')).toThrow(/PlatformName/);
     expect(() => parseManifest('PlatformName = "python"\nOutputBytes = "lots"')).toThrow(/OutputBytes/);
+  });
+});
+
+describe("outputRecordSha256", () => {
+  const recorded: BuildManifest = {
+    platformName: "python",
+    compressDestinationDir: true,
+    outputFileName: "output.tar.zst",
+    outputSha256: "a".repeat(64),
+    outputBytes: 5_000_000,
+    outputUnpackedBytes: 9_000_000,
+    outputEntryCount: 120,
+    outputChunkBytes: 4 * 1024 * 1024,
+    outputChunkSha256s: ["b".repeat(64), "c".repeat(64)],
+    outputModesSealed: true,
+    other: {},
+  };
+
+  it("survives the manifest's round trip through TOML", () => {
+    const reread = parseManifest(serializeManifest(recorded));
+    expect(reread).toMatchObject({ outputChunkSha256s: recorded.outputChunkSha256s, outputChunkBytes: recorded.outputChunkBytes, outputModesSealed: true });
+    expect(outputRecordSha256(reread)).toBe(outputRecordSha256(recorded));
+  });
+
+  it("changes with every field of the output's record, and is undefined without chunk digests", () => {
+    const changes: Partial<BuildManifest>[] = [
+      { outputFileName: "output.tar.gz" },
+      { outputSha256: "d".repeat(64) },
+      { outputBytes: 5_000_001 },
+      { outputUnpackedBytes: 1 },
+      { outputEntryCount: 121 },
+      { outputChunkBytes: 1024 },
+      { outputChunkSha256s: ["c".repeat(64), "b".repeat(64)] },
+      { outputModesSealed: false },
+    ];
+    const digests = new Set([outputRecordSha256(recorded), ...changes.map((change) => outputRecordSha256({ ...recorded, ...change }))]);
+    expect(digests.size).toBe(changes.length + 1);
+    expect(outputRecordSha256({ ...recorded, startupCommand: "gunicorn app:app" })).toBe(outputRecordSha256(recorded));
+    expect(outputRecordSha256({ ...recorded, outputChunkSha256s: undefined })).toBeUndefined();
+  });
+
+  it("refuses chunk digests that are not sha256", () => {
+    expect(() => parseManifest(`PlatformName="python"\nOutputChunkSha256s="abc,def"\n`)).toThrow(/OutputChunkSha256s is not a list of sha256 digests/);
   });
 });

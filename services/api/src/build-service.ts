@@ -62,8 +62,8 @@ export async function enqueueBuild(
   return build;
 }
 
-/** The public view of a build: the record minus fields that only the worker needs. */
+/** The public view of a build: the record minus fields that only the worker and the agents need. */
 export function presentBuild(build: Build) {
-  const { sourceKey: _sourceKey, deploy: _deploy, ...visible } = build;
+  const { sourceKey: _sourceKey, deploy: _deploy, outputRecordSha256: _outputRecordSha256, ...visible } = build;
   return visible;
 }

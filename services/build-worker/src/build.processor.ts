@@ -62,6 +62,9 @@ export function createBuildProcessor(ctx: WorkerContext) {
     try {
       // Scratch space goes before the outcome is recorded: whoever sees the build end sees it clean.
       const result = await runBuild(run).finally(() => removeScratch(run));
+      // Pinned before any agent hears of a release of it. An output a retry found in storage is
+      // not: storage alone vouches for it, and agents restore it the vetted way.
+      if (result.outputRecordSha256) await ctx.builds.transition(build.id, ["running"], { outputRecordSha256: result.outputRecordSha256 });
       const release = build.deploy ? await publishRelease(ctx, build, result.manifest.outputSha256!) : undefined;
       log.line(release ? `Build succeeded: release v${release.version}` : "Build succeeded (not deployed)");
       await log.save(ctx.store, build.app);

@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { AppLogStream, AppRepository, InstanceRepository, recordKeys, ReleasePhaseRepository, ReleaseRepository, RolloutRepository, type AgentConfig, type InstanceReport, type Logger, type ObjectStore } from "@slipway/shared";
+import { AppLogStream, AppRepository, BuildRepository, InstanceRepository, recordKeys, ReleasePhaseRepository, ReleaseRepository, RolloutRepository, type AgentConfig, type InstanceReport, type Logger, type ObjectStore } from "@slipway/shared";
 import { AppLog } from "./app-log";
 import { AppSandbox } from "./app-sandbox";
 import { Heartbeat } from "./heartbeat";
@@ -13,6 +13,7 @@ import { Restorer } from "./restore";
 import { RolloutTurns, TurnFreedSignal } from "./rollout";
 import { Supervisor } from "./supervisor";
 import { CurrentReleaseTarget, type TargetRelease } from "./target";
+import { withTimeout } from "./timeout";
 
 export type { TargetRelease } from "./target";
 
@@ -43,7 +44,8 @@ export class RuntimeAgent {
     private readonly proxy = new InstanceProxy(),
   ) {
     const keys = recordKeys(config.QUEUE_PREFIX);
-    this.restorer = new Restorer(store, config, logger, this.lifetime.signal);
+    const builds = new BuildRepository(redis, keys);
+    this.restorer = new Restorer(store, config, logger, this.lifetime.signal, (buildId) => pinnedOutputRecord(builds, buildId, logger));
     this.appNotes = new AppProcessNotes(config.RUNTIME_ROOT, logger);
     this.target = new CurrentReleaseTarget(config.APP, new ReleaseRepository(redis, keys), store, logger);
     const sandbox = () => this.appSandbox;
@@ -115,10 +117,24 @@ export class RuntimeAgent {
     await this.supervisor.stop(appGraceMs);
     this.notifications?.close();
     await this.appLog.flush();
+    await this.restorer.settled();
   }
 
   private get appSandbox(): AppSandbox {
     if (!this.sandbox) throw new Error("the agent has not started");
     return this.sandbox;
+  }
+}
+
+/** How long a restore waits for Redis to say what the worker pinned before restoring the vetted way. */
+const PIN_LOOKUP_MS = 2000;
+
+/** The build record's pinned output record; undefined (the vetted restore) when Redis cannot say in time. */
+async function pinnedOutputRecord(builds: BuildRepository, buildId: string, logger: Logger): Promise<string | undefined> {
+  try {
+    return (await withTimeout(builds.get(buildId), PIN_LOOKUP_MS))?.outputRecordSha256;
+  } catch (error) {
+    logger.warn({ err: error, buildId }, "could not read the build record: restoring the artifact the vetted way");
+    return undefined;
   }
 }

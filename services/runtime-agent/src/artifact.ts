@@ -3,10 +3,13 @@ import path from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import {
   ArchiveLimitError,
+  ChunkVerificationError,
   compressionOf,
   CorruptArchiveError,
+  extractChunkVerified,
   extractStream,
   ObjectNotFoundError,
+  outputRecordSha256,
   recordedSizeLimits,
   storageKeys,
   UnsafeArchiveError,
@@ -16,12 +19,22 @@ import {
   type Compression,
   type ObjectStore,
 } from "@slipway/shared";
+import type { VerifiedBy } from "./host-cache-marker";
 import { RestoreError } from "./restore-error";
 import { AgentStopping, throwIfStopping, untilStopping } from "./timeout";
 
+/** What an extraction gave: its size, whether its modes are already those a restore seals to, and how its bytes were checked. */
+export interface Extracted {
+  summary: ArchiveSummary;
+  sealed: boolean;
+  verifiedBy: VerifiedBy;
+}
+
 /**
  * Downloads a build's tarballs and extracts them, within the agent's caps on what one release may
- * unpack to, checking the bytes against the manifest's sha256 and size as they stream.
+ * unpack to, checking the bytes against the manifest's sha256 and size as they stream: chunk by
+ * chunk before any reaches tar, when the manifest's record of them is the one the worker pinned
+ * in Redis; otherwise vetted entry by entry as they are extracted and checked whole at the end.
  */
 export class ArtifactExtractor {
   constructor(
@@ -60,9 +73,9 @@ export class ArtifactExtractor {
    * Oryx can ship node_modules as its own tarball (`compressedNodeModulesFile`), extracted into
    * the app at start-up; restore it the same way when it is stored beside the manifest.
    */
-  async extractSeparateNodeModules(app: string, buildId: string, partial: string, manifest: BuildManifest, restored: ArchiveSummary): Promise<void> {
+  async extractSeparateNodeModules(app: string, buildId: string, partial: string, manifest: BuildManifest, restored: ArchiveSummary): Promise<boolean> {
     const fileName = manifest.other.compressedNodeModulesFile;
-    if (!fileName) return;
+    if (!fileName) return false;
     const compression = compressionOf(fileName);
     if (!compression) throw new RestoreError(`unsupported compressedNodeModulesFile ${fileName}`);
     const key = storageKeys.artifact(app, buildId, fileName);
@@ -70,13 +83,14 @@ export class ArtifactExtractor {
     try {
       body = await this.download(key);
     } catch (error) {
-      if (error instanceof ObjectNotFoundError) return; // the output tarball already holds node_modules
+      if (error instanceof ObjectNotFoundError) return false; // the output tarball already holds node_modules
       throw error;
     }
     try {
       // Nothing records its size: only what the caps leave after the artifact.
       const limits = recordedSizeLimits({}, this.remainingCaps(restored));
       await extractStream(body, path.join(partial, "node_modules"), { allowExternalSymlinks: true, compression, ...limits });
+      return true;
     } catch (error) {
       if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError || error instanceof ArchiveLimitError) {
         throw new RestoreError(`${fileName} refused: ${error.message}`);
@@ -86,12 +100,16 @@ export class ArtifactExtractor {
   }
 
   /**
-   * One pass over the artifact's bytes: hashed, vetted and extracted together into `partial`,
-   * stopping at the first entry past the unpacked size or entry count the manifest records (or,
-   * when it records none, the agent's caps). The directory is kept only if the sha256 and size
-   * then match the manifest.
+   * One pass over the artifact's bytes into `partial`. `pinned` is the build record's
+   * `outputRecordSha256`: when the manifest's record of its output matches it, the manifest's
+   * chunk digests are the packer's, and each chunk is checked against its digest before GNU tar
+   * sees any of it (the packer vetted those very bytes). Otherwise the bytes are hashed, vetted
+   * and extracted together, stopping at the first entry past the unpacked size or entry count
+   * the manifest records (or, when it records none, the agent's caps), and the directory is kept
+   * only if the sha256 and size then match the manifest.
    */
-  async extractVerified(key: string, partial: string, manifest: BuildManifest, compression: Compression, fileName: string): Promise<ArchiveSummary> {
+  async extractVerified(key: string, partial: string, manifest: BuildManifest, compression: Compression, fileName: string, pinned: string | undefined): Promise<Extracted> {
+    const chunked = pinned !== undefined && pinned === outputRecordSha256(manifest) ? this.chunkRecord(manifest) : undefined;
     let body: Readable;
     try {
       body = await this.download(key);
@@ -104,6 +122,7 @@ export class ArtifactExtractor {
       }
       throw error;
     }
+    if (chunked) return { summary: await this.extractChunks(key, body, partial, compression, chunked), sealed: manifest.outputModesSealed === true, verifiedBy: "chunks" };
     // The bytes are hashed as they arrive, whether or not extraction keeps up with them.
     const hash = createHash("sha256");
     let bytes = 0;
@@ -148,6 +167,30 @@ export class ArtifactExtractor {
     if (manifest.outputBytes !== undefined && bytes !== manifest.outputBytes) {
       throw new RestoreError(`artifact ${key} is ${bytes} bytes, manifest says ${manifest.outputBytes}`);
     }
-    return summary;
+    return { summary, sealed: false, verifiedBy: "sha256" };
+  }
+
+  /**
+   * The chunks of a pinned manifest that records them whole and within the caps: its bytes are
+   * extracted as they are checked, with no vetting (the packer vetted them). One past the caps
+   * takes the vetted path, which refuses it naming the cap.
+   */
+  private chunkRecord(manifest: BuildManifest): { chunkBytes: number; chunkSha256s: string[]; summary: ArchiveSummary } | undefined {
+    const { outputChunkSha256s: chunkSha256s, outputChunkBytes: chunkBytes, outputBytes, outputUnpackedBytes, outputEntryCount } = manifest;
+    if (!chunkSha256s || !chunkBytes || outputBytes === undefined || outputUnpackedBytes === undefined || outputEntryCount === undefined) return undefined;
+    if (chunkSha256s.length !== Math.ceil(outputBytes / chunkBytes)) return undefined;
+    if (outputUnpackedBytes > this.caps.MAX_RESTORE_BYTES || outputEntryCount > this.caps.MAX_RESTORE_ENTRIES) return undefined;
+    return { chunkBytes, chunkSha256s, summary: { unpackedBytes: outputUnpackedBytes, entries: outputEntryCount } };
+  }
+
+  private async extractChunks(key: string, body: Readable, partial: string, compression: Compression, chunked: NonNullable<ReturnType<ArtifactExtractor["chunkRecord"]>>): Promise<ArchiveSummary> {
+    try {
+      await extractChunkVerified(body, partial, { compression, chunkBytes: chunked.chunkBytes, chunkSha256s: chunked.chunkSha256s });
+      return chunked.summary;
+    } catch (error) {
+      if (error instanceof ChunkVerificationError) throw new RestoreError(`artifact ${key} failed verification: ${error.message}`);
+      if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError) throw new RestoreError(`artifact refused: ${error.message}`);
+      throw error;
+    }
   }
 }

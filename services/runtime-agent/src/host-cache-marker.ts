@@ -9,7 +9,12 @@ export interface EntryMarker {
   outputSha256: string | null;
   fingerprint: string;
   extractedAt: string;
+  /** How the artifact's bytes were checked (see ArtifactExtractor): for an operator, and the tests. */
+  verifiedBy?: VerifiedBy;
 }
+
+/** `chunks`: each chunk against the pinned record before extraction; `sha256`: vetted as extracted, the whole file's sha256 checked at the end. */
+export type VerifiedBy = "chunks" | "sha256";
 
 export const MARKER = "marker.json";
 /** Directories open to all (see sealTree). */

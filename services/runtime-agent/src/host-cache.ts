@@ -5,7 +5,9 @@
  * HOST_CACHE_DIR, so agents of every app and instance see it; not Redis, which is about the
  * cluster, not this disk), downloads, verifies and extracts it into the cache, seals the tree
  * and writes the entry's marker last: the artifact's sha256 and a fingerprint of the sealed
- * tree. Agents that wait on the lock find the marker and extract nothing. Each instance's
+ * tree. Agents that wait on the lock find the marker and extract nothing. A tree extracted
+ * already sealed (a trusted artifact: see ArtifactExtractor) is placed first and used by its
+ * extractor at once, while the fingerprint is taken and the marker written under the lock. Each instance's
  * release directory is then either the upper directory of an overlay over the entry's tree,
  * holding only what the instance changes (`lease`: nothing is copied; a lease file in the entry
  * names the release directory, and keeps the entry while that exists), or a hard-link copy of
@@ -21,11 +23,11 @@
 import { createHash, randomUUID } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { Logger } from "@slipway/shared";
+import { replaceFile, sealTree, type Logger } from "@slipway/shared";
 import { RestoreError } from "./restore-error";
-import { hasLinkedFile, linkTree, sealTree, treeFingerprint } from "./release-tree";
+import { hasLinkedFile, linkTree, treeFingerprint } from "./release-tree";
 import { LOCK_SUFFIX, lockRelease } from "./host-cache-lock";
-import { MARKER, readMarker, SEAL, type EntryMarker } from "./host-cache-marker";
+import { MARKER, readMarker, SEAL, type EntryMarker, type VerifiedBy } from "./host-cache-marker";
 
 /** A release's cache entry: `tree/` (what instances copy) and `marker.json`, written last. */
 const TREE = "tree";
@@ -36,16 +38,24 @@ const PARTIAL_PREFIX = ".partial-";
 const PRUNE_GRACE_MS = 5 * 60_000;
 /** What using a checked entry gave: the result, or that the entry differs from its marker (and why, when known). */
 type Use<T> = { used: T } | { failure?: Error };
+/**
+ * A valid entry: its marker (still being written when the entry was just extracted sealed), and
+ * whether this agent saw it made just now, by itself or by the agent whose lock it waited on. A
+ * fresh entry needs no check: its tree was fingerprinted moments ago, or is being, from what
+ * was extracted. One found already there is always checked.
+ */
+interface Ensured {
+  marker: Promise<EntryMarker>;
+  fresh: boolean;
+}
+/** What an extraction says of the tree it made: `sealed` when its modes need no sealing. */
+export type Extract = (into: string) => Promise<{ sealed: boolean; verifiedBy: VerifiedBy }>;
 /** A copy that keeps failing its check means something keeps changing the entry: give up. */
 const COPY_ATTEMPTS = 3;
 
 export class HostCache {
-  /**
-   * Entries this agent saw made just now: extracted and fingerprinted by itself, or by the agent
-   * whose lock it waited on, having found none before. The first check of one would walk a tree
-   * fingerprinted moments ago for nothing; one found already there is always checked.
-   */
-  private readonly justExtracted = new WeakSet<EntryMarker>();
+  /** Entries placed before their fingerprint was taken, until their marker is written and their lock given back. */
+  private readonly finishing = new Set<Promise<void>>();
 
   constructor(
     readonly dir: string,
@@ -63,11 +73,12 @@ export class HostCache {
     buildId: string,
     outputSha256: string | null,
     target: string,
-    extract: (into: string) => Promise<void>,
+    extract: Extract,
     onStage: (stage: string) => void = () => undefined,
   ): Promise<void> {
     const entry = path.join(this.dir, app, buildId);
-    await this.useChecked(entry, { buildId, outputSha256, extract, onStage }, "copied", async (marker): Promise<Use<undefined>> => {
+    await this.useChecked(entry, { buildId, outputSha256, extract, onStage }, "copied", async (ensured): Promise<Use<undefined>> => {
+      const marker = await ensured.marker;
       onStage("copying the release from the host cache");
       await rm(target, { recursive: true, force: true });
       // Failing because the entry was pruned meanwhile looks like any other failure: both retry.
@@ -89,11 +100,11 @@ export class HostCache {
     buildId: string,
     outputSha256: string | null,
     release: string,
-    extract: (into: string) => Promise<void>,
+    extract: Extract,
     onStage: (stage: string) => void = () => undefined,
   ): Promise<string> {
     const entry = path.join(this.dir, app, buildId);
-    return this.useChecked(entry, { buildId, outputSha256, extract, onStage }, "checked", async (marker): Promise<Use<string>> => {
+    return this.useChecked(entry, { buildId, outputSha256, extract, onStage }, "checked", async (ensured): Promise<Use<string>> => {
       onStage("checking the host cache entry");
       // Marked used before the lease is written: pruning spares an entry used lately.
       await this.markUsed(entry);
@@ -101,8 +112,7 @@ export class HostCache {
       const leased = await mkdir(path.join(entry, LEASES), { recursive: true })
         .then(() => writeFile(lease, release))
         .then(() => true, () => false);
-      const fresh = this.justExtracted.delete(marker);
-      if (leased && (fresh || (await treeFingerprint(path.join(entry, TREE)).catch(() => undefined)) === marker.fingerprint)) return { used: path.join(entry, TREE) };
+      if (leased && (ensured.fresh || (await treeFingerprint(path.join(entry, TREE)).catch(() => undefined)) === (await ensured.marker).fingerprint)) return { used: path.join(entry, TREE) };
       return {};
     });
   }
@@ -114,18 +124,18 @@ export class HostCache {
    */
   private async useChecked<T>(
     entry: string,
-    wanted: { buildId: string; outputSha256: string | null; extract: (into: string) => Promise<void>; onStage: (stage: string) => void },
+    wanted: { buildId: string; outputSha256: string | null; extract: Extract; onStage: (stage: string) => void },
     what: string,
-    use: (marker: EntryMarker) => Promise<Use<T>>,
+    use: (ensured: Ensured) => Promise<Use<T>>,
   ): Promise<T> {
     let failure: Error | undefined;
     for (let attempt = 1; attempt <= COPY_ATTEMPTS; attempt++) {
-      const marker = await this.ensure(entry, wanted.buildId, wanted.outputSha256, wanted.extract, wanted.onStage);
-      const outcome = await use(marker);
+      const ensured = await this.ensure(entry, wanted.buildId, wanted.outputSha256, wanted.extract, wanted.onStage);
+      const outcome = await use(ensured);
       if ("used" in outcome) return outcome.used;
       failure = outcome.failure;
       this.logger.warn({ entry, err: failure }, "the host cache entry differs from what was extracted; removing it and extracting again");
-      await this.discard(entry, marker);
+      await this.discard(entry, await ensured.marker);
     }
     throw failure ?? new RestoreError(`the host cache entry ${entry} kept changing while it was ${what}`);
   }
@@ -160,42 +170,77 @@ export class HostCache {
   }
 
   /** The entry's marker, extracting the release under its lock first when there is no valid one. */
-  private async ensure(entry: string, buildId: string, outputSha256: string | null, extract: (into: string) => Promise<void>, onStage: (stage: string) => void): Promise<EntryMarker> {
+  private async ensure(entry: string, buildId: string, outputSha256: string | null, extract: Extract, onStage: (stage: string) => void): Promise<Ensured> {
     const valid = (marker: EntryMarker | undefined) => (marker && marker.seal === SEAL && marker.buildId === buildId && marker.outputSha256 === outputSha256 ? marker : undefined);
     const ready = valid(await readMarker(entry));
-    if (ready) return ready;
+    if (ready) return { marker: Promise.resolve(ready), fresh: false };
     await mkdir(path.dirname(entry), { recursive: true, mode: 0o700 });
     onStage("waiting for the host cache lock (another agent may be extracting this release)");
     const unlock = await this.lock(entry, true);
+    let unlockLater = false;
     try {
       const extracted = valid(await readMarker(entry));
-      if (extracted) {
-        this.justExtracted.add(extracted);
-        return extracted;
-      }
+      if (extracted) return { marker: Promise.resolve(extracted), fresh: true };
       await this.remove(entry);
       const partial = `${path.join(path.dirname(entry), PARTIAL_PREFIX)}${buildId}-${randomUUID().slice(0, 8)}`;
       try {
         await mkdir(path.join(partial, TREE), { recursive: true });
         const started = Date.now();
         onStage("downloading, verifying and extracting the artifact");
-        await extract(path.join(partial, TREE));
+        const { sealed, verifiedBy } = await extract(path.join(partial, TREE));
+        const marker = (fingerprint: string): EntryMarker => ({ seal: SEAL, buildId, outputSha256, fingerprint, extractedAt: new Date().toISOString(), verifiedBy });
+        if (sealed) {
+          // Placed before its fingerprint: the caller may use it at once. Without a marker it is
+          // nobody else's until the lock is given back, and a crash now leaves it to be replaced.
+          if (!(await this.place(partial, entry))) return { marker: Promise.resolve(await this.placedMeanwhile(entry, valid)), fresh: true };
+          this.logger.info({ entry, ms: Date.now() - started, verifiedBy }, "release extracted into the host cache");
+          const finished = treeFingerprint(path.join(entry, TREE)).then(async (fingerprint) => {
+            const made = marker(fingerprint);
+            await replaceFile(path.join(entry, MARKER), JSON.stringify(made));
+            return made;
+          });
+          const done = finished
+            .then(
+              () => undefined,
+              (error: Error) => this.logger.warn({ entry, err: error }, "could not fingerprint the host cache entry; the next restore extracts it again"),
+            )
+            .then(() => unlock())
+            .catch((error: Error) => this.logger.warn({ entry, err: error }, "could not give the host cache lock back; it goes stale"));
+          this.finishing.add(done);
+          void done.finally(() => this.finishing.delete(done));
+          unlockLater = true;
+          return { marker: finished, fresh: true };
+        }
         onStage("sealing the host cache entry");
         const [, fingerprint] = await Promise.all([sealTree(path.join(partial, TREE)), treeFingerprint(path.join(partial, TREE), { asSealed: true })]);
-        const marker: EntryMarker = { seal: SEAL, buildId, outputSha256, fingerprint, extractedAt: new Date().toISOString() };
-        await writeFile(path.join(partial, MARKER), JSON.stringify(marker));
-        const placed = await rename(partial, entry).then(() => true, () => false);
-        // Only after this agent's lock went stale can another have placed the entry meanwhile.
-        if (!placed) return valid(await readMarker(entry)) ?? Promise.reject(new Error(`could not place the host cache entry ${entry}`));
-        this.logger.info({ entry, ms: Date.now() - started }, "release extracted into the host cache");
-        this.justExtracted.add(marker);
-        return marker;
+        const made = marker(fingerprint);
+        await writeFile(path.join(partial, MARKER), JSON.stringify(made));
+        if (!(await this.place(partial, entry))) return { marker: Promise.resolve(await this.placedMeanwhile(entry, valid)), fresh: true };
+        this.logger.info({ entry, ms: Date.now() - started, verifiedBy }, "release extracted into the host cache");
+        return { marker: Promise.resolve(made), fresh: true };
       } finally {
         await rm(partial, { recursive: true, force: true });
       }
     } finally {
-      await unlock();
+      if (!unlockLater) await unlock();
     }
+  }
+
+  /** Renames the extracted `partial` to `entry`; false when something is there already. */
+  private place(partial: string, entry: string): Promise<boolean> {
+    return rename(partial, entry).then(() => true, () => false);
+  }
+
+  /** Only after this agent's lock went stale can another have placed the entry while it extracted: that one, if valid. */
+  private async placedMeanwhile(entry: string, valid: (marker: EntryMarker | undefined) => EntryMarker | undefined): Promise<EntryMarker> {
+    const marker = valid(await readMarker(entry));
+    if (!marker) throw new Error(`could not place the host cache entry ${entry}`);
+    return marker;
+  }
+
+  /** Resolves once every entry placed before its fingerprint has its marker (or failed to get one) and its lock back. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.finishing]);
   }
 
   private lock(entry: string, wait: boolean): Promise<() => Promise<void>> {

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import path from "node:path";
+import { sealedMode } from "@slipway/shared";
 import { runOnHost } from "@slipway/shared/sandbox";
 
 /**
@@ -9,26 +10,6 @@ import { runOnHost } from "@slipway/shared/sandbox";
  * GNU find/chmod/cp do it: on trees of thousands of files one process beats thousands of
  * round trips through node's thread pool.
  */
-
-/**
- * Makes an extracted tree safe to share between instances of different uids: every file
- * readable, nobody's to write (root, who owns them, is not held back, but no sandboxed app is
- * root), no set-id bits on a root-owned file. Directories are open to all (0777): an app seeing
- * the tree through its overlay may then add files anywhere in it, as it could in a copy of its
- * own, while every such write lands in its own upper directory. Only root reaches the tree itself
- * (the cache's directories above it are root's 0700), and a copy closes them again (AppSandbox.own).
- */
-export async function sealTree(dir: string): Promise<void> {
-  await runOnHost("find", [dir, "(", "-type", "d", "-exec", "chmod", "0777", "{}", "+", ")", "-o", "(", "-type", "f", "-exec", "chmod", "a+rX,a-w,ug-s", "{}", "+", ")"]);
-}
-
-/** The mode sealTree gives an entry of find's type letter `type` that has `mode`: applied twice, the same. */
-function sealedMode(type: string, mode: number): number {
-  if (type === "d") return 0o777;
-  if (type !== "f") return mode;
-  const readable = mode | 0o444 | (mode & 0o111 ? 0o111 : 0);
-  return readable & ~0o222 & ~0o6000;
-}
 
 /**
  * A digest of the tree's shape: each entry's path, type and mode, and for files and links their

@@ -19,7 +19,7 @@ import {
   type ObjectStore,
 } from "@slipway/shared";
 import { appDataPath } from "./app-sandbox";
-import { ArtifactExtractor } from "./artifact";
+import { ArtifactExtractor, type Extracted } from "./artifact";
 import { HostCache } from "./host-cache";
 import { outputFileName as findOutputFileName } from "./oryx-output";
 import { RestoreError } from "./restore-error";
@@ -42,6 +42,12 @@ export interface RestoredRelease {
  * directory is a hard-link copy of the whole tree.
  */
 export type ReleaseLayout = "overlay" | "copy";
+
+/**
+ * The `outputRecordSha256` the worker pinned in a build's record, or undefined when there is
+ * none or Redis cannot say: the artifact is then restored the vetted way.
+ */
+export type PinnedOutputRecord = (buildId: string) => Promise<string | undefined>;
 
 interface RestoreMarker {
   buildId: string;
@@ -76,6 +82,7 @@ export class Restorer {
     logger: Logger,
     /** The agent's lifetime: once aborted, a download stops and a wait for another agent's extraction ends. */
     private readonly signal?: AbortSignal,
+    private readonly pinnedOutputRecord: PinnedOutputRecord = async () => undefined,
   ) {
     this.releasesDir = path.join(config.RUNTIME_ROOT, "releases");
     this.dataPath = appDataPath(config.RUNTIME_ROOT);
@@ -156,7 +163,7 @@ export class Restorer {
   }
 
   /** Downloads the build's output (and a separate node_modules), verified, into `into`. */
-  private async extract(app: string, buildId: string, manifest: BuildManifest, into: string): Promise<void> {
+  private async extract(app: string, buildId: string, manifest: BuildManifest, into: string): Promise<Pick<Extracted, "sealed" | "verifiedBy">> {
     // Oryx with CompressDestinationDir="false" leaves the output uncompressed on its shared volume.
     // Slipway's shared volume is object storage, which holds files, not a tree, so such a build must
     // still come with output.tar.zst or output.tar.gz beside its manifest; node_modules may come separately (below).
@@ -164,8 +171,15 @@ export class Restorer {
     const compression = compressionOf(outputFileName);
     if (!compression) throw new RestoreError(`unsupported output file ${outputFileName} (expected .tar.gz or .tar.zst)`);
     if (compression === "zstd" && !hasZstd()) throw new RestoreError(`${outputFileName}: ${ZSTD_MISSING}`);
-    const restored = await this.artifacts.extractVerified(storageKeys.artifact(app, buildId, outputFileName), into, manifest, compression, outputFileName);
-    await this.artifacts.extractSeparateNodeModules(app, buildId, into, manifest, restored);
+    const pinned = await this.pinnedOutputRecord(buildId);
+    const restored: Extracted = await this.artifacts.extractVerified(storageKeys.artifact(app, buildId, outputFileName), into, manifest, compression, outputFileName, pinned);
+    const separate = await this.artifacts.extractSeparateNodeModules(app, buildId, into, manifest, restored.summary);
+    return { sealed: restored.sealed && !separate, verifiedBy: restored.verifiedBy };
+  }
+
+  /** Resolves once the host cache's work left running after a restore returned (an entry's fingerprint) is done. */
+  settled(): Promise<void> {
+    return this.hostCache.settled();
   }
 
   /**

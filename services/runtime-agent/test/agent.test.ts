@@ -1,10 +1,11 @@
+import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, packDirectory, storageKeys, type InstanceReport } from "@slipway/shared";
+import { freePort, hostCacheDir, outputRecordSha256, packDirectory, parseManifest, storageKeys, type InstanceReport } from "@slipway/shared";
 import { uniqueApp } from "../../../test/harness/env";
 import { eventually } from "../../../test/harness/local-stack";
 import { startInProcessStack, uploadDir, waitForBuild, type BuildView, type InProcessStack } from "../../../test/harness/stack";
@@ -128,7 +129,6 @@ describe("runtime agent compatibility and restarts", () => {
     const buildDir = path.join(work, "oryx-build", oryxBuildId);
     await mkdir(buildDir, { recursive: true });
     await writeFile(path.join(buildDir, "app.py"), serverPy("oryx"));
-    const { execFileSync } = await import("node:child_process");
     execFileSync("python3", ["-m", "venv", path.join(buildDir, "antenv")]);
     const packed = await packDirectory(buildDir, path.join(work, `${oryxBuildId}.tar.gz`));
     await stack.api.store.putBuffer(storageKeys.artifact(app, oryxBuildId), await readFile(packed.file));
@@ -172,3 +172,35 @@ describe("runtime agent compatibility and restarts", () => {
   });
 });
 
+
+describe("runtime agent restores what the worker pinned", () => {
+  const entryMarker = async (buildId: string) =>
+    JSON.parse(await readFile(path.join(hostCacheDir({ RUNTIME_ROOT: runtimeRoot }), app, buildId, "marker.json"), "utf8")) as { verifiedBy?: string };
+
+  it("checks a worker's artifact chunk by chunk against the record the worker pinned in Redis, which the API does not show", async () => {
+    const pinned = await build({ "app.py": serverPy("pinned") }, false);
+    const record = await stack.api.builds.get(pinned.id);
+    const manifest = parseManifest(await stack.api.store.getText(storageKeys.manifest(app, pinned.id)));
+    expect(manifest).toMatchObject({ outputModesSealed: true, outputChunkBytes: 4 * 1024 * 1024 });
+    expect(record?.outputRecordSha256).toBe(outputRecordSha256(manifest));
+    expect(pinned).not.toHaveProperty("outputRecordSha256");
+    await release(pinned.id);
+    await eventually(async () => ((await body()) === "pinned" ? true : undefined), 30_000, "the pinned release serving");
+    await eventually(async () => (await entryMarker(pinned.id).catch(() => undefined))?.verifiedBy, 10_000, "the host cache entry's marker");
+    expect((await entryMarker(pinned.id)).verifiedBy).toBe("chunks");
+    // Nothing sealed the tree here: the worker packed it sealed.
+    const tree = path.join(hostCacheDir({ RUNTIME_ROOT: runtimeRoot }), app, pinned.id, "tree");
+    const unsealed = execFileSync("find", [tree, "(", "-type", "d", "-not", "-perm", "0777", ")", "-o", "(", "-type", "f", "-perm", "/6222", ")"], { encoding: "utf8" });
+    expect(unsealed).toBe("");
+  });
+
+  it("restores the vetted way an artifact whose manifest in storage no longer matches the pinned record", async () => {
+    const rewritten = await build({ "app.py": serverPy("rewritten") }, false);
+    const key = storageKeys.manifest(app, rewritten.id);
+    // Storage alone cannot opt a release into the unvetted path: any change to the record sends it the vetted way.
+    await stack.api.store.putBuffer(key, (await stack.api.store.getText(key)).replace(/OutputModesSealed = "true"/, 'OutputModesSealed = "false"'));
+    await release(rewritten.id);
+    await eventually(async () => ((await body()) === "rewritten" ? true : undefined), 30_000, "the rewritten release serving");
+    expect((await entryMarker(rewritten.id)).verifiedBy).toBe("sha256");
+  });
+});

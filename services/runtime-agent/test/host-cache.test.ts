@@ -7,6 +7,7 @@ import { uniqueApp } from "../../../test/harness/env";
 import { eventually } from "../../../test/harness/local-stack";
 import { spawnAgent, startInProcessStack, uploadDir, waitForBuild, writeTree, type InProcessStack } from "../../../test/harness/stack";
 import { HostCache } from "../src/host-cache";
+import { treeFingerprint } from "../src/release-tree";
 
 /**
  * Agents on one host (real processes, real Redis and MinIO) share one extraction per release
@@ -175,6 +176,7 @@ describe("host cache pruning", () => {
     const cache = new HostCache(dir, createLogger("host-cache-test", "silent"));
     const extract = async (into: string) => {
       await writeFile(path.join(into, "app.py"), "print('hi')\n");
+      return { sealed: false, verifiedBy: "sha256" as const };
     };
     await mkdir(path.join(work, "instances"), { recursive: true });
     const copy = (buildId: string) => path.join(work, "instances", buildId);
@@ -194,6 +196,7 @@ describe("host cache pruning", () => {
     const cache = new HostCache(dir, createLogger("host-cache-test", "silent"));
     const extract = async (into: string) => {
       await writeFile(path.join(into, "app.py"), "print('hi')\n");
+      return { sealed: false, verifiedBy: "sha256" as const };
     };
     const release = (buildId: string) => path.join(work, "overlaid", buildId);
     for (const id of ["build-kept", "build-gone"]) {
@@ -208,5 +211,36 @@ describe("host cache pruning", () => {
     expect(await readFile(path.join(dir, "leased", "build-kept", "tree", "app.py"), "utf8")).toBe("print('hi')\n");
     await rm(release("build-kept"), { recursive: true });
     expect(await cache.prune()).toEqual([path.join(dir, "leased", "build-kept")]);
+  });
+});
+
+describe("host cache entries extracted already sealed", () => {
+  it("are used at once, keep their lock until the marker is written, and are extracted again when left with no marker", async () => {
+    const dir = path.join(work, "sealed-cache");
+    const logger = createLogger("host-cache-test", "silent");
+    let extractions = 0;
+    const extract = async (into: string) => {
+      extractions += 1;
+      await writeFile(path.join(into, "app.py"), "print('hi')\n", { mode: 0o444 });
+      await chmod(into, 0o777);
+      return { sealed: true, verifiedBy: "chunks" as const };
+    };
+    const release = (name: string) => path.join(work, "sealed-releases", name);
+    const first = new HostCache(dir, logger);
+    const tree = await first.lease("sealed", "build-1", null, release("a"), extract);
+    // Another agent asking now waits for the lock the fingerprint holds, then takes the entry as it is.
+    const second = new HostCache(dir, logger);
+    expect(await second.lease("sealed", "build-1", null, release("b"), extract)).toBe(tree);
+    expect(extractions).toBe(1);
+    await first.settled();
+    const marker = JSON.parse(await readFile(path.join(dir, "sealed", "build-1", "marker.json"), "utf8")) as { fingerprint: string; verifiedBy: string };
+    expect(marker.fingerprint).toBe(await treeFingerprint(tree));
+    expect(marker.verifiedBy).toBe("chunks");
+    // As an agent that died between placing the entry and writing its marker leaves it.
+    await rm(path.join(dir, "sealed", "build-1", "marker.json"));
+    expect(await second.lease("sealed", "build-1", null, release("c"), extract)).toBe(tree);
+    expect(extractions).toBe(2);
+    await second.settled();
+    expect(await readFile(path.join(tree, "app.py"), "utf8")).toBe("print('hi')\n");
   });
 });

@@ -2,7 +2,8 @@ import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises"
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sealTree, treeFingerprint } from "../src/release-tree";
+import { sealTree } from "@slipway/shared";
+import { treeFingerprint } from "../src/release-tree";
 
 let work: string;
 beforeAll(async () => {

@@ -12,3 +12,8 @@ export class CorruptArchiveError extends Error {
 export class ArchiveLimitError extends Error {
   override name = "ArchiveLimitError";
 }
+
+/** An artifact's bytes differ from the chunk digests recorded when it was packed. */
+export class ChunkVerificationError extends Error {
+  override name = "ChunkVerificationError";
+}

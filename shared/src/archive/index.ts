@@ -1,7 +1,8 @@
-export { ArchiveLimitError, CorruptArchiveError, UnsafeArchiveError } from "./errors";
+export { ArchiveLimitError, ChunkVerificationError, CorruptArchiveError, UnsafeArchiveError } from "./errors";
 export { inspectArchive, createArchiveVetter, type ArchiveLimits, type ArchiveSummary, type InspectOptions } from "./inspect";
-export { extractArchive, extractStream, type ExtractOptions } from "./extract";
+export { extractArchive, extractChunkVerified, extractStream, type ExtractOptions } from "./extract";
 export { recordedSizeLimits, type RestoreCaps } from "./limits";
-export { packDirectory, HashingStream, type PackedArchive } from "./pack";
+export { ARTIFACT_CHUNK_BYTES, packDirectory, HashingStream, type PackedArchive } from "./pack";
 export { ARCHIVE_EXTENSIONS, compressionOf, hasZstd, ZSTD_MISSING, type Compression } from "./compression";
 export { extractZip } from "./zip";
+export { sealTree, sealedMode } from "./seal";

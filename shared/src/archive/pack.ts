@@ -13,21 +13,54 @@ export interface PackedArchive {
   file: string;
   sha256: string;
   bytes: number;
+  /** The sha256 of each CHUNK_BYTES of the file in turn (the last one shorter): a restore checks each before extracting it. */
+  chunkSha256s: string[];
+  chunkBytes: number;
   /** What the archive unpacks to, counted as extraction counts it (see `recordedSizeLimits`). */
   unpackedBytes: number;
   entries: number;
 }
 
-/** A pass-through that hashes and counts what flows through it. */
+/** What a packed artifact's chunks are, each hashed on its own (see `extractChunkVerified`). */
+export const ARTIFACT_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** A pass-through that hashes and counts what flows through it; given `chunkBytes`, each chunk of that size too. */
 export class HashingStream extends Transform {
   private readonly hash = createHash("sha256");
+  private chunkHash = createHash("sha256");
+  private chunkFill = 0;
+  readonly chunkSha256s: string[] = [];
   bytes = 0;
+
+  constructor(private readonly chunkBytes?: number) {
+    super();
+  }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: () => void) {
     this.hash.update(chunk);
     this.bytes += chunk.length;
+    if (this.chunkBytes) this.hashChunks(chunk, this.chunkBytes);
     this.push(chunk);
     callback();
+  }
+
+  override _flush(callback: () => void) {
+    if (this.chunkFill > 0) this.chunkSha256s.push(this.chunkHash.digest("hex"));
+    callback();
+  }
+
+  private hashChunks(data: Buffer, size: number) {
+    for (let offset = 0; offset < data.length; ) {
+      const take = Math.min(size - this.chunkFill, data.length - offset);
+      this.chunkHash.update(data.subarray(offset, offset + take));
+      this.chunkFill += take;
+      offset += take;
+      if (this.chunkFill === size) {
+        this.chunkSha256s.push(this.chunkHash.digest("hex"));
+        this.chunkHash = createHash("sha256");
+        this.chunkFill = 0;
+      }
+    }
   }
 
   digest(): string {
@@ -44,11 +77,13 @@ export class HashingStream extends Transform {
  * several times faster on big trees (see bench/pack).
  */
 export async function packDirectory(dir: string, file: string, compression: Compression = "gzip"): Promise<PackedArchive> {
-  const hashing = new HashingStream();
+  const hashing = new HashingStream(ARTIFACT_CHUNK_BYTES);
   const vetter = createArchiveVetter({ allowExternalSymlinks: true });
-  const packed = async () => ({ file, sha256: hashing.digest(), bytes: hashing.bytes, ...(await vetter.done) });
+  const packed = async () => ({ file, sha256: hashing.digest(), bytes: hashing.bytes, chunkSha256s: hashing.chunkSha256s, chunkBytes: ARTIFACT_CHUNK_BYTES, ...(await vetter.done) });
   if (compression === "gzip") {
-    const tar = create({ cwd: dir, portable: true, follow: false }, ["."]);
+    // Not `portable`, which would force 0644/0755 modes and zero directories' times: the modes as
+    // on disk, as GNU tar packs them for zstd, so a sealed tree stays sealed (see sealTree).
+    const tar = create({ cwd: dir, portable: false, follow: false }, ["."]);
     await pipeline(tar, vettedPassThrough(vetter), createGzip({ level: 6 }), hashing, createWriteStream(file));
     return packed();
   }

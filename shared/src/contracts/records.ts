@@ -57,6 +57,11 @@ export const buildRecordSchema = z.object({
   platformVersion: z.string().optional(),
   artifact: artifactSchema.optional(),
   manifestKey: z.string().optional(),
+  /**
+   * Set by the worker that packed the output, before any release of it is announced: the
+   * manifest's record of its output (`outputRecordSha256`), which storage alone cannot forge.
+   */
+  outputRecordSha256: z.string().optional(),
   release: z.number().int().optional(),
   error: z.string().optional(),
 });

@@ -12,7 +12,7 @@ export const appResponseSchema = appRecordSchema.omit({ latestSourceKey: true })
 });
 export type AppResponse = z.infer<typeof appResponseSchema>;
 
-export const buildResponseSchema = buildRecordSchema.omit({ sourceKey: true, deploy: true });
+export const buildResponseSchema = buildRecordSchema.omit({ sourceKey: true, deploy: true, outputRecordSha256: true });
 export type BuildResponse = z.infer<typeof buildResponseSchema>;
 
 export const releaseResponseSchema = releaseRecordSchema;

@@ -1,5 +1,5 @@
 import path from "node:path";
-import { ARCHIVE_EXTENSIONS, packDirectory, UnsafeArchiveError, type BuildManifest } from "@slipway/shared";
+import { ARCHIVE_EXTENSIONS, packDirectory, sealTree, UnsafeArchiveError, type BuildManifest } from "@slipway/shared";
 import { BuildFailure } from "../errors";
 import type { PlatformResult } from "../platforms/platform";
 import { throwIfAborted, type BuildContext } from "./build-context";
@@ -17,6 +17,9 @@ export async function pack(ctx: BuildContext, result: PlatformResult): Promise<P
   const outputFileName = `output${ARCHIVE_EXTENSIONS[compression]}`;
   ctx.line(`Packing the build output (dependencies included) into ${outputFileName} ...`);
   const artifactFile = path.join(ctx.workDir, outputFileName);
+  // With the modes every restore gives it: the tree is the worker's own from here on, and an
+  // agent extracting a trusted artifact then has nothing to change in it.
+  await sealTree(ctx.sourceDir);
   const packed = await packDirectory(ctx.sourceDir, artifactFile, compression).catch((error: Error) => {
     throw error instanceof UnsafeArchiveError ? new BuildFailure(`the build output could never be restored: ${error.message}`) : error;
   });
@@ -42,6 +45,9 @@ export async function pack(ctx: BuildContext, result: PlatformResult): Promise<P
     outputBytes: packed.bytes,
     outputUnpackedBytes: packed.unpackedBytes,
     outputEntryCount: packed.entries,
+    outputChunkSha256s: packed.chunkSha256s,
+    outputChunkBytes: packed.chunkBytes,
+    outputModesSealed: true,
     ...(result.startupCommand ? { startupCommand: result.startupCommand } : {}),
     buildStartedAt: ctx.startedAt,
     buildFinishedAt: new Date().toISOString(),

@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { announceRelease, ObjectNotFoundError, parseManifest, serializeManifest, storageKeys, type Build, type BuildManifest, type Release } from "@slipway/shared";
+import { announceRelease, ObjectNotFoundError, outputRecordSha256, parseManifest, serializeManifest, storageKeys, type Build, type BuildManifest, type Release } from "@slipway/shared";
 import type { WorkerContext } from "../context";
 import { BuildAborted } from "../errors";
 import { throwIfAborted, type BuildContext } from "./build-context";
@@ -10,6 +10,8 @@ export interface BuildOutput {
   manifest: BuildManifest;
   manifestKey: string;
   artifactKey: string;
+  /** Set when this attempt packed the output itself: the record to pin (see `outputRecordSha256`). */
+  outputRecordSha256?: string;
 }
 
 /** Where one build's output lives: the one place both keys are named. */
@@ -41,7 +43,8 @@ export async function uploadOutput(ctx: BuildContext, { manifest, artifactFile }
   throwIfAborted(ctx);
   await store.putBuffer(manifestKey, serializeManifest(manifest), "application/toml");
   ctx.line(`Uploaded ${artifactKey} and ${manifestKey}`);
-  return { manifest, manifestKey, artifactKey };
+  const pinned = outputRecordSha256(manifest);
+  return { manifest, manifestKey, artifactKey, ...(pinned ? { outputRecordSha256: pinned } : {}) };
 }
 
 /**
