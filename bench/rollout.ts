@@ -136,7 +136,8 @@ async function main() {
     const coldRestart = await restart("all");
     console.log(`restart to serving: already extracted ${warmRestart.toFixed(2)} s, from the host cache ${hostCacheRestart.toFixed(2)} s, cold ${coldRestart.toFixed(2)} s`);
 
-    const artifactTree = treeStats(path.join(work, "cache-on-instance-1", "releases", v3));
+    // The whole release as the host cache holds it (an instance's own directory may be only an overlay's upper layer).
+    const artifactTree = treeStats(path.join(hostCache, app, v3, "tree"));
     await writeResult("rollout", {
       benchmark: "rollout",
       date: new Date().toISOString(),
@@ -149,7 +150,7 @@ async function main() {
       publishToAllServingSeconds: { hostCacheOff: Math.max(...off.perInstance), hostCacheOn: Math.max(...on.perInstance) },
       publishToServingPerInstanceSeconds: { hostCacheOff: off.perInstance, hostCacheOn: on.perInstance },
       restartToServingSeconds: { alreadyExtracted: warmRestart, fromHostCache: hostCacheRestart, coldRestore: coldRestart, ratio: coldRestart / warmRestart },
-      note: "agents are real processes on this 2-core machine; with rolling rollout the first instance switches alone, then MAX_UNAVAILABLE at a time (restores themselves run in parallel beforehand); times include download, sha256, extraction, venv relocation, app start and health check. hostCacheOff gives each agent its own HOST_CACHE_DIR (each downloads and extracts), hostCacheOn one shared by all (one extraction, hard-link copies), in the same run. Agents run compiled (node dist/main.js); restart times include the agent's own start-up.",
+      note: "agents are real processes on this 2-core machine; with rolling rollout the first instance switches alone, then MAX_UNAVAILABLE at a time (restores themselves run in parallel beforehand); times include download, sha256, extraction, venv relocation, app start and health check. hostCacheOff gives each agent its own HOST_CACHE_DIR (each downloads and extracts), hostCacheOn one shared by all (one extraction; each instance an overlay over it, or a hard-link copy where no sandbox can mount one), in the same run. Agents run compiled (node dist/main.js); restart times include the agent's own start-up.",
     });
   } finally {
     await stopAll();

@@ -40,23 +40,26 @@ export async function relocateVenv(venvDir: string, fromVenvPath: string, toVenv
     }
   }
 
-  let rewritten = 0;
-  for (const file of candidates) {
-    const info = await lstat(file).catch(() => undefined);
-    // Symlinks (bin/python -> the interpreter) are left alone; so is anything large or binary.
-    if (!info?.isFile() || info.size > 1024 * 1024) continue;
-    const buffer = await readFile(file);
-    if (buffer.includes(0)) continue;
-    const text = buffer.toString("utf8");
-    if (!text.includes(fromVenvPath)) continue;
-    let updated = text.split(fromVenvPath).join(toVenvPath);
-    if (updated.startsWith("#!")) updated = fitShebang(updated);
-    const relative = path.relative(venvDir, file);
-    if (writeDir !== venvDir) await mirrorDirectories(venvDir, writeDir, path.dirname(relative));
-    await replaceFile(path.join(writeDir, relative), updated, info.mode & 0o7777);
-    rewritten += 1;
-  }
-  return rewritten;
+  // All at once: each is a few small reads and writes, and a restore waits for the last.
+  const rewritten = await Promise.all(candidates.map((file) => relocateFile(file, venvDir, fromVenvPath, toVenvPath, writeDir)));
+  return rewritten.filter(Boolean).length;
+}
+
+/** Rewrites one file of the venv for its new path, when it names the old one; answers whether it did. */
+async function relocateFile(file: string, venvDir: string, fromVenvPath: string, toVenvPath: string, writeDir: string): Promise<boolean> {
+  const info = await lstat(file).catch(() => undefined);
+  // Symlinks (bin/python -> the interpreter) are left alone; so is anything large or binary.
+  if (!info?.isFile() || info.size > 1024 * 1024) return false;
+  const buffer = await readFile(file);
+  if (buffer.includes(0)) return false;
+  const text = buffer.toString("utf8");
+  if (!text.includes(fromVenvPath)) return false;
+  let updated = text.split(fromVenvPath).join(toVenvPath);
+  if (updated.startsWith("#!")) updated = fitShebang(updated);
+  const relative = path.relative(venvDir, file);
+  if (writeDir !== venvDir) await mirrorDirectories(venvDir, writeDir, path.dirname(relative));
+  await replaceFile(path.join(writeDir, relative), updated, info.mode & 0o7777);
+  return true;
 }
 
 /** Makes `relativeDir` and its parents in `to` where missing, each with the mode it has in `from`. */
