@@ -1,7 +1,8 @@
 /**
- * bench/restore: how long a runtime agent takes to restore a realistic artifact (download +
- * sha256 verification + vetted extraction + venv relocation + marker), packed as zstd and as
- * gzip, against the command-line pipelines fetching the same object from the same server
+ * bench/restore: how long a runtime agent takes to restore a realistic artifact as the worker
+ * packs it (sealed, with chunk digests whose record the worker pins in Redis: download with each
+ * chunk checked before tar sees it + extraction + venv relocation + marker), packed as zstd and
+ * as gzip, against the command-line pipelines fetching the same object from the same server
  * (`curl | zstd -dc | tar -x`, `curl | tar -xz`), with the same pipelines from a local file for
  * reference. Writes bench/results/restore.json.
  *
@@ -178,7 +179,7 @@ async function main() {
       runs: RUNS,
       layout,
       ...perCompression,
-      note: "agent = download with sha256 check + vetted extraction into the host cache + seal and fingerprint + the instance's release directory (layout overlay: the tree checked and the venv's relocated files written beside it; copy: a checked hard-link copy) + venv relocation + marker; ratio = agent / curl pipeline from the same server (median wall seconds; target ≤ 1.1); cpuRatio the same for CPU seconds of this process and its children (MinIO not counted), steadier on a loaded machine",
+      note: "agent = download with each 4 MiB chunk checked against the manifest's chunk digests (its record pinned, as the worker pins it in the build's Redis record) before GNU tar extracts it into the host cache (the tree packed sealed: no seal walk; its fingerprint is taken after the restore returns, not timed, before the pipelines run) + the instance's release directory (layout overlay: the tree checked and the venv's relocated files written beside it; copy: a checked hard-link copy) + venv relocation + marker; ratio = agent / curl pipeline from the same server (median wall seconds; target ≤ 1.1); cpuRatio the same for CPU seconds of this process and its children (MinIO not counted), steadier on a loaded machine",
     });
     console.log(JSON.stringify(Object.fromEntries(COMPRESSIONS.map((c) => [c, { ratio: perCompression[c]!.ratio, cpuRatio: perCompression[c]!.cpuRatio }]))));
   } finally {
