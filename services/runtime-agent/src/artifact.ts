@@ -71,7 +71,8 @@ export class ArtifactExtractor {
 
   /**
    * Oryx can ship node_modules as its own tarball (`compressedNodeModulesFile`), extracted into
-   * the app at start-up; restore it the same way when it is stored beside the manifest.
+   * the app at start-up; restore it the same way when it is stored beside the manifest. Answers
+   * whether there was one: its modes are the archive's own, so the tree then needs sealing.
    */
   async extractSeparateNodeModules(app: string, buildId: string, partial: string, manifest: BuildManifest, restored: ArchiveSummary): Promise<boolean> {
     const fileName = manifest.other.compressedNodeModulesFile;

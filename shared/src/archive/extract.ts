@@ -11,8 +11,8 @@ const GNU_TAR_EXTRACT = ["-x", "-f", "-", "--no-same-owner", "--delay-directory-
 /**
  * For bytes the packer wrote (GNU tar, each directory's entries together): the modes as packed,
  * through a umask of 0, instead of a chmod after each file (--same-permissions, root's default),
- * which also drops set-id bits; no directory metadata held to the end. A tenth less time on a
- * 10,000-file venv (bench/restore).
+ * which also drops set-id bits; no directory metadata held to the end. About a tenth less time
+ * on a 10,000-file venv.
  */
 const GNU_TAR_EXTRACT_PACKED = ["-x", "-f", "-", "--no-same-owner", "--no-same-permissions"];
 
@@ -184,10 +184,10 @@ function chunkVerifier(chunkBytes: number, expected: string[]): Transform {
 }
 
 /**
- * Feeds `source` through `filter` (which may refuse it) into GNU tar (gzip: `tar -xz`, one
- * process; zstd: `zstd -dc | tar -x`, or `tar --zstd -x` after a filter of the file), writing into `destDir`; `filterReads` says whether the
- * filter reads the tar stream (decompressed, for the vetting) or the file's own bytes. Settles
- * once everything ended. Escapes cannot land outside `destDir` meanwhile, since GNU tar itself
+ * Feeds `source` through `filter` (which may refuse it) into GNU tar, writing into `destDir`.
+ * `filterReads` says whether the filter reads the tar stream (decompressed by `zstd -dc` or by
+ * node tar alongside `tar -xz`, for the vetting) or the file's own bytes (then `tar --zstd -x` or
+ * `tar -xz` decompresses, and only the packer's bytes reach it). Settles once everything ended. Escapes cannot land outside `destDir` meanwhile, since GNU tar itself
  * refuses `..` members, strips leading `/` and never writes through the links it extracted.
  */
 async function runExtraction(source: Readable, filter: Transform, destDir: string, compression: Compression, filterReads: "tar" | "file"): Promise<void> {
