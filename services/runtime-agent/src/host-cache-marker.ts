@@ -16,7 +16,9 @@ export interface EntryMarker {
 /** `chunks`: each chunk against the pinned record before extraction; `sha256`: vetted as extracted, the whole file's sha256 checked at the end. */
 export type VerifiedBy = "chunks" | "sha256";
 
+/** A release's cache entry: `tree/` (what instances use) and `marker.json`, written last. */
 export const MARKER = "marker.json";
+export const TREE = "tree";
 /** Directories open to all (see sealTree). */
 export const SEAL = 2;
 

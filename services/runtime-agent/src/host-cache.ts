@@ -7,8 +7,8 @@
  * and writes the entry's marker last: the artifact's sha256 and a fingerprint of the sealed
  * tree. Agents that wait on the lock find the marker and extract nothing. A tree extracted
  * already sealed (a trusted artifact: see ArtifactExtractor) is placed first and used by its
- * extractor at once, while the fingerprint is taken and the marker written under the lock. Each instance's
- * release directory is then either the upper directory of an overlay over the entry's tree,
+ * extractor at once, while the fingerprint is taken and the marker written under the lock.
+ * Each instance's release directory is then either the upper directory of an overlay over the entry's tree,
  * holding only what the instance changes (`lease`: nothing is copied; a lease file in the entry
  * names the release directory, and keeps the entry while that exists), or a hard-link copy of
  * the entry (`copyInto`: its directories new, its files the cache's inodes). Either way the tree
@@ -20,22 +20,17 @@
  * profile.sh, its markers, an app replacing a file in a directory it owns) is a new file renamed
  * over the link, seen by that instance alone.
  */
-import { createHash, randomUUID } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { replaceFile, sealTree, type Logger } from "@slipway/shared";
 import { RestoreError } from "./restore-error";
-import { hasLinkedFile, linkTree, treeFingerprint } from "./release-tree";
+import { linkTree, treeFingerprint } from "./release-tree";
 import { LOCK_SUFFIX, lockRelease } from "./host-cache-lock";
-import { MARKER, readMarker, SEAL, type EntryMarker, type VerifiedBy } from "./host-cache-marker";
+import { MARKER, readMarker, SEAL, TREE, type EntryMarker, type VerifiedBy } from "./host-cache-marker";
+import { inUse, markUsed, writeLease } from "./host-cache-usage";
 
-/** A release's cache entry: `tree/` (what instances copy) and `marker.json`, written last. */
-const TREE = "tree";
-/** A file per release directory that lies over the entry's tree, naming it. */
-const LEASES = "leases";
 const PARTIAL_PREFIX = ".partial-";
-/** An entry used this recently is kept even with no copy linked to it yet (a copy may be under way). */
-const PRUNE_GRACE_MS = 5 * 60_000;
 /** What using a checked entry gave: the result, or that the entry differs from its marker (and why, when known). */
 type Use<T> = { used: T } | { failure?: Error };
 /**
@@ -50,6 +45,15 @@ interface Ensured {
 }
 /** What an extraction says of the tree it made: `sealed` when its modes need no sealing. */
 export type Extract = (into: string) => Promise<{ sealed: boolean; verifiedBy: VerifiedBy }>;
+/** A release asked of the cache: extracted with `extract` first unless a valid entry for `outputSha256` is there. */
+export interface WantedRelease {
+  app: string;
+  buildId: string;
+  outputSha256: string | null;
+  extract: Extract;
+  /** Hears each step as it begins. */
+  onStage?: (stage: string) => void;
+}
 /** A copy that keeps failing its check means something keeps changing the entry: give up. */
 const COPY_ATTEMPTS = 3;
 
@@ -64,54 +68,31 @@ export class HostCache {
     private readonly signal?: AbortSignal,
   ) {}
 
-  /**
-   * Makes `target` (which must not exist) a copy of the release, extracting it into the cache
-   * first with `extract` unless a valid entry for `outputSha256` is there.
-   */
-  async copyInto(
-    app: string,
-    buildId: string,
-    outputSha256: string | null,
-    target: string,
-    extract: Extract,
-    onStage: (stage: string) => void = () => undefined,
-  ): Promise<void> {
-    const entry = path.join(this.dir, app, buildId);
-    await this.useChecked(entry, { buildId, outputSha256, extract, onStage }, "copied", async (ensured): Promise<Use<undefined>> => {
+  /** Makes `target` (which must not exist) a copy of the release. */
+  async copyInto(wanted: WantedRelease, target: string): Promise<void> {
+    await this.useChecked(wanted, "copied", async (ensured, entry): Promise<Use<undefined>> => {
       const marker = await ensured.marker;
-      onStage("copying the release from the host cache");
+      wanted.onStage?.("copying the release from the host cache");
       await rm(target, { recursive: true, force: true });
       // Failing because the entry was pruned meanwhile looks like any other failure: both retry.
       const copyError = await linkTree(path.join(entry, TREE), target).then(() => undefined, (error: Error) => error);
       if (copyError) return { failure: copyError };
       if ((await treeFingerprint(target)) !== marker.fingerprint) return {};
-      await this.markUsed(entry);
+      await markUsed(entry);
       return { used: undefined };
     });
   }
 
   /**
    * The entry's tree, checked, for the release directory `release` to lie over as an overlay's
-   * upper directory: extracted into the cache first with `extract` unless a valid entry for
-   * `outputSha256` is there. The entry is kept while `release` exists (its lease).
+   * upper directory. The entry is kept while `release` exists (its lease).
    */
-  async lease(
-    app: string,
-    buildId: string,
-    outputSha256: string | null,
-    release: string,
-    extract: Extract,
-    onStage: (stage: string) => void = () => undefined,
-  ): Promise<string> {
-    const entry = path.join(this.dir, app, buildId);
-    return this.useChecked(entry, { buildId, outputSha256, extract, onStage }, "checked", async (ensured): Promise<Use<string>> => {
-      onStage("checking the host cache entry");
+  async lease(wanted: WantedRelease, release: string): Promise<string> {
+    return this.useChecked(wanted, "checked", async (ensured, entry): Promise<Use<string>> => {
+      wanted.onStage?.("checking the host cache entry");
       // Marked used before the lease is written: pruning spares an entry used lately.
-      await this.markUsed(entry);
-      const lease = path.join(entry, LEASES, createHash("sha256").update(release).digest("hex").slice(0, 32));
-      const leased = await mkdir(path.join(entry, LEASES), { recursive: true })
-        .then(() => writeFile(lease, release))
-        .then(() => true, () => false);
+      await markUsed(entry);
+      const leased = await writeLease(entry, release);
       if (leased && (ensured.fresh || (await treeFingerprint(path.join(entry, TREE)).catch(() => undefined)) === (await ensured.marker).fingerprint)) return { used: path.join(entry, TREE) };
       return {};
     });
@@ -122,16 +103,12 @@ export class HostCache {
    * extracted (no `used`) has it removed and extracted again, up to COPY_ATTEMPTS times, as
    * something that keeps changing the entry is not waited out.
    */
-  private async useChecked<T>(
-    entry: string,
-    wanted: { buildId: string; outputSha256: string | null; extract: Extract; onStage: (stage: string) => void },
-    what: string,
-    use: (ensured: Ensured) => Promise<Use<T>>,
-  ): Promise<T> {
+  private async useChecked<T>(wanted: WantedRelease, what: string, use: (ensured: Ensured, entry: string) => Promise<Use<T>>): Promise<T> {
+    const entry = path.join(this.dir, wanted.app, wanted.buildId);
     let failure: Error | undefined;
     for (let attempt = 1; attempt <= COPY_ATTEMPTS; attempt++) {
-      const ensured = await this.ensure(entry, wanted.buildId, wanted.outputSha256, wanted.extract, wanted.onStage);
-      const outcome = await use(ensured);
+      const ensured = await this.ensure(entry, wanted);
+      const outcome = await use(ensured, entry);
       if ("used" in outcome) return outcome.used;
       failure = outcome.failure;
       this.logger.warn({ entry, err: failure }, "the host cache entry differs from what was extracted; removing it and extracting again");
@@ -153,12 +130,12 @@ export class HostCache {
         if (name.endsWith(LOCK_SUFFIX)) continue;
         const buildId = name.startsWith(PARTIAL_PREFIX) ? name.slice(PARTIAL_PREFIX.length).replace(/-[0-9a-f]{8}$/, "") : name;
         const entry = path.join(appDir, name);
-        if (!name.startsWith(PARTIAL_PREFIX) && (await this.inUse(entry))) continue;
+        if (!name.startsWith(PARTIAL_PREFIX) && (await inUse(entry))) continue;
         // Skipped while someone holds the release's lock: it is being extracted or replaced.
         const unlock = await this.lock(path.join(appDir, buildId), false).catch(() => undefined);
         if (!unlock) continue;
         try {
-          if (!name.startsWith(PARTIAL_PREFIX) && (await this.inUse(entry))) continue;
+          if (!name.startsWith(PARTIAL_PREFIX) && (await inUse(entry))) continue;
           await this.remove(entry);
           removed.push(entry);
         } finally {
@@ -170,7 +147,7 @@ export class HostCache {
   }
 
   /** The entry's marker, extracting the release under its lock first when there is no valid one. */
-  private async ensure(entry: string, buildId: string, outputSha256: string | null, extract: Extract, onStage: (stage: string) => void): Promise<Ensured> {
+  private async ensure(entry: string, { buildId, outputSha256, extract, onStage = () => undefined }: WantedRelease): Promise<Ensured> {
     const valid = (marker: EntryMarker | undefined) => (marker && marker.seal === SEAL && marker.buildId === buildId && marker.outputSha256 === outputSha256 ? marker : undefined);
     const ready = valid(await readMarker(entry));
     if (ready) return { marker: Promise.resolve(ready), fresh: false };
@@ -189,35 +166,27 @@ export class HostCache {
         onStage("downloading, verifying and extracting the artifact");
         const { sealed, verifiedBy } = await extract(path.join(partial, TREE));
         const marker = (fingerprint: string): EntryMarker => ({ seal: SEAL, buildId, outputSha256, fingerprint, extractedAt: new Date().toISOString(), verifiedBy });
-        if (sealed) {
-          // Placed before its fingerprint: the caller may use it at once. Without a marker it is
-          // nobody else's until the lock is given back, and a crash now leaves it to be replaced.
-          if (!(await this.place(partial, entry))) return { marker: Promise.resolve(await this.placedMeanwhile(entry, valid)), fresh: true };
-          this.logger.info({ entry, ms: Date.now() - started, verifiedBy }, "release extracted into the host cache");
-          const finished = treeFingerprint(path.join(entry, TREE)).then(async (fingerprint) => {
-            const made = marker(fingerprint);
-            await replaceFile(path.join(entry, MARKER), JSON.stringify(made));
-            return made;
-          });
-          const done = finished
-            .then(
-              () => undefined,
-              (error: Error) => this.logger.warn({ entry, err: error }, "could not fingerprint the host cache entry; the next restore extracts it again"),
-            )
-            .then(() => unlock())
-            .catch((error: Error) => this.logger.warn({ entry, err: error }, "could not give the host cache lock back; it goes stale"));
-          this.finishing.add(done);
-          void done.finally(() => this.finishing.delete(done));
-          unlockLater = true;
-          return { marker: finished, fresh: true };
+        let made: EntryMarker | undefined;
+        if (!sealed) {
+          onStage("sealing the host cache entry");
+          const [, fingerprint] = await Promise.all([sealTree(path.join(partial, TREE)), treeFingerprint(path.join(partial, TREE), { asSealed: true })]);
+          made = marker(fingerprint);
+          await writeFile(path.join(partial, MARKER), JSON.stringify(made));
         }
-        onStage("sealing the host cache entry");
-        const [, fingerprint] = await Promise.all([sealTree(path.join(partial, TREE)), treeFingerprint(path.join(partial, TREE), { asSealed: true })]);
-        const made = marker(fingerprint);
-        await writeFile(path.join(partial, MARKER), JSON.stringify(made));
-        if (!(await this.place(partial, entry))) return { marker: Promise.resolve(await this.placedMeanwhile(entry, valid)), fresh: true };
+        const placed = await rename(partial, entry).then(() => true, () => false);
+        // Only after this agent's lock went stale can another have placed the entry meanwhile.
+        if (!placed) {
+          const theirs = valid(await readMarker(entry));
+          if (!theirs) throw new Error(`could not place the host cache entry ${entry}`);
+          return { marker: Promise.resolve(theirs), fresh: true };
+        }
         this.logger.info({ entry, ms: Date.now() - started, verifiedBy }, "release extracted into the host cache");
-        return { marker: Promise.resolve(made), fresh: true };
+        if (made) return { marker: Promise.resolve(made), fresh: true };
+        // A tree extracted sealed was placed before its fingerprint: the caller may use it at once.
+        // Without a marker it is nobody else's until the lock is given back, and a crash now
+        // leaves it to be replaced.
+        unlockLater = true;
+        return { marker: this.markWhenFingerprinted(entry, marker, unlock), fresh: true };
       } finally {
         await rm(partial, { recursive: true, force: true });
       }
@@ -226,16 +195,26 @@ export class HostCache {
     }
   }
 
-  /** Renames the extracted `partial` to `entry`; false when something is there already. */
-  private place(partial: string, entry: string): Promise<boolean> {
-    return rename(partial, entry).then(() => true, () => false);
-  }
-
-  /** Only after this agent's lock went stale can another have placed the entry while it extracted: that one, if valid. */
-  private async placedMeanwhile(entry: string, valid: (marker: EntryMarker | undefined) => EntryMarker | undefined): Promise<EntryMarker> {
-    const marker = valid(await readMarker(entry));
-    if (!marker) throw new Error(`could not place the host cache entry ${entry}`);
-    return marker;
+  /**
+   * Fingerprints the placed entry's tree and writes its marker, then gives its lock back (`unlock`),
+   * in the background: `settled()` waits for it. Resolves to the marker written.
+   */
+  private markWhenFingerprinted(entry: string, marker: (fingerprint: string) => EntryMarker, unlock: () => Promise<void>): Promise<EntryMarker> {
+    const written = treeFingerprint(path.join(entry, TREE)).then(async (fingerprint) => {
+      const made = marker(fingerprint);
+      await replaceFile(path.join(entry, MARKER), JSON.stringify(made));
+      return made;
+    });
+    const done = written
+      .then(
+        () => undefined,
+        (error: Error) => this.logger.warn({ entry, err: error }, "could not fingerprint the host cache entry; the next restore extracts it again"),
+      )
+      .then(() => unlock())
+      .catch((error: Error) => this.logger.warn({ entry, err: error }, "could not give the host cache lock back; it goes stale"));
+    this.finishing.add(done);
+    void done.finally(() => this.finishing.delete(done));
+    return written;
   }
 
   /** Resolves once every entry placed before its fingerprint has its marker (or failed to get one) and its lock back. */
@@ -264,32 +243,4 @@ export class HostCache {
     const moved = await rename(entry, doomed).then(() => true, () => false);
     if (moved) await rm(doomed, { recursive: true, force: true });
   }
-
-  /** Its marker's time is when the entry was last used: what pruning goes by. */
-  private async markUsed(entry: string): Promise<void> {
-    const now = new Date();
-    await utimes(path.join(entry, MARKER), now, now).catch(() => undefined);
-  }
-
-  private async inUse(entry: string): Promise<boolean> {
-    const used = await stat(path.join(entry, MARKER)).then((info) => info.mtimeMs, () => 0);
-    if (Date.now() - used < PRUNE_GRACE_MS) return true;
-    return (await this.leased(entry)) || hasLinkedFile(path.join(entry, TREE)).catch(() => false);
-  }
-
-  /**
-   * Whether a release directory that lies over the entry still exists; leases of those gone are
-   * removed. A runtime root is visible to every agent on the host, as the uid claims assume too.
-   */
-  private async leased(entry: string): Promise<boolean> {
-    let live = false;
-    for (const name of await readdir(path.join(entry, LEASES)).catch(() => [] as string[])) {
-      const lease = path.join(entry, LEASES, name);
-      const release = await readFile(lease, "utf8").catch(() => "");
-      if (release && (await stat(release).then(() => true, () => false))) live = true;
-      else await rm(lease, { force: true });
-    }
-    return live;
-  }
-
 }

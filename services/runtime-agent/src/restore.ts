@@ -145,10 +145,10 @@ export class Restorer {
       const extract = (into: string) => this.extract(app, buildId, manifest, into);
       let lower: string | undefined;
       if (layout === "overlay") {
-        lower = await this.hostCache.lease(app, buildId, outputSha256, appPath, extract, onStage);
+        lower = await this.hostCache.lease({ app, buildId, outputSha256, extract, onStage }, appPath);
         await mkdir(partial);
       } else {
-        await this.hostCache.copyInto(app, buildId, outputSha256, partial, extract, onStage);
+        await this.hostCache.copyInto({ app, buildId, outputSha256, extract, onStage }, partial);
       }
       onStage("relocating the virtualenv and writing the profile");
       await relocate(lower ?? partial, partial, appPath, manifest);

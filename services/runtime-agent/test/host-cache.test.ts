@@ -171,16 +171,17 @@ describe("host cache", () => {
 });
 
 describe("host cache pruning", () => {
+  const extract = async (into: string) => {
+    await writeFile(path.join(into, "app.py"), "print('hi')\n");
+    return { sealed: false, verifiedBy: "sha256" as const };
+  };
+
   it("removes an entry once no instance's release directory links to it, and keeps one that is linked", async () => {
     const dir = path.join(work, "prune-cache");
     const cache = new HostCache(dir, createLogger("host-cache-test", "silent"));
-    const extract = async (into: string) => {
-      await writeFile(path.join(into, "app.py"), "print('hi')\n");
-      return { sealed: false, verifiedBy: "sha256" as const };
-    };
     await mkdir(path.join(work, "instances"), { recursive: true });
     const copy = (buildId: string) => path.join(work, "instances", buildId);
-    for (const id of ["build-kept", "build-unused"]) await cache.copyInto("pruned", id, null, copy(id), extract);
+    for (const id of ["build-kept", "build-unused"]) await cache.copyInto({ app: "pruned", buildId: id, outputSha256: null, extract }, copy(id));
     await rm(copy("build-unused"), { recursive: true });
     // Both were used just now: kept for a while, as a copy may be under way.
     expect(await cache.prune()).toEqual([]);
@@ -194,13 +195,9 @@ describe("host cache pruning", () => {
   it("keeps an entry while a release directory that lies over it exists, and removes it once that is gone", async () => {
     const dir = path.join(work, "prune-leases");
     const cache = new HostCache(dir, createLogger("host-cache-test", "silent"));
-    const extract = async (into: string) => {
-      await writeFile(path.join(into, "app.py"), "print('hi')\n");
-      return { sealed: false, verifiedBy: "sha256" as const };
-    };
     const release = (buildId: string) => path.join(work, "overlaid", buildId);
     for (const id of ["build-kept", "build-gone"]) {
-      expect(await cache.lease("leased", id, null, release(id), extract)).toBe(path.join(dir, "leased", id, "tree"));
+      expect(await cache.lease({ app: "leased", buildId: id, outputSha256: null, extract }, release(id))).toBe(path.join(dir, "leased", id, "tree"));
       await mkdir(release(id), { recursive: true });
     }
     await rm(release("build-gone"), { recursive: true });
@@ -226,11 +223,12 @@ describe("host cache entries extracted already sealed", () => {
       return { sealed: true, verifiedBy: "chunks" as const };
     };
     const release = (name: string) => path.join(work, "sealed-releases", name);
+    const sealedRelease = { app: "sealed", buildId: "build-1", outputSha256: null, extract };
     const first = new HostCache(dir, logger);
-    const tree = await first.lease("sealed", "build-1", null, release("a"), extract);
+    const tree = await first.lease(sealedRelease, release("a"));
     // Another agent asking now waits for the lock the fingerprint holds, then takes the entry as it is.
     const second = new HostCache(dir, logger);
-    expect(await second.lease("sealed", "build-1", null, release("b"), extract)).toBe(tree);
+    expect(await second.lease(sealedRelease, release("b"))).toBe(tree);
     expect(extractions).toBe(1);
     await first.settled();
     const marker = JSON.parse(await readFile(path.join(dir, "sealed", "build-1", "marker.json"), "utf8")) as { fingerprint: string; verifiedBy: string };
@@ -238,7 +236,7 @@ describe("host cache entries extracted already sealed", () => {
     expect(marker.verifiedBy).toBe("chunks");
     // As an agent that died between placing the entry and writing its marker leaves it.
     await rm(path.join(dir, "sealed", "build-1", "marker.json"));
-    expect(await second.lease("sealed", "build-1", null, release("c"), extract)).toBe(tree);
+    expect(await second.lease(sealedRelease, release("c"))).toBe(tree);
     expect(extractions).toBe(2);
     await second.settled();
     expect(await readFile(path.join(tree, "app.py"), "utf8")).toBe("print('hi')\n");

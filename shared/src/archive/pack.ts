@@ -13,7 +13,7 @@ export interface PackedArchive {
   file: string;
   sha256: string;
   bytes: number;
-  /** The sha256 of each CHUNK_BYTES of the file in turn (the last one shorter): a restore checks each before extracting it. */
+  /** The sha256 of each `chunkBytes` (ARTIFACT_CHUNK_BYTES) of the file in turn, the last one shorter: a restore checks each before extracting it. */
   chunkSha256s: string[];
   chunkBytes: number;
   /** What the archive unpacks to, counted as extraction counts it (see `recordedSizeLimits`). */
