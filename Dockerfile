@@ -18,6 +18,13 @@ COPY --from=minio-build /go/bin/minio /go/bin/mc /usr/local/bin/
 ENTRYPOINT ["minio"]
 CMD ["server", "/data", "--console-address", ":9001"]
 
+# The runtime agent's restore helper, slipway-fetch (services/runtime-agent/fetch): Go's standard
+# library only, static; `npm run build` builds it the same way where Go is installed.
+FROM golang:1.26.8 AS fetch-build
+WORKDIR /src
+COPY services/runtime-agent/fetch/ ./
+RUN CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags="-s -w" -o /out/slipway-fetch .
+
 # The workspace's package manifests alone: installs are cached until one of them changes.
 FROM node:20.20.2-bookworm-slim AS manifests
 WORKDIR /app
@@ -28,11 +35,13 @@ COPY services/build-worker/package.json services/build-worker/
 COPY services/runtime-agent/package.json services/runtime-agent/
 COPY cli/package.json cli/
 
-# Compiles the services and the CLI and bundles the dashboard (npm run build), with dev dependencies.
+# Compiles the services and the CLI and bundles the dashboard (npm run build), with dev dependencies;
+# slipway-fetch joins the agent's output (this stage has no Go to build it).
 FROM manifests AS build
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build
+COPY --from=fetch-build /out/slipway-fetch services/runtime-agent/dist/slipway-fetch
 
 # What the compiled services import at run time, and nothing else (no tsx, esbuild, s3rver, test tools).
 FROM manifests AS deps

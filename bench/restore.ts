@@ -16,6 +16,7 @@ import path from "node:path";
 import { createLogger, ObjectStore, outputRecordSha256, packDirectory, sealTree, serializeManifest, storageKeys, type BuildManifest, type Compression, type PackedArchive } from "@slipway/shared";
 import { startS3Server } from "@slipway/shared/embedded";
 import { overlayUsable } from "@slipway/shared/sandbox";
+import { buildAll, FETCH_HELPER_OUT } from "../scripts/build";
 import { Restorer, type ReleaseLayout } from "../services/runtime-agent/src/restore";
 import { appWithVenv, benchDir, benchPackages, machine, median, runBench, since, treeStats, writeResult } from "./lib";
 
@@ -59,10 +60,13 @@ function runShell(script: string, env: Record<string, string>): Promise<void> {
   });
 }
 
-type Contender = "agent" | "serverPipeline" | "localPipeline";
+type Contender = "agent" | "agentNode" | "serverPipeline" | "localPipeline";
 type Timings = Record<Contender, { wall: number; cpu: number }[]>;
 
 async function main() {
+  // The agent as it ships: with slipway-fetch beside it (Go is needed to build it).
+  if (!(await buildAll())) throw new Error("slipway-fetch was not built (no Go): the agent restore this measures needs it");
+  const helper = path.resolve(FETCH_HELPER_OUT);
   const work = await benchDir("restore");
   const s3 = await startS3Server({ dir: path.join(work, "s3"), engine: "minio" });
   try {
@@ -113,28 +117,32 @@ async function main() {
     const layout: ReleaseLayout = (await overlayUsable(path.join(work, "overlay-probe"))) ? "overlay" : "copy";
     console.log(`release layout: ${layout}`);
     const loadBefore = os.loadavg();
-    const timings = Object.fromEntries(COMPRESSIONS.map((c) => [c, { agent: [], serverPipeline: [], localPipeline: [] }])) as unknown as Record<Compression, Timings>;
+    const timings = Object.fromEntries(COMPRESSIONS.map((c) => [c, { agent: [], agentNode: [], serverPipeline: [], localPipeline: [] }])) as unknown as Record<Compression, Timings>;
     // Interleaved, so load from elsewhere on the machine falls on every contender alike.
     for (let run = 0; run < RUNS; run++) {
       for (const compression of COMPRESSIONS) {
         const { buildId, file } = packed[compression];
         const times = timings[compression];
-        const runtimeRoot = path.join(work, `runtime-${run}-${compression}`);
-        // A host cache of its own: every run extracts (into the cache, then hard-links its copy), as the first agent on a host does.
-        const limits = { MAX_RESTORE_BYTES: 8 * 1024 ** 3, MAX_RESTORE_ENTRIES: 500_000 };
-        const config = { RUNTIME_ROOT: runtimeRoot, HOST_CACHE_DIR: path.join(runtimeRoot, "host-cache"), ...limits };
-        const restorer = new Restorer(store, config, createLogger("bench-restore", "silent"), undefined, async (id) => pins.get(id));
-        times.agent.push(
-          await measure(async () => {
-            const began = performance.now();
-            // BENCH_STAGES=1 prints when each step of the restore began, to see where its time goes.
-            const onStage = (stage: string) => process.env.BENCH_STAGES && console.log(`  ${(performance.now() - began).toFixed(0).padStart(5)} ms  ${stage}`);
-            if ((await restorer.restore(app, buildId, onStage, layout)).reused) throw new Error("a fresh runtime root must not reuse a restore");
-            onStage("done");
-          }),
-        );
-        // The host cache entry's fingerprint, taken after the release is ready: not timed, but never overlapping the pipelines.
-        await restorer.settled();
+        // The agent as it ships (slipway-fetch), and with FETCH_HELPER=node (node's own chunk check).
+        for (const [contender, fetchHelper] of [["agent", helper], ["agentNode", "node"]] as const) {
+          const runtimeRoot = path.join(work, `runtime-${run}-${compression}-${contender}`);
+          // A host cache of its own: every run extracts (into the cache, then hard-links its copy), as the first agent on a host does.
+          const limits = { MAX_RESTORE_BYTES: 8 * 1024 ** 3, MAX_RESTORE_ENTRIES: 500_000 };
+          const config = { RUNTIME_ROOT: runtimeRoot, HOST_CACHE_DIR: path.join(runtimeRoot, "host-cache"), FETCH_HELPER: fetchHelper, ...limits };
+          const restorer = new Restorer(store, config, createLogger("bench-restore", "silent"), undefined, async (id) => pins.get(id));
+          times[contender].push(
+            await measure(async () => {
+              const began = performance.now();
+              // BENCH_STAGES=1 prints when each step of the restore began, to see where its time goes.
+              const onStage = (stage: string) => process.env.BENCH_STAGES && console.log(`  ${(performance.now() - began).toFixed(0).padStart(5)} ms  ${stage}`);
+              if ((await restorer.restore(app, buildId, onStage, layout)).reused) throw new Error("a fresh runtime root must not reuse a restore");
+              onStage("done");
+            }),
+          );
+          // The host cache entry's fingerprint, taken after the release is ready: not timed, but never overlapping the pipelines.
+          await restorer.settled();
+          await rm(runtimeRoot, { recursive: true, force: true });
+        }
 
         const url = await store.presignedGetUrl(storageKeys.artifact(app, buildId, FILE_NAMES[compression]));
         for (const [where, source] of [["serverPipeline", url], ["localPipeline", file]] as const) {
@@ -143,9 +151,8 @@ async function main() {
           times[where].push(await measure(() => runShell(PIPELINES[compression][where === "serverPipeline" ? "server" : "local"], { SOURCE: source, TARGET: target })));
           await rm(target, { recursive: true, force: true });
         }
-        await rm(runtimeRoot, { recursive: true, force: true });
         const last = (contender: Contender) => `${times[contender].at(-1)!.wall.toFixed(2)} s (cpu ${times[contender].at(-1)!.cpu.toFixed(2)} s)`;
-        console.log(`run ${run + 1} ${compression}: agent ${last("agent")}, curl pipeline ${last("serverPipeline")}, local pipeline ${last("localPipeline")}`);
+        console.log(`run ${run + 1} ${compression}: agent ${last("agent")}, agent with FETCH_HELPER=node ${last("agentNode")}, curl pipeline ${last("serverPipeline")}, local pipeline ${last("localPipeline")}`);
       }
     }
 
@@ -153,16 +160,18 @@ async function main() {
     const seconds = (runs: { wall: number; cpu: number }[]) => ({ wall: summarize(runs.map((r) => r.wall)), cpu: summarize(runs.map((r) => r.cpu)) });
     const perCompression = Object.fromEntries(
       COMPRESSIONS.map((compression) => {
-        const [agent, curl, local] = [seconds(timings[compression].agent), seconds(timings[compression].serverPipeline), seconds(timings[compression].localPipeline)];
+        const [agent, agentNode, curl, local] = [seconds(timings[compression].agent), seconds(timings[compression].agentNode), seconds(timings[compression].serverPipeline), seconds(timings[compression].localPipeline)];
         return [
           compression,
           {
             packedBytes: packed[compression].bytes,
             agentRestoreSeconds: agent,
+            agentNodeRestoreSeconds: agentNode,
             curlPipelineSeconds: curl,
             localPipelineSeconds: local,
             ratio: agent.wall.median / curl.wall.median,
             cpuRatio: agent.cpu.median / curl.cpu.median,
+            nodeRatio: agentNode.wall.median / curl.wall.median,
             pipelines: PIPELINES[compression],
           },
         ];
@@ -179,9 +188,9 @@ async function main() {
       runs: RUNS,
       layout,
       ...perCompression,
-      note: "agent = download with each 4 MiB chunk checked against the manifest's chunk digests (its record pinned, as the worker pins it in the build's Redis record) before GNU tar extracts it into the host cache (the tree packed sealed: no seal walk; its fingerprint is taken after the restore returns, not timed, before the pipelines run) + the instance's release directory (layout overlay: the tree checked and the venv's relocated files written beside it; copy: a checked hard-link copy) + venv relocation + marker; ratio = agent / curl pipeline from the same server (median wall seconds; target ≤ 1.1); cpuRatio the same for CPU seconds of this process and its children (MinIO not counted), steadier on a loaded machine",
+      note: "agent = slipway-fetch downloading with each 4 MiB chunk checked against the manifest's chunk digests (its record pinned, as the worker pins it in the build's Redis record) before GNU tar extracts it into the host cache (the tree packed sealed: no seal walk; its fingerprint is taken after the restore returns, not timed, before the pipelines run) + the instance's release directory (layout overlay: the tree checked and the venv's relocated files written beside it; copy: a checked hard-link copy) + venv relocation + marker; ratio = agent / curl pipeline from the same server (median wall seconds; target ≤ 1.1); cpuRatio the same for CPU seconds of this process and its children (MinIO not counted), steadier on a loaded machine; agentNode / nodeRatio: the same restore with FETCH_HELPER=node (node downloads and checks the chunks itself)",
     });
-    console.log(JSON.stringify(Object.fromEntries(COMPRESSIONS.map((c) => [c, { ratio: perCompression[c]!.ratio, cpuRatio: perCompression[c]!.cpuRatio }]))));
+    console.log(JSON.stringify(Object.fromEntries(COMPRESSIONS.map((c) => [c, { ratio: perCompression[c]!.ratio, cpuRatio: perCompression[c]!.cpuRatio, nodeRatio: perCompression[c]!.nodeRatio }]))));
   } finally {
     await s3.stop();
     await rm(work, { recursive: true, force: true });

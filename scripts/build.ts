@@ -10,7 +10,11 @@
  * (every command): loading them from node_modules, CommonJS file by file, cost the agent more than
  * half its start (bench/start). The API and the build worker load theirs from node_modules as
  * they are: they start rarely, and their packages include native addons (BullMQ's msgpackr).
+ *
+ * With Go installed, it also builds the agent's restore helper, slipway-fetch, beside the agent
+ * (`services/runtime-agent/dist/slipway-fetch`); without Go the agent restores with node alone.
  */
+import { execFile } from "node:child_process";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -77,14 +81,39 @@ async function compile(entry: (typeof COMPILED_ENTRIES)[number]): Promise<void> 
   }
 }
 
-export async function buildAll(): Promise<void> {
-  await Promise.all([...COMPILED_ENTRIES.map(compile), buildDashboard()]);
+/** Where `npm run build` leaves slipway-fetch, and where the compiled agent looks for it. */
+export const FETCH_HELPER_OUT = "services/runtime-agent/dist/slipway-fetch";
+
+/** Answers whether it was built: not when Go is missing. A Go that fails to build it fails the build. */
+async function buildFetchHelper(): Promise<boolean> {
+  const out = path.join(root, FETCH_HELPER_OUT);
+  const temporary = `${out}.${process.pid}.tmp`;
+  await mkdir(path.dirname(out), { recursive: true });
+  const built = await new Promise<boolean>((resolve, reject) => {
+    const env = { ...process.env, CGO_ENABLED: "0", GOTOOLCHAIN: "local" };
+    execFile("go", ["build", "-trimpath", "-ldflags=-s -w", "-o", temporary, "."], { cwd: path.join(root, "services/runtime-agent/fetch"), env }, (error, _stdout, stderr) => {
+      if (!error) resolve(true);
+      else if ((error as NodeJS.ErrnoException).code === "ENOENT") resolve(false);
+      else reject(new Error(`go build of slipway-fetch failed: ${stderr.trim() || error.message}`));
+    });
+  });
+  if (built) await rename(temporary, out);
+  return built;
+}
+
+/** Answers whether slipway-fetch was built. */
+export async function buildAll(): Promise<boolean> {
+  const [helper] = await Promise.all([buildFetchHelper(), ...COMPILED_ENTRIES.map(compile), buildDashboard()]);
+  return helper;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const started = Date.now();
   buildAll().then(
-    () => console.log(`built ${COMPILED_ENTRIES.length} entry points and the dashboard in ${Date.now() - started} ms`),
+    (helper) =>
+      console.log(
+        `built ${COMPILED_ENTRIES.length} entry points, the dashboard${helper ? " and slipway-fetch" : " (no Go: no slipway-fetch, agents restore with node alone)"} in ${Date.now() - started} ms`,
+      ),
     (error: Error) => {
       console.error(`build failed: ${error.message}`);
       process.exit(1);

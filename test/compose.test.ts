@@ -161,6 +161,10 @@ describe("compose.yaml and the Dockerfile, hardened", () => {
     const image = stages.at(-1)!;
     expect(image.name).toBe("image");
     expect(stages.find((s) => s.name === "build")!.body).toMatch(/^RUN npm run build$/m);
+    // The agent's restore helper goes with the agent's output, built from its Go source.
+    expect(stages.find((s) => s.name === "build")!.body).toMatch(/^COPY --from=fetch-build \/out\/slipway-fetch services\/runtime-agent\/dist\/slipway-fetch$/m);
+    expect(stages.find((s) => s.name === "fetch-build")!.body).toMatch(/^COPY services\/runtime-agent\/fetch\/ \.\/$/m);
+    expect(stages.find((s) => s.name === "fetch-build")!.body).toMatch(/go build .* -o \/out\/slipway-fetch \.$/m);
     expect(stages.find((s) => s.name === "deps")!.body).toMatch(/^RUN npm ci --omit=dev /m);
     expect(image.body).toMatch(/^COPY --from=deps \/app \.\/$/m);
     const copies = [...image.body.matchAll(/^COPY (.*)$/gm)].map((m) => m[1]!);

@@ -181,6 +181,12 @@ const agentSchema = z.object({
    */
   MAX_RESTORE_BYTES: positiveInt.default(8 * 1024 * 1024 * 1024),
   MAX_RESTORE_ENTRIES: positiveInt.default(500_000),
+  /**
+   * The chunk-verifying downloader for artifacts the worker pinned (slipway-fetch, built from
+   * services/runtime-agent/fetch). Unset, the one beside the compiled agent when it is there;
+   * `node` restores with node alone, as it does when there is none.
+   */
+  FETCH_HELPER: z.union([z.literal("node"), z.string().startsWith("/", "must be an absolute path or `node`")]).optional(),
   /** The app's log (every instance's lines together) keeps about this many lines... */
   APP_LOG_MAX_LINES: positiveInt.default(10_000),
   /** ...and none older than this. */

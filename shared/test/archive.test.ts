@@ -1,22 +1,19 @@
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile, chmod, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { packedInChunks as packedFixture, treeListing } from "../../test/harness/chunked";
 import { writeTarGz } from "../../test/harness/tarballs";
-import { Readable, Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { Readable } from "node:stream";
 import {
   ArchiveLimitError,
   ChunkVerificationError,
   CorruptArchiveError,
   extractArchive,
   extractChunkVerified,
-  HashingStream,
   packDirectory,
-  sealTree,
   UnsafeArchiveError,
   type Compression,
 } from "../src/archive/index";
@@ -140,27 +137,14 @@ describe("zstd and gzip", () => {
 });
 
 describe("extractChunkVerified", () => {
-  /** A small tree packed as the worker packs it, its chunk digests taken at `chunkBytes` so that a few KB make several chunks. */
-  async function packedInChunks(compression: Compression, chunkBytes: number) {
-    const src = path.join(work, "src");
-    await mkdir(path.join(src, "antenv", "bin"), { recursive: true });
-    for (let i = 0; i < 20; i++) await writeFile(path.join(src, `file-${i}.txt`), `${i}:${randomBytes(2000).toString("hex")}\n`);
-    await writeFile(path.join(src, "antenv", "bin", "tool"), "#!/bin/sh\necho tool\n", { mode: 0o755 });
-    await symlink("tool", path.join(src, "antenv", "bin", "tool-link"));
-    await sealTree(src);
-    const packed = await packDirectory(src, path.join(work, `out.tar.${compression === "zstd" ? "zst" : "gz"}`), compression);
-    const hashing = new HashingStream(chunkBytes);
-    await pipeline(createReadStream(packed.file), hashing, new Writable({ write: (_chunk, _encoding, done) => done() }));
-    return { src, packed, bytes: await readFile(packed.file), chunkSha256s: hashing.chunkSha256s };
-  }
-  const listing = async (dir: string) => execFileSync("find", [".", "-printf", "%p %y %m %s %Ts %l\\n"], { cwd: dir, encoding: "utf8" }).split("\n").sort();
+  const packedInChunks = (compression: Compression, chunkBytes: number) => packedFixture(work, compression, chunkBytes);
 
   for (const compression of ["zstd", "gzip"] as const) {
     it(`extracts a ${compression} artifact whose every chunk matches, modes and times as packed`, async () => {
       const { src, packed, chunkSha256s } = await packedInChunks(compression, 4096);
       expect(chunkSha256s.length).toBeGreaterThan(3);
       await extractChunkVerified(createReadStream(packed.file), dest(), { compression, chunkBytes: 4096, chunkSha256s });
-      expect((await listing(dest())).join("\n")).toEqual((await listing(src)).join("\n"));
+      expect(treeListing(dest())).toEqual(treeListing(src));
     });
   }
 

@@ -8,3 +8,6 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
  * the global set-up builds it before any test starts.
  */
 export const compiledEntry = (service: "api" | "build-worker" | "runtime-agent") => path.join(root, "services", service, "dist/main.js");
+
+/** slipway-fetch as `npm run build` leaves it beside the compiled agent: built wherever Go is installed. */
+export const fetchHelper = path.join(root, "services/runtime-agent/dist/slipway-fetch");

@@ -19,6 +19,7 @@ import {
   type Compression,
   type ObjectStore,
 } from "@slipway/shared";
+import { fetchWithHelper } from "./fetch-helper";
 import type { VerifiedBy } from "./host-cache-marker";
 import { RestoreError } from "./restore-error";
 import { AgentStopping, throwIfStopping, untilStopping } from "./timeout";
@@ -43,6 +44,8 @@ export class ArtifactExtractor {
     private readonly caps: Pick<AgentConfig, "MAX_RESTORE_BYTES" | "MAX_RESTORE_ENTRIES">,
     /** Once aborted, a download under way is cut: its extraction fails and is discarded. */
     private readonly signal?: AbortSignal,
+    /** slipway-fetch, for chunk-verified restores (see fetch-helper.ts); undefined: node's own path. */
+    private readonly fetchHelper?: string,
   ) {}
 
   /** Opens the object's stream, cut when the agent stops. */
@@ -111,11 +114,14 @@ export class ArtifactExtractor {
    */
   async extractVerified(key: string, partial: string, manifest: BuildManifest, compression: Compression, fileName: string, pinned: string | undefined): Promise<Extracted> {
     const chunked = pinned !== undefined && pinned === outputRecordSha256(manifest) ? this.chunkRecord(manifest) : undefined;
-    let body: Readable;
     try {
-      body = await this.download(key);
+      if (chunked) {
+        const fetched = await this.extractChunks(key, partial, compression, chunked);
+        return { summary: chunked.summary, sealed: manifest.outputModesSealed === true, verifiedBy: fetched };
+      }
+      return await this.extractVetted(key, partial, manifest, compression);
     } catch (error) {
-      if (error instanceof ObjectNotFoundError) {
+      if (error instanceof ObjectNotFoundError && error.key === key) {
         if (!manifest.compressDestinationDir) {
           throw new RestoreError(`build ${path.basename(path.dirname(key))} is an uncompressed Oryx output (CompressDestinationDir="false") with no ${fileName} in storage: Slipway restores only from a tarball`);
         }
@@ -123,7 +129,10 @@ export class ArtifactExtractor {
       }
       throw error;
     }
-    if (chunked) return { summary: await this.extractChunks(key, body, partial, compression, chunked), sealed: manifest.outputModesSealed === true, verifiedBy: "chunks" };
+  }
+
+  private async extractVetted(key: string, partial: string, manifest: BuildManifest, compression: Compression): Promise<Extracted> {
+    const body = await this.download(key);
     // The bytes are hashed as they arrive, whether or not extraction keeps up with them.
     const hash = createHash("sha256");
     let bytes = 0;
@@ -184,10 +193,22 @@ export class ArtifactExtractor {
     return { chunkBytes, chunkSha256s, summary: { unpackedBytes: outputUnpackedBytes, entries: outputEntryCount } };
   }
 
-  private async extractChunks(key: string, body: Readable, partial: string, compression: Compression, chunked: NonNullable<ReturnType<ArtifactExtractor["chunkRecord"]>>): Promise<ArchiveSummary> {
+  /** Answers which of the two fetched the bytes, the helper or node: both check every chunk before tar sees it. */
+  private async extractChunks(key: string, partial: string, compression: Compression, chunked: NonNullable<ReturnType<ArtifactExtractor["chunkRecord"]>>): Promise<VerifiedBy> {
+    const { chunkBytes, chunkSha256s } = chunked;
     try {
-      await extractChunkVerified(body, partial, { compression, chunkBytes: chunked.chunkBytes, chunkSha256s: chunked.chunkSha256s });
-      return chunked.summary;
+      if (this.fetchHelper) {
+        const helper = this.fetchHelper;
+        // Again while the store cannot be reached, as a download opened in node would be.
+        await this.store.withRetry(async () => {
+          // Long enough for a start delayed by a busy host; the store checks it only when the download begins.
+          const url = await this.store.presignedGetUrl(key, 300);
+          await fetchWithHelper(helper, { url, key, destDir: partial, compression, chunkBytes, chunkSha256s, idleTimeoutMs: this.store.idleMs }, this.signal);
+        });
+        return "slipway-fetch";
+      }
+      await extractChunkVerified(await this.download(key), partial, { compression, chunkBytes, chunkSha256s });
+      return "chunks";
     } catch (error) {
       if (error instanceof ChunkVerificationError) throw new RestoreError(`artifact ${key} failed verification: ${error.message}`);
       if (error instanceof UnsafeArchiveError || error instanceof CorruptArchiveError) throw new RestoreError(`artifact refused: ${error.message}`);

@@ -13,8 +13,11 @@ export interface EntryMarker {
   verifiedBy?: VerifiedBy;
 }
 
-/** `chunks`: each chunk against the pinned record before extraction; `sha256`: vetted as extracted, the whole file's sha256 checked at the end. */
-export type VerifiedBy = "chunks" | "sha256";
+/**
+ * `slipway-fetch` and `chunks`: each chunk checked against the pinned record before extraction,
+ * by the helper or by node; `sha256`: vetted as extracted, the whole file's sha256 checked at the end.
+ */
+export type VerifiedBy = "slipway-fetch" | "chunks" | "sha256";
 
 /** A release's cache entry: `tree/` (what instances use) and `marker.json`, written last. */
 export const MARKER = "marker.json";

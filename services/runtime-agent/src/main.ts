@@ -1,3 +1,5 @@
+import { accessSync, constants } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { InstanceProxy } from "./proxy";
 
 // The port answers (503 until a release serves) before anything else is loaded, the
@@ -12,6 +14,7 @@ const { createLogger, loadAgentConfig, runService } = await import("@slipway/sha
 
 runService("runtime agent", async () => {
   const config = loadAgentConfig();
+  config.FETCH_HELPER ??= helperBesideAgent();
   const logger = createLogger("runtime-agent", config.LOG_LEVEL).child({ app: config.APP, instanceId: config.INSTANCE_ID });
   // Again when the early attempt failed (a port in use): this time its error fails the start.
   if ((await listening) === undefined) await proxy.listen(config.PORT);
@@ -25,3 +28,14 @@ runService("runtime agent", async () => {
     },
   };
 });
+
+/** slipway-fetch as `npm run build` or the image leaves it beside the compiled agent, when it is there. */
+function helperBesideAgent(): string | undefined {
+  const helper = fileURLToPath(new URL("./slipway-fetch", import.meta.url));
+  try {
+    accessSync(helper, constants.X_OK);
+    return helper;
+  } catch {
+    return undefined;
+  }
+}

@@ -78,7 +78,7 @@ export class Restorer {
   constructor(
     private readonly store: ObjectStore,
     /** MAX_RESTORE_*: hard caps on what one release may unpack to, artifact and separate node_modules together. */
-    config: Pick<AgentConfig, "RUNTIME_ROOT" | "HOST_CACHE_DIR" | "MAX_RESTORE_BYTES" | "MAX_RESTORE_ENTRIES">,
+    config: Pick<AgentConfig, "RUNTIME_ROOT" | "HOST_CACHE_DIR" | "MAX_RESTORE_BYTES" | "MAX_RESTORE_ENTRIES" | "FETCH_HELPER">,
     logger: Logger,
     /** The agent's lifetime: once aborted, a download stops and a wait for another agent's extraction ends. */
     private readonly signal?: AbortSignal,
@@ -86,7 +86,7 @@ export class Restorer {
   ) {
     this.releasesDir = path.join(config.RUNTIME_ROOT, "releases");
     this.dataPath = appDataPath(config.RUNTIME_ROOT);
-    this.artifacts = new ArtifactExtractor(store, config, signal);
+    this.artifacts = new ArtifactExtractor(store, config, signal, config.FETCH_HELPER === "node" ? undefined : config.FETCH_HELPER);
     this.hostCache = new HostCache(hostCacheDir(config), logger, signal);
   }
 

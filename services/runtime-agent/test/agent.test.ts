@@ -6,6 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, hostCacheDir, outputRecordSha256, packDirectory, parseManifest, storageKeys, type InstanceReport } from "@slipway/shared";
+import { fetchHelper } from "../../../test/harness/entries";
 import { uniqueApp } from "../../../test/harness/env";
 import { eventually } from "../../../test/harness/local-stack";
 import { startInProcessStack, uploadDir, waitForBuild, type BuildView, type InProcessStack } from "../../../test/harness/stack";
@@ -53,8 +54,8 @@ async function expectFailedKeepingV1(version: number, reason: RegExp): Promise<I
   return report;
 }
 
-const startAgent = () =>
-  startAgentOn(stack, { APP: app, INSTANCE_ID: "i-1", PORT: new URL(instanceUrl).port, RUNTIME_ROOT: runtimeRoot, HEALTH_TIMEOUT_S: "5", RECONCILE_INTERVAL_S: "3600" });
+const startAgent = (env: Record<string, string> = {}) =>
+  startAgentOn(stack, { APP: app, INSTANCE_ID: "i-1", PORT: new URL(instanceUrl).port, RUNTIME_ROOT: runtimeRoot, HEALTH_TIMEOUT_S: "5", RECONCILE_INTERVAL_S: "3600", ...env });
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), "slipway-agent-"));
@@ -187,7 +188,8 @@ describe("runtime agent restores what the worker pinned", () => {
     await release(pinned.id);
     await eventually(async () => ((await body()) === "pinned" ? true : undefined), 30_000, "the pinned release serving");
     await eventually(async () => (await entryMarker(pinned.id).catch(() => undefined))?.verifiedBy, 10_000, "the host cache entry's marker");
-    expect((await entryMarker(pinned.id)).verifiedBy).toBe("chunks");
+    // By slipway-fetch, as the compiled agent does, wherever Go built it.
+    expect((await entryMarker(pinned.id)).verifiedBy).toBe(existsSync(fetchHelper) ? "slipway-fetch" : "chunks");
     // Nothing sealed the tree here: the worker packed it sealed.
     const tree = path.join(hostCacheDir({ RUNTIME_ROOT: runtimeRoot }), app, pinned.id, "tree");
     const unsealed = execFileSync("find", [tree, "(", "-type", "d", "-not", "-perm", "0777", ")", "-o", "(", "-type", "f", "-perm", "/6222", ")"], { encoding: "utf8" });
@@ -202,5 +204,15 @@ describe("runtime agent restores what the worker pinned", () => {
     await release(rewritten.id);
     await eventually(async () => ((await body()) === "rewritten" ? true : undefined), 30_000, "the rewritten release serving");
     expect((await entryMarker(rewritten.id)).verifiedBy).toBe("sha256");
+  });
+
+  it("checks the chunks in node when told to do without slipway-fetch (FETCH_HELPER=node)", async () => {
+    const plain = await build({ "app.py": serverPy("plain node") }, false);
+    await agent.stop();
+    agent = await startAgent({ FETCH_HELPER: "node" });
+    await release(plain.id);
+    await eventually(async () => ((await body()) === "plain node" ? true : undefined), 30_000, "the release restored by node serving");
+    await eventually(async () => (await entryMarker(plain.id).catch(() => undefined))?.verifiedBy, 10_000, "the host cache entry's marker");
+    expect((await entryMarker(plain.id)).verifiedBy).toBe("chunks");
   });
 });

@@ -1,2 +1,2 @@
-export { ObjectStore, ObjectNotFoundError, StorageStalledError, isTransientStorageError, DEFAULT_RETRY, type PutResult, type RetryPolicy } from "./object-store";
+export { ObjectStore, ObjectNotFoundError, StorageStalledError, isTransientStorageError, DEFAULT_RETRY, STORE_UNAVAILABLE, type PutResult, type RetryPolicy } from "./object-store";
 export { storageKeys } from "./keys";

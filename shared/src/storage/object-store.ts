@@ -43,7 +43,10 @@ function idleCuttingAgent(useSSL: boolean, idleMs: number): http.Agent {
   return agent;
 }
 
-const TRANSIENT_CODES = new Set(["ESTALLED", "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "XMinioServerNotInitialized"]);
+/** A store that could not be reached or answered 5xx, as told by something other than the S3 client. */
+export const STORE_UNAVAILABLE = "ESTOREUNAVAILABLE";
+
+const TRANSIENT_CODES = new Set([STORE_UNAVAILABLE, "ESTALLED", "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "XMinioServerNotInitialized"]);
 
 /** Errors that say the store is unreachable or busy for now, not that the request is wrong. */
 export function isTransientStorageError(error: unknown): boolean {
@@ -74,7 +77,8 @@ export interface PutResult {
 export class ObjectStore {
   readonly bucket: string;
   private readonly options: ClientOptions;
-  private readonly idleMs: number;
+  /** How long a connection may move no byte before it is cut (S3_IDLE_TIMEOUT_S). */
+  readonly idleMs: number;
   private clientLoaded: Promise<Client> | undefined;
 
   constructor(
@@ -107,7 +111,7 @@ export class ObjectStore {
   }
 
   /** Runs one request, again after a pause while the store is unreachable (see DEFAULT_RETRY). */
-  private async withRetry<T>(request: () => Promise<T>): Promise<T> {
+  async withRetry<T>(request: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await request();

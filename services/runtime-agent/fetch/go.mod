@@ -1,0 +1,3 @@
+module slipway/runtime-agent/fetch
+
+go 1.22
