@@ -111,7 +111,13 @@ func run(compression, dir string, in io.Reader) *failure {
 
 	// The modes as packed (the packer sealed them), with no chmod per file and no umask in the way.
 	syscall.Umask(0)
-	tar := exec.Command("tar", "-x", "-f", "-", "--no-same-owner", "--no-same-permissions", decompress, "-C", dir)
+	args := []string{"-x", "-f", "-", "--no-same-owner", "--no-same-permissions", decompress, "-C", dir}
+	if compression == "gzip" {
+		// node tar packs gzip artifacts, and need not keep each directory's entries together: a
+		// directory's time set on leaving it would be changed by an entry of it arriving later.
+		args = append(args, "--delay-directory-restore")
+	}
+	tar := exec.Command("tar", args...)
 	tar.Env = append(os.Environ(), "LC_ALL=C")
 	// tar goes when this process goes, killed or not: its caller discards what it wrote. In a
 	// process group of its own, so that a failure here stops its zstd too.

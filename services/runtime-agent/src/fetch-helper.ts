@@ -46,7 +46,9 @@ function errorFor(code: number | null, message: string, key: string): Error {
 export async function fetchWithHelper(helper: string, request: HelperFetch, signal?: AbortSignal): Promise<void> {
   throwIfStopping(signal);
   await mkdir(request.destDir, { recursive: true });
-  const child = spawn(helper, ["--compression", request.compression, "--dir", request.destDir], { stdio: ["pipe", "ignore", "pipe"] });
+  // The agent's environment holds its storage and Redis credentials: the helper and its tar need none of them.
+  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" };
+  const child = spawn(helper, ["--compression", request.compression, "--dir", request.destDir], { stdio: ["pipe", "ignore", "pipe"], env });
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => {
     if (stderr.length < 65536) stderr += chunk.toString();

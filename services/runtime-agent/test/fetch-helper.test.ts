@@ -175,14 +175,20 @@ describe.runIf(existsSync(fetchHelper))("slipway-fetch", () => {
       await expect(fetchWithHelper(fetchHelper, request(stalled.url, "zstd", ["0".repeat(64)], { idleTimeoutMs: 300 }))).rejects.toThrow(/the download stalled: no data for 300ms/);
     });
 
-    it("is cut when the agent stops, its tar with it", async () => {
+    it("is cut when the agent stops, its tar with it; neither sees the agent's environment", async () => {
       const stopping = new AbortController();
+      process.env.SLIPWAY_TEST_SECRET = "agent-only";
       const fetching = fetchWithHelper(fetchHelper, request(stalled.url, "zstd", ["0".repeat(64)]), stopping.signal);
+      delete process.env.SLIPWAY_TEST_SECRET;
       // Running: its tar has started on the destination.
-      await expect.poll(() => processRunning(`tar -x -f - .* -C ${dest()}`), { timeout: 10_000 }).toBe(true);
+      const tarPattern = `tar -x -f - .* -C ${dest()}`;
+      await expect.poll(() => processRunning(tarPattern), { timeout: 10_000 }).toBe(true);
+      const tarPid = spawnSync("pgrep", ["-f", tarPattern], { encoding: "utf8" }).stdout.trim().split("\n")[0]!;
+      const helperPid = (await readFile(`/proc/${tarPid}/stat`, "utf8")).split(") ")[1]!.split(" ")[1]!;
+      for (const pid of [tarPid, helperPid]) expect(await readFile(`/proc/${pid}/environ`, "utf8")).not.toContain("SLIPWAY_TEST_SECRET");
       stopping.abort();
       await expect(fetching).rejects.toThrow(AgentStopping);
-      await expect.poll(() => processRunning(`tar -x -f - .* -C ${dest()}`), { timeout: 10_000 }).toBe(false);
+      await expect.poll(() => processRunning(tarPattern), { timeout: 10_000 }).toBe(false);
     });
   });
 });

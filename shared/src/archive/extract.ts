@@ -9,7 +9,7 @@ import { createArchiveVetter, inspectArchive, type ArchiveSummary, type InspectO
 
 const GNU_TAR_EXTRACT = ["-x", "-f", "-", "--no-same-owner", "--delay-directory-restore"];
 /**
- * For bytes the packer wrote (GNU tar, each directory's entries together): the modes as packed,
+ * For bytes the packer wrote (GNU tar for zstd, each directory's entries together): the modes as packed,
  * through a umask of 0, instead of a chmod after each file (--same-permissions, root's default),
  * which also drops set-id bits; no directory metadata held to the end. About a tenth less time
  * on a 10,000-file venv.
@@ -199,7 +199,10 @@ async function runExtraction(source: Readable, filter: Transform, destDir: strin
   // decompressed stream (three times the file) out of node.
   const decompress = compression === "gzip" ? ["-z"] : filterReads === "file" ? ["--zstd"] : [];
   const packed = filterReads === "file";
-  const args = [...(packed ? GNU_TAR_EXTRACT_PACKED : GNU_TAR_EXTRACT), ...decompress, "-C", destDir];
+  // node tar packs gzip artifacts, and need not keep each directory's entries together: a
+  // directory's time set on leaving it would be changed by an entry of it arriving later.
+  const delayDirectories = packed && compression === "gzip" ? ["--delay-directory-restore"] : [];
+  const args = [...(packed ? GNU_TAR_EXTRACT_PACKED : GNU_TAR_EXTRACT), ...delayDirectories, ...decompress, "-C", destDir];
   const tar = spawn(packed ? "sh" : "tar", packed ? ["-c", 'umask 0 && exec tar "$@"', "tar", ...args] : args, {
     stdio: ["pipe", "ignore", "pipe"],
     env: { ...process.env, LC_ALL: "C" },
