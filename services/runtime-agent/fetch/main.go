@@ -185,7 +185,7 @@ func fetch(req *request, out io.Writer) *failure {
 	}
 	httpReq, err := http.NewRequestWithContext(ctx, http.MethodGet, req.URL, nil)
 	if err != nil {
-		return fail(exitUsage, "bad url: %v", err)
+		return fail(exitUsage, "bad url: %v", withoutURL(err))
 	}
 	response, err := client.Do(httpReq)
 	if err != nil {
