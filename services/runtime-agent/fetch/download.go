@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -38,6 +40,10 @@ func fetch(req *request, out io.Writer) *failure {
 	}
 	response, err := client.Do(httpReq)
 	if err != nil {
+		if untrusted(err) {
+			// Another try would not change it.
+			return fail(exitDownload, "the store's certificate is not trusted (slipway-fetch trusts the system's certificate authorities, and SSL_CERT_FILE or SSL_CERT_DIR): %v", withoutURL(err))
+		}
 		return fail(exitBusy, "the store could not be reached: %v", withoutURL(err))
 	}
 	defer response.Body.Close()
@@ -166,6 +172,15 @@ func withoutURL(err error) error {
 		return urlErr.Err
 	}
 	return err
+}
+
+// untrusted says whether err is a TLS certificate the system does not trust.
+func untrusted(err error) bool {
+	var verification *tls.CertificateVerificationError
+	var authority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &verification) || errors.As(err, &authority) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
 
 // s3Code is the <Code> of an S3 error document, or its start.

@@ -46,8 +46,10 @@ function errorFor(code: number | null, message: string, key: string): Error {
 export async function fetchWithHelper(helper: string, request: HelperFetch, signal?: AbortSignal): Promise<void> {
   throwIfStopping(signal);
   await mkdir(request.destDir, { recursive: true });
-  // The agent's environment holds its storage and Redis credentials: the helper and its tar need none of them.
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" };
+  // The agent's environment holds its storage and Redis credentials: the helper and its tar need
+  // none of them, only where to find programs and, for an https store, which CAs to trust.
+  const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" };
+  for (const name of ["SSL_CERT_FILE", "SSL_CERT_DIR"]) if (process.env[name]) env[name] = process.env[name];
   const child = spawn(helper, ["--compression", request.compression, "--dir", request.destDir], { stdio: ["pipe", "ignore", "pipe"], env });
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => {

@@ -1,8 +1,10 @@
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -139,6 +141,29 @@ describe.runIf(existsSync(fetchHelper))("slipway-fetch", () => {
     }
   });
 
+  it("over https, refuses a certificate the system does not trust, for good, and takes one SSL_CERT_FILE trusts", async () => {
+    const { bytes, chunkSha256s } = await packedInChunks(work, "zstd", 4096);
+    const [key, cert] = [path.join(work, "key.pem"), path.join(work, "cert.pem")];
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+    const server = createHttpsServer({ key: await readFile(key), cert: await readFile(cert) }, (_request, response) => response.end(bytes));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/bucket/output`;
+    try {
+      const refused = await fetchWithHelper(fetchHelper, request(url, "zstd", chunkSha256s)).then(
+        () => undefined,
+        (error: Error) => error,
+      );
+      expect(refused?.message).toMatch(/the store's certificate is not trusted/);
+      expect(isTransientStorageError(refused)).toBe(false);
+      process.env.SSL_CERT_FILE = cert;
+      await fetchWithHelper(fetchHelper, request(url, "zstd", chunkSha256s)).finally(() => delete process.env.SSL_CERT_FILE);
+      expect(await readdir(dest())).toContain("antenv");
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it("does not follow a redirect away from the store", async () => {
     let followed = false;
     const elsewhere = await serving((response) => {
@@ -179,10 +204,13 @@ describe.runIf(existsSync(fetchHelper))("slipway-fetch", () => {
       const stopping = new AbortController();
       process.env.SLIPWAY_TEST_SECRET = "agent-only";
       const fetching = fetchWithHelper(fetchHelper, request(stalled.url, "zstd", ["0".repeat(64)]), stopping.signal);
-      delete process.env.SLIPWAY_TEST_SECRET;
       // Running: its tar has started on the destination.
       const tarPattern = `tar -x -f - .* -C ${dest()}`;
-      await expect.poll(() => processRunning(tarPattern), { timeout: 10_000 }).toBe(true);
+      try {
+        await expect.poll(() => processRunning(tarPattern), { timeout: 10_000 }).toBe(true);
+      } finally {
+        delete process.env.SLIPWAY_TEST_SECRET;
+      }
       const tarPid = spawnSync("pgrep", ["-f", tarPattern], { encoding: "utf8" }).stdout.trim().split("\n")[0]!;
       const helperPid = (await readFile(`/proc/${tarPid}/stat`, "utf8")).split(") ")[1]!.split(" ")[1]!;
       for (const pid of [tarPid, helperPid]) expect(await readFile(`/proc/${pid}/environ`, "utf8")).not.toContain("SLIPWAY_TEST_SECRET");
