@@ -59,7 +59,8 @@ export async function fetchWithHelper(helper: string, request: HelperFetch, sign
   signal?.addEventListener("abort", kill, { once: true });
   try {
     const exited = new Promise<number | null>((resolve, reject) => {
-      child.once("error", reject);
+      // A FETCH_HELPER that is not there, or not executable, says so.
+      child.once("error", (error) => reject(new Error(`${FETCH_HELPER_NAME} (${helper}) could not start: ${error.message}`)));
       child.once("close", (code) => resolve(code));
     });
     // It reads the whole request before anything else; a helper gone already says why in its exit.

@@ -164,6 +164,10 @@ describe.runIf(existsSync(fetchHelper))("slipway-fetch", () => {
     }
   });
 
+  it("says when the configured helper cannot start", async () => {
+    await expect(fetchWithHelper(path.join(work, "no-such-helper"), request("http://127.0.0.1:1/x", "zstd", ["0".repeat(64)]))).rejects.toThrow(/slipway-fetch \(.*no-such-helper\) could not start: .*ENOENT/);
+  });
+
   it("does not follow a redirect away from the store", async () => {
     let followed = false;
     const elsewhere = await serving((response) => {
