@@ -1,5 +1,6 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { FETCH_HELPER_OUT } from "../../scripts/build";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -10,4 +11,4 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 export const compiledEntry = (service: "api" | "build-worker" | "runtime-agent") => path.join(root, "services", service, "dist/main.js");
 
 /** slipway-fetch as `npm run build` leaves it beside the compiled agent: built wherever Go is installed. */
-export const fetchHelper = path.join(root, "services/runtime-agent/dist/slipway-fetch");
+export const fetchHelper = path.join(root, FETCH_HELPER_OUT);

@@ -33,9 +33,9 @@ function errorFor(code: number | null, message: string, key: string): Error {
   if (code === EXIT_VERIFY) return new ChunkVerificationError(message);
   if (code === EXIT_NOT_FOUND) return new ObjectNotFoundError(key);
   if (code === EXIT_TAR) return new CorruptArchiveError(message);
+  const failed = new Error(`${FETCH_HELPER_NAME} could not fetch ${key}: ${message || `exit ${code}`}`);
   // Before any byte reached tar, as a store that cannot be reached when a download opens.
-  if (code === EXIT_BUSY) return Object.assign(new Error(`${FETCH_HELPER_NAME} could not fetch ${key}: ${message}`), { code: STORE_UNAVAILABLE });
-  return new Error(`${FETCH_HELPER_NAME} could not fetch ${key}: ${message || `exit ${code}`}`);
+  return code === EXIT_BUSY ? Object.assign(failed, { code: STORE_UNAVAILABLE }) : failed;
 }
 
 /**
