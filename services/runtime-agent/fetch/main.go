@@ -1,6 +1,6 @@
 // slipway-fetch: the runtime agent's restore of an artifact Slipway packed, at the pace of
 // `curl | tar`. It downloads one object, checks each chunk against the sha256 the packer recorded
-// for it, and hands only checked chunks to GNU tar, which decompresses and writes them.
+// for it, and hands only checked chunks to `zstd -dc | tar -x` (or gzip's), which write them.
 //
 // The agent does the same in node when this helper is absent; this exists because node's own
 // HTTP, hashing and pipe writes cost as much CPU again as the download, on machines where zstd
@@ -25,9 +25,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 )
 
 const (
@@ -92,85 +90,21 @@ func readRequest(in io.Reader) (*request, *failure) {
 }
 
 func run(compression, dir string, in io.Reader) *failure {
-	decompress := map[string]string{"zstd": "--zstd", "gzip": "-z"}[compression]
-	if decompress == "" || dir == "" {
-		return fail(exitUsage, "usage: slipway-fetch --compression zstd|gzip --dir DIR < request.json")
-	}
 	req, bad := readRequest(in)
 	if bad != nil {
 		return bad
 	}
-
-	// The modes as packed (the packer sealed them), with no chmod per file and no umask in the way.
-	syscall.Umask(0)
-	args := []string{"-x", "-f", "-", "--no-same-owner", "--no-same-permissions", decompress, "-C", dir}
-	if compression == "gzip" {
-		// node tar packs gzip artifacts, and need not keep each directory's entries together: a
-		// directory's time set on leaving it would be changed by an entry of it arriving later.
-		args = append(args, "--delay-directory-restore")
+	x, bad := startExtraction(compression, dir)
+	if bad != nil {
+		return bad
 	}
-	tar := exec.Command("tar", args...)
-	tar.Env = append(os.Environ(), "LC_ALL=C")
-	// tar goes when this process goes, killed or not: its caller discards what it wrote. In a
-	// process group of its own, so that a failure here stops its zstd too.
-	tar.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	var tarStderr strings.Builder
-	tar.Stderr = &limitedWriter{w: &tarStderr, left: 64 << 10}
-	tarOutput, tarInput, err := os.Pipe()
-	if err != nil {
-		return fail(exitTar, "tar: %v", err)
-	}
-	// A pipe of 1 MiB, not 64 KiB: a sixteenth of the wake-ups between this process and tar's zstd.
-	// Only a hint: an unprivileged process past /proc/sys/fs/pipe-max-size keeps the default.
-	syscall.Syscall(syscall.SYS_FCNTL, tarInput.Fd(), fSetPipeSize, 1<<20)
-	tar.Stdin = tarOutput
-	if err := tar.Start(); err != nil {
-		return fail(exitTar, "tar could not start: %v", err)
-	}
-	tarOutput.Close()
-	tarFailed := func() *failure {
-		tarInput.Close()
-		waitErr := tar.Wait()
-		first := strings.SplitN(strings.TrimSpace(tarStderr.String()), "\n", 2)[0]
-		if first == "" && waitErr != nil {
-			first = waitErr.Error()
-		}
-		return fail(exitTar, "tar could not read the archive: %s", first)
-	}
-
-	fetchErr := fetch(req, tarInput)
-	if fetchErr != nil {
+	if fetchErr := fetch(req, x.input); fetchErr != nil {
+		// The pipeline stopped reading: its own reason says more than the broken pipe.
 		if fetchErr.code == exitTar {
-			return tarFailed()
+			return x.finish()
 		}
-		// zstd holds tar's stderr open too: Wait returns only once both are gone.
-		syscall.Kill(-tar.Process.Pid, syscall.SIGKILL)
-		tarInput.Close()
-		tar.Wait()
+		x.kill()
 		return fetchErr
 	}
-	if err := tarInput.Close(); err != nil {
-		return tarFailed()
-	}
-	if err := tar.Wait(); err != nil {
-		return tarFailed()
-	}
-	return nil
-}
-
-type limitedWriter struct {
-	w    io.Writer
-	left int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	if l.left > 0 {
-		take := p
-		if len(take) > l.left {
-			take = take[:l.left]
-		}
-		l.left -= len(take)
-		l.w.Write(take)
-	}
-	return len(p), nil
+	return x.finish()
 }

@@ -17,6 +17,9 @@ import { serviceEnv, storageFor } from "../../../test/harness/env";
 import { listen } from "../../../test/harness/http";
 import { processRunning } from "../../../test/harness/stack";
 
+/** What `zstd -c` makes of `data`. */
+const zstdCompress = (data: Buffer) => spawnSync("zstd", ["-c"], { input: data }).stdout;
+
 const goInstalled = spawnSync("go", ["version"]).status === 0;
 
 it("slipway-fetch is built beside the compiled agent wherever Go is installed", () => {
@@ -109,11 +112,18 @@ describe.runIf(existsSync(fetchHelper))("slipway-fetch", () => {
     }
   });
 
-  it("fails on bytes tar cannot read, even when they match their digests", async () => {
-    const garbage = Buffer.from("not a zstd stream at all");
+  it.each([
+    // The decompressor's own reason, not tar's complaint about the nothing it got.
+    ["not zstd", () => Buffer.from("not a zstd stream at all"), /could not read the archive: zstd: .*unsupported format/],
+    // zstd is content; tar says what it is not.
+    ["zstd, but not a tar archive", () => zstdCompress(Buffer.alloc(20_000, "x")), /could not read the archive: tar: This does not look like a tar archive/],
+  ])("fails on bytes it cannot extract, even when they match their digests: %s", async (_, bytes, reason) => {
+    const garbage = bytes();
     const store = await serving((response) => response.end(garbage));
     try {
-      await expect(fetchWithHelper(fetchHelper, request(store.url, "zstd", [createHash("sha256").update(garbage).digest("hex")]))).rejects.toThrow(CorruptArchiveError);
+      const refused = fetchWithHelper(fetchHelper, request(store.url, "zstd", [createHash("sha256").update(garbage).digest("hex")]));
+      await expect(refused).rejects.toThrow(CorruptArchiveError);
+      await expect(refused).rejects.toThrow(reason);
     } finally {
       await store.close();
     }
@@ -204,7 +214,7 @@ describe.runIf(existsSync(fetchHelper))("slipway-fetch", () => {
       await expect(fetchWithHelper(fetchHelper, request(stalled.url, "zstd", ["0".repeat(64)], { idleTimeoutMs: 300 }))).rejects.toThrow(/the download stalled: no data for 300ms/);
     });
 
-    it("is cut when the agent stops, its tar with it; neither sees the agent's environment", async () => {
+    it("is cut when the agent stops, its tar and zstd with it; none sees the agent's environment", async () => {
       const stopping = new AbortController();
       process.env.SLIPWAY_TEST_SECRET = "agent-only";
       const fetching = fetchWithHelper(fetchHelper, request(stalled.url, "zstd", ["0".repeat(64)]), stopping.signal);
@@ -217,10 +227,14 @@ describe.runIf(existsSync(fetchHelper))("slipway-fetch", () => {
       }
       const tarPid = spawnSync("pgrep", ["-f", tarPattern], { encoding: "utf8" }).stdout.trim().split("\n")[0]!;
       const helperPid = (await readFile(`/proc/${tarPid}/stat`, "utf8")).split(") ")[1]!.split(" ")[1]!;
-      for (const pid of [tarPid, helperPid]) expect(await readFile(`/proc/${pid}/environ`, "utf8")).not.toContain("SLIPWAY_TEST_SECRET");
+      // The decompressor feeding tar is the helper's child too.
+      const zstdPid = spawnSync("pgrep", ["-P", helperPid, "-x", "zstd"], { encoding: "utf8" }).stdout.trim();
+      expect(zstdPid).toMatch(/^\d+$/);
+      for (const pid of [tarPid, zstdPid, helperPid]) expect(await readFile(`/proc/${pid}/environ`, "utf8")).not.toContain("SLIPWAY_TEST_SECRET");
       stopping.abort();
       await expect(fetching).rejects.toThrow(AgentStopping);
       await expect.poll(() => processRunning(tarPattern), { timeout: 10_000 }).toBe(false);
+      await expect.poll(() => existsSync(`/proc/${zstdPid}`), { timeout: 10_000 }).toBe(false);
     });
   });
 });
