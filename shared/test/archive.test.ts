@@ -1,10 +1,9 @@
-import { execFileSync } from "node:child_process";
 import { createReadStream, existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile, chmod, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { packedInChunks as packedFixture, treeListing } from "../../test/harness/chunked";
+import { archivePastItsEnd, chunkDigests, packedInChunks as packedFixture, treeListing } from "../../test/harness/chunked";
 import { writeTarGz } from "../../test/harness/tarballs";
 import { Readable } from "node:stream";
 import {
@@ -156,6 +155,19 @@ describe("extractChunkVerified", () => {
     await expect(refused).rejects.toThrow(ChunkVerificationError);
     await expect(refused).rejects.toThrow(/its sha256 differs from the manifest's in chunk 1 of \d+/);
     expect(await readdir(dest())).toEqual([]);
+  });
+
+  it("extracts an archive whose tar stream goes on past its end-of-archive blocks, where GNU tar stops reading", async () => {
+    const bytes = await archivePastItsEnd(work);
+    await extractChunkVerified(Readable.from([bytes]), dest(), { compression: "zstd", chunkBytes: 4096, chunkSha256s: chunkDigests(bytes, 4096) });
+    expect(await readFile(path.join(dest(), "app.py"), "utf8")).toBe("print('hi')\n");
+  });
+
+  it("fails on bytes that match their digests but do not decompress, with the decompressor's reason", async () => {
+    const garbage = Buffer.from("not a zstd stream at all");
+    const refused = extractChunkVerified(Readable.from([garbage]), dest(), { compression: "zstd", chunkBytes: 4096, chunkSha256s: chunkDigests(garbage, 4096) });
+    await expect(refused).rejects.toThrow(CorruptArchiveError);
+    await expect(refused).rejects.toThrow(/zstd could not read the archive: .*unsupported format/);
   });
 
   it("refuses an artifact cut short or running on past its recorded chunks", async () => {

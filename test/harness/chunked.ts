@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -28,3 +28,24 @@ export async function packedInChunks(work: string, compression: Compression, chu
 export function treeListing(dir: string): string {
   return execFileSync("find", [".", "-printf", "%p %y %m %s %Ts %l\\n"], { cwd: dir, encoding: "utf8" }).split("\n").sort().join("\n");
 }
+
+/** The sha256 of each `chunkBytes` of `bytes`, as the packer records them. */
+export function chunkDigests(bytes: Buffer, chunkBytes: number): string[] {
+  return Array.from({ length: Math.ceil(bytes.length / chunkBytes) }, (_, i) => createHash("sha256").update(bytes.subarray(i * chunkBytes, (i + 1) * chunkBytes)).digest("hex"));
+}
+
+/**
+ * A zstd artifact holding `app.py`, its tar stream going on for 8 MiB past the end-of-archive
+ * blocks, where GNU tar stops reading: more than the pipes between zstd and tar hold, so zstd is
+ * still writing when tar has gone.
+ */
+export async function archivePastItsEnd(work: string): Promise<Buffer> {
+  const tree = path.join(work, "past-its-end");
+  await mkdir(tree);
+  await writeFile(path.join(tree, "app.py"), "print('hi')\n");
+  const tarStream = Buffer.concat([execFileSync("tar", ["-cf", "-", "-C", tree, "app.py"]), Buffer.alloc(8 * 1024 * 1024)]);
+  return zstdCompress(tarStream);
+}
+
+/** What `zstd -c` makes of `data`. */
+export const zstdCompress = (data: Buffer): Buffer => execFileSync("zstd", ["-c"], { input: data, maxBuffer: 64 * 1024 * 1024 });

@@ -23,8 +23,8 @@ type extraction struct {
 // startExtraction starts both processes, writing into dir with the modes as packed: the packer
 // sealed them, so there is no chmod per file, and no umask in the way.
 func startExtraction(compression, dir string) (*extraction, *failure) {
-	decompress := map[string]string{"zstd": "zstd", "gzip": "gzip"}[compression]
-	if decompress == "" || dir == "" {
+	// The compression's name is its decompressor's.
+	if (compression != "zstd" && compression != "gzip") || dir == "" {
 		return nil, fail(exitUsage, "usage: slipway-fetch --compression zstd|gzip --dir DIR < request.json")
 	}
 	syscall.Umask(0)
@@ -35,7 +35,7 @@ func startExtraction(compression, dir string) (*extraction, *failure) {
 		tarArgs = append(tarArgs, "--delay-directory-restore")
 	}
 	x := &extraction{
-		decompressor: exec.Command(decompress, "-dc"),
+		decompressor: exec.Command(compression, "-dc"),
 		tar:          exec.Command("tar", tarArgs...),
 		stderr:       map[*exec.Cmd]*strings.Builder{},
 	}
@@ -76,7 +76,9 @@ func startExtraction(compression, dir string) (*extraction, *failure) {
 }
 
 // finish closes the input and waits for both processes; a failure says why in the words of the
-// one that failed first: the decompressor, unless all it met was tar gone before it.
+// one that failed first. The decompressor writing into a pipe tar had closed is no failure: GNU
+// tar stops reading at the archive's end-of-archive blocks, and treats its own decompressor's
+// broken pipe (`tar --zstd`) the same way.
 func (x *extraction) finish() *failure {
 	x.input.Close()
 	decompressErr, tarErr := x.decompressor.Wait(), x.tar.Wait()
@@ -87,7 +89,7 @@ func (x *extraction) finish() *failure {
 		return fmt.Sprintf("%s: %v", cmd.Args[0], err)
 	}
 	switch {
-	case decompressErr != nil && (tarErr == nil || !x.wroteIntoClosedPipe(decompressErr)):
+	case decompressErr != nil && !x.wroteIntoClosedPipe(decompressErr):
 		return fail(exitTar, "tar could not read the archive: %s", reason(x.decompressor, decompressErr))
 	case tarErr != nil:
 		return fail(exitTar, "tar could not read the archive: %s", reason(x.tar, tarErr))

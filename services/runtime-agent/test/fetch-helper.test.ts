@@ -1,5 +1,4 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
@@ -11,14 +10,11 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { ChunkVerificationError, CorruptArchiveError, isTransientStorageError, ObjectNotFoundError, ObjectStore, storageKeys, type Compression } from "@slipway/shared";
 import { fetchWithHelper, type HelperFetch } from "../src/fetch-helper";
 import { AgentStopping } from "../src/timeout";
-import { packedInChunks, treeListing } from "../../../test/harness/chunked";
+import { archivePastItsEnd, chunkDigests, packedInChunks, treeListing, zstdCompress } from "../../../test/harness/chunked";
 import { fetchHelper } from "../../../test/harness/entries";
 import { serviceEnv, storageFor } from "../../../test/harness/env";
 import { listen } from "../../../test/harness/http";
 import { processRunning } from "../../../test/harness/stack";
-
-/** What `zstd -c` makes of `data`. */
-const zstdCompress = (data: Buffer) => spawnSync("zstd", ["-c"], { input: data }).stdout;
 
 const goInstalled = spawnSync("go", ["version"]).status === 0;
 
@@ -112,6 +108,17 @@ describe.runIf(existsSync(fetchHelper))("slipway-fetch", () => {
     }
   });
 
+  it("extracts an archive whose tar stream goes on past its end-of-archive blocks, where GNU tar stops reading", async () => {
+    const bytes = await archivePastItsEnd(work);
+    const store = await serving((response) => response.end(bytes));
+    try {
+      await fetchWithHelper(fetchHelper, request(store.url, "zstd", chunkDigests(bytes, 4096)));
+      expect(await readFile(path.join(dest(), "app.py"), "utf8")).toBe("print('hi')\n");
+    } finally {
+      await store.close();
+    }
+  });
+
   it.each([
     // The decompressor's own reason, not tar's complaint about the nothing it got.
     ["not zstd", () => Buffer.from("not a zstd stream at all"), /could not read the archive: zstd: .*unsupported format/],
@@ -121,7 +128,7 @@ describe.runIf(existsSync(fetchHelper))("slipway-fetch", () => {
     const garbage = bytes();
     const store = await serving((response) => response.end(garbage));
     try {
-      const refused = fetchWithHelper(fetchHelper, request(store.url, "zstd", [createHash("sha256").update(garbage).digest("hex")]));
+      const refused = fetchWithHelper(fetchHelper, request(store.url, "zstd", chunkDigests(garbage, 4096)));
       await expect(refused).rejects.toThrow(CorruptArchiveError);
       await expect(refused).rejects.toThrow(reason);
     } finally {
