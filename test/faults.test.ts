@@ -157,3 +157,34 @@ describe("fault: object storage unreachable while a build uploads and an agent r
     }
   }, 240_000);
 });
+
+describe("fault: Redis down while the API is asked", () => {
+  it("answers 503 redis_unavailable after REDIS_COMMAND_TIMEOUT_S instead of hanging; once Redis is back it serves again, nothing lost", async () => {
+    const redisDir = path.join(work, "redis-down");
+    const port = await freePort();
+    let redis = await startRedisServer({ dir: redisDir, port });
+    const stack = await startInProcessStack({ REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_S: "1" }, { worker: false });
+    const app = uniqueApp("redis-down");
+    try {
+      const created = await fetch(`${stack.baseUrl}/v1/apps/${app}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ env: { KEPT: "yes" } }) });
+      expect(created.ok).toBe(true);
+      const outageSeen = connectionRefused(stack.api.redis);
+      await redis.stop();
+      await withDeadline(outageSeen, 30_000, "the API noticing that Redis is down");
+      for (const [method, url] of [["GET", `/v1/apps/${app}`], ["GET", "/v1/apps"], ["POST", `/v1/apps/${app}/rebuild`]] as const) {
+        const response = await fetch(`${stack.baseUrl}${url}`, { method });
+        expect(response.status, `${method} ${url}`).toBe(503);
+        expect((await json<{ error: { code: string } }>(response)).error.code).toBe("redis_unavailable");
+      }
+      redis = await startRedisServer({ dir: redisDir, port, password: redis.password });
+      const back = await eventually(async () => {
+        const response = await fetch(`${stack.baseUrl}/v1/apps/${app}?reveal=true`);
+        return response.status === 200 ? json<{ env: Record<string, string> }>(response) : undefined;
+      }, 30_000, "the API answering again");
+      expect(back.env).toEqual({ KEPT: "yes" });
+    } finally {
+      await stack.close();
+      await redis.stop();
+    }
+  }, 90_000);
+});

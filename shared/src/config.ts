@@ -83,6 +83,11 @@ const apiSchema = z.object({
   ...gcShape,
   /** Admission control: new builds get 429 while this many wait in the queue. */
   MAX_QUEUED_BUILDS: positiveInt.default(500),
+  /**
+   * A request whose Redis command goes unanswered this long (Redis down or stalled) gets 503
+   * `redis_unavailable` instead of waiting for ever; a Redis restart shorter than this is ridden out.
+   */
+  REDIS_COMMAND_TIMEOUT_S: positiveInt.default(10),
   /** The dashboard as `npm run build` bundles it; unset, the API package's own dist/dashboard. */
   DASHBOARD_DIR: z.string().startsWith("/", "must be an absolute path").optional(),
   /** Each app's git repository (`<app>.git`), served at `/git/<app>.git`: on this API's own disk. */

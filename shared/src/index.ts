@@ -10,7 +10,7 @@ export * from "./archive/index";
 export * from "./records/index";
 export { createLogger, type Logger } from "./log";
 export { runService, type RunningService } from "./service";
-export { connectRedis } from "./redis";
+export { blockingConnection, connectRedis, isRedisTimeout } from "./redis";
 export { freePort, waitForPort } from "./embedded/free-port";
 export {
   chooseServer,

@@ -11,3 +11,18 @@ export function connectRedis(url: string, options: RedisOptions = {}): Redis {
   redis.on("error", () => undefined);
   return redis;
 }
+
+/**
+ * A connection of `redis`'s own for blocking reads (`XREAD BLOCK`): each read's BLOCK argument
+ * bounds its wait, which a `commandTimeout` would cut short.
+ */
+export function blockingConnection(redis: Redis): Redis {
+  const blocking = redis.duplicate({ commandTimeout: undefined });
+  blocking.on("error", () => undefined);
+  return blocking;
+}
+
+/** Whether `error` is ioredis giving up on a command unanswered for its connection's `commandTimeout`. */
+export function isRedisTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === "Command timed out";
+}

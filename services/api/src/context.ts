@@ -32,7 +32,10 @@ export interface ApiContext {
 
 /** Connects to Redis, the build queue and storage (creating the bucket if missing). */
 export async function createContext(config: ApiConfig, logger: Logger): Promise<ApiContext> {
-  const redis = connectRedis(config.REDIS_URL);
+  // Requests wait out a short Redis outage, then answer 503 (see REDIS_COMMAND_TIMEOUT_S); blocking
+  // reads take a connection of their own without the timeout (blockingConnection).
+  const commands = { commandTimeout: config.REDIS_COMMAND_TIMEOUT_S * 1000 };
+  const redis = connectRedis(config.REDIS_URL, commands);
   const store = new ObjectStore(config);
   await store.ensureBucket();
   const keys = recordKeys(config.QUEUE_PREFIX);
@@ -41,7 +44,7 @@ export async function createContext(config: ApiConfig, logger: Logger): Promise<
     logger,
     redis,
     store,
-    buildQueue: new Queue(QueueName.builds, { connection: connectRedis(config.REDIS_URL), prefix: config.QUEUE_PREFIX }),
+    buildQueue: new Queue(QueueName.builds, { connection: connectRedis(config.REDIS_URL, commands), prefix: config.QUEUE_PREFIX }),
     apps: new AppRepository(redis, keys),
     builds: new BuildRepository(redis, keys),
     releases: new ReleaseRepository(redis, keys),

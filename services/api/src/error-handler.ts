@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler } from "express";
-import { InvalidIdError, type Logger } from "@slipway/shared";
+import { InvalidIdError, isRedisTimeout, type Logger } from "@slipway/shared";
 import { errors, HttpError } from "./errors";
 
 /** Maps what express, body-parser and the repositories throw onto the catalogue; anything else is a 500. */
@@ -11,6 +11,8 @@ function toHttpError(error: unknown): HttpError | undefined {
   if (failure?.type === "encoding.unsupported" || failure?.type === "charset.unsupported") return errors.unsupportedEncoding(failure.message!);
   // A route that forgot to validate an id: the repository refused it, so it is still the caller's error.
   if (error instanceof InvalidIdError) return errors.invalidId(error.message);
+  // A dependency down: 503, and the request may be sent again once it is back.
+  if (isRedisTimeout(error)) return errors.redisUnavailable();
   return undefined;
 }
 

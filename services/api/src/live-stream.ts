@@ -1,5 +1,6 @@
 import type { Response } from "express";
 import type { Redis } from "ioredis";
+import { blockingConnection } from "@slipway/shared";
 import type { ApiContext } from "./context";
 
 /** An open streaming answer and the Redis connection its blocking reads wait on. */
@@ -24,7 +25,7 @@ export function openLiveStream(ctx: ApiContext, res: Response, contentType: stri
   res.setHeader("X-Accel-Buffering", "no");
   res.flushHeaders();
 
-  const blocking = ctx.redis.duplicate();
+  const blocking = blockingConnection(ctx.redis);
   let closed = false;
   res.on("close", () => {
     closed = true;

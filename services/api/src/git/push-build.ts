@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { blockingConnection } from "@slipway/shared";
 import { pumpLog } from "../build-log-follower";
 import { admitBuild, enqueueBuild } from "../build-service";
 import type { ApiContext } from "../context";
@@ -39,7 +40,7 @@ async function buildCommit(ctx: ApiContext, repo: string, app: string, update: R
   const build = await enqueueBuild(ctx, { app, source: stored.value, deploy: true, requestId: `git-push-${randomUUID()}` });
   say(`slipway: build ${build.id} queued`);
 
-  const blocking = ctx.redis.duplicate();
+  const blocking = blockingConnection(ctx.redis);
   let status: string | undefined;
   try {
     // A pusher who hangs up stops following; the build goes on, as an upload's does.
