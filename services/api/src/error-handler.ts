@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler } from "express";
-import { InvalidIdError, isRedisTimeout, type Logger } from "@slipway/shared";
+import { InvalidIdError, isRedisTimeout, isTransientStorageError, type Logger } from "@slipway/shared";
 import { errors, HttpError } from "./errors";
 
 /** Maps what express, body-parser and the repositories throw onto the catalogue; anything else is a 500. */
@@ -13,6 +13,7 @@ function toHttpError(error: unknown): HttpError | undefined {
   if (error instanceof InvalidIdError) return errors.invalidId(error.message);
   // A dependency down: 503, and the request may be sent again once it is back.
   if (isRedisTimeout(error)) return errors.redisUnavailable();
+  if (isTransientStorageError(error)) return errors.storageUnavailable();
   return undefined;
 }
 
@@ -28,6 +29,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (!http) {
       logger.error({ err: error, requestId: req.id }, "request failed");
       http = errors.internal();
+    } else if (http.status === 503 && !(error instanceof HttpError)) {
+      // The caller hears which dependency; the operator also needs what it answered.
+      logger.warn({ err: error, requestId: req.id, code: http.code }, "request failed: a dependency is down");
     }
     if (res.headersSent) {
       res.destroy();

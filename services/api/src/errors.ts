@@ -70,6 +70,7 @@ export const errors = {
   ),
   unsupportedEncoding: define("unsupported_media_type", 415, (problem: string) => problem),
   queueFull: define("queue_full", 429, (waiting: number, max: number) => `${waiting} builds are already waiting (MAX_QUEUED_BUILDS is ${max}); try again later`),
+  storageUnavailable: define("storage_unavailable", 503, () => "object storage could not be reached, though it was tried again for a while: try again shortly"),
   redisUnavailable: define("redis_unavailable", 503, () => "Redis did not answer in time (REDIS_COMMAND_TIMEOUT_S): try again shortly"),
   dashboardNotBuilt: define("dashboard_not_built", 503, (file: string, dir: string) => `the dashboard is not built (no ${file} in ${dir}): run npm run build`),
   internal: define("internal", 500, () => "internal error"),

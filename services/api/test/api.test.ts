@@ -5,15 +5,16 @@ import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger, loadApiConfig, storageKeys } from "@slipway/shared";
+import { createLogger, freePort, loadApiConfig, ObjectStore, storageKeys } from "@slipway/shared";
 import { serviceEnv, uniqueApp } from "../../../test/harness/env";
 import { json, listen } from "../../../test/harness/http";
 import { writeTarGz } from "../../../test/harness/tarballs";
 import { createApi } from "../src/app";
 import { closeContext, createContext, type ApiContext } from "../src/context";
-import { createMetrics } from "../src/metrics";
+import { createMetrics, type ApiMetrics } from "../src/metrics";
 
 let ctx: ApiContext;
+let metrics: ApiMetrics;
 let base: string;
 let close: () => Promise<void>;
 let sourceTarGz: Buffer;
@@ -21,7 +22,7 @@ const env = { ...serviceEnv(), QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`,
 
 beforeAll(async () => {
   ctx = await createContext(loadApiConfig(env), createLogger("api-test", "silent"));
-  const metrics = createMetrics(ctx);
+  metrics = createMetrics(ctx);
   const server = await listen(createApi(ctx, metrics));
   base = server.url;
   close = async () => {
@@ -78,6 +79,20 @@ describe("GET /healthz", () => {
 });
 
 describe("POST /v1/apps/:app/builds", () => {
+  it("answers 503 storage_unavailable when object storage cannot be reached once its retries are spent, and records no build", async () => {
+    // The same API with a store whose endpoint nothing listens on, retried twice.
+    const unreachable = new ObjectStore({ ...loadApiConfig(env), S3_ENDPOINT: `http://127.0.0.1:${await freePort()}` }, { delaysMs: [10, 10] });
+    const server = await listen(createApi({ ...ctx, store: unreachable }, metrics));
+    try {
+      const app = uniqueApp();
+      const response = await fetch(`${server.url}/v1/apps/${app}/builds`, { method: "POST", headers: { "Content-Type": "application/gzip" }, body: sourceTarGz });
+      await expectError(response, 503, "storage_unavailable");
+      expect(await ctx.builds.idsForApp(app)).toEqual([]);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("stores the source under its content address, records a queued build and enqueues it", async () => {
     const app = uniqueApp();
     const response = await upload(app, sourceTarGz);
