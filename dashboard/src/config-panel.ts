@@ -61,10 +61,18 @@ export function configPanel(app: string, section: HTMLElement): { refresh(env: R
       if (await patch({ set: { [name]: field.value } })) field.value = current[name] === MASK ? "" : field.value;
     }
   });
+  const addButton = addForm.querySelector<HTMLButtonElement>("button")!;
+  const addField = (name: string) => addForm.querySelector<HTMLInputElement>(`input[name="${name}"]`)!;
   addForm.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const data = new FormData(addForm);
-    if (await patch({ set: { [String(data.get("name"))]: String(data.get("value") ?? "") } })) addForm.reset();
+    const [name, value] = [addField("name").value, addField("value").value];
+    // One at a time; what is typed for the next variable while this one is saved is kept.
+    addButton.disabled = true;
+    try {
+      if ((await patch({ set: { [name]: value } })) && addField("name").value === name && addField("value").value === value) addForm.reset();
+    } finally {
+      addButton.disabled = false;
+    }
   });
   return { refresh: render };
 }

@@ -145,14 +145,26 @@ describe("dashboard day-2 operations", () => {
   it("adds, edits a secret and unsets config, and the new release reaches the instance", async () => {
     const page = await signedIn(`/apps/${stack.app}`);
     const valueOf = (name: string) => page.locator(`#config tr[data-env="${name}"] [data-env-value]`);
+    // The first save answers only once the next variable is typed: what was typed is kept.
+    let answer!: () => void;
+    const typed = new Promise<void>((resolve) => (answer = resolve));
+    await page.route("**/v1/apps/*/config", async (route) => {
+      await typed;
+      await route.continue();
+    });
     await page.fill('#config-add input[name="name"]', "GREETING");
     await page.fill('#config-add input[name="value"]', "hello");
     await page.click('#config-add button');
-    await expect.poll(() => valueOf("GREETING").textContent()).toBe("hello");
-    expect((await revealedEnv()).GREETING).toBe("hello");
-
+    expect(await page.isDisabled("#config-add button")).toBe(true);
     await page.fill('#config-add input[name="name"]', "API_KEY");
     await page.fill('#config-add input[name="value"]', "s3cret");
+    answer();
+    await page.waitForSelector("#config-add button:not([disabled])");
+    await page.unroute("**/v1/apps/*/config");
+    await expect.poll(() => valueOf("GREETING").textContent()).toBe("hello");
+    expect((await revealedEnv()).GREETING).toBe("hello");
+    expect([await page.inputValue('#config-add input[name="name"]'), await page.inputValue('#config-add input[name="value"]')]).toEqual(["API_KEY", "s3cret"]);
+
     await page.click('#config-add button');
     await expect.poll(() => valueOf("API_KEY").textContent()).toBe("••••");
     expect(await page.content()).not.toContain("s3cret");
