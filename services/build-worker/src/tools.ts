@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { access, chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { WorkerConfig } from "@slipway/shared";
@@ -15,8 +15,13 @@ export interface ToolSpec {
   /** Names the tool's directory: `uv`, `node`. */
   name: string;
   version: string;
+  /**
+   * What else identifies the tool's bytes (its source and their integrity): part of its cache
+   * entry's name, so a tool from another source or with other bytes never stands in for it.
+   */
+  identity?: string;
   /** Installs the tool into `dir` (empty, writable), running whatever it must through `run`. */
-  install(dir: string, run: ToolRun, sandbox: BuildSandbox): Promise<void>;
+  install(dir: string, run: ToolRun, sandbox: BuildSandbox, signal: AbortSignal): Promise<void>;
 }
 
 /**
@@ -36,7 +41,7 @@ export class ToolCache {
 
   /** The tool's directory, installing it first when this host does not have it yet. */
   ensure(tool: ToolSpec, log: (line: string) => void, signal: AbortSignal): Promise<string> {
-    const dir = path.join(this.config.TOOLS_DIR, `${tool.name}-${tool.version}`);
+    const dir = path.join(this.config.TOOLS_DIR, toolEntryName(tool));
     let install = this.pending.get(dir);
     if (!install) {
       install = this.install(tool, dir, log, signal).finally(() => this.pending.delete(dir));
@@ -61,7 +66,7 @@ export class ToolCache {
           onLine: log,
           signal,
         });
-      await tool.install(staging, run, sandbox);
+      await tool.install(staging, run, sandbox, signal);
       // From here on the tool is the worker's: root's, and nobody else may write it.
       if (this.config.SANDBOX === "on") await chownTree(staging, 0);
       await runOnHost("chmod", ["-R", "go-w", staging]);
@@ -77,6 +82,12 @@ export class ToolCache {
       await Promise.all([rm(staging, { recursive: true, force: true }), rm(`${staging}.home`, { recursive: true, force: true })]);
     }
   }
+}
+
+/** `uv-0.13.6`, or with an identity `node-18.20.4-<12 hex of its sha256>`. */
+export function toolEntryName(tool: Pick<ToolSpec, "name" | "version" | "identity">): string {
+  const base = `${tool.name}-${tool.version}`;
+  return tool.identity === undefined ? base : `${base}-${createHash("sha256").update(tool.identity).digest("hex").slice(0, 12)}`;
 }
 
 const exists = (file: string) => access(file).then(() => true, () => false);

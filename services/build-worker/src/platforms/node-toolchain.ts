@@ -3,7 +3,8 @@ import semver from "semver";
 import { BuildFailure } from "../errors";
 import { readOptional, type PackageJson } from "./node-package-json";
 import { registryPackage, type PackageManagerChoice } from "./node-package-managers";
-import { hostNpmConfig, hostVersion, newestMatching, nodeBinaryPackage, nodeTool, npmForNode, NPM_NETWORK, NPM_QUIET, registryTool, verifyToolHash } from "./node-tools";
+import { newestMatching, nodeBinaryPackage, nodeTool, npmForNode, NPM_NETWORK, NPM_QUIET, registryTool, verifyToolHash } from "./node-tools";
+import { hostNpmConfig, hostVersion } from "./worker-npm";
 import type { PlatformContext } from "./platform";
 
 /** What the build runs with: the worker's own toolchain, or tools from its tool cache. */
@@ -18,7 +19,9 @@ export interface Toolchain {
 /**
  * Node from NODE_VERSION, else engines.node: the worker's own when it satisfies the range (as
  * before: nothing downloaded, nothing shipped), else the newest matching official release from the
- * npm registry with an npm that supports it; then the package manager the tree asks for.
+ * npm registry with an npm that supports it; then the package manager the tree asks for. Versions
+ * and tools come from the worker's registry, whatever registry the build's options name: the
+ * tools are shared by every build on the host.
  */
 export async function chooseToolchain(ctx: PlatformContext, pkg: PackageJson, manager: PackageManagerChoice): Promise<Toolchain> {
   const hostNode = await hostVersion("node");
@@ -32,20 +35,20 @@ export async function chooseToolchain(ctx: PlatformContext, pkg: PackageJson, ma
 
   if (needsNode) {
     ctx.log(`Node ${wanted} was requested (${source}) but this worker has ${hostNode}: looking for a matching release on the npm registry`);
-    const version = await newestMatching(ctx, nodeBinaryPackage(), wanted, "Node").catch((error: Error) => {
+    const version = await newestMatching(nodeBinaryPackage(), wanted, "Node").catch((error: Error) => {
       throw new BuildFailure(`Node ${wanted} was requested (${source}) but this worker has ${hostNode} and ${error.message.replace(/^.* but /, "")}`);
     });
     tools.nodeVersion = version;
-    tools.nodeDir = await ctx.tool(nodeTool(ctx, version));
+    tools.nodeDir = await ctx.tool(await nodeTool(version));
     ctx.log(`Using Node ${version} (wanted ${wanted}) from the worker's tool cache`);
   } else {
     ctx.log(`Using Node ${hostNode}${wanted ? ` (wanted ${wanted})` : ""}`);
   }
 
   // npm: packageManager's version; else, with another Node, one that supports it.
-  const npmVersion = wantedNpm ?? (needsNode ? await npmForNode(ctx, tools.nodeVersion, hostNpm!) : undefined);
+  const npmVersion = wantedNpm ?? (needsNode ? await npmForNode(tools.nodeVersion, hostNpm!) : undefined);
   if (npmVersion && (npmVersion !== hostNpm || needsNode)) {
-    const npmDir = await ctx.tool(registryTool(ctx, "npm", "npm", npmVersion));
+    const npmDir = await ctx.tool(await registryTool("npm", "npm", npmVersion));
     if (manager.name === "npm" && manager.hash) await verifyToolHash(npmDir, manager.hash, `npm ${npmVersion}`);
     tools.packageDirs.push(npmDir);
     ctx.log(`Using npm ${npmVersion} from the worker's tool cache`);
@@ -53,8 +56,8 @@ export async function chooseToolchain(ctx: PlatformContext, pkg: PackageJson, ma
 
   if (manager.name !== "npm") {
     const label = manager.berry ? "Yarn 2+" : manager.name === "yarn" ? "Yarn 1" : "pnpm";
-    const version = await newestMatching(ctx, registryPackage(manager), manager.range!, label);
-    const dir = await ctx.tool(registryTool(ctx, manager.name, registryPackage(manager), version));
+    const version = await newestMatching(registryPackage(manager), manager.range!, label);
+    const dir = await ctx.tool(await registryTool(manager.name, registryPackage(manager), version));
     if (manager.hash) await verifyToolHash(dir, manager.hash, `${manager.name} ${version}`);
     tools.packageDirs.push(dir);
     tools.managerVersion = version;

@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
-import { execFile } from "node:child_process";
-import { createReadStream } from "node:fs";
+import { constants, createReadStream } from "node:fs";
+import { copyFile } from "node:fs/promises";
 import path from "node:path";
 import semver from "semver";
-import { readUntrustedText } from "@slipway/shared";
 import { BuildFailure } from "../errors";
 import type { ToolSpec } from "../tools";
 import type { PlatformContext } from "./platform";
+import { downloadVerified, registryTarball, workerRegistryView } from "./worker-npm";
 
 /**
  * Where a build that used tools from the worker's tool cache (another Node, npm, Yarn, pnpm) ships
@@ -36,55 +36,10 @@ export const NPM_QUIET: Record<string, string> = {
   npm_config_progress: "false",
 };
 
-/**
- * These run on the worker's host, outside any sandbox, so they take the worker's own environment,
- * never a build's: build options (PATH, NODE_OPTIONS, LD_PRELOAD …) are the app's to set, and
- * would otherwise run code of its choosing as the worker.
- */
-const workerEnvironment = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, HOME: process.env.HOME, LANG: process.env.LANG ?? "C.UTF-8" });
-
-/** `node --version` or `npm --version` of the worker's own toolchain (what builds get without a tool). */
-export function hostVersion(command: "node" | "npm"): Promise<string> {
-  return new Promise((resolve, reject) =>
-    execFile(command, ["--version"], { env: workerEnvironment(), cwd: "/", timeout: 30_000 }, (error, stdout) =>
-      error ? reject(new BuildFailure(`this worker has no working ${command}`)) : resolve(stdout.trim().replace(/^v/, "")),
-    ),
-  );
-}
-
-/** One setting of the worker's own npm configuration (its global npmrc: registry, CA), undefined when unset. */
-export function hostNpmConfig(key: string): Promise<string | undefined> {
-  return new Promise((resolve) =>
-    execFile("npm", ["config", "get", key], { env: { ...workerEnvironment(), ...npmSettingsOfWorker() }, cwd: "/", timeout: 30_000 }, (error, stdout) => {
-      const value = stdout?.trim();
-      resolve(error || !value || value === "undefined" || value === "null" ? undefined : value);
-    }),
-  );
-}
-
-let queries = 0;
-
-/**
- * `npm view <args> --json`, run like every other build command: in the build's sandbox, which
- * reaches the registry and nothing else of the host. Its output goes through a file in the build's
- * home, read without following links.
- */
-export async function registryView(ctx: PlatformContext, args: string[], label: string): Promise<unknown> {
-  const home = ctx.baseEnv.HOME!;
-  const out = path.join(home, `.slipway-npm-view-${process.pid}-${++queries}.json`);
-  await ctx.run("/bin/sh", ["-c", 'out="$1"; shift; npm view "$@" --json > "$out"', "sh", out, ...args], { env: { ...NPM_NETWORK, ...ctx.baseEnv, ...NPM_QUIET }, label });
-  const text = await readUntrustedText(out, 4 * 1024 * 1024);
-  try {
-    return JSON.parse(text ?? "");
-  } catch {
-    throw new BuildFailure(`${label}: npm view answered something that is not JSON`);
-  }
-}
-
-/** The newest published version of a registry package that matches `range` (an exact version is taken as it is). */
-export async function newestMatching(ctx: PlatformContext, pkg: string, range: string, what: string): Promise<string> {
+/** The newest published version of a registry package that matches `range` (an exact version is taken as it is), from the worker's registry. */
+export async function newestMatching(pkg: string, range: string, what: string): Promise<string> {
   if (semver.valid(range)) return range;
-  const answer = await registryView(ctx, [pkg, "versions"], `looking up ${what} versions`);
+  const answer = await workerRegistryView([pkg, "versions"], `looking up ${what} versions`);
   const versions = (Array.isArray(answer) ? answer : [answer]).filter((v): v is string => typeof v === "string");
   const newest = semver.maxSatisfying(versions, range);
   if (!newest) throw new BuildFailure(`${what} ${range} was requested but the npm registry has no matching ${pkg} release`);
@@ -99,40 +54,39 @@ export function nodeBinaryPackage(): string {
   return `node-linux-${process.arch}`;
 }
 
-const installEnv = (ctx: PlatformContext) => ({
-  ...NPM_NETWORK,
-  ...NPM_QUIET,
-  ...(ctx.baseEnv.npm_config_registry ? { npm_config_registry: ctx.baseEnv.npm_config_registry } : {}),
-});
-
 /** An official Node release from the npm registry: `<dir>/bin/node` (its headers under lib/node_modules/node-linux-<arch>/include). */
-export function nodeTool(ctx: PlatformContext, version: string): ToolSpec {
-  return registryTool(ctx, "node", nodeBinaryPackage(), version, { keepTarball: false });
+export function nodeTool(version: string): Promise<ToolSpec> {
+  return registryTool("node", nodeBinaryPackage(), version, { keepTarball: false });
 }
 
 /**
- * A package from the npm registry (Node's binaries, npm, yarn, pnpm) installed globally into the
- * tool's directory: `<dir>/bin/<command>`. The tarball is fetched with `npm pack` (the worker's npm
- * configuration, its registry and CA settings, apply: a global install under another prefix would
- * read another global npmrc) and installed from the file. Unless told otherwise it is kept as
- * `<dir>/package.tgz`, so a build whose packageManager pins a hash can check it.
+ * A package from the worker's npm registry (Node's binaries, npm, yarn, pnpm) installed globally
+ * into the tool's directory: `<dir>/bin/<command>`. The worker itself asks its registry for the
+ * tarball's integrity, downloads it and checks it; the sandboxed install then works offline from
+ * that file. The tool's cache entry is keyed by the registry and the integrity as well as the
+ * version, so a tool from another source never stands in for this one. Unless told otherwise the
+ * tarball is kept as `<dir>/package.tgz`, so a build whose packageManager pins a hash can check it.
  */
-export function registryTool(ctx: PlatformContext, name: string, pkg: string, version: string, options: { keepTarball?: boolean } = {}): ToolSpec {
+export async function registryTool(name: string, pkg: string, version: string, options: { keepTarball?: boolean } = {}): Promise<ToolSpec> {
+  const tarball = await registryTarball(pkg, version);
   return {
     name,
     version,
-    install: async (dir, run) => {
+    identity: `npm ${tarball.registry} ${pkg}@${version} ${tarball.integrity}`,
+    install: async (dir, run, _sandbox, signal) => {
+      const downloaded = await downloadVerified(tarball, signal);
+      try {
+        await copyFile(downloaded.file, path.join(dir, "package.tgz"), constants.COPYFILE_EXCL);
+      } finally {
+        await downloaded.dispose();
+      }
       const script = [
         "set -e",
-        'dir="$1"; spec="$2"',
-        'mkdir "$dir/.pack"',
-        'npm pack "$spec" --pack-destination "$dir/.pack" --loglevel=warn >/dev/null',
-        'mv "$dir"/.pack/*.tgz "$dir/package.tgz"',
-        'rmdir "$dir/.pack"',
+        'dir="$1"',
         'npm install --global --prefix "$dir" --ignore-scripts --offline --loglevel=warn "$dir/package.tgz"',
         ...(options.keepTarball === false ? ['rm "$dir/package.tgz"'] : []),
       ].join("\n");
-      await run("/bin/sh", ["-c", script, "sh", dir, `${pkg}@${version}`], { env: installEnv(ctx) });
+      await run("/bin/sh", ["-c", script, "sh", dir], { env: { ...NPM_QUIET } });
     },
   };
 }
@@ -154,8 +108,8 @@ export async function verifyToolHash(toolDir: string, hash: { algorithm: string;
  * The npm to go with a Node release the worker does not have: the worker's own npm version when
  * it supports that Node, else the newest npm whose engines.node does.
  */
-export async function npmForNode(ctx: PlatformContext, nodeVersion: string, hostNpm: string): Promise<string> {
-  const answer = await registryView(ctx, ["npm@>=7", "version", "engines"], "looking up npm versions");
+export async function npmForNode(nodeVersion: string, hostNpm: string): Promise<string> {
+  const answer = await workerRegistryView(["npm@>=7", "version", "engines"], "looking up npm versions");
   const candidates = (Array.isArray(answer) ? answer : [answer])
     .map((entry) => entry as { version?: string; engines?: { node?: string } })
     .filter((entry) => entry.version && semver.valid(entry.version) && !semver.prerelease(entry.version))
@@ -185,9 +139,4 @@ export async function shipTools(ctx: PlatformContext, tools: { node?: string; pa
     env: ctx.baseEnv,
     label: "shipping the build's Node tools",
   });
-}
-
-/** The worker's own npm settings from its environment (an operator's registry), for its own npm. */
-function npmSettingsOfWorker(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => name.toLowerCase().startsWith("npm_config_")));
 }
