@@ -181,6 +181,12 @@ const agentSchema = z.object({
   /** How many of an app's instances may switch releases at once (after the first, which goes alone). */
   MAX_UNAVAILABLE: positiveInt.default(1),
   /**
+   * How long a release move waits for Redis to answer about its rollout turn or its release
+   * command before it fails (and is tried again at the next reconcile): never does it switch
+   * without its turn or start without its release command.
+   */
+  COORDINATION_TIMEOUT_S: positiveInt.default(60),
+  /**
    * A release whose artifact unpacks larger than this, or to more entries, fails to restore
    * (whatever its manifest records): the caps for artifacts that record no size, as Oryx's do.
    */

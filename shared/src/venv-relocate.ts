@@ -5,7 +5,14 @@ import { replaceFile } from "./replace-file";
 /** Linux reads at most this much of a `#!` line on older kernels; longer interpreters need a trampoline. */
 const MAX_SHEBANG = 127;
 
-const exists = (file: string) => lstat(file).then(() => true, () => false);
+/**
+ * A directory itself, not a link to one: the venv is the build's work, and a link in it could send
+ * root's rewrite to any directory of the host.
+ */
+const realDirectory = (dir: string) => lstat(dir).then((info) => info.isDirectory(), () => false);
+
+/** The entries of `dir` when it is a real directory; none when it is a link or missing. */
+const entriesOf = async (dir: string) => ((await realDirectory(dir)) ? readdir(dir).catch(() => [] as string[]) : []);
 
 /**
  * Where the venv was built, read from its `bin/activate` (`VIRTUAL_ENV="..."`): the fallback when
@@ -28,14 +35,15 @@ export async function builtVenvPath(venvDir: string): Promise<string | undefined
  * rewritten.
  */
 export async function relocateVenv(venvDir: string, fromVenvPath: string, toVenvPath: string = venvDir, writeDir: string = venvDir): Promise<number> {
-  if (fromVenvPath === toVenvPath || !(await exists(venvDir))) return 0;
+  if (fromVenvPath === toVenvPath || !(await realDirectory(venvDir))) return 0;
   const candidates: string[] = [];
   const bin = path.join(venvDir, "bin");
-  for (const name of await readdir(bin).catch(() => [] as string[])) candidates.push(path.join(bin, name));
+  for (const name of await entriesOf(bin)) candidates.push(path.join(bin, name));
   candidates.push(path.join(venvDir, "pyvenv.cfg"));
-  for (const libDir of await readdir(path.join(venvDir, "lib")).catch(() => [] as string[])) {
+  for (const libDir of await entriesOf(path.join(venvDir, "lib"))) {
+    if (!(await realDirectory(path.join(venvDir, "lib", libDir)))) continue;
     const sitePackages = path.join(venvDir, "lib", libDir, "site-packages");
-    for (const name of await readdir(sitePackages).catch(() => [] as string[])) {
+    for (const name of await entriesOf(sitePackages)) {
       if (name.endsWith(".pth")) candidates.push(path.join(sitePackages, name));
     }
   }

@@ -118,11 +118,12 @@ export class AppSandbox {
    * writes into this instance's upper directory, the release directory on the host, with no walk
    * of the tree. Either way the top directory stays root's with the sticky bit, so the agent's
    * `.slipway/` (which an operator sources as root) can be neither changed nor renamed away by the
-   * app, nor can a file the release shipped at the top be swapped.
+   * app, nor can a file the release shipped at the top be swapped. Runs once, over a new release
+   * directory before it is renamed into place: root's walk never meets a tree an app can change.
    */
   async own(appPath: string, overlaid = false): Promise<void> {
     const agentDir = path.join(appPath, AGENT_DIR);
-    const ownDirectories = this.mode === "off" ? [] : ["-exec", "chown", `${this.uid}:${this.uid}`, "{}", "+"];
+    const ownDirectories = this.mode === "off" ? [] : ["-exec", "chown", "-h", `${this.uid}:${this.uid}`, "{}", "+"];
     // A copy's directories are the cache's open ones: closed again for a tree of one instance's own.
     if (!overlaid) await runOnHost("find", [appPath, "-mindepth", "1", "-path", agentDir, "-prune", "-o", "-type", "d", ...ownDirectories, "-exec", "chmod", "0755", "{}", "+"]);
     if (this.mode === "off") return;

@@ -13,7 +13,6 @@ export async function launchSpec(restored: RestoredRelease, sandbox: AppSandbox,
   // Over an overlay the release directory holds only this instance's changes: the shipped files are read where they lie.
   const command = await resolveStartCommand(restored.lower ?? restored.appPath, restored.manifest, app?.startupCommand);
   if (!command) throw new RestoreError(NO_START_COMMAND);
-  await sandbox.own(restored.appPath, restored.lower !== undefined);
   const paths = { sandboxPath: sandbox.path, appPath: restored.appPath, dataPath: sandbox.dataPath };
   const env = withShippedNodeTools(appEnvironment(paths, restored.manifest.virtualEnvName, app?.env ?? {}), restored.appPath, restored.manifest);
   return { appPath: restored.appPath, command, env, ...(restored.lower ? { lower: restored.lower } : {}), ...(app?.healthCheck ? { healthCheck: app.healthCheck } : {}) };

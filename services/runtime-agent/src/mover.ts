@@ -13,6 +13,7 @@ import { resolveReleaseCommand } from "./start-command";
 import type { Running, Supervisor } from "./supervisor";
 import type { TargetRelease } from "./target";
 import { AgentStopping, throwIfStopping, withTimeout } from "./timeout";
+import { CoordinationUnavailable } from "./coordination";
 
 export interface MoverParts {
   restorer: Restorer;
@@ -69,7 +70,7 @@ export class ReleaseMover implements ReleaseRunner {
       appLog.system(`restoring v${target.version} (build ${target.buildId})`, target.version);
       const started = Date.now();
       const restored = await whileReportingSlowness(log, `restore of v${target.version}`, (onStage) =>
-        restorer.restore(this.config.APP, target.buildId, onStage, this.parts.sandbox().overlay ? "overlay" : "copy"),
+        restorer.restore(this.config.APP, target.buildId, onStage, this.parts.sandbox().overlay ? "overlay" : "copy", (dir, overlaid) => this.parts.sandbox().own(dir, overlaid)),
       );
       appPath = restored.appPath;
       log.info({ appPath, reused: restored.reused, ms: Date.now() - started }, restored.reused ? "release already restored" : "release restored");
@@ -110,7 +111,7 @@ export class ReleaseMover implements ReleaseRunner {
         return "superseded";
       }
       const deterministic = error instanceof RestoreError || error instanceof HealthCheckError || error instanceof ReleasePhaseError;
-      const reason = deterministic || error instanceof ReleasePhasePending ? (error as Error).message : `restore failed: ${(error as Error).message}`;
+      const reason = deterministic || error instanceof ReleasePhasePending || error instanceof CoordinationUnavailable ? (error as Error).message : `restore failed: ${(error as Error).message}`;
       log.warn({ reason }, supervisor.serving ? "release failed; the previous release keeps serving" : "release failed");
       appLog.system(`v${target.version} failed: ${reason}${supervisor.serving ? `; v${supervisor.serving.release.version} keeps serving` : ""}`, target.version);
       await heartbeat.report("failed", target, undefined, reason);

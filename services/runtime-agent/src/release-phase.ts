@@ -5,6 +5,7 @@ import type { AppSandbox } from "./app-sandbox";
 import type { AppProcessNotes } from "./orphans";
 import type { LaunchSpec } from "./supervisor";
 import type { TargetRelease } from "./target";
+import { CoordinationOutage } from "./coordination";
 import { AgentStopping, sleep, throwIfStopping } from "./timeout";
 
 const POLL_MS = 300;
@@ -38,7 +39,7 @@ export interface ReleasePhaseParts {
  */
 export class ReleasePhaseRunner {
   constructor(
-    private readonly config: Pick<AgentConfig, "APP" | "INSTANCE_ID" | "RELEASE_COMMAND_TIMEOUT_S">,
+    private readonly config: Pick<AgentConfig, "APP" | "INSTANCE_ID" | "RELEASE_COMMAND_TIMEOUT_S" | "COORDINATION_TIMEOUT_S">,
     private readonly parts: ReleasePhaseParts,
     private readonly logger: Logger,
     private readonly pollMs = POLL_MS,
@@ -50,11 +51,13 @@ export class ReleasePhaseRunner {
     const { APP, INSTANCE_ID, RELEASE_COMMAND_TIMEOUT_S } = this.config;
     const leaseMs = RELEASE_COMMAND_TIMEOUT_S * 1000 + CLAIM_MARGIN_MS;
     const deadline = Date.now() + 2 * leaseMs;
+    const outage = new CoordinationOutage("release phase coordination", this.config.COORDINATION_TIMEOUT_S, this.logger);
     for (;;) {
       throwIfStopping(this.parts.signal);
       let outcome: ReleasePhase | undefined;
       try {
         outcome = await this.parts.phases.outcome(APP, release.version);
+        outage.answered();
         if (!outcome && (await this.parts.phases.claim(APP, release.version, INSTANCE_ID, leaseMs))) {
           outcome = await this.run(release, spec, command);
           // Unrecorded, the outcome still decides here; the others run it again once the claim lapses.
@@ -62,10 +65,11 @@ export class ReleasePhaseRunner {
         }
       } catch (error) {
         if (error instanceof AgentStopping) throw error;
-        // Without Redis a release can only be one that became current (and ran its command)
-        // before the outage: starting it beats an instance that cannot come back up.
-        this.logger.warn({ err: error }, "release phase coordination unavailable; starting without it");
-        return;
+        // Unknown is not succeeded: the command may not have run, or may have failed on the
+        // canary. Wait for Redis, bounded, then fail the move (the reconciler tries it again).
+        outage.failed(error);
+        await sleep(this.pollMs, this.parts.signal);
+        continue;
       }
       if (outcome?.state === "succeeded") return;
       if (outcome) throw new ReleasePhaseError(`the release command failed (${outcome.error ?? `exit code ${outcome.exitCode}`}) on ${outcome.instanceId}${outcome.outputTail ? `: ${outcome.outputTail.split("\n").slice(-3).join(" | ")}` : ""}`);

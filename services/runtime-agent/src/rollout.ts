@@ -1,5 +1,6 @@
 import { STALE_INSTANCE_MS, type AgentConfig, type InstanceRepository, type Logger, type RolloutRepository, type RolloutTurn } from "@slipway/shared";
 import type { TargetRelease, TargetSource } from "./target";
+import { CoordinationOutage } from "./coordination";
 import { sleep } from "./timeout";
 
 const ROLLOUT_POLL_MS = 300;
@@ -48,7 +49,7 @@ export class RolloutTurns {
   private readonly pollMs: number;
 
   constructor(
-    private readonly config: Pick<AgentConfig, "APP" | "INSTANCE_ID" | "MAX_UNAVAILABLE" | "HEALTH_TIMEOUT_S">,
+    private readonly config: Pick<AgentConfig, "APP" | "INSTANCE_ID" | "MAX_UNAVAILABLE" | "HEALTH_TIMEOUT_S" | "COORDINATION_TIMEOUT_S">,
     private readonly rollouts: Pick<RolloutRepository, "acquire" | "finish">,
     private readonly instances: Pick<InstanceRepository, "list">,
     private readonly target: TargetSource,
@@ -66,17 +67,18 @@ export class RolloutTurns {
   async waitForTurn(release: TargetRelease, healthTimeoutS = this.config.HEALTH_TIMEOUT_S, releaseS = 0): Promise<TurnOutcome> {
     // A turn outlives a health check that runs to its timeout, so a crashed holder's lease ends by itself.
     const leaseMs = (healthTimeoutS + releaseS) * 1000 + 60_000;
+    const outage = new CoordinationOutage("rollout coordination", this.config.COORDINATION_TIMEOUT_S, this.logger);
     for (;;) {
       if (this.options.signal?.aborted) return "superseded";
       const current = await this.target.current().catch(() => release);
       if (current && current.version !== release.version) return "superseded";
       try {
         const turn = await this.rollouts.acquire(this.config.APP, release.version, this.config.INSTANCE_ID, this.config.MAX_UNAVAILABLE, leaseMs);
+        outage.answered();
         if (turn !== "wait") return turn;
       } catch (error) {
-        // Without Redis there is no one to coordinate with: switch rather than wait for ever.
-        this.logger.warn({ err: error }, "rollout coordination unavailable; switching without it");
-        return "go";
+        // Switching without a turn would skip the canary: every instance at once. Wait, bounded.
+        outage.failed(error);
       }
       await (this.options.turnFreed ? this.options.turnFreed.wait(this.pollMs) : sleep(this.pollMs, this.options.signal));
     }

@@ -4,7 +4,7 @@ import { RolloutTurns, TurnFreedSignal } from "../src/rollout";
 import type { TargetRelease } from "../src/target";
 
 const v2: TargetRelease = { version: 2, buildId: "b2" };
-const config = { APP: "shop", INSTANCE_ID: "i-0", MAX_UNAVAILABLE: 1, HEALTH_TIMEOUT_S: 10 };
+const config = { APP: "shop", INSTANCE_ID: "i-0", MAX_UNAVAILABLE: 1, HEALTH_TIMEOUT_S: 10, COORDINATION_TIMEOUT_S: 1 };
 
 /** Answers `acquire` from a script of turns (the last repeats), or throws as a Redis outage would. */
 class FakeRollouts {
@@ -82,10 +82,22 @@ describe("rollout turns", () => {
     expect(await waiting).toBe("superseded");
   });
 
-  it("switches without a turn when there is no one to coordinate with", async () => {
+  it("never switches without a turn: through a Redis outage it waits, then takes its turn once Redis answers", async () => {
+    const rollouts = new FakeRollouts(["go"]);
+    rollouts.outage = true;
+    const waiting = setUp(rollouts).turns.waitForTurn(v2);
+    let settled = false;
+    void waiting.then(() => (settled = true), () => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(settled).toBe(false);
+    rollouts.outage = false;
+    expect(await waiting).toBe("go");
+  });
+
+  it("fails the move once Redis has not answered for COORDINATION_TIMEOUT_S", async () => {
     const rollouts = new FakeRollouts();
     rollouts.outage = true;
-    expect(await setUp(rollouts).turns.waitForTurn(v2)).toBe("go");
+    await expect(setUp(rollouts).turns.waitForTurn(v2)).rejects.toThrow(/rollout coordination unavailable for 1 s \(connection refused\): not going on without it/);
   });
 
   it("finishes the rollout once every live instance runs the release, not waiting for stale ones", async () => {
