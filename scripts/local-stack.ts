@@ -12,6 +12,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { APP_NAME_PATTERN } from "@slipway/shared/contracts";
+import { ensureLocalToken } from "@slipway/shared";
 import { redactUrl, startRedisServer, startS3Server, stopChild, type EmbeddedServer } from "@slipway/shared/embedded";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -67,6 +68,16 @@ async function main() {
   }
   env.API_PORT = String(apiPort);
   env.API_HOST ??= "127.0.0.1";
+  // The API gets a token unless one is given or API_INSECURE=1 says to run it open; only the API needs it.
+  const apiEnv: Record<string, string> = { GIT_ROOT: env.GIT_ROOT ?? path.join(dataDir, "git") };
+  let tokenLine: string | undefined;
+  if (!env.API_TOKEN && env.API_INSECURE !== "1") {
+    const local = await ensureLocalToken(dataDir).catch((error: Error) => fail(`could not keep an API token in ${dataDir}: ${error.message}`));
+    apiEnv.API_TOKEN = local.token;
+    tokenLine = local.created
+      ? `  API token    ${local.token}  (new, shown this once: kept in ${local.file}, where the CLI on this machine finds it)`
+      : `  API token    in ${local.file}  (the CLI on this machine finds it there)`;
+  }
 
   const services: Service[] = [];
   let stopping = false;
@@ -115,7 +126,7 @@ async function main() {
   };
 
   // Apps' git repositories next to the embedded stores: /var/lib is not a developer's to write.
-  run("api", ENTRIES.api, { GIT_ROOT: env.GIT_ROOT ?? path.join(dataDir, "git") });
+  run("api", ENTRIES.api, apiEnv);
   run("build-worker", ENTRIES.worker);
   for (const [index, port] of instancePorts.entries()) {
     const instanceId = `${app}-${index + 1}`;
@@ -133,11 +144,12 @@ async function main() {
       "",
       "Slipway is starting:",
       `  API          ${apiUrl}  (GET /healthz)`,
+      ...(tokenLine ? [tokenLine] : env.API_TOKEN ? [] : ["  API token    none (API_INSECURE=1): anything on this machine may use the API"]),
       `  Redis        ${redactUrl(env.REDIS_URL)}${embedded.length && !process.env.REDIS_URL ? "  (embedded)" : ""}`,
       `  S3           ${env.S3_ENDPOINT}${!process.env.S3_ENDPOINT ? "  (embedded, data in " + path.join(dataDir, "s3") + ")" : ""}`,
       ...instancePorts.map((port, i) => `  instance ${i + 1}   http://127.0.0.1:${port}  (app ${app})`),
       "",
-      `Deploy: tar -czf - -C examples/python-hello . | curl -sS -X POST -H 'Content-Type: application/gzip' --data-binary @- ${apiUrl}/v1/apps/${app}/builds`,
+      `Deploy: tar -czf - -C examples/python-hello . | curl -sS -X POST -H 'Content-Type: application/gzip'${apiEnv.API_TOKEN ? ` -H "Authorization: Bearer $(cat ${path.join(dataDir, "api-token")})"` : env.API_TOKEN ? ' -H "Authorization: Bearer $API_TOKEN"' : ""} --data-binary @- ${apiUrl}/v1/apps/${app}/builds`,
       "Stop with Ctrl-C.",
       "",
     ].join("\n"),

@@ -1,4 +1,8 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { Option, type Command } from "commander";
+import { isLoopbackHost, LOCAL_TOKEN_FILE } from "@slipway/shared/light";
 import { resolveApp } from "./app-file";
 import { ApiClient, ApiError } from "./client";
 import { keepSecret } from "./output";
@@ -14,13 +18,35 @@ export interface CliContext {
 export function cliContext(program: Command): CliContext {
   return {
     client: () => {
-      const { url, token } = program.opts<{ url: string; token?: string }>();
+      const { url, token: given } = program.opts<{ url: string; token?: string }>();
+      const token = given ?? localStackToken(url);
       keepSecret(token);
       return new ApiClient({ url, ...(token ? { token } : {}) });
     },
     json: () => program.opts<{ json: boolean }>().json,
     app: (options) => resolveApp(options.app),
   };
+}
+
+/**
+ * The token `npm start` made for the stack it runs on this machine (`.slipway/api-token` of this
+ * checkout, or SLIPWAY_DATA_DIR's), for an API on loopback: never sent anywhere else.
+ */
+function localStackToken(url: string): string | undefined {
+  let host: string;
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    return undefined;
+  }
+  if (!isLoopbackHost(host)) return undefined;
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+  const dataDir = path.resolve(process.env.SLIPWAY_DATA_DIR ?? path.join(root, ".slipway"));
+  try {
+    return readFileSync(path.join(dataDir, LOCAL_TOKEN_FILE), "utf8").trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The `--app` option of every command that acts on one app. */

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { isLoopbackHost } from "./local-token";
 import { z } from "zod";
 import { APP_NAME_PATTERN, INSTANCE_ID_PATTERN } from "./contracts/index";
 
@@ -78,6 +79,8 @@ const apiSchema = z.object({
   API_PORT: port.default(8080),
   API_HOST: z.string().default("0.0.0.0"),
   API_TOKEN: z.string().min(1).optional(),
+  /** `1`: the API may listen beyond loopback without API_TOKEN, open to whoever reaches it (a trusted network only). */
+  API_INSECURE: z.enum(["0", "1"]).optional(),
   /** Largest accepted source upload: 512 MiB by default, as the REST contract documents (413 above it). */
   MAX_SOURCE_BYTES: positiveInt.default(512 * 1024 * 1024),
   ...gcShape,
@@ -222,7 +225,15 @@ function parse<T extends z.ZodTypeAny>(schema: T, env: NodeJS.ProcessEnv): z.inf
   return result.data;
 }
 
-export const loadApiConfig = (env: NodeJS.ProcessEnv = process.env): ApiConfig => parse(apiSchema, env);
+export const loadApiConfig = (env: NodeJS.ProcessEnv = process.env): ApiConfig => requireTokenBeyondLoopback(parse(apiSchema, env));
+
+/** An API that anything beyond this machine can reach has a token, unless its operator said API_INSECURE=1. */
+function requireTokenBeyondLoopback(config: ApiConfig): ApiConfig {
+  if (config.API_TOKEN || config.API_INSECURE === "1" || isLoopbackHost(config.API_HOST)) return config;
+  throw new ConfigError(
+    `invalid configuration: API_TOKEN is required when the API listens beyond loopback (API_HOST=${config.API_HOST}); set one (openssl rand -hex 32), or API_INSECURE=1 to run it open on a trusted network`,
+  );
+}
 export const loadWorkerConfig = (env: NodeJS.ProcessEnv = process.env): WorkerConfig => parse(workerSchema, env);
 export const loadAgentConfig = (env: NodeJS.ProcessEnv = process.env): AgentConfig => parse(agentSchema, env);
 

@@ -3,6 +3,7 @@
  * that need only the contracts and pure helpers import `@slipway/shared/light` instead.
  */
 export * from "./light";
+export { ensureLocalToken } from "./local-token";
 export * from "./config";
 export * from "./manifest";
 export * from "./storage/index";

@@ -11,7 +11,8 @@ let stack: LocalStack;
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), "slipway-flask-"));
-  stack = await startLocalStack(uniqueApp("flask"), { instances: 1 });
+  // Open on loopback (API_INSECURE=1): this test is about the app, not the token (test/security/api-token).
+  stack = await startLocalStack(uniqueApp("flask"), { instances: 1, env: { API_INSECURE: "1" } });
 }, 90_000);
 
 afterAll(async () => {

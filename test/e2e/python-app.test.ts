@@ -57,7 +57,8 @@ beforeAll(async () => {
   wheels = path.join(work, "wheels");
   await mkdir(wheels);
   buildWheel(wheels, { name: "hello-tool", version: "1.0", script: "hello-tool", message: "hello from the console script" });
-  stack = await startLocalStack(uniqueApp("e2e"), { env: { PIP_FIND_LINKS: wheels, PIP_NO_INDEX: "1" } });
+  // Open on loopback (API_INSECURE=1): this test is about the app, not the token (test/security/api-token).
+  stack = await startLocalStack(uniqueApp("e2e"), { env: { PIP_FIND_LINKS: wheels, PIP_NO_INDEX: "1", API_INSECURE: "1" } });
 }, 90_000);
 
 afterAll(async () => {
