@@ -5,9 +5,9 @@ const base = { REDIS_URL: "redis://127.0.0.1:6379", S3_ENDPOINT: "http://127.0.0
 
 describe("config", () => {
   it("fills documented defaults", () => {
-    const api = loadApiConfig(base);
-    expect(api).toMatchObject({ API_PORT: 8080, S3_BUCKET: "slipway", MAX_SOURCE_BYTES: 512 * 1024 * 1024, LOG_LEVEL: "info" });
-    expect(api.API_TOKEN).toBeUndefined();
+    const api = loadApiConfig({ ...base, API_TOKEN: "t" });
+    expect(api).toMatchObject({ API_PORT: 8080, API_HOST: "0.0.0.0", S3_BUCKET: "slipway", MAX_SOURCE_BYTES: 512 * 1024 * 1024, LOG_LEVEL: "info" });
+    expect(loadApiConfig({ ...base, API_HOST: "127.0.0.1" }).API_TOKEN).toBeUndefined();
     expect(loadWorkerConfig(base)).toMatchObject({ WORKER_CONCURRENCY: 1, SCRATCH_DIR: "/tmp/slipway/build" });
     expect(loadAgentConfig({ ...base, APP: "demo", INSTANCE_ID: "i-1", PORT: "8081", RUNTIME_ROOT: "/srv" })).toMatchObject({
       PORT: 8081,
@@ -36,6 +36,7 @@ describe("config", () => {
   });
 
   it("treats empty variables as unset", () => {
-    expect(loadApiConfig({ ...base, API_TOKEN: "" }).API_TOKEN).toBeUndefined();
+    expect(loadApiConfig({ ...base, API_HOST: "::1", API_TOKEN: "" }).API_TOKEN).toBeUndefined();
+    expect(() => loadApiConfig({ ...base, API_TOKEN: "" })).toThrow(/API_TOKEN is required/);
   });
 });

@@ -18,7 +18,7 @@ let metrics: ApiMetrics;
 let base: string;
 let close: () => Promise<void>;
 let sourceTarGz: Buffer;
-const env = { ...serviceEnv(), QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`, MAX_SOURCE_BYTES: String(64 * 1024) };
+const env = { ...serviceEnv(), API_HOST: "127.0.0.1", QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`, MAX_SOURCE_BYTES: String(64 * 1024) };
 
 beforeAll(async () => {
   ctx = await createContext(loadApiConfig(env), createLogger("api-test", "silent"));
