@@ -41,7 +41,7 @@ beforeAll(async () => {
   await chmod(out, 0o777);
   await mkdir(fakes);
   // Every tool a root step runs, and the shell, as the app could ship them in its venv's bin.
-  for (const tool of ["bwrap", "prlimit", "setpriv", "env", "sh", "mount", "umount"]) {
+  for (const tool of ["bwrap", "prlimit", "setpriv", "bash", "env", "sh", "mount", "umount"]) {
     await writeFile(path.join(fakes, tool), `#!/bin/sh\necho "$0 ran as $(id -u)" >> "$NOTES/pwned"\nexit 1\n`, { mode: 0o755 });
   }
   await writeFile(path.join(work, "preload.c"), PRELOAD_SOURCE);

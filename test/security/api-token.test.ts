@@ -1,5 +1,7 @@
 import { execFile, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { stat } from "node:fs/promises";
+import os from "node:os";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
@@ -17,9 +19,11 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../.
 const slipwayBin = path.join(root, "cli/bin/slipway.mjs");
 
 function slipway(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  // Outside the checkout: `apps create` writes slipway.toml where it runs.
+  const cwd = mkdtempSync(path.join(os.tmpdir(), "slipway-token-cli-"));
   return new Promise((resolve) => {
     const clean = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== "SLIPWAY_TOKEN")) as Record<string, string>;
-    execFile(slipwayBin, args, { env: { ...clean, ...env }, timeout: 60_000 }, (error, stdout, stderr) =>
+    execFile(slipwayBin, args, { cwd, env: { ...clean, ...env }, timeout: 60_000 }, (error, stdout, stderr) =>
       resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

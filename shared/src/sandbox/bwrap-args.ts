@@ -5,31 +5,33 @@ import { hostCommand } from "./support";
 import { SYSTEM_ALIASES, SYSTEM_DIRS } from "./toolchains";
 import type { SandboxCommand, SandboxSpec } from "./types";
 
-/**
- * What the dynamic loader and libc act on in any process started with them (glibc's list of what
- * it drops for set-uid programs, and the locale, which may name a file to parse): `LD_PRELOAD=<a
- * file the app wrote>` in bwrap's environment would run the app's code as root on the host. bwrap
- * and the sandbox's root-run steps (prlimit, setpriv, the overlay mount) start without them; the
- * command gets them back from `env`, which runs as the sandbox's uid.
- */
-const LOADER_VARIABLES = /^(LD_.*|GCONV_PATH|GETCONF_DIR|HOSTALIASES|LOCALDOMAIN|LOCPATH|MALLOC_.*|NIS_PATH|NLSPATH|RESOLV_HOST_CONF|RES_OPTIONS|TMPDIR|TZDIR|LANG|LANGUAGE|LC_.*)$/;
+/** The descriptor on which the command's environment reaches the sandbox (see bwrapInvocation). */
+export const ENVIRONMENT_FD = 5;
 
 /**
- * bwrap's arguments and the environment to start it with. Every root-run step is named by its
- * absolute path on the service's own PATH, never looked up on the command's (the app's venv).
- * `overlayWork`: the fresh work directory for `spec.overlay`, when there is one.
+ * Reads the NUL-separated environment from ENVIRONMENT_FD, closes it, and execs the command with
+ * exactly that environment. Run by bash as the sandbox's uid, after setpriv.
  */
-export function bwrapInvocation(run: SandboxCommand, spec: SandboxSpec, overlayWork?: string): { args: string[]; env: Record<string, string> } {
-  const env: Record<string, string> = {};
-  const deferred: string[] = [];
-  for (const [name, value] of Object.entries(run.env)) {
-    if (LOADER_VARIABLES.test(name)) deferred.push(`${name}=${value}`);
-    else env[name] = value;
-  }
-  return { args: bwrapArgs(run, spec, deferred, overlayWork), env };
+const WITH_ENVIRONMENT = `mapfile -d '' -u ${ENVIRONMENT_FD} assignments && exec ${ENVIRONMENT_FD}<&- && exec "$0" -i -- "\${assignments[@]}" "$@"`;
+
+/**
+ * bwrap's arguments, the environment to start bwrap with, and the command's environment, which
+ * the caller writes (NUL-separated) to the sandbox's ENVIRONMENT_FD. Whatever runs as root to set
+ * the sandbox up (bwrap, prlimit, setpriv and, for an overlay, mount and umount) starts with an
+ * empty environment: an app's `GLIBC_TUNABLES`, `LD_PRELOAD`, `LIBMOUNT_*`, `BASH_ENV`,
+ * `NODE_OPTIONS` or locale (which may name a file to parse) would otherwise act in a root
+ * process. The environment goes through a descriptor rather than the command line, which any host
+ * user can read for as long as the sandbox lives: it holds the app's secrets. `overlayWork`: the
+ * fresh work directory for `spec.overlay`, when there is one.
+ */
+export function bwrapInvocation(run: SandboxCommand, spec: SandboxSpec, overlayWork?: string): { args: string[]; env: Record<string, string>; environment: string } {
+  const environment = Object.entries(run.env)
+    .map(([name, value]) => `${name}=${value}\0`)
+    .join("");
+  return { args: bwrapArgs(run, spec, overlayWork), env: {}, environment };
 }
 
-function bwrapArgs(run: SandboxCommand, spec: SandboxSpec, deferred: string[], overlayWork?: string): string[] {
+function bwrapArgs(run: SandboxCommand, spec: SandboxSpec, overlayWork?: string): string[] {
   const args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--hostname", "sandbox"];
   if (spec.network === "isolated") args.push("--unshare-net");
   for (const dir of SYSTEM_DIRS) args.push("--ro-bind", dir, dir);
@@ -63,7 +65,10 @@ function bwrapArgs(run: SandboxCommand, spec: SandboxSpec, deferred: string[], o
     "--bounding-set=-all",
     "--no-new-privs",
     "--",
-    ...(deferred.length ? [hostCommand("env"), ...deferred] : []),
+    hostCommand("bash"),
+    "-c",
+    WITH_ENVIRONMENT,
+    hostCommand("env"),
     run.command,
     ...run.args,
   ];

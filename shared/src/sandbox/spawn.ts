@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
-import { bwrapInvocation } from "./bwrap-args";
+import { bwrapInvocation, ENVIRONMENT_FD } from "./bwrap-args";
 import { SandboxCgroup } from "./cgroup";
 import { attachNetwork } from "./network";
 import { createOverlayWork, removeOverlayWork } from "./overlay";
@@ -40,13 +40,14 @@ function spawnPlain(run: SandboxCommand): SandboxedProcess {
  */
 function spawnInSandbox(run: SandboxCommand, spec: SandboxSpec): SandboxedProcess {
   const overlayWork = spec.overlay ? createOverlayWork(spec.overlay.scratch) : undefined;
-  const { args, env } = bwrapInvocation(run, spec, overlayWork);
-  const child = spawn(hostCommand("bwrap"), args, { cwd: "/", env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"], detached: true });
+  const { args, env, environment } = bwrapInvocation(run, spec, overlayWork);
+  const child = spawn(hostCommand("bwrap"), args, { cwd: "/", env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", "pipe"], detached: true });
   const info = child.stdio[3] as Readable;
   const block = child.stdio[4] as import("node:stream").Writable;
-  // Both are socket pairs bwrap closes when it is done with them; a reset then is not an error.
-  info.on("error", () => undefined);
-  block.on("error", () => undefined);
+  const environmentPipe = (child.stdio as unknown as import("node:stream").Writable[])[ENVIRONMENT_FD]!;
+  // Socket pairs their readers close when done with them (or never read, when bwrap fails first): a reset is not an error.
+  for (const stream of [info, block, environmentPipe]) stream.on("error", () => undefined);
+  environmentPipe.end(environment);
   let initPid: number | undefined;
   let killed = false;
   const kill = () => {
