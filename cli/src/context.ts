@@ -6,11 +6,14 @@ import { isLoopbackHost, LOCAL_TOKEN_FILE } from "@slipway/shared/light";
 import { resolveApp } from "./app-file";
 import { ApiClient, ApiError } from "./client";
 import { keepSecret } from "./output";
+import { terminalSafe } from "./terminal";
 
 /** What every command needs from the program: the API client, the output mode and the app. */
 export interface CliContext {
   client(): ApiClient;
   json(): boolean;
+  /** How app and build output is printed: as it came with `--raw`, else without terminal control sequences. */
+  output(text: string): string;
   /** `--app`, else the app file's app. */
   app(options: { app?: string }): Promise<string>;
 }
@@ -24,6 +27,7 @@ export function cliContext(program: Command): CliContext {
       return new ApiClient({ url, ...(token ? { token } : {}) });
     },
     json: () => program.opts<{ json: boolean }>().json,
+    output: (text) => (program.opts<{ raw: boolean }>().raw ? text : terminalSafe(text)),
     app: (options) => resolveApp(options.app),
   };
 }

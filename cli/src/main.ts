@@ -12,6 +12,7 @@ import { deploy, type DeployOptions } from "./commands/deploy";
 import { registerReleases } from "./commands/releases";
 import { appOption, cliContext } from "./context";
 import { keepSecret, scrub } from "./output";
+import { terminalSafe } from "./terminal";
 
 keepSecret(process.env.SLIPWAY_TOKEN);
 
@@ -22,6 +23,7 @@ const program = new Command("slipway")
   .addOption(new Option("--url <url>", "the Slipway API").env("SLIPWAY_URL").default("http://127.0.0.1:8080"))
   .addOption(new Option("--token <token>", "API token").env("SLIPWAY_TOKEN"))
   .option("--json", "print the API's JSON for scripts instead of tables and text", false)
+  .option("--raw", "print app and build output as it came, terminal control sequences and all (colours stay either way)", false)
   .configureOutput({ writeOut: (text) => process.stdout.write(scrub(text)), writeErr: (text) => process.stderr.write(scrub(text)) })
   .showHelpAfterError()
   .exitOverride();
@@ -73,7 +75,8 @@ try {
     process.exitCode = error.exitCode;
   } else {
     // One line, whatever the message held: scripts read the last line of stderr.
-    process.stderr.write(scrub(`slipway: ${(error as Error).message.replace(/\s*\n\s*/g, " ")}\n`));
+    // An error may quote an app's output (a build's reason, an instance's): no control sequences in it.
+    process.stderr.write(scrub(`slipway: ${terminalSafe((error as Error).message.replace(/\s*\n\s*/g, " "))}\n`));
     process.exitCode = error instanceof CliError ? error.exitCode : 1;
   }
 }

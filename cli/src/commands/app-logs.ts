@@ -69,6 +69,6 @@ export function registerAppLogs(program: Command, cli: CliContext): void {
     .option("-n, --limit <n>", "at most this many lines")
     .action(async (options: { app?: string; tail: boolean; instance?: string; since?: string; limit?: string }) => {
       const app = await cli.app(options);
-      await showAppLogs(cli.client(), app, { ...options, json: cli.json() }, (text) => process.stdout.write(text));
+      await showAppLogs(cli.client(), app, { ...options, json: cli.json() }, (text) => process.stdout.write(cli.output(text)));
     });
 }

@@ -44,14 +44,14 @@ export function registerBuilds(program: Command, cli: CliContext): void {
       const client = cli.client();
       const json = cli.json();
       if (options.follow) {
-        const status = await followLog(client, id, (line) => process.stdout.write(json ? `${JSON.stringify({ line })}\n` : `${line}\n`));
+        const status = await followLog(client, id, (line) => process.stdout.write(json ? `${JSON.stringify({ line })}\n` : cli.output(`${line}\n`)));
         if (json) process.stdout.write(`${JSON.stringify({ status })}\n`);
         if (status !== "succeeded") throw new CliError(`build ${id} ${status}`);
         return;
       }
       const text = await (await client.request("GET", `${buildPath(id)}/logs`)).text();
       if (json) print({ buildId: id, lines: text.split("\n").filter((line, i, all) => line !== "" || i < all.length - 1) }, true);
-      else process.stdout.write(text);
+      else process.stdout.write(cli.output(text));
     });
 
   program

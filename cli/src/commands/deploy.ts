@@ -38,7 +38,7 @@ export async function deploy(cli: CliContext, dir: string, options: DeployOption
     return;
   }
 
-  await followLog(client, build.id, (line) => (json ? undefined : process.stdout.write(`${line}\n`)));
+  await followLog(client, build.id, (line) => (json ? undefined : process.stdout.write(cli.output(`${line}\n`))));
   const final = await client.json<BuildResponse>("GET", `/v1/builds/${encodeURIComponent(build.id)}`);
   if (final.status !== "succeeded") {
     if (json) print({ build: final, instances: [], upload }, true);
