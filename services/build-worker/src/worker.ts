@@ -20,7 +20,7 @@ import {
   type Logger,
   type WorkerConfig,
 } from "@slipway/shared";
-import { checkSandboxSupport, writeSandboxResolvConf } from "@slipway/shared/sandbox";
+import { checkSandboxSupport, reapSandboxLeftovers, writeSandboxResolvConf } from "@slipway/shared/sandbox";
 import { mkdir } from "node:fs/promises";
 import os from "node:os";
 import { ActiveBuilds } from "./active-builds";
@@ -132,6 +132,8 @@ async function prepareSandboxes(config: WorkerConfig, logger: Logger): Promise<s
   } else {
     const { cgroups } = await checkSandboxSupport({ network: true });
     if (!cgroups) logger.warn("cgroups are not writable here: builds get prlimit's process and file-size limits but no memory limit");
+    const reaped = await reapSandboxLeftovers();
+    if (reaped.networks || reaped.cgroups) logger.info(reaped, "removed what sandboxes of a worker killed outright left (slirp4netns processes, cgroups)");
   }
   // Beside the scratch dir, not in it: it is the worker's, shared by every build of this host.
   return writeSandboxResolvConf(os.tmpdir());

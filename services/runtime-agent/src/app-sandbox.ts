@@ -3,7 +3,7 @@ import path from "node:path";
 import { sandboxUidDir, type AgentConfig, type Logger } from "@slipway/shared";
 import { claimAppUid } from "./app-uid";
 import { knownToolchains } from "./toolchain-cache";
-import { checkSandboxSupport, runOnHost, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
+import { checkSandboxSupport, reapSandboxLeftovers, runOnHost, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 
 /** An instance's `APP_DATA_PATH`: beside its `releases/`, never inside one. */
 export const appDataPath = (runtimeRoot: string): string => path.join(runtimeRoot, "data");
@@ -60,6 +60,11 @@ export class AppSandbox {
     ]);
     const uid = await claimAppUid(sandboxUidDir(config), id, config.RUNTIME_ROOT, config.SANDBOX_UID_BASE);
     if (!cgroups) logger.warn("cgroups are not writable here: the app gets prlimit's process limit but no memory limit");
+    // Off the start's path: what it removes names no live process, so no sandbox started meanwhile.
+    void reapSandboxLeftovers().then(
+      (reaped) => reaped.cgroups && logger.info(reaped, "removed the cgroups of sandboxes whose agent was killed outright"),
+      (error: unknown) => logger.warn({ err: error }, "could not look for sandbox leftovers"),
+    );
     if (overlayIn && !overlay) logger.warn("a sandbox cannot mount an overlay here: each release directory is a hard-link copy of the host cache's tree");
     sandbox = new AppSandbox("on", uid, toolchains, config, overlay);
     await sandbox.prepareData();

@@ -34,6 +34,11 @@ export class SandboxCgroup {
     return new SandboxCgroup(dirs);
   }
 
+  /** The group `name` as an earlier process made it: to empty and remove what it left. */
+  static async existing(name: string): Promise<SandboxCgroup> {
+    return new SandboxCgroup({ memory: await groupDir("memory", name), pids: await groupDir("pids", name) });
+  }
+
   async add(pid: number): Promise<void> {
     await writeFile(path.join(this.dirs.memory, "cgroup.procs"), String(pid));
     await writeFile(path.join(this.dirs.pids, "cgroup.procs"), String(pid));
@@ -96,10 +101,20 @@ export async function cgroupsUsable(): Promise<boolean> {
 }
 
 async function groupDir(controller: "memory" | "pids", name: string): Promise<string> {
+  return path.join(await parentDir(controller), `slipway-${name}`);
+}
+
+/** Where this process makes its sandboxes' groups: below its own group of each controller. */
+async function parentDir(controller: "memory" | "pids"): Promise<string> {
   const own = await readFile("/proc/self/cgroup", "utf8");
   const line = own.split("\n").find((entry) => entry.split(":")[1]?.split(",").includes(controller));
   const parent = line ? line.split(":").slice(2).join(":") : "/";
-  return path.join(CGROUP_ROOT, controller, parent, `slipway-${name}`);
+  return path.join(CGROUP_ROOT, controller, parent);
+}
+
+/** The directories holding this process's sandbox groups, one per controller. */
+export function sandboxCgroupParents(): Promise<string[]> {
+  return Promise.all([parentDir("memory"), parentDir("pids")]);
 }
 
 function counter(text: string, name: string): number {

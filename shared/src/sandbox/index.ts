@@ -5,3 +5,4 @@ export { checkSandboxSupport, SANDBOX_UID_SPAN, sandboxUid, sandboxUnavailable, 
 export { compareVersions, findPythons, probePython, PYTHON_COMMAND_NAMES, type FoundPythons, type PythonInterpreter } from "./pythons";
 export { runOnHost } from "./process-io";
 export { overlayUsable } from "./support";
+export { reapSandboxLeftovers } from "./leftovers";

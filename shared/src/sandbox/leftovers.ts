@@ -1,0 +1,56 @@
+import { readdir, readFile } from "node:fs/promises";
+import { SandboxCgroup, sandboxCgroupParents } from "./cgroup";
+
+/**
+ * What a service killed outright (SIGKILL, an OOM kill, a host's watchdog) leaves of its sandboxes:
+ * the sandboxes themselves die with it (bwrap --die-with-parent), but not the slirp4netns that
+ * served a build's network, nor the sandbox's cgroups. Each belongs to a sandbox whose bwrap (or
+ * init) pid it names; whatever names a pid that no longer runs is a leftover. Another service's
+ * sandboxes on the same host name live pids, and are left alone.
+ */
+export async function reapSandboxLeftovers(): Promise<{ networks: number; cgroups: number }> {
+  const [networks, cgroups] = await Promise.all([reapNetworks(), reapCgroups()]);
+  return { networks, cgroups };
+}
+
+/** slirp4netns processes whose sandbox (the pid they attached to) is gone: killed. */
+async function reapNetworks(): Promise<number> {
+  let reaped = 0;
+  for (const entry of await readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const argv = (await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).split("\0").filter(Boolean);
+    if (!argv[0]?.endsWith("slirp4netns") || !argv.includes("--ready-fd=3")) continue;
+    // `slirp4netns [options] <pid> <tap>`: the sandbox's init it served.
+    const target = Number(argv.at(-2));
+    if (!Number.isInteger(target) || running(target)) continue;
+    try {
+      process.kill(Number(entry), "SIGKILL");
+      reaped += 1;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return reaped;
+}
+
+/** Slipway's sandbox cgroups (`slipway-<name>-<pid>`) whose pid no longer runs: emptied and removed. */
+async function reapCgroups(): Promise<number> {
+  const names = new Set<string>();
+  for (const parent of await sandboxCgroupParents()) {
+    for (const name of await readdir(parent).catch(() => [] as string[])) {
+      const pid = Number(/^slipway-.+-(\d+)$/.exec(name)?.[1]);
+      if (pid && !running(pid)) names.add(name.slice("slipway-".length));
+    }
+  }
+  for (const name of names) await (await SandboxCgroup.existing(name)).destroy(0);
+  return names.size;
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
