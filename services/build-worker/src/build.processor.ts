@@ -3,7 +3,7 @@ import { UnrecoverableError, type Job } from "bullmq";
 import { buildJobSchema, isTerminal, type Build } from "@slipway/shared";
 import { BuildLog } from "./build-log";
 import type { WorkerContext } from "./context";
-import { BuildAborted, BuildFailure } from "./errors";
+import { BuildAborted, BuildFailure, failureMessage } from "./errors";
 import { buildApp } from "./steps/build";
 import { removeScratch, type BuildContext } from "./steps/build-context";
 import { enterSandbox, sandboxCommands } from "./steps/build-sandbox";
@@ -85,13 +85,13 @@ export function createBuildProcessor(ctx: WorkerContext) {
       const permanent = error instanceof BuildFailure || (error instanceof BuildAborted && error.reason !== "shutdown");
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (!permanent && !lastAttempt) {
-        log.line(`Build interrupted by a transient error, will retry: ${(error as Error).message}`);
+        log.line(`Build interrupted by a transient error, will retry: ${failureMessage(error, ctx.config.SCRATCH_DIR)}`);
         await log.flush();
         logger.warn({ err: error }, "build attempt failed; retrying");
         throw error;
       }
       const status = error instanceof BuildAborted && error.reason === "canceled" ? "canceled" : "failed";
-      const message = (error as Error).message;
+      const message = failureMessage(error, ctx.config.SCRATCH_DIR);
       log.line(`Build ${status}: ${message}`);
       await log.save(ctx.store, build.app).catch((e) => logger.error({ err: e }, "could not save the build log"));
       await ctx.builds.transition(build.id, ["queued", "running"], { status, finishedAt: new Date().toISOString(), error: message });

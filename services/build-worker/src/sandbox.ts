@@ -3,7 +3,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import type { WorkerConfig } from "@slipway/shared";
 import { hostToolchains, runOnHost, sandboxPath, sandboxUid, spawnSandboxed, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
-import { BuildAborted, BuildFailure } from "./errors";
+import { BuildAborted, BuildFailure, saysDiskFull } from "./errors";
 
 export interface RunOptions {
   cwd: string;
@@ -108,9 +108,11 @@ function runOnce(command: string, args: string[], sandbox: BuildSandbox, options
 
     const lines = [createInterface({ input: child.stdout }), createInterface({ input: child.stderr })];
     const printed: string[] = [];
+    let diskFull = false;
     for (const reader of lines) {
       reader.on("line", (line: string) => {
         if (printed.length < 2) printed.push(line);
+        diskFull ||= saysDiskFull(line);
         options.onLine(line);
       });
     }
@@ -126,7 +128,7 @@ function runOnce(command: string, args: string[], sandbox: BuildSandbox, options
       else if (exit.code === 0) resolve("ran");
       else if (sandbox.mode === "on" && exit.code === 1 && printed.length === 1 && BWRAP_ERROR.test(printed[0]!)) resolve({ setupError: printed[0]! });
       else if (exit.code === null && exit.signal === null) reject(new BuildFailure(`${options.label}: could not start ${command}`));
-      else reject(new BuildFailure(`${options.label} failed (${exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`})`));
+      else reject(new BuildFailure(`${options.label} failed (${exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`})${diskFull ? ": No space left on device" : ""}`));
     });
   });
 }
