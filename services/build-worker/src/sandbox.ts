@@ -2,7 +2,8 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import type { WorkerConfig } from "@slipway/shared";
-import { hostToolchains, runOnHost, sandboxPath, sandboxUid, spawnSandboxed, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
+import { PASS_THROUGH } from "@slipway/shared";
+import { hostToolchains, indexExceptions, runOnHost, sandboxPath, sandboxUid, spawnSandboxed, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 import { BuildAborted, BuildFailure, saysDiskFull } from "./errors";
 
 export interface RunOptions {
@@ -59,6 +60,8 @@ export async function prepareSandbox(config: WorkerConfig, options: { kind: "bui
     // A local wheelhouse the operator points pip at is configuration, not build input: readable.
     readOnly: [...toolchains, ...localFindLinks(config.PIP_FIND_LINKS ?? process.env.PIP_FIND_LINKS)],
     network: "isolated",
+    // The package indexes the worker is configured with stay reachable wherever they are.
+    egress: await indexExceptions(PASS_THROUGH.map((key) => config[key] ?? process.env[key] ?? "")),
     limits: { memoryBytes: config.BUILD_MEMORY_MB * 1024 * 1024, maxProcesses: config.BUILD_MAX_PROCESSES, maxFileBytes: config.BUILD_MAX_FILE_MB * 1024 * 1024 },
     resolvConf: options.resolvConf,
   };

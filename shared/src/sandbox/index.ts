@@ -6,3 +6,4 @@ export { compareVersions, findPythons, probePython, PYTHON_COMMAND_NAMES, type F
 export { runOnHost } from "./process-io";
 export { overlayUsable } from "./support";
 export { reapSandboxLeftovers } from "./leftovers";
+export { egressRules, indexExceptions, type EgressException } from "./egress";

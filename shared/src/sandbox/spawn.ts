@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
 import { bwrapInvocation, ENVIRONMENT_FD } from "./bwrap-args";
 import { SandboxCgroup } from "./cgroup";
+import { restrictEgress } from "./egress";
 import { attachNetwork } from "./network";
 import { createOverlayWork, removeOverlayWork } from "./overlay";
 import { hostCommand } from "./support";
@@ -70,7 +71,10 @@ function spawnInSandbox(run: SandboxCommand, spec: SandboxSpec): SandboxedProces
     resources.cgroup = await SandboxCgroup.create(`${spec.name}-${child.pid}`, spec.limits).catch(() => undefined);
     // Once a group exists the sandbox never runs outside it: a failed move ends the sandbox.
     if (resources.cgroup) for (const pid of [child.pid!, initPid]) await resources.cgroup.add(pid);
-    if (spec.network === "isolated") resources.network = await attachNetwork(initPid);
+    if (spec.network === "isolated") {
+      resources.network = await attachNetwork(initPid);
+      await restrictEgress(initPid, spec.egress ?? []);
+    }
     if (killed) kill();
     block.end("go");
   })();

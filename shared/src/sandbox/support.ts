@@ -75,8 +75,8 @@ async function namespacesUnavailable(needs: { network: boolean }): Promise<strin
 
 /** What the namespace probe needs and cannot be remembered: the tools there, and root. */
 function toolsMissing(needs: { network: boolean }): string | undefined {
-  const missing = ["bwrap", "setpriv", "prlimit", ...(needs.network ? ["slirp4netns"] : [])].filter((command) => !has(command));
-  if (missing.length) return `sandbox unavailable: ${missing.join(", ")} not installed (Debian: bubblewrap, util-linux${needs.network ? ", slirp4netns" : ""})`;
+  const missing = ["bwrap", "setpriv", "prlimit", "bash", ...(needs.network ? ["slirp4netns", "nsenter", "iptables-restore"] : [])].filter((command) => !has(command));
+  if (missing.length) return `sandbox unavailable: ${missing.join(", ")} not installed (Debian: bubblewrap, util-linux, bash${needs.network ? ", slirp4netns, iptables" : ""})`;
   if (process.getuid?.() !== 0) return "sandbox unavailable: the service must run as root to give each sandbox its own unprivileged uid";
   return undefined;
 }

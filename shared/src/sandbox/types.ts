@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import type { CgroupLimits } from "./cgroup";
+import type { EgressException } from "./egress";
 
 /** Where a sandbox stands; `off` runs commands as plain child processes (an operator's explicit choice). */
 export type SandboxMode = "on" | "off";
@@ -19,6 +20,11 @@ export interface SandboxSpec {
    * agent's proxy reaches them; the control plane then relies on credentials they cannot read).
    */
   network: "isolated" | "host";
+  /**
+   * With the isolated network: destinations reachable although they lie in a blocked range (the
+   * host's own addresses, private ranges), such as a package index on the site's network.
+   */
+  egress?: EgressException[];
   limits: CgroupLimits & { maxFileBytes: number };
   /** A file bound as /etc/resolv.conf (isolated network: the user-mode network's DNS). */
   resolvConf?: string;
