@@ -9,7 +9,11 @@ import { startNpmRegistry, type NpmRegistry } from "../harness/npm-registry";
 import { spawnWorker, startInProcessStack, uploadDir, waitForBuild, writeTree, type InProcessStack } from "../harness/stack";
 import { downloadVerified, registryTarball } from "../../services/build-worker/src/platforms/worker-npm";
 import { registryTool } from "../../services/build-worker/src/platforms/node-tools";
-import { toolEntryName } from "../../services/build-worker/src/tools";
+import { ToolCache, toolEntryName } from "../../services/build-worker/src/tools";
+import { pythonTool } from "../../services/build-worker/src/platforms/python-install-common";
+import { loadWorkerConfig } from "@slipway/shared";
+import { findPythons, writeSandboxResolvConf } from "@slipway/shared/sandbox";
+import { serviceEnv } from "../harness/env";
 
 /**
  * The worker's tool cache is shared by every build on its host. An app whose build options name a
@@ -115,5 +119,26 @@ describe("a registry tool", () => {
     expect(first.identity).toContain(registry.url);
     expect(toolEntryName(first)).toMatch(/^keyed-tool-2\.0\.0-[0-9a-f]{12}$/);
     expect(toolEntryName(second)).not.toBe(toolEntryName(first));
+  });
+});
+
+describe("a Python tool the worker pins", () => {
+  // six 1.16.0's one wheel, as PyPI serves it.
+  const SIX_WHEEL = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254";
+
+  it("installs only from a file with a digest the worker holds, and is cached under them", async () => {
+    const config = loadWorkerConfig({ ...serviceEnv(), TOOLS_DIR: path.join(work, "py-tools"), SCRATCH_DIR: path.join(work, "py-scratch") });
+    const tools = new ToolCache(config, await writeSandboxResolvConf(work));
+    const base = (await findPythons()).default!;
+    const signal = new AbortController().signal;
+    const lines: string[] = [];
+    const tampered = pythonTool("six", "1.16.0", base, ["six==1.16.0"], ["0".repeat(64)]);
+    await expect(tools.ensure(tampered, (line) => lines.push(line), signal)).rejects.toThrow(/installing six failed/);
+    expect(lines.join("\n")).toMatch(/DO NOT MATCH THE HASHES/);
+
+    const pinned = pythonTool("six", "1.16.0", base, ["six==1.16.0"], [SIX_WHEEL]);
+    const dir = await tools.ensure(pinned, () => undefined, signal);
+    expect(path.basename(dir)).toBe(toolEntryName(pinned));
+    expect(toolEntryName(pinned)).not.toBe(toolEntryName(tampered));
   });
 });

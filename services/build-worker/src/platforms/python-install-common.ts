@@ -1,3 +1,4 @@
+import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { readUntrustedText } from "@slipway/shared";
@@ -52,15 +53,24 @@ export async function createVenv(ctx: PlatformContext, target: InstallTarget, fr
  * A tool that lives in a venv of its own in the tool cache, made with the worker's default
  * interpreter (part of its version: the venv needs that interpreter). Its console scripts name
  * the staging directory it was installed in, so it is run as `<dir>/bin/python -m <tool>`.
+ * `pinned`: the sha256 digests (one per platform's wheel) the worker holds for a tool without
+ * dependencies; pip then installs nothing else, and only a file with one of those digests, from
+ * whatever index it is given (`--require-hashes`).
  */
-export function pythonTool(name: string, version: string, base: PythonInterpreter, requirements: string[]): ToolSpec {
+export function pythonTool(name: string, version: string, base: PythonInterpreter, requirements: string[], pinned?: string[]): ToolSpec {
   return {
     name,
     version: `${version}-py${base.version}`,
+    ...(pinned ? { identity: `pypi ${requirements.join(" ")} ${pinned.map((digest) => `sha256:${digest}`).join(" ")}` } : {}),
     install: async (dir, run, sandbox) => {
       for (const mount of base.mounts) sandbox.allowReading(mount);
       await run(base.command, ["-m", "venv", dir]);
-      await run(path.join(dir, "bin", "python"), ["-m", "pip", "install", "--disable-pip-version-check", "--no-input", ...requirements]);
+      const pip = [path.join(dir, "bin", "python"), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"];
+      if (!pinned) return run(pip[0]!, [...pip.slice(1), ...requirements]);
+      const file = path.join(dir, ".slipway-requirements.txt");
+      await writeFile(file, requirements.map((requirement) => `${requirement} ${pinned.map((digest) => `--hash=sha256:${digest}`).join(" ")}\n`).join(""), { flag: "wx", mode: 0o644 });
+      await run(pip[0]!, [...pip.slice(1), "--no-deps", "--require-hashes", "-r", file]);
+      await rm(file);
     },
   };
 }

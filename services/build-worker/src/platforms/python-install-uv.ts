@@ -7,6 +7,16 @@ import { defaultPython } from "./python-versions";
 
 export const UV_VERSION = "0.13.6";
 
+/**
+ * The sha256 of each Linux wheel of uv UV_VERSION as PyPI serves it (x86_64 and aarch64, glibc and
+ * musl): the tool every requirements build runs is installed only from one of these files.
+ */
+export const UV_WHEEL_SHA256 = [
+  "22759b8895e1103578de6fb4cd27e94b4399d021023378d29f01333717751fba",
+  "7ec5486476d67a4214c460b5492393ee2300d84e1de17b293100a019b413568b",
+  "d1efed1d15102ffdbf5e0fd49a440643dda2d921a2ad856792ae42ccd43c253f",
+];
+
 /** uv.lock: `uv sync --locked` into the venv, the project itself (when a package) after the dependencies. */
 export function uvPlan(ctx: PlatformContext, target: InstallTarget, pyproject: Pyproject, lock: string): Plan {
   const packaged = uvIsPackage(pyproject);
@@ -110,5 +120,5 @@ export function uvLockPackages(lock: string): string[] {
 
 export function uvTool(base: PythonInterpreter): ToolSpec {
   // uv is one static binary: the venv it comes in only carries it.
-  return { ...pythonTool("uv", UV_VERSION, base, [`uv==${UV_VERSION}`]), version: UV_VERSION };
+  return { ...pythonTool("uv", UV_VERSION, base, [`uv==${UV_VERSION}`], UV_WHEEL_SHA256), version: UV_VERSION };
 }
