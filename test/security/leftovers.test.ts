@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SandboxCgroup, sandboxCgroupParents } from "../../shared/src/sandbox/cgroup";
+import { ownerSuffix, SandboxCgroup, sandboxCgroupParents } from "../../shared/src/sandbox/cgroup";
 import { reapSandboxLeftovers } from "@slipway/shared/sandbox";
 import { uniqueApp } from "../harness/env";
 import { eventually } from "../harness/local-stack";
@@ -77,19 +77,19 @@ describe("a worker killed outright", () => {
 });
 
 describe("an agent killed outright", () => {
-  it("left its app sandbox's cgroup: the next start of a service removes the groups of sandboxes that no longer run, and only those", async () => {
-    // The pid of a sandbox that has ended, as a dead agent's app's is.
+  it("left its app sandbox's cgroup: the next start of a service removes the groups whose service no longer runs, and only those", async () => {
+    // The pid of a process that has ended, as a killed agent's is.
     const gone = Number(execFileSync("sh", ["-c", "sh -c 'echo $$'"], { encoding: "utf8" }).trim());
     const limits = { memoryBytes: 64 * 1024 ** 2, maxProcesses: 8 };
-    const name = `app-leftover-i-1-${gone}`;
+    const name = `app-leftover-i-1-123${ownerSuffix(gone)}`;
     await SandboxCgroup.create(name, limits);
-    const live = await SandboxCgroup.create(`app-live-i-1-${process.pid}`, limits);
+    const live = await SandboxCgroup.create(`app-live-i-1-123${ownerSuffix()}`, limits);
     const groups = async () => (await Promise.all((await sandboxCgroupParents()).map((parent) => readdir(parent)))).flat();
     expect(await groups()).toContain(`slipway-${name}`);
 
     await reapSandboxLeftovers();
     expect(await groups()).not.toContain(`slipway-${name}`);
-    expect(await groups()).toContain(`slipway-app-live-i-1-${process.pid}`);
+    expect(await groups()).toContain(`slipway-app-live-i-1-123${ownerSuffix()}`);
     await live.destroy(0);
   });
 });

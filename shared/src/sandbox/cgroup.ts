@@ -86,13 +86,26 @@ export class SandboxCgroup {
   }
 }
 
+/**
+ * Ends the name of every group this process makes: `-o<its pid>`. A group whose owner no longer
+ * runs was left by a service killed outright (see reapSandboxLeftovers); a live owner's groups,
+ * its sandboxes' that just ended included, are its own to report on and remove.
+ */
+export const ownerSuffix = (pid = process.pid): string => `-o${pid}`;
+
+/** The owner's pid a group's name ends with (ownerSuffix), when it has one. */
+export const groupOwner = (name: string): number | undefined => {
+  const match = /^slipway-.+-o(\d+)$/.exec(name);
+  return match ? Number(match[1]) : undefined;
+};
+
 /** How long a sandbox's processes get to end by themselves once its command has exited. */
 const SETTLE_MS = 500;
 
 /** Whether this process may create cgroups for its sandboxes. */
 export async function cgroupsUsable(): Promise<boolean> {
   try {
-    const probe = await SandboxCgroup.create(`probe-${process.pid}`, { memoryBytes: 64 * 1024 * 1024, maxProcesses: 8 });
+    const probe = await SandboxCgroup.create(`probe${ownerSuffix()}`, { memoryBytes: 64 * 1024 * 1024, maxProcesses: 8 });
     await probe.destroy(0);
     return true;
   } catch {

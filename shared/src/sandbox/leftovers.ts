@@ -1,5 +1,5 @@
 import { readdir, readFile } from "node:fs/promises";
-import { SandboxCgroup, sandboxCgroupParents } from "./cgroup";
+import { groupOwner, SandboxCgroup, sandboxCgroupParents } from "./cgroup";
 
 /**
  * What a service killed outright (SIGKILL, an OOM kill, a host's watchdog) leaves of its sandboxes:
@@ -33,13 +33,13 @@ async function reapNetworks(): Promise<number> {
   return reaped;
 }
 
-/** Slipway's sandbox cgroups (`slipway-<name>-<pid>`) whose pid no longer runs: emptied and removed. */
+/** Slipway's sandbox cgroups whose owner (the service that made them, ownerSuffix) no longer runs: emptied and removed. */
 async function reapCgroups(): Promise<number> {
   const names = new Set<string>();
   for (const parent of await sandboxCgroupParents()) {
     for (const name of await readdir(parent).catch(() => [] as string[])) {
-      const pid = Number(/^slipway-.+-(\d+)$/.exec(name)?.[1]);
-      if (pid && !running(pid)) names.add(name.slice("slipway-".length));
+      const owner = groupOwner(name);
+      if (owner && !running(owner)) names.add(name.slice("slipway-".length));
     }
   }
   for (const name of names) await (await SandboxCgroup.existing(name)).destroy(0);

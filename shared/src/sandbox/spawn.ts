@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
 import { bwrapInvocation, ENVIRONMENT_FD } from "./bwrap-args";
-import { SandboxCgroup } from "./cgroup";
+import { ownerSuffix, SandboxCgroup } from "./cgroup";
 import { restrictEgress } from "./egress";
 import { attachNetwork } from "./network";
 import { createOverlayWork, removeOverlayWork } from "./overlay";
@@ -68,7 +68,7 @@ function spawnInSandbox(run: SandboxCommand, spec: SandboxSpec): SandboxedProces
     const infoText = await readAll(info);
     if (!infoText) return; // bwrap failed before starting the sandbox; its exit says why.
     initPid = (JSON.parse(infoText) as { "child-pid": number })["child-pid"];
-    resources.cgroup = await SandboxCgroup.create(`${spec.name}-${child.pid}`, spec.limits).catch(() => undefined);
+    resources.cgroup = await SandboxCgroup.create(`${spec.name}-${child.pid}${ownerSuffix()}`, spec.limits).catch(() => undefined);
     // Once a group exists the sandbox never runs outside it: a failed move ends the sandbox.
     if (resources.cgroup) for (const pid of [child.pid!, initPid]) await resources.cgroup.add(pid);
     if (spec.network === "isolated") {
