@@ -104,9 +104,19 @@ export async function startBuildWorker(config: WorkerConfig, logger: Logger): Pr
         logger.warn({ builds: ctx.activeBuilds.size }, "grace period over: handing running builds back to the queue");
         ctx.activeBuilds.abortAll(() => new BuildAborted("shutdown", "the build worker shut down; another worker will build it"));
       }, graceMs);
-      await closing;
+      // BullMQ's close waits on Redis, for ever while Redis is down: once the grace period and the
+      // builds' hand-back are over, the worker stops without it (its jobs' locks lapse, and
+      // another worker takes them as stalled).
+      let unanswered: NodeJS.Timeout | undefined;
+      const outOfTime = new Promise<"out of time">((resolve) => (unanswered = setTimeout(() => resolve("out of time"), graceMs + REDIS_CLOSE_WAIT_MS)));
+      if ((await Promise.race([closing, outOfTime])) === "out of time") {
+        // With Redis there, the close is only slow (a build still handing itself back): wait for it.
+        if (redis.status === "ready") await closing;
+        else logger.warn("Redis did not answer the worker's close: stopping without it");
+      }
+      clearTimeout(unanswered);
       clearTimeout(grace);
-      await maintenanceQueue.close();
+      await Promise.race([maintenanceQueue.close(), new Promise((resolve) => setTimeout(resolve, REDIS_CLOSE_WAIT_MS).unref())]);
       maintenanceConnection.disconnect();
       cancels.disconnect();
       // BullMQ leaves connections it was handed open.
@@ -123,6 +133,9 @@ function listenForCancels(redis: Redis, activeBuilds: ActiveBuilds, logger: Logg
   });
   return subscriber;
 }
+
+/** How long, past the grace period, a stopping worker waits for Redis to take its close. */
+const REDIS_CLOSE_WAIT_MS = 5000;
 
 /** Refuses to start when builds cannot be sandboxed, unless the operator said SANDBOX=off. */
 async function prepareSandboxes(config: WorkerConfig, logger: Logger): Promise<string> {
