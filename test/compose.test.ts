@@ -13,7 +13,7 @@ import { COMPILED_ENTRIES } from "../scripts/build";
  */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const compose = parse(readFileSync(path.join(root, "compose.yaml"), "utf8"), { merge: true }) as {
-  services: Record<string, { command?: string[]; environment?: Record<string, string>; depends_on?: Record<string, { condition: string }>; deploy?: { replicas?: number }; ports?: string[]; healthcheck?: { test: string[] }; image?: string; build?: string | { context: string; target?: string }; init?: boolean }>;
+  services: Record<string, { command?: string[]; environment?: Record<string, string>; depends_on?: Record<string, { condition: string }>; deploy?: { mode?: string; replicas?: number }; ports?: string[]; healthcheck?: { test: string[] }; image?: string; build?: string | { context: string; target?: string }; init?: boolean }>;
 };
 const dotenv = Object.fromEntries(
   readFileSync(path.join(root, ".env.example"), "utf8")
@@ -65,7 +65,13 @@ describe("compose.yaml", () => {
     const services = compose.services;
     expect(services.redis!.command).toEqual(expect.arrayContaining(["--appendonly", "yes"]));
     expect(services["minio-init"]!.depends_on!.minio!.condition).toBe("service_healthy");
-    expect(services["build-worker"]!.deploy!.replicas).toBe(2);
+    expect(services["build-worker"]!.deploy).toEqual({ mode: "replicated", replicas: 2 });
+    // Exec-form healthchecks hold no argument with spaces (podman 4.3 splits them).
+    for (const [name, service] of Object.entries(services)) {
+      const test = service.healthcheck?.test ?? [];
+      if (test[0] === "CMD") expect(test.slice(1).some((arg) => arg.includes(" ")), `${name}'s exec-form healthcheck`).toBe(false);
+    }
+    expect(environmentOf("build-worker").TOOLS_DIR).toBe("/var/lib/slipway/tools");
     const agents = Object.keys(services).filter((name) => services[name]!.command?.includes("services/runtime-agent/dist/main.js"));
     expect(agents).toHaveLength(3);
     const agentEnv = agents.map(environmentOf);
