@@ -17,7 +17,7 @@ beforeAll(async () => {
   pathWithoutBwrap = path.join(work, "bin");
   const { mkdir } = await import("node:fs/promises");
   await mkdir(pathWithoutBwrap);
-  for (const command of ["sh", "tar", "zstd", "python3", "setpriv", "prlimit", "slirp4netns", "chown"]) {
+  for (const command of ["sh", "bash", "tar", "zstd", "python3", "setpriv", "prlimit", "slirp4netns", "nsenter", "iptables-restore", "chown"]) {
     const { execFileSync } = await import("node:child_process");
     const found = execFileSync("sh", ["-c", `command -v ${command}`], { encoding: "utf8" }).trim();
     await symlink(found, path.join(pathWithoutBwrap, command));
