@@ -1,3 +1,4 @@
+import os from "node:os";
 import path from "node:path";
 import { isLoopbackHost } from "./local-token";
 import { z } from "zod";
@@ -74,8 +75,20 @@ const commonShape = {
   ...storageShape,
 };
 
+/** The control plane's placement of instances on hosts (the API places; host agents heartbeat). */
+const placementShape = {
+  /** A host silent this long is `lost`: its instances are placed on the others. */
+  HOST_DEAD_S: positiveInt.default(15),
+};
+
+/** The most instances one app may ask for. */
+export const MAX_APP_INSTANCES = 100;
+
 const apiSchema = z.object({
   ...commonShape,
+  ...placementShape,
+  /** The instances a new app gets. */
+  DEFAULT_INSTANCES: z.coerce.number().int().min(0).max(MAX_APP_INSTANCES).default(1),
   API_PORT: port.default(8080),
   API_HOST: z.string().default("0.0.0.0"),
   API_TOKEN: z.string().min(1).optional(),
@@ -205,11 +218,51 @@ const agentSchema = z.object({
   APP_LOG_MAX_LINES: positiveInt.default(10_000),
   /** ...and none older than this. */
   APP_LOG_MAX_AGE_S: positiveInt.default(86_400),
+  /**
+   * Set by a host agent for the instances it runs: the host (and its address) the instance's
+   * reports name, and that a report is refused for once the instance was placed elsewhere.
+   */
+  HOST_ID: z.string().regex(INSTANCE_ID_PATTERN, "must be 1-64 of [A-Za-z0-9._-]").optional(),
+  HOST_ADDRESS: z.string().min(1).optional(),
+});
+
+/** A range `20000-20999` or a list `8081,8082`, as ports. */
+const portSet = z.string().transform((value, ctx) => {
+  const ports = new Set<number>();
+  for (const part of value.split(",").map((p) => p.trim())) {
+    const range = /^(\d+)(?:-(\d+))?$/.exec(part);
+    const from = Number(range?.[1]);
+    const to = range?.[2] === undefined ? from : Number(range[2]);
+    if (!range || from < 1 || to > 65535 || from > to || to - from > 65_535) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a port range like 20000-20999 or a list like 8081,8082 (got "${value}")` });
+      return z.NEVER;
+    }
+    for (let p = from; p <= to; p++) ports.add(p);
+  }
+  return [...ports];
+});
+
+const hostSchema = agentSchema.omit({ APP: true, INSTANCE_ID: true, PORT: true, HOST_ID: true, HOST_ADDRESS: true }).extend({
+  ...placementShape,
+  /** Defaults to the machine's hostname (made a valid id). */
+  HOST_ID: z.string().regex(INSTANCE_ID_PATTERN, "must be 1-64 of [A-Za-z0-9._-]").default(() => defaultHostId()),
+  /** Where the front door and other hosts reach this host's instances: defaults to its first non-loopback IPv4 address. */
+  HOST_ADDRESS: z.string().min(1).default(() => defaultHostAddress()),
+  /** Instances this host takes: by default one per 256 MiB of its memory. */
+  HOST_CAPACITY: positiveInt.default(() => Math.max(1, Math.floor(os.totalmem() / (256 * 1024 * 1024)))),
+  INSTANCE_PORTS: portSet.default("20000-20999"),
+  /** `k=v,...`: what an operator says about the host (zone, disk); shown in GET /v1/hosts. */
+  HOST_LABELS: z
+    .string()
+    .regex(/^[A-Za-z0-9._/-]+=[^,=]*(,[A-Za-z0-9._/-]+=[^,=]*)*$/, "must be k=v pairs separated by commas")
+    .transform((value) => Object.fromEntries(value.split(",").map((pair) => pair.split("=") as [string, string])))
+    .optional(),
 });
 
 export type ApiConfig = z.infer<typeof apiSchema>;
 export type WorkerConfig = z.infer<typeof workerSchema>;
 export type AgentConfig = z.infer<typeof agentSchema>;
+export type HostConfig = z.infer<typeof hostSchema>;
 export type StorageConfig = Omit<Pick<ApiConfig, keyof typeof storageShape>, "S3_IDLE_TIMEOUT_S"> & Partial<Pick<ApiConfig, "S3_IDLE_TIMEOUT_S">>;
 
 function parse<T extends z.ZodTypeAny>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
@@ -236,6 +289,16 @@ function requireTokenBeyondLoopback(config: ApiConfig): ApiConfig {
 }
 export const loadWorkerConfig = (env: NodeJS.ProcessEnv = process.env): WorkerConfig => parse(workerSchema, env);
 export const loadAgentConfig = (env: NodeJS.ProcessEnv = process.env): AgentConfig => parse(agentSchema, env);
+export const loadHostConfig = (env: NodeJS.ProcessEnv = process.env): HostConfig => parse(hostSchema, env);
+
+function defaultHostId(): string {
+  return os.hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64) || "host";
+}
+
+function defaultHostAddress(): string {
+  const addresses = Object.values(os.networkInterfaces()).flatMap((list) => list ?? []);
+  return addresses.find((a) => a.family === "IPv4" && !a.internal)?.address ?? "127.0.0.1";
+}
 
 /** The agent's HOST_CACHE_DIR, or its default: `host-cache` in the directory holding RUNTIME_ROOT. */
 export function hostCacheDir(config: Pick<AgentConfig, "RUNTIME_ROOT" | "HOST_CACHE_DIR">): string {

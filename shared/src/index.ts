@@ -34,4 +34,5 @@ export { builtVenvPath, relocateVenv } from "./venv-relocate";
 export { announceRelease } from "./release-announce";
 export { launchConfigKey, type LaunchConfig } from "./launch-config";
 export { collectGarbage, type GcDeps } from "./gc";
+export { PlacementLoop, type PlacementSettings } from "./placement-loop";
 export { indexResources, matchResources, ResourceDigestError, restoreResource } from "./resources";

@@ -4,8 +4,8 @@ import type { ApiContext } from "./context";
 
 /**
  * Deletes an app's records. Nothing stops silently: queued and running builds are canceled (and
- * listed), and the answer names the instances that were reporting, which keep serving their
- * current release until they are stopped (an agent never stops an app on its own).
+ * listed), the instances hosts run are stopped, and the answer names the instances that were
+ * reporting; one an operator started by hand keeps serving its current release until stopped.
  * Artifacts and sources stay in storage until garbage collection.
  */
 export async function deleteApp(ctx: ApiContext, name: string) {
@@ -19,7 +19,10 @@ export async function deleteApp(ctx: ApiContext, name: string) {
     }
   }
   const instances = (await ctx.instances.list(name)).map((instance) => instance.instanceId);
+  const placed = (await ctx.placements.hostsOf(name)).size;
+  // The record goes first, so no placement pass running meanwhile places it again; then its hosts stop its instances.
   await ctx.apps.delete(name, buildIds);
+  await ctx.placements.unplaceApp(name);
   ctx.logger.info({ app: name, canceledBuilds, instances }, "app deleted");
   return {
     app: name,
@@ -27,7 +30,9 @@ export async function deleteApp(ctx: ApiContext, name: string) {
     canceledBuilds,
     instances,
     message:
-      instances.length > 0
+      placed > 0
+        ? `records deleted; its ${placed} instance(s) are being stopped by their hosts; artifacts stay until GC`
+        : instances.length > 0
         ? `records deleted; ${instances.length} instance(s) keep serving their current release until their agents are stopped; artifacts stay until GC`
         : "records deleted; artifacts stay until GC",
   };

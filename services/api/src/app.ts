@@ -12,6 +12,8 @@ import { appRoutes } from "./routes/apps";
 import { buildRoutes } from "./routes/builds";
 import { dashboardRoutes } from "./routes/dashboard";
 import { gitRoutes } from "./routes/git";
+import { hostRoutes } from "./routes/hosts";
+import { scaleRoutes } from "./routes/scale";
 import { instanceRoutes } from "./routes/instances";
 import { releaseRoutes } from "./routes/releases";
 import { sourceRoutes } from "./routes/sources";
@@ -52,6 +54,8 @@ export function createApi(ctx: ApiContext, metrics: ApiMetrics, git = new GitHos
   v1.use(buildRoutes(ctx, API_PREFIX));
   v1.use(releaseRoutes(ctx, API_PREFIX));
   v1.use(instanceRoutes(ctx, API_PREFIX));
+  v1.use(scaleRoutes(ctx, API_PREFIX));
+  v1.use(hostRoutes(ctx, API_PREFIX));
   v1.use(appLogRoutes(ctx, API_PREFIX));
   app.use(API_PREFIX, v1);
 

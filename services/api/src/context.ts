@@ -8,6 +8,8 @@ import {
   connectRedis,
   InstanceRepository,
   ObjectStore,
+  PlacementLoop,
+  PlacementRepository,
   QueueName,
   recordKeys,
   ReleaseRepository,
@@ -28,6 +30,9 @@ export interface ApiContext {
   instances: InstanceRepository;
   buildLogs: BuildLogStream;
   appLogs: AppLogStream;
+  placements: PlacementRepository;
+  /** Places apps' instances on hosts: at once on a scale change, and every second for lost and draining hosts. */
+  placement: PlacementLoop;
 }
 
 /** Connects to Redis, the build queue and storage (creating the bucket if missing). */
@@ -39,6 +44,7 @@ export async function createContext(config: ApiConfig, logger: Logger): Promise<
   const store = new ObjectStore(config);
   await store.ensureBucket();
   const keys = recordKeys(config.QUEUE_PREFIX);
+  const placements = new PlacementRepository(redis, keys);
   return {
     config,
     logger,
@@ -51,10 +57,13 @@ export async function createContext(config: ApiConfig, logger: Logger): Promise<
     instances: new InstanceRepository(redis, keys),
     buildLogs: new BuildLogStream(redis, keys),
     appLogs: new AppLogStream(redis, keys),
+    placements,
+    placement: new PlacementLoop(placements, redis, config, logger),
   };
 }
 
 export async function closeContext(ctx: ApiContext): Promise<void> {
+  await ctx.placement.stop();
   await ctx.buildQueue.close();
   // BullMQ leaves connections it was handed open.
   (await ctx.buildQueue.client).disconnect();

@@ -49,6 +49,7 @@ export const errors = {
   appNotFound: define("not_found", 404, (app: string) => `app ${app} does not exist`),
   buildNotFound: define("not_found", 404, (id: string) => `build ${id} does not exist`),
   appBuildNotFound: define("not_found", 404, (app: string, id: string) => `build ${id} of ${app} does not exist`),
+  hostNotFound: define("not_found", 404, (id: string) => `host ${id} does not exist`),
   releaseNotFound: define("not_found", 404, (app: string, version: number) => `release v${version} of ${app} does not exist`),
   routeNotFound: define("not_found", 404, (method: string, path: string) => `no route for ${method} ${path}`),
   buildFinished: define("build_finished", 409, (id: string, status: string | undefined) => `build ${id} has already ${status}`),

@@ -33,6 +33,7 @@ export async function start(config: ApiConfig, logger: Logger): Promise<RunningA
     await closeContext(ctx);
     throw error;
   });
+  ctx.placement.start();
   return {
     ctx,
     url: `http://${config.API_HOST}:${config.API_PORT}`,

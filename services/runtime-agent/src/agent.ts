@@ -42,6 +42,7 @@ export class RuntimeAgent {
     private readonly logger: Logger,
     /** The instance's port; main opens it before loading the rest of the agent. */
     private readonly proxy = new InstanceProxy(),
+    hooks: { onFenced?: () => void } = {},
   ) {
     const keys = recordKeys(config.QUEUE_PREFIX);
     const builds = new BuildRepository(redis, keys);
@@ -52,7 +53,7 @@ export class RuntimeAgent {
     const instances = new InstanceRepository(redis, keys);
     this.appLog = new AppLog(new AppLogStream(redis, keys), config, logger);
     this.supervisor = new Supervisor(config, this.proxy, sandbox, this.appNotes, this.appLog, this.lifetime.signal, logger);
-    this.heartbeat = new Heartbeat(config, instances, this.supervisor, logger);
+    this.heartbeat = new Heartbeat(config, instances, this.supervisor, logger, hooks.onFenced);
     const rollout = new RolloutTurns(config, new RolloutRepository(redis, keys), instances, this.target, logger, { signal: this.lifetime.signal, turnFreed: this.turnFreed });
     const { signal } = this.lifetime;
     const releasePhase = new ReleasePhaseRunner(config, { phases: new ReleasePhaseRepository(redis, keys), sandbox, appNotes: this.appNotes, appLog: this.appLog, signal }, logger);

@@ -26,10 +26,12 @@ export class Heartbeat {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly config: Pick<AgentConfig, "APP" | "INSTANCE_ID">,
+    private readonly config: Pick<AgentConfig, "APP" | "INSTANCE_ID" | "PORT" | "HOST_ID" | "HOST_ADDRESS">,
     private readonly instances: Pick<InstanceRepository, "report">,
     private readonly app: SupervisedApp,
     private readonly logger: Logger,
+    /** The control plane refused a report: the instance is no longer placed on this host. */
+    private readonly onFenced: () => void = () => undefined,
   ) {
     app.events.on("serving", () => this.report("running"));
     app.events.on("crashed", ({ release, appPath, reason }) => this.report("failed", release, appPath, reason));
@@ -70,6 +72,7 @@ export class Heartbeat {
       uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
       restarts: this.app.restarts,
       ...(this.error ? { error: this.error } : {}),
+      ...(this.config.HOST_ID ? { host: this.config.HOST_ID, address: this.config.HOST_ADDRESS ?? this.config.HOST_ID, port: this.config.PORT } : {}),
     };
   }
 
@@ -77,7 +80,11 @@ export class Heartbeat {
     const snapshot = this.snapshot();
     if (!snapshot) return;
     try {
-      await withTimeout(this.instances.report(this.config.APP, snapshot), 3000);
+      const recorded = await withTimeout(this.instances.report(this.config.APP, snapshot), 3000);
+      if (!recorded) {
+        this.logger.warn("the control plane no longer places this instance here: stopping it");
+        this.onFenced();
+      }
     } catch (error) {
       this.logger.debug({ err: error }, "could not report state");
     }

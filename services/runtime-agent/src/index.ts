@@ -1,8 +1,28 @@
-import { connectRedis, ObjectStore, type AgentConfig, type Logger } from "@slipway/shared";
+import { connectRedis, ObjectStore, type AgentConfig, type HostConfig, type Logger } from "@slipway/shared";
 import { RuntimeAgent } from "./agent";
+import { HostAgent } from "./host/host-agent";
 import type { InstanceProxy } from "./proxy";
 
 export { RuntimeAgent } from "./agent";
+export { HostAgent } from "./host/host-agent";
+
+/** Commands fail fast while Redis is down, and one that gets no answer fails too (see start). */
+const agentRedis = (url: string) => connectRedis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 10_000 });
+
+/** A host agent: runs the instances the control plane places on this host. */
+export async function startHost(config: HostConfig, logger: Logger): Promise<{ host: HostAgent; close(graceMs?: number): Promise<void> }> {
+  const redis = agentRedis(config.REDIS_URL);
+  redis.on("error", (error) => logger.debug({ err: error }, "redis connection error"));
+  const host = new HostAgent(config, redis, new ObjectStore(config), logger);
+  await host.start();
+  return {
+    host,
+    close: async (graceMs) => {
+      await host.stop(graceMs);
+      redis.disconnect();
+    },
+  };
+}
 
 export interface RunningAgent {
   agent: RuntimeAgent;
@@ -20,7 +40,7 @@ export async function start(config: AgentConfig, logger: Logger, proxy?: Instanc
   // Commands fail fast while Redis is down, so the agent can fall back to storage instead of
   // queueing; and one that gets no answer (a stalled server, a half-open connection) fails too,
   // instead of holding a release move, and a stop behind it, for ever.
-  const redis = connectRedis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 10_000 });
+  const redis = agentRedis(config.REDIS_URL);
   redis.on("error", (error) => logger.debug({ err: error }, "redis connection error"));
   const agent = new RuntimeAgent(config, redis, new ObjectStore(config), logger, proxy);
   await agent.listen();

@@ -20,6 +20,12 @@ export const ROLLOUT_CHANNEL = "slipway:events:rollout";
 export const rolloutEventSchema = z.object({ app: appNameSchema, version: z.number().int().positive() });
 export type RolloutEvent = z.infer<typeof rolloutEventSchema>;
 
+/**
+ * Redis pub/sub channel on which host agents hear that their placements changed: a hint (the
+ * message is the host's id, published by the placement script), each agent also polls.
+ */
+export const PLACEMENT_CHANNEL = "slipway:events:placement";
+
 const eventSchemas = { [RELEASE_CHANNEL]: releaseEventSchema, [CANCEL_CHANNEL]: cancelEventSchema, [ROLLOUT_CHANNEL]: rolloutEventSchema } as const;
 export type Channel = keyof typeof eventSchemas;
 export type EventOf<C extends Channel> = z.infer<(typeof eventSchemas)[C]>;

@@ -132,6 +132,10 @@ export const instanceReportSchema = z.object({
   uptimeS: z.number().int().nonnegative().optional(),
   restarts: z.number().int().nonnegative().optional(),
   error: z.string().optional(),
+  /** Where the instance runs, when a host agent runs it: the host, and the address and port its instance listens on. */
+  host: z.string().optional(),
+  address: z.string().optional(),
+  port: z.number().int().optional(),
 });
 export type InstanceReport = z.infer<typeof instanceReportSchema>;
 
@@ -140,3 +144,26 @@ export type InstanceReport = z.infer<typeof instanceReportSchema>;
  * gone: the API shows it as `unknown`, and a rollout does not wait for it.
  */
 export const STALE_INSTANCE_MS = 30_000;
+
+/** What a host agent says of its host at each heartbeat. */
+export const hostRecordSchema = z.object({
+  id: z.string(),
+  address: z.string(),
+  /** Instances it takes. */
+  capacity: z.number().int().nonnegative(),
+  memoryMb: z.number().int().nonnegative(),
+  labels: z.record(z.string()).default({}),
+  startedAt: z.string(),
+});
+export type HostRecord = z.infer<typeof hostRecordSchema>;
+
+export const hostStates = ["ready", "draining", "lost"] as const;
+export type HostState = (typeof hostStates)[number];
+
+/** A host as the control plane sees it: its record, its state and the instances placed on it. */
+export const hostStatusSchema = hostRecordSchema.extend({
+  state: z.enum(hostStates),
+  instances: z.array(z.object({ app: z.string(), instanceId: z.string() })),
+  lastHeartbeatAt: z.string().nullable(),
+});
+export type HostStatus = z.infer<typeof hostStatusSchema>;

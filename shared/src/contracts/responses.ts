@@ -9,6 +9,9 @@ import { appRecordSchema, buildRecordSchema, instanceReportSchema, instanceState
 export const appResponseSchema = appRecordSchema.omit({ latestSourceKey: true }).extend({
   /** The current release's version; null before the first release. */
   currentRelease: z.number().int().nullable().optional(),
+  /** The instances asked for (see PUT /v1/apps/:app/scale) and how many are placed on hosts. */
+  instances: z.number().int().optional(),
+  placed: z.number().int().optional(),
 });
 export type AppResponse = z.infer<typeof appResponseSchema>;
 

@@ -4,7 +4,7 @@
  * record written}. cjson writes an empty table as `{}`, which is what an emptied env must be.
  */
 
-/** KEYS: app record, app set. ARGV: name, now, changes (JSON object of top-level fields). */
+/** KEYS: app record, app set, unsettled-apps set. ARGV: name, now, changes (JSON object of top-level fields). */
 export const UPSERT_APP = `
 local raw = redis.call('GET', KEYS[1])
 local app
@@ -14,6 +14,8 @@ app.updatedAt = ARGV[2]
 local written = cjson.encode(app)
 redis.call('SET', KEYS[1], written)
 redis.call('SADD', KEYS[2], ARGV[1])
+-- A new app is placed by the next placement pass (it gets DEFAULT_INSTANCES).
+if not raw then redis.call('SADD', KEYS[3], ARGV[1]) end
 return {raw or '', written}
 `;
 

@@ -50,7 +50,7 @@ export class AppRepository {
    * and whether it is new. One script, so a concurrent write to another field is never lost.
    */
   async upsert(name: string, changes: AppChanges = {}): Promise<{ app: AppRecord; created: boolean; previous?: AppRecord }> {
-    const [previous, written] = (await this.redis.eval(UPSERT_APP, 2, this.redisKeys.app(name), this.redisKeys.apps, name, new Date().toISOString(), JSON.stringify(changes))) as [string, string];
+    const [previous, written] = (await this.redis.eval(UPSERT_APP, 3, this.redisKeys.app(name), this.redisKeys.apps, this.redisKeys.appsUnsettled, name, new Date().toISOString(), JSON.stringify(changes))) as [string, string];
     return { app: readApp(written), created: previous === "", ...(previous ? { previous: readApp(previous) } : {}) };
   }
 

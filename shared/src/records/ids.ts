@@ -7,7 +7,7 @@ import { APP_NAME_PATTERN, BUILD_ID_PATTERN, INSTANCE_ID_PATTERN } from "../cont
 export class InvalidIdError extends Error {
   override name = "InvalidIdError";
   constructor(
-    readonly kind: "app name" | "build id" | "instance id" | "release version",
+    readonly kind: "app name" | "build id" | "instance id" | "host id" | "release version",
     value: unknown,
   ) {
     super(`invalid ${kind} ${JSON.stringify(String(value).slice(0, 80))}`);
@@ -22,6 +22,7 @@ const check = (kind: InvalidIdError["kind"], pattern: RegExp) => (value: string)
 export const checkAppName = check("app name", APP_NAME_PATTERN);
 export const checkBuildId = check("build id", BUILD_ID_PATTERN);
 export const checkInstanceId = check("instance id", INSTANCE_ID_PATTERN);
+export const checkHostId = check("host id", INSTANCE_ID_PATTERN);
 
 export function checkVersion(value: number): number {
   if (!Number.isSafeInteger(value) || value < 1) throw new InvalidIdError("release version", value);

@@ -10,3 +10,4 @@ export { BuildLogStream, type LogChunk } from "./build-log";
 export { AppLogStream, type AppLogBounds, type AppLogPage, type AppLogQuery, type AppLogRecord, type AppLogSince } from "./app-logs";
 export { RolloutRepository, type RolloutStatus, type RolloutTurn, type TurnOutcomeRecord } from "./rollouts";
 export { CacheDigestRepository } from "./cache-digests";
+export { PlacementRepository, type Placement, type PlaceOptions } from "./placements";

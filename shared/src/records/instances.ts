@@ -3,12 +3,23 @@ import { instanceReportSchema, type InstanceReport } from "../contracts/index";
 import { checkInstanceId } from "./ids";
 import { redisKeys as defaultKeys, type RecordKeys } from "./keys";
 import { parseJsonRecord } from "./parse";
+import { FENCED_REPORT } from "./placement-scripts";
 
 export class InstanceRepository {
   constructor(private readonly redis: Redis, private readonly redisKeys: RecordKeys = defaultKeys) {}
 
-  async report(app: string, report: InstanceReport): Promise<void> {
-    await this.redis.hset(this.redisKeys.instances(app), checkInstanceId(report.instanceId), JSON.stringify(report));
+  /**
+   * Records the instance's report. One that names its host is written only while the instance is
+   * still placed there: false tells a host that lost the instance (moved, drained, scaled down).
+   */
+  async report(app: string, report: InstanceReport): Promise<boolean> {
+    const key = this.redisKeys.instances(app);
+    const instanceId = checkInstanceId(report.instanceId);
+    if (report.host === undefined) {
+      await this.redis.hset(key, instanceId, JSON.stringify(report));
+      return true;
+    }
+    return (await this.redis.eval(FENCED_REPORT, 2, key, this.redisKeys.placements(app), instanceId, report.host, JSON.stringify(report))) === 1;
   }
 
   async list(app: string): Promise<InstanceReport[]> {

@@ -1,4 +1,4 @@
-import { checkAppName as app, checkBuildId as build, checkVersion as version } from "./ids";
+import { checkAppName as app, checkBuildId as build, checkHostId as host, checkVersion as version } from "./ids";
 
 /** The prefix of every record key unless a service is configured otherwise: the stored layout. */
 export const DEFAULT_RECORD_PREFIX = "slipway";
@@ -29,6 +29,20 @@ export function recordKeys(prefix: string = DEFAULT_RECORD_PREFIX) {
     cacheDigests: (name: string) => `${prefix}:app:${app(name)}:cache-digests`,
     /** The app's own output and its agents' lifecycle lines, a capped stream (see AppLogStream). */
     appLogs: (name: string) => `${prefix}:app:${app(name)}:logs`,
+    /** Where the app's instances are placed (instance id → host, epoch; see PlacementRepository). */
+    placements: (name: string) => `${prefix}:app:${app(name)}:placements`,
+    /** The app's desired instance count and how many are placed. */
+    scale: (name: string) => `${prefix}:app:${app(name)}:scale`,
+    hosts: `${prefix}:hosts`,
+    hostBeats: `${prefix}:host-beats`,
+    hostsDraining: `${prefix}:hosts-draining`,
+    /** Every placement's instance id comes from here: unique for ever, so it doubles as the fencing epoch. */
+    placementSeq: `${prefix}:placement-seq`,
+    /** Apps whose placement is not what they asked for yet: the placement loop looks at these. */
+    appsUnsettled: `${prefix}:apps-unsettled`,
+    /** The placements on one host (`<app>/<instance id>` → epoch); the prefix alone is what placement scripts extend. */
+    hostPlacements: (id: string) => `${prefix}:host:${host(id)}:placements`,
+    hostPlacementsPrefix: `${prefix}:host:`,
   };
 }
 

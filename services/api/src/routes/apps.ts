@@ -44,8 +44,8 @@ export function appRoutes(ctx: ApiContext, mount: string): Router {
     },
     async ({ params, query }, _req, res) => {
       const app = await requireApp(ctx, params.app);
-      const current = await ctx.releases.current(app.name);
-      res.json(appView({ ...app, currentRelease: current?.version ?? null }, revealed(query)));
+      const [current, scale] = await Promise.all([ctx.releases.current(app.name), ctx.placements.scaleOf(app.name, ctx.config.DEFAULT_INSTANCES)]);
+      res.json(appView({ ...app, currentRelease: current?.version ?? null, instances: scale.desired, placed: scale.placed }, revealed(query)));
     },
   );
 

@@ -1,0 +1,43 @@
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { freePort } from "@slipway/shared";
+import { compiledEntry } from "./entries";
+import type { InProcessStack } from "./stack";
+
+export interface SpawnedHost {
+  id: string;
+  child: ReturnType<typeof spawn>;
+  exited: Promise<number | null>;
+  output(): string;
+  /** The ports it may give instances. */
+  ports: number[];
+}
+
+/**
+ * A host agent as a real process (what `npm start -w services/runtime-agent` runs without APP), on
+ * the stack's Redis and storage, with a runtime root, host cache and ports of its own: several
+ * side by side on this machine, as LOCAL_HOSTS runs them.
+ */
+export async function spawnHost(stack: Pick<InProcessStack, "env">, id: string, work: string, env: Record<string, string> = {}, portCount = 4): Promise<SpawnedHost> {
+  const ports = await Promise.all(Array.from({ length: portCount }, () => freePort()));
+  const root = path.join(work, id);
+  const child = spawn(process.execPath, [compiledEntry("runtime-agent")], {
+    env: {
+      ...(process.env as Record<string, string>),
+      ...stack.env,
+      HOST_ID: id,
+      HOST_ADDRESS: "127.0.0.1",
+      INSTANCE_PORTS: ports.join(","),
+      RUNTIME_ROOT: path.join(root, "runtime"),
+      HOST_CACHE_DIR: path.join(root, "host-cache"),
+      HEALTH_TIMEOUT_S: "30",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { id, child, exited, output: () => output, ports };
+}
