@@ -9,6 +9,7 @@ import { registerBuilds } from "./commands/builds";
 import { registerCompletion } from "./commands/completion";
 import { registerConfig } from "./commands/config";
 import { deploy, type DeployOptions } from "./commands/deploy";
+import { registerHosts } from "./commands/hosts";
 import { registerReleases } from "./commands/releases";
 import { appOption, cliContext } from "./context";
 import { keepSecret, scrub } from "./output";
@@ -45,6 +46,7 @@ program
 registerApps(program, cli);
 registerBuilds(program, cli);
 registerReleases(program, cli);
+registerHosts(program, cli);
 registerConfig(program, cli);
 registerAppLogs(program, cli);
 

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AppLogStream, freePort, recordKeys, type AppLogEntry } from "@slipway/shared";
+import { AppLogStream, freePort, PlacementRepository, recordKeys, type AppLogEntry } from "@slipway/shared";
 import { uniqueApp } from "../../test/harness/env";
 import { eventually } from "../../test/harness/local-stack";
 import { startInProcessStack, writeTree, type InProcessStack } from "../../test/harness/stack";
@@ -197,6 +197,26 @@ describe("slipway CLI against a real stack", () => {
     const stored = await stack.api.apps.get(app);
     expect(stored?.env).toEqual({ API_KEY: "k-1" });
     expect(stored?.buildEnv).toEqual({ NPM_TOKEN: "t-1", EXTRA: "1" });
+  });
+
+  it("scale sets and shows an app's instance count, says when the hosts lack room, and hosts lists, drains and undrains hosts", async () => {
+    const app = uniqueApp("cliscale");
+    await stack.api.apps.upsert(app, {});
+    const hostId = `cli-host-${app.slice(-8)}`;
+    const placements = new PlacementRepository(stack.api.redis, recordKeys(stack.env.QUEUE_PREFIX));
+    await placements.beat({ id: hostId, address: "10.9.8.7", capacity: 3, memoryMb: 1024, labels: {}, startedAt: new Date().toISOString() });
+    expect(await slipway(["scale", "2", "--app", app])).toMatchObject({ code: 0, stdout: `${app}: 2 instance(s) asked for, 2 placed\n` });
+    expect((await slipway(["scale", "--app", app])).stdout).toBe(`${app}: 2 instance(s) asked for, 2 placed\n`);
+    const short = await slipway(["scale", "5", "--app", app]);
+    expect(short.stdout).toMatch(/5 instance\(s\) asked for, 3 placed\nonly 3 of 5 instances could be placed/);
+    expect(await slipway(["scale", "many", "--app", app])).toMatchObject({ code: 1, stderr: `slipway: "many" is not a number of instances\n` });
+    const listed = (await slipway(["hosts"])).stdout.split("\n").find((line) => line.startsWith(hostId));
+    expect(listed).toMatch(new RegExp(`^${hostId} +ready +10\\.9\\.8\\.7 +3/3 `));
+    expect((await slipway(["hosts", "drain", hostId])).stdout).toMatch(new RegExp(`^${hostId}: draining; `));
+    expect(JSON.parse((await slipway(["hosts", "--json"])).stdout).find((h: { id: string }) => h.id === hostId)).toMatchObject({ state: "draining" });
+    expect((await slipway(["hosts", "undrain", hostId])).stdout).toMatch(new RegExp(`^${hostId}: ready; `));
+    expect((await slipway(["hosts", "drain", "no-such-host"])).stderr).toMatch(/host no-such-host does not exist/);
+    expect((await slipway(["scale", "0", "--app", app])).code).toBe(0);
   });
 });
 

@@ -43,7 +43,7 @@ export function registerReleases(program: Command, cli: CliContext): void {
 
   program
     .command("instances")
-    .description("each instance's state, release and last heartbeat")
+    .description("each instance's state, release, host and address, and last heartbeat")
     .addOption(appOption())
     .action(async (options: { app?: string }) => {
       const app = await cli.app(options);
@@ -51,6 +51,8 @@ export function registerReleases(program: Command, cli: CliContext): void {
         ["INSTANCE", (r) => r.instanceId],
         ["STATE", (r) => r.state],
         ["RELEASE", (r) => (r.release ? `v${r.release}` : "")],
+        ["HOST", (r) => (r.host ? String(r.host) : "")],
+        ["ADDRESS", (r) => (r.address ? `${String(r.address)}:${String(r.port)}` : "")],
         ["HEARTBEAT", (r) => r.lastHeartbeatAt],
         ["ERROR", (r) => (r.error ? String(r.error).split("\n")[0] : "")],
       ]);
