@@ -1,8 +1,9 @@
 /**
  * `npm start`: the whole of Slipway on one machine. Uses REDIS_URL and S3_* when set; otherwise
  * starts a redis-server child and an S3-compatible server with their data under .slipway/.
- * Then runs the API, one build worker and one runtime agent per instance port, restarts any of
- * them that dies, and stops them all on Ctrl-C. The services run compiled, as in production:
+ * Then runs the API, one build worker and LOCAL_HOSTS host agents (1 unless set), each with its
+ * share of INSTANCE_PORTS, restarts any of them that dies, and stops them all on Ctrl-C. Deployed
+ * apps run on the host agents: DEFAULT_INSTANCES each (1 unless set), `slipway scale N` for more. The services run compiled, as in production:
  * `npm start` builds first (prestart), and a missing build is an error here rather than a crash loop.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -39,10 +40,19 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-function parsePorts(value: string): number[] {
-  const ports = value.split(",").map((p) => Number(p.trim()));
-  if (ports.length === 0 || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) fail(`INSTANCE_PORTS must be a comma-separated list of ports, got "${value}"`);
-  return ports;
+/** The ports instances get, split between the hosts in runs of neighbours. */
+function portsPerHost(value: string, hosts: number): number[][] {
+  const ports: number[] = [];
+  for (const part of value.split(",").map((p) => p.trim())) {
+    const range = /^(\d+)(?:-(\d+))?$/.exec(part);
+    const from = Number(range?.[1]);
+    const to = range?.[2] === undefined ? from : Number(range[2]);
+    if (!range || from < 1 || to > 65535 || from > to) fail(`INSTANCE_PORTS must be a range like 8081-8099 or a list like 8081,8082, got "${value}"`);
+    for (let port = from; port <= to; port++) ports.push(port);
+  }
+  if (ports.length < hosts) fail(`INSTANCE_PORTS has ${ports.length} port(s) for ${hosts} hosts: give each host at least one`);
+  const share = Math.ceil(ports.length / hosts);
+  return Array.from({ length: hosts }, (_, i) => ports.slice(i * share, (i + 1) * share)).filter((list) => list.length > 0);
 }
 
 async function main() {
@@ -50,7 +60,9 @@ async function main() {
   if (!Number.isInteger(apiPort) || apiPort < 1 || apiPort > 65535) fail(`API_PORT must be a port number, got "${process.env.API_PORT}"`);
   const app = process.env.SLIPWAY_APP ?? "demo";
   if (!APP_NAME_PATTERN.test(app)) fail(`SLIPWAY_APP must be a valid app name, got "${app}"`);
-  const instancePorts = parsePorts(process.env.INSTANCE_PORTS ?? "8081,8082");
+  const hostCount = Number(process.env.LOCAL_HOSTS ?? 1);
+  if (!Number.isInteger(hostCount) || hostCount < 1 || hostCount > 16) fail(`LOCAL_HOSTS must be a number of host agents from 1 to 16, got "${process.env.LOCAL_HOSTS}"`);
+  const hostPorts = portsPerHost(process.env.INSTANCE_PORTS ?? "8081-8099", hostCount);
   const unbuilt = Object.values(ENTRIES).filter((entry) => !existsSync(path.join(root, entry)));
   if (unbuilt.length > 0) fail(`${unbuilt.join(", ")} not built: run \`npm run build\` first`);
 
@@ -128,11 +140,18 @@ async function main() {
   // Apps' git repositories next to the embedded stores: /var/lib is not a developer's to write.
   run("api", ENTRIES.api, apiEnv);
   run("build-worker", ENTRIES.worker);
-  for (const [index, port] of instancePorts.entries()) {
-    const instanceId = `${app}-${index + 1}`;
-    const runtimeRoot = path.join(dataDir, "instances", instanceId);
-    await mkdir(runtimeRoot, { recursive: true });
-    run(`agent ${instanceId}`, ENTRIES.agent, { APP: app, INSTANCE_ID: instanceId, PORT: String(port), RUNTIME_ROOT: runtimeRoot });
+  // Hosts side by side on this machine: each with its own id, ports, runtime root and host cache.
+  for (const [index, ports] of hostPorts.entries()) {
+    const hostId = `local-${index + 1}`;
+    const hostDir = path.join(dataDir, "hosts", hostId);
+    await mkdir(hostDir, { recursive: true });
+    run(`host ${hostId}`, ENTRIES.agent, {
+      HOST_ID: hostId,
+      HOST_ADDRESS: "127.0.0.1",
+      INSTANCE_PORTS: ports.join(","),
+      RUNTIME_ROOT: path.join(hostDir, "runtime"),
+      HOST_CACHE_DIR: path.join(hostDir, "host-cache"),
+    });
   }
 
   process.on("SIGINT", () => void stopAll(0));
@@ -147,7 +166,7 @@ async function main() {
       ...(tokenLine ? [tokenLine] : env.API_TOKEN ? [] : ["  API token    none (API_INSECURE=1): anything on this machine may use the API"]),
       `  Redis        ${redactUrl(env.REDIS_URL)}${embedded.length && !process.env.REDIS_URL ? "  (embedded)" : ""}`,
       `  S3           ${env.S3_ENDPOINT}${!process.env.S3_ENDPOINT ? "  (embedded, data in " + path.join(dataDir, "s3") + ")" : ""}`,
-      ...instancePorts.map((port, i) => `  instance ${i + 1}   http://127.0.0.1:${port}  (app ${app})`),
+      ...hostPorts.map((ports, i) => `  host local-${i + 1}  instances on http://127.0.0.1:${ports[0]}${ports.length > 1 ? `-${ports.at(-1)}` : ""}  (slipway instances shows which)`),
       "",
       `Deploy: tar -czf - -C examples/python-hello . | curl -sS -X POST -H 'Content-Type: application/gzip'${apiEnv.API_TOKEN ? ` -H "Authorization: Bearer $(cat ${path.join(dataDir, "api-token")})"` : env.API_TOKEN ? ' -H "Authorization: Bearer $API_TOKEN"' : ""} --data-binary @- ${apiUrl}/v1/apps/${app}/builds`,
       "Stop with Ctrl-C.",

@@ -23,7 +23,7 @@ export interface LocalStack {
 }
 
 /**
- * `npm start` as real processes (API, build worker, one agent per instance), on the harness's
+ * `npm start` as real processes (API, build worker, one host agent), on the harness's
  * Redis and S3 server with a bucket and queue of its own.
  */
 export async function startLocalStack(app: string, options: { instances?: number; env?: Record<string, string> } = {}): Promise<LocalStack> {
@@ -37,7 +37,11 @@ export async function startLocalStack(app: string, options: { instances?: number
     SLIPWAY_DATA_DIR: dataDir,
     SCRATCH_DIR: path.join(dataDir, "build"),
     API_PORT: String(apiPort),
+    // One host agent with exactly these ports, and every app asks for this many instances: the
+    // app the test deploys runs on these ports, whichever instance gets which.
     INSTANCE_PORTS: ports.join(","),
+    DEFAULT_INSTANCES: String(ports.length),
+    LOCAL_HOSTS: "1",
     SLIPWAY_APP: app,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "info",
     RECONCILE_INTERVAL_S: "5",
