@@ -3,7 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { loadAgentConfig, loadApiConfig, loadWorkerConfig } from "@slipway/shared";
+import { loadHostConfig, loadApiConfig, loadWorkerConfig } from "@slipway/shared";
 import { COMPILED_ENTRIES } from "../scripts/build";
 
 /**
@@ -41,7 +41,7 @@ describe("compose.yaml", () => {
     const loaders: Record<string, (env: NodeJS.ProcessEnv) => unknown> = {
       "services/api": loadApiConfig,
       "services/build-worker": loadWorkerConfig,
-      "services/runtime-agent": loadAgentConfig,
+      "services/runtime-agent": loadHostConfig,
     };
     let slipwayServices = 0;
     const compiled = COMPILED_ENTRIES.map((entry) => entry.out as string);
@@ -58,7 +58,7 @@ describe("compose.yaml", () => {
       expect(() => loaders[workspace]!(environmentOf(name)), name).not.toThrow();
       slipwayServices += 1;
     }
-    expect(slipwayServices).toBe(5); // the API, the build workers, three agents
+    expect(slipwayServices).toBe(3); // the API, the build workers, the host agent
   });
 
   it("has the topology operators rely on", () => {
@@ -72,12 +72,17 @@ describe("compose.yaml", () => {
       if (test[0] === "CMD") expect(test.slice(1).some((arg) => arg.includes(" ")), `${name}'s exec-form healthcheck`).toBe(false);
     }
     expect(environmentOf("build-worker").TOOLS_DIR).toBe("/var/lib/slipway/tools");
+    // One host agent runs every app's instances (no per-app agents), with its caches on a volume.
     const agents = Object.keys(services).filter((name) => services[name]!.command?.includes("services/runtime-agent/dist/main.js"));
-    expect(agents).toHaveLength(3);
-    const agentEnv = agents.map(environmentOf);
-    expect(new Set(agentEnv.map((e) => e.INSTANCE_ID)).size).toBe(3);
-    expect(new Set(agentEnv.map((e) => e.PORT)).size).toBe(3);
-    expect(new Set(agentEnv.map((e) => e.APP)).size).toBe(1);
+    expect(agents).toEqual(["host-agent"]);
+    const hostEnv = environmentOf("host-agent");
+    expect(hostEnv.APP).toBeUndefined();
+    const host = loadHostConfig(hostEnv);
+    expect(host.HOST_ID).toBe("compose-1");
+    expect(host.INSTANCE_PORTS).toHaveLength(20);
+    expect(services["host-agent"]!.ports).toEqual(["20000-20019:20000-20019"]);
+    const volume = (services["host-agent"] as { volumes?: string[] }).volumes?.[0]?.split(":")[1];
+    for (const dir of [host.HOST_CACHE_DIR, host.SANDBOX_UID_DIR, host.RUNTIME_ROOT]) expect(dir?.startsWith(`${volume}/`), dir).toBe(true);
     for (const [name, service] of Object.entries(services)) {
       for (const dependency of Object.keys(service.depends_on ?? {})) expect(services[dependency], `${name} depends on ${dependency}`).toBeDefined();
       if (name !== "minio-init") expect(service.healthcheck, `${name} has a healthcheck`).toBeDefined();
@@ -92,7 +97,7 @@ describe("compose.yaml", () => {
   it("gives the services that run untrusted code what their sandboxes need, and the API none of it", () => {
     const services = compose.services as Record<string, { command?: string[]; privileged?: boolean; user?: string; security_opt?: string[] }>;
     const sandboxed = Object.keys(services).filter((name) => /build-worker|runtime-agent/.test(services[name]!.command?.join(" ") ?? ""));
-    expect(sandboxed).toHaveLength(4);
+    expect(sandboxed).toHaveLength(2);
     for (const name of sandboxed) {
       expect(services[name]!.privileged, name).toBe(true);
       expect(services[name]!.security_opt, name).toEqual(expect.arrayContaining(["seccomp=unconfined"]));
@@ -115,7 +120,7 @@ describe("compose.yaml", () => {
     }
     expect(environmentOf("redis").REDISCLI_AUTH, "the healthcheck's redis-cli authenticates").toBe(password);
     const clients = Object.keys(compose.services).filter((name) => compose.services[name]!.environment?.REDIS_URL !== undefined);
-    expect(clients).toHaveLength(5);
+    expect(clients).toHaveLength(3);
     for (const name of clients) expect(new URL(environmentOf(name).REDIS_URL!).password, `${name}'s REDIS_URL`).toBe(password);
   });
 });

@@ -1,5 +1,7 @@
+import { spawnSync } from "node:child_process";
 import { writeFile, mkdir } from "node:fs/promises";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import type { HostStatus, InstanceResponse } from "@slipway/shared";
 import { labelApp } from "./harness/apps";
@@ -9,6 +11,8 @@ import { json } from "./harness/http";
 import { eventually } from "./harness/local-stack";
 import { processRunning } from "./harness/stack";
 import { useStack } from "./harness/use-stack";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 // Hosts beat every 600 ms and are lost after 3 s of silence: the cases run in seconds.
 const HOST_DEAD_S = 3;
@@ -50,6 +54,9 @@ async function serving(app: string, label: string, count: number, onHosts?: stri
   );
 }
 
+const healthcheck = (host: SpawnedHost) =>
+  spawnSync(process.execPath, [path.join(repoRoot, "services/runtime-agent/dist/healthcheck.js")], { env: { ...process.env, RUNTIME_ROOT: path.join(work, host.id, "runtime") }, encoding: "utf8" });
+
 const countByHost = (instances: { host?: string }[]) => {
   const counts: Record<string, number> = {};
   for (const { host } of instances) counts[host!] = (counts[host!] ?? 0) + 1;
@@ -88,6 +95,9 @@ describe("apps on a pool of host agents", () => {
     // Its apps died with it: their ports answer nothing.
     for (const instance of before) expect(await answer(instance.address!, instance.port!)).toBeUndefined();
     expect((await hostsNow()).find((h) => h.id === dead.id)).toMatchObject({ state: "lost", instances: [] });
+    // The container healthcheck: healthy while the agent's heartbeats are answered, not after its death.
+    expect(healthcheck(hosts[0]!)).toMatchObject({ status: 0, stdout: "host agent healthy\n" });
+    expect(healthcheck(dead)).toMatchObject({ status: 1, stderr: expect.stringMatching(/^host agent unhealthy: last heartbeat \d+ s ago/) });
   });
 
   it("a host cut off while its apps keep running: its instances move, and when it is back it stops the stale ones before anything else", async () => {

@@ -4,7 +4,7 @@
  * heartbeat file, so it starts in milliseconds and needs neither Redis credentials nor a port.
  */
 import { DEFAULT_SCRATCH_DIR } from "@slipway/shared";
-import { heartbeatFile, heartbeatProblem } from "./heartbeat";
+import { heartbeatFile, heartbeatProblem } from "@slipway/shared/light";
 
 const problem = await heartbeatProblem(heartbeatFile(process.env.SCRATCH_DIR || DEFAULT_SCRATCH_DIR));
 if (problem) {

@@ -28,7 +28,7 @@ import { ToolCache } from "./tools";
 import { checkProcessors, createProcessors, dispatch } from "./processors";
 import type { WorkerContext } from "./context";
 import { BuildAborted } from "./errors";
-import { heartbeatFile, pingsWithin, startHeartbeat } from "./heartbeat";
+import { heartbeatFile, pingsWithin, startHeartbeat } from "@slipway/shared/light";
 
 export interface RunningWorker {
   worker: Worker;

@@ -4,6 +4,7 @@ import path from "node:path";
 import type { Redis } from "ioredis";
 import { hostCacheDir, PLACEMENT_CHANNEL, PlacementRepository, recordKeys, sandboxUidDir, type AgentConfig, type HostConfig, type HostRecord, type Logger, type ObjectStore, type Placement } from "@slipway/shared";
 import { APP_NAME_PATTERN, INSTANCE_ID_PATTERN } from "@slipway/shared/contracts";
+import { heartbeatFile, startHeartbeat, type HeartbeatFile } from "@slipway/shared/light";
 import { RuntimeAgent } from "../agent";
 import { AppProcessNotes } from "../orphans";
 import { PortPool } from "./port-pool";
@@ -36,6 +37,10 @@ export class HostAgent {
   private beatAgain = false;
   private swept = false;
   private stopping = false;
+  /** When Redis last answered a heartbeat. */
+  private lastBeatAt = 0;
+  /** What the container's healthcheck reads: rewritten while heartbeats are answered. */
+  private healthFile: HeartbeatFile | undefined;
 
   constructor(
     private readonly config: HostConfig,
@@ -63,8 +68,10 @@ export class HostAgent {
     });
     void subscriber.subscribe(PLACEMENT_CHANNEL).catch((error: unknown) => this.logger.warn({ err: error }, "could not subscribe to placement changes"));
     this.subscriber = subscriber;
-    this.timer = setInterval(() => void this.beat(), beatIntervalMs(this.config.HOST_DEAD_S)).unref();
+    const intervalMs = beatIntervalMs(this.config.HOST_DEAD_S);
+    this.timer = setInterval(() => void this.beat(), intervalMs).unref();
     await this.beat();
+    this.healthFile = startHeartbeat(heartbeatFile(this.config.RUNTIME_ROOT), intervalMs, async () => Date.now() - this.lastBeatAt < 2 * intervalMs);
     this.logger.info({ host: this.config.HOST_ID, address: this.config.HOST_ADDRESS, capacity: this.config.HOST_CAPACITY }, `host ${this.config.HOST_ID} serving instances on ${this.config.HOST_ADDRESS}`);
   }
 
@@ -87,6 +94,7 @@ export class HostAgent {
     this.stopping = true;
     clearInterval(this.timer);
     this.subscriber?.disconnect();
+    await this.healthFile?.stop();
     await this.beating?.catch(() => undefined);
     const stops = [...this.instances.values()].map(({ agent, port }) => agent.stop(drainMs, drainMs).finally(() => this.ports.release(port)));
     this.instances.clear();
@@ -105,6 +113,7 @@ export class HostAgent {
         this.beatAgain = false;
         try {
           const placements = await this.placements.beat(this.record());
+          this.lastBeatAt = Date.now();
           if (!this.stopping) await this.sync(placements);
         } catch (error) {
           this.logger.debug({ err: error }, "host heartbeat failed");

@@ -2,17 +2,17 @@ import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 
 /**
- * The build worker's heartbeat: while it consumes the queue and reaches Redis it rewrites a small
- * file every interval; `dist/healthcheck.js` (the container's healthcheck) reads it. A process that
- * merely exists is not healthy: a worker whose Redis is gone or whose consumer stopped takes no
- * builds, and that is what the file stops saying.
+ * A service's heartbeat file: while the service does its work and reaches Redis (a build worker
+ * consuming the queue, a host agent heartbeating its host) it rewrites a small file every
+ * interval; its container's healthcheck (`dist/healthcheck.js`) reads it. A process that merely
+ * exists is not healthy, and that is what the file stops saying.
  */
 
 /**
- * Beside the worker's scratch directory, not in it (that holds builds only, and is emptied of
- * them): each worker (container, test process) has its own.
+ * Beside the service's own directory (a worker's scratch directory, a host agent's runtime root),
+ * not in it: each service (container, test process) has its own.
  */
-export const heartbeatFile = (scratchDir: string) => `${path.resolve(scratchDir)}.heartbeat`;
+export const heartbeatFile = (dir: string) => `${path.resolve(dir)}.heartbeat`;
 
 /** One slow Redis reply is not an outage: only this many missed beats in a row are. */
 const MISSED_BEATS = 3;
@@ -56,19 +56,19 @@ export function startHeartbeat(file: string, intervalMs: number, alive: () => Pr
   };
 }
 
-/** Why the worker writing `file` is not healthy at `now`, or undefined when it is. */
-export async function heartbeatProblem(file: string, now = Date.now()): Promise<string | undefined> {
+/** Why the service (`who`, as a message names it) writing `file` is not healthy at `now`, or undefined when it is. */
+export async function heartbeatProblem(file: string, now = Date.now(), who = "the worker", work = "has stopped consuming"): Promise<string | undefined> {
   let beat: Beat;
   try {
     beat = JSON.parse(await readFile(file, "utf8")) as Beat;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return `no heartbeat at ${file}: the worker is not running, or not consuming yet`;
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return `no heartbeat at ${file}: ${who} is not running, or not at work yet`;
     return `unreadable heartbeat at ${file}: ${(error as Error).message}`;
   }
   if (!Number.isFinite(beat.at) || !Number.isFinite(beat.intervalMs)) return `unreadable heartbeat at ${file}`;
   const ageMs = now - beat.at;
   if (ageMs > MISSED_BEATS * beat.intervalMs) {
-    return `last heartbeat ${Math.round(ageMs / 1000)} s ago (one is due every ${beat.intervalMs / 1000} s): the worker cannot reach Redis or has stopped consuming`;
+    return `last heartbeat ${Math.round(ageMs / 1000)} s ago (one is due every ${beat.intervalMs / 1000} s): ${who} cannot reach Redis or ${work}`;
   }
   return undefined;
 }
