@@ -11,7 +11,11 @@ export async function appView(view: HTMLElement, app: string): Promise<View> {
   view.innerHTML = `
     <h1>${esc(app)}</h1>
     <h2>Deploy</h2><section id="deploy-panel"></section>
-    <h2>Instances</h2>${tableHtml("instances", "Instances", ["Instance", "State", "Release", "Last heartbeat", "Error"])}
+    <h2>Instances</h2>
+    <form id="scale-form" class="scale"><label>Instances <input id="scale-input" type="number" min="0" max="100" required aria-label="Instances to run"></label>
+      <button type="submit">Scale</button> <span id="scale-status" role="status"></span></form>
+    <p id="scale-error" class="error" role="alert"></p>
+    ${tableHtml("instances", "Instances", ["Instance", "State", "Release", "Host", "Address", "Last heartbeat", "Error"])}
     <h2>Log</h2><section id="app-log-panel"></section>
     <h2>Config</h2><section id="config-panel"></section>
     <h2>Releases</h2><p id="rollback-error" class="error" role="alert"></p>${tableHtml("releases", "Releases", ["Version", "Build", "Reason", "State", "Created", "Action"])}
@@ -31,11 +35,20 @@ export async function appView(view: HTMLElement, app: string): Promise<View> {
       byId<HTMLTableElement>("instances").tBodies[0]!,
       instances.map((i) => ({
         key: i.instanceId,
-        cells: [esc(i.instanceId), badge("state", i.state), i.release ? `v${i.release}` : "-", ago(i.lastHeartbeatAt), esc(i.error?.split("\n")[0] ?? "")],
+        cells: [
+          esc(i.instanceId),
+          badge("state", i.state),
+          i.release ? `v${i.release}` : "-",
+          esc(i.host ?? "-"),
+          i.address ? esc(`${i.address}:${i.port}`) : "-",
+          ago(i.lastHeartbeatAt),
+          esc(i.error?.split("\n")[0] ?? ""),
+        ],
       })),
       "data-instance",
-      [undefined, undefined, { "data-release": "" }, { "data-heartbeat": "" }, { class: "error" }],
+      [undefined, undefined, { "data-release": "" }, undefined, undefined, { "data-heartbeat": "" }, { class: "error" }],
     );
+    showScale(detail);
     syncRows(
       byId<HTMLTableElement>("releases").tBodies[0]!,
       releases.map((r) => ({
@@ -62,6 +75,27 @@ export async function appView(view: HTMLElement, app: string): Promise<View> {
     config.refresh(detail.env);
     log.refresh(instances.map((i) => i.instanceId));
   };
+  const scaleInput = byId<HTMLInputElement>("scale-input");
+  const scaleStatus = byId("scale-status");
+  const showScale = (detail: Pick<App, "instances" | "placed">) => {
+    if (detail.instances === undefined) return;
+    // The field keeps what the user is typing; it follows the server only while not focused.
+    if (document.activeElement !== scaleInput) scaleInput.value = String(detail.instances);
+    const short = (detail.placed ?? 0) < detail.instances ? `: only ${detail.placed ?? 0} could be placed, the hosts have no room for more` : "";
+    scaleStatus.textContent = `${detail.instances} asked for, ${detail.placed ?? 0} placed${short}`;
+  };
+  byId("scale-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError(byId("scale-error"), undefined);
+    try {
+      const scale = await api<{ instances: number; placed: number }>(`/v1/apps/${app}/scale`, sendJson("PUT", { instances: Number(scaleInput.value) }));
+      scaleInput.blur();
+      showScale(scale);
+      await refresh();
+    } catch (error) {
+      showError(byId("scale-error"), error);
+    }
+  });
   const rollbackError = byId("rollback-error");
   // One listener on the table: its rows are rewritten in place, their buttons come and go.
   byId("releases").addEventListener("click", async (event) => {

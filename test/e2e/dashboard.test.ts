@@ -83,9 +83,29 @@ describe("dashboard in headless Chromium", () => {
     expect(await page.textContent("#releases")).toContain("rollback");
     expect(asked).toContain("v1");
 
+    // Where the instance runs: its host and the address its port is on.
+    expect(await page.textContent("#instances tbody tr")).toContain(`127.0.0.1:${new URL(stack.instanceUrls[0]!).port}`);
     await mkdir(path.join(root, "test-artifacts"), { recursive: true });
     await page.screenshot({ path: path.join(root, "test-artifacts", "dashboard.png"), fullPage: true });
   }, 240_000);
+
+  it("scales the app from its page, and says when the hosts have no room for all of it", async () => {
+    const page = await browser.newPage();
+    await page.goto(`${stack.apiUrl}/#/`);
+    await page.fill("form.token input", TOKEN);
+    await page.click("form.token button");
+    await page.goto(`${stack.apiUrl}/#/apps/${stack.app}`);
+    await page.waitForFunction("document.querySelector('#scale-status')?.textContent.startsWith('1 asked for, 1 placed')");
+    // The local stack's one host has a single port: a second instance cannot be placed.
+    await page.fill("#scale-input", "2");
+    await page.click("#scale-form button");
+    await page.waitForFunction("document.querySelector('#scale-status')?.textContent.includes('2 asked for, 1 placed: only 1 could be placed')");
+    const scale = (await (await fetch(`${stack.apiUrl}/v1/apps/${stack.app}/scale`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()) as { instances: number; placed: number };
+    expect(scale).toMatchObject({ instances: 2, placed: 1 });
+    await page.fill("#scale-input", "1");
+    await page.click("#scale-form button");
+    await page.waitForFunction("document.querySelector('#scale-status')?.textContent === '1 asked for, 1 placed'");
+  }, 60_000);
 });
 
 // The tests below work on the app the first one deployed and rolled back.

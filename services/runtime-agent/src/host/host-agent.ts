@@ -124,7 +124,9 @@ export class HostAgent {
   }
 
   private record(): HostRecord {
-    const { HOST_ID: id, HOST_ADDRESS: address, HOST_CAPACITY: capacity, HOST_LABELS: labels } = this.config;
+    const { HOST_ID: id, HOST_ADDRESS: address, HOST_CAPACITY, HOST_LABELS: labels, INSTANCE_PORTS } = this.config;
+    // An instance needs a port: a host with fewer ports than HOST_CAPACITY takes only as many.
+    const capacity = Math.min(HOST_CAPACITY, INSTANCE_PORTS.length);
     return { id, address, capacity, memoryMb: Math.floor(os.totalmem() / 1024 / 1024), labels: labels ?? {}, startedAt: this.startedAt };
   }
 
