@@ -151,6 +151,8 @@ async function main() {
       INSTANCE_PORTS: ports.join(","),
       RUNTIME_ROOT: path.join(hostDir, "runtime"),
       HOST_CACHE_DIR: path.join(hostDir, "host-cache"),
+      // One machine: every host agent claims its instances' uids (and with them their networks) in one place.
+      SANDBOX_UID_DIR: path.join(dataDir, "sandbox-uids"),
     });
   }
 

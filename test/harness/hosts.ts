@@ -30,6 +30,8 @@ export async function spawnHost(stack: Pick<InProcessStack, "env">, id: string, 
       INSTANCE_PORTS: ports.join(","),
       RUNTIME_ROOT: path.join(root, "runtime"),
       HOST_CACHE_DIR: path.join(root, "host-cache"),
+      // One machine: its host agents share the uid claims, so no two instances share a uid (or a network).
+      SANDBOX_UID_DIR: path.join(work, "sandbox-uids"),
       HEALTH_TIMEOUT_S: "30",
       ...env,
     },

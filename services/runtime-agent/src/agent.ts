@@ -116,6 +116,7 @@ export class RuntimeAgent {
     await this.reconciler.stop();
     await this.proxy.close(drainMs);
     await this.supervisor.stop(appGraceMs);
+    await this.sandbox?.close().catch((error: unknown) => this.logger.warn({ err: error }, "could not remove the instance's network"));
     this.notifications?.close();
     await this.appLog.flush();
     await this.restorer.settled();

@@ -3,7 +3,7 @@ import path from "node:path";
 import { sandboxUidDir, type AgentConfig, type Logger } from "@slipway/shared";
 import { claimAppUid } from "./app-uid";
 import { knownToolchains } from "./toolchain-cache";
-import { checkSandboxSupport, reapSandboxLeftovers, runOnHost, sandboxPath, sandboxUid, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
+import { checkSandboxSupport, InstanceNetwork, reapSandboxLeftovers, runOnHost, SANDBOX_UID_SPAN, sandboxPath, sandboxUid, writeSandboxResolvConf, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 
 /** An instance's `APP_DATA_PATH`: beside its `releases/`, never inside one. */
 export const appDataPath = (runtimeRoot: string): string => path.join(runtimeRoot, "data");
@@ -16,8 +16,9 @@ const AGENT_DIR = ".slipway";
 
 /**
  * How this instance's app runs: in a sandbox as the instance's own uid, seeing only its release
- * directory and its data directory (writable) and the toolchains (read-only), with the host's
- * network so the agent's proxy reaches it.
+ * directory and its data directory (writable) and the toolchains (read-only). An instance a host
+ * agent runs has a network of its own (InstanceNetwork: the agent's proxy reaches the app at its
+ * address there); one run by hand keeps the host's network, its proxy reaching it on loopback.
  */
 export class AppSandbox {
   /** Interpreter prefixes releases need beyond the host's toolchains (pyenv versions a build chose). */
@@ -33,7 +34,18 @@ export class AppSandbox {
      * (no copy of it made) rather than a hard-link copy. Only a sandbox can mount one.
      */
     readonly overlay = false,
+    private readonly network?: { instance: InstanceNetwork; resolvConf: string },
   ) {}
+
+  /** Where the app's port is reached: its own network's address, or this host's loopback. */
+  get appAddress(): string {
+    return this.network?.instance.address ?? "127.0.0.1";
+  }
+
+  /** Removes what the sandbox holds beyond its processes: the instance's network. */
+  async close(): Promise<void> {
+    await this.network?.instance.close();
+  }
 
   /** Refuses (one line) when apps cannot be sandboxed here, unless the operator said SANDBOX=off. */
   static async prepare(config: AgentConfig, logger: Logger): Promise<AppSandbox> {
@@ -55,7 +67,7 @@ export class AppSandbox {
     await mkdir(config.RUNTIME_ROOT, { recursive: true });
     const overlayIn = config.RELEASE_LAYOUT === "auto" ? overlayScratch(config.RUNTIME_ROOT) : undefined;
     const [{ cgroups, overlay }, toolchains] = await Promise.all([
-      checkSandboxSupport({ network: false }, { rememberIn: config.RUNTIME_ROOT, ...(overlayIn ? { overlayIn } : {}) }),
+      checkSandboxSupport({ network: Boolean(config.HOST_ID) }, { rememberIn: config.RUNTIME_ROOT, ...(overlayIn ? { overlayIn } : {}) }),
       knownToolchains(config.RUNTIME_ROOT, logger, toolchainsChanged),
     ]);
     const uid = await claimAppUid(sandboxUidDir(config), id, config.RUNTIME_ROOT, config.SANDBOX_UID_BASE);
@@ -66,7 +78,14 @@ export class AppSandbox {
       (error: unknown) => logger.warn({ err: error }, "could not look for sandbox leftovers"),
     );
     if (overlayIn && !overlay) logger.warn("a sandbox cannot mount an overlay here: each release directory is a hard-link copy of the host cache's tree");
-    sandbox = new AppSandbox("on", uid, toolchains, config, overlay);
+    let network: { instance: InstanceNetwork; resolvConf: string } | undefined;
+    if (config.HOST_ID) {
+      // The uid is unique on the machine (claimed in the shared SANDBOX_UID_DIR): so is its slot.
+      const slot = uid - config.SANDBOX_UID_BASE - SANDBOX_UID_SPAN / 2;
+      const [instance, resolvConf] = await Promise.all([InstanceNetwork.create(config.HOST_ID, config.INSTANCE_ID, slot), writeSandboxResolvConf(config.RUNTIME_ROOT)]);
+      network = { instance, resolvConf };
+    }
+    sandbox = new AppSandbox("on", uid, toolchains, config, overlay, network);
     await sandbox.prepareData();
     return sandbox;
   }
@@ -105,7 +124,7 @@ export class AppSandbox {
       ...(lower ? { overlay: { lower, upper: appPath, scratch: overlayScratch(this.config.RUNTIME_ROOT) } } : {}),
       writable: lower ? [this.dataPath] : [appPath, this.dataPath],
       readOnly: [...this.toolchains, ...this.extraReadOnly],
-      network: "host",
+      ...(this.network ? { network: { namespace: this.network.instance.namespace }, resolvConf: this.network.resolvConf } : { network: "host" as const }),
       limits: { memoryBytes: this.config.APP_MEMORY_MB * 1024 * 1024, maxProcesses: this.config.APP_MAX_PROCESSES, maxFileBytes: 16 * 1024 ** 3 },
     };
   }

@@ -25,9 +25,9 @@ interface Answer {
   hasText: boolean;
 }
 
-function probe(port: number, healthPath: string, expectText: string | undefined): Promise<Answer> {
+function probe(host: string, port: number, healthPath: string, expectText: string | undefined): Promise<Answer> {
   return new Promise((resolve) => {
-    const request = http.get({ host: "127.0.0.1", port, path: healthPath, timeout: 2000 }, (response) => {
+    const request = http.get({ host, port, path: healthPath, timeout: 2000 }, (response) => {
       if (expectText === undefined) {
         response.resume();
         return resolve({ status: response.statusCode, hasText: true });
@@ -58,7 +58,7 @@ const healthy = (answer: Answer) => answer.status !== undefined && answer.status
  * one-line reason a user can act on, ending with what the app printed; with `AgentStopping` once
  * `signal` aborts.
  */
-export async function waitUntilHealthy(app: AppProcess, port: number, criteria: HealthCriteria, signal?: AbortSignal): Promise<void> {
+export async function waitUntilHealthy(app: AppProcess, port: number, criteria: HealthCriteria, signal?: AbortSignal, host = "127.0.0.1"): Promise<void> {
   const { path: healthPath, timeoutMs, expectText, source } = criteria;
   const deadline = Date.now() + timeoutMs;
   let last: Answer = { status: undefined, hasText: false };
@@ -73,7 +73,7 @@ export async function waitUntilHealthy(app: AppProcess, port: number, criteria: 
       const exit = await app.exited;
       throw new HealthCheckError(`the app exited (${exit.limitReason ?? exit.signal ?? `code ${exit.code}`}) before answering on $PORT (${port}); ${printedNote(app)}`);
     }
-    last = await probe(port, healthPath, expectText);
+    last = await probe(host, port, healthPath, expectText);
     if (healthy(last)) return;
     await sleep(pauseMs, signal);
     if (Date.now() >= quickUntil) pauseMs = Math.min(HEALTH_MAX_PAUSE_MS, pauseMs * 1.5);

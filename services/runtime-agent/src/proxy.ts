@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
  */
 export class InstanceProxy {
   private upstream: number | undefined;
+  private upstreamHost = "127.0.0.1";
   private readonly inFlight = new Map<number, number>();
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   private readonly server: http.Server;
@@ -30,8 +31,10 @@ export class InstanceProxy {
     return (this.server.address() as AddressInfo | null)?.port;
   }
 
-  setUpstream(port: number | undefined): void {
+  /** `host`: where the app's port is (its own network's address, or this host's loopback). */
+  setUpstream(port: number | undefined, host = "127.0.0.1"): void {
     this.upstream = port;
+    this.upstreamHost = host;
   }
 
   /** Resolves when no request to `port` is in flight, or after `timeoutMs`. */
@@ -59,6 +62,7 @@ export class InstanceProxy {
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse) {
     const port = this.upstream;
+    const host = this.upstreamHost;
     if (port === undefined) {
       res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "2" });
       res.end(JSON.stringify({ error: { code: "no_release", message: "no release of this app is running on this instance yet" } }));
@@ -73,7 +77,7 @@ export class InstanceProxy {
     };
     res.once("close", finish);
     const upstream = http.request(
-      { host: "127.0.0.1", port, method: req.method, path: req.url, headers: req.headers, agent: this.agent },
+      { host, port, method: req.method, path: req.url, headers: req.headers, agent: this.agent },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.rawHeaders as unknown as http.OutgoingHttpHeaders);
         answer.pipe(res);

@@ -120,10 +120,11 @@ export class Supervisor {
     const running = { ...spec, env, port, process: app };
     try {
       const criteria = this.healthCriteria(spec.healthCheck);
-      await waitUntilHealthy(app, port, criteria, this.signal);
+      const host = this.sandbox().appAddress;
+      await waitUntilHealthy(app, port, criteria, this.signal, host);
       this.appLog.system(`v${release.version} passed its health check (${criteria.path})`, release.version);
       await this.pointCurrentAt(spec.appPath);
-      this.proxy.setUpstream(port);
+      this.proxy.setUpstream(port, host);
       this.appLog.system(`traffic switched to v${release.version}`, release.version);
       return { running };
     } catch (error) {

@@ -7,3 +7,4 @@ export { runOnHost } from "./process-io";
 export { overlayUsable } from "./support";
 export { reapSandboxLeftovers } from "./leftovers";
 export { egressRules, indexExceptions, type EgressException } from "./egress";
+export { InstanceNetwork, removeInstanceNetworks, slotAddresses } from "./instance-network";

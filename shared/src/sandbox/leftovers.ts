@@ -1,4 +1,4 @@
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { groupOwner, SandboxCgroup, sandboxCgroupParents } from "./cgroup";
 
 /**
@@ -20,9 +20,11 @@ async function reapNetworks(): Promise<number> {
     if (!/^\d+$/.test(entry)) continue;
     const argv = (await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).split("\0").filter(Boolean);
     if (!argv[0]?.endsWith("slirp4netns") || !argv.includes("--ready-fd=3")) continue;
-    // `slirp4netns [options] <pid> <tap>`: the sandbox's init it served.
+    // `slirp4netns [options] <pid> <tap>`: the sandbox's init it served; with --netns-type=path,
+    // the namespace an instance's host agent bound (and removes when done with it).
+    const path = argv.includes("--netns-type=path") ? argv.at(-2) : undefined;
     const target = Number(argv.at(-2));
-    if (!Number.isInteger(target) || running(target)) continue;
+    if (path ? await exists(path) : !Number.isInteger(target) || running(target)) continue;
     try {
       process.kill(Number(entry), "SIGKILL");
       reaped += 1;
@@ -45,6 +47,8 @@ async function reapCgroups(): Promise<number> {
   for (const name of names) await (await SandboxCgroup.existing(name)).destroy(0);
   return names.size;
 }
+
+const exists = (file: string) => stat(file).then(() => true, () => false);
 
 function running(pid: number): boolean {
   try {

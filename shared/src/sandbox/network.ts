@@ -11,12 +11,16 @@ const NETWORK_ATTACH_TIMEOUT_MS = 30_000;
  * in user space; --disable-host-loopback makes 10.0.2.2 (the host) refuse, so Redis, storage and
  * the API on the host's loopback are out of reach, while the package indexes are not.
  */
-export async function attachNetwork(pid: number): Promise<ChildProcess> {
+export async function attachNetwork(namespace: number | { path: string }): Promise<ChildProcess> {
+  // A bound namespace outlives its sandboxes: its slirp4netns ends when the agent that made it
+  // does (--exit-fd: this process holds the other end), not only when the agent removes it.
+  const target = typeof namespace === "number" ? [String(namespace)] : ["--exit-fd=4", "--netns-type=path", namespace.path];
   const slirp = spawn(
     "slirp4netns",
-    ["--configure", "--mtu=65520", "--disable-host-loopback", "--enable-seccomp", "--ready-fd=3", String(pid), "tap0"],
-    { stdio: ["ignore", "ignore", "pipe", "pipe"] },
+    ["--configure", "--mtu=65520", "--disable-host-loopback", "--enable-seccomp", "--ready-fd=3", ...target, "tap0"],
+    { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"] },
   );
+  (slirp.stdio[4] as import("node:stream").Writable | null)?.on("error", () => undefined);
   let stderr = "";
   slirp.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   let timer: NodeJS.Timeout | undefined;

@@ -42,7 +42,10 @@ function spawnPlain(run: SandboxCommand): SandboxedProcess {
 function spawnInSandbox(run: SandboxCommand, spec: SandboxSpec): SandboxedProcess {
   const overlayWork = spec.overlay ? createOverlayWork(spec.overlay.scratch) : undefined;
   const { args, env, environment } = bwrapInvocation(run, spec, overlayWork);
-  const child = spawn(hostCommand("bwrap"), args, { cwd: "/", env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", "pipe"], detached: true });
+  // An instance's sandbox starts inside the network namespace its agent made for it (nsenter
+  // execs bwrap: the pid stays the sandbox's).
+  const [command, commandArgs] = typeof spec.network === "object" ? [hostCommand("nsenter"), [`--net=${spec.network.namespace}`, "--", hostCommand("bwrap"), ...args]] : [hostCommand("bwrap"), args];
+  const child = spawn(command, commandArgs, { cwd: "/", env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", "pipe"], detached: true });
   const info = child.stdio[3] as Readable;
   const block = child.stdio[4] as import("node:stream").Writable;
   const environmentPipe = (child.stdio as unknown as import("node:stream").Writable[])[ENVIRONMENT_FD]!;
@@ -73,7 +76,7 @@ function spawnInSandbox(run: SandboxCommand, spec: SandboxSpec): SandboxedProces
     if (resources.cgroup) for (const pid of [child.pid!, initPid]) await resources.cgroup.add(pid);
     if (spec.network === "isolated") {
       resources.network = await attachNetwork(initPid);
-      await restrictEgress(initPid, spec.egress ?? []);
+      await restrictEgress({ pid: initPid }, spec.egress ?? []);
     }
     if (killed) kill();
     block.end("go");

@@ -18,8 +18,10 @@ export interface SandboxSpec {
    * `isolated`: a network namespace of its own behind user-mode networking with the host's
    * loopback unreachable (builds). `host`: the host's network (apps, which must listen where the
    * agent's proxy reaches them; the control plane then relies on credentials they cannot read).
+   * `{ namespace }`: the network namespace bound at that path (an instance's own, made by its
+   * host agent: see instance-network.ts).
    */
-  network: "isolated" | "host";
+  network: "isolated" | "host" | { namespace: string };
   /**
    * With the isolated network: destinations reachable although they lie in a blocked range (the
    * host's own addresses, private ranges), such as a package index on the site's network.
