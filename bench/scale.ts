@@ -10,13 +10,13 @@
  *
  *   npm run bench:scale   (builds first: host agents run compiled; BENCH_HOST_DEAD_S overrides 15)
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { AppRepository, freePort, PlacementLoop, PlacementRepository, recordKeys, type InstanceResponse } from "@slipway/shared";
+import { AppRepository, PlacementLoop, PlacementRepository, recordKeys, type InstanceResponse } from "@slipway/shared";
 import { removeInstanceNetworks } from "@slipway/shared/sandbox";
 import { stopChild } from "@slipway/shared/embedded";
-import { compiledEntry } from "../test/harness/entries";
+import { spawnHost } from "../test/harness/hosts";
 import { buildAll } from "../scripts/build";
 import { startBenchStack, type BenchStack } from "./stack";
 import { benchDir, machine, runBench, since, writeResult } from "./lib";
@@ -134,21 +134,7 @@ async function placementCost(stack: BenchStack) {
 }
 
 async function startHost(stack: BenchStack, work: string, id: string): Promise<ChildProcess> {
-  const ports = await Promise.all(Array.from({ length: 8 }, () => freePort()));
-  const root = path.join(work, id);
-  const child = spawn(process.execPath, [compiledEntry("runtime-agent")], {
-    env: {
-      ...(process.env as Record<string, string>),
-      ...stack.env,
-      HOST_ID: id,
-      HOST_ADDRESS: "127.0.0.1",
-      INSTANCE_PORTS: ports.join(","),
-      RUNTIME_ROOT: path.join(root, "runtime"),
-      HOST_CACHE_DIR: path.join(root, "host-cache"),
-      SANDBOX_UID_DIR: path.join(work, "sandbox-uids"),
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  const { child } = await spawnHost(stack, id, work, {}, 8);
   await until(async () => ((await (await fetch(`${stack.base}/v1/hosts`)).json()) as { id: string; state: string }[]).some((h) => h.id === id && h.state === "ready"), 60_000, `host ${id} ready`);
   return child;
 }
