@@ -69,6 +69,8 @@ const countByHost = (instances: { host?: string }[]) => {
 describe("apps on a pool of host agents", () => {
   const app = uniqueApp("pool");
   let hosts: SpawnedHost[];
+  /** What the instances serve: the second release once it has rolled out. */
+  let label = "pool-v1";
 
   it("scale 0→6 on three hosts places 2/2/2, and every instance serves at its host's address and port", async () => {
     hosts = await Promise.all(["pool-a", "pool-b", "pool-c"].map(startHost));
@@ -88,12 +90,44 @@ describe("apps on a pool of host agents", () => {
     expect(await json(await api(`/apps/${app}`))).toMatchObject({ instances: 6, placed: 6 });
   });
 
+  it("a release rolls across all six instances on three hosts, canary first, while a steady request loop sees no failed request", async () => {
+    const targets = (await instancesOf(app)).map((i) => `http://${i.address}:${i.port}/`);
+    expect(targets).toHaveLength(6);
+    let requests = 0;
+    const failures: string[] = [];
+    let looping = true;
+    const loop = (async () => {
+      for (let k = 0; looping; k++) {
+        const url = targets[k % targets.length]!;
+        const text = await fetch(url, { signal: AbortSignal.timeout(10_000) }).then((r) => (r.ok ? r.text() : `HTTP ${r.status}`), (error: Error) => error.message);
+        requests += 1;
+        if (text !== "pool-v1" && text !== "pool-v2") failures.push(`${url}: ${text}`);
+      }
+    })();
+    const dir = path.join(work, "src-v2");
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, "app.py"), labelApp("pool-v2"));
+    try {
+      expect((await deploy(app, dir)).build.status).toBe("succeeded");
+      await serving(app, "pool-v2", 6);
+    } finally {
+      looping = false;
+      await loop;
+    }
+    label = "pool-v2";
+    expect(failures).toEqual([]);
+    expect(requests).toBeGreaterThan(60);
+    const [release] = await json<{ version: number; state: string }[]>(await api(`/apps/${app}/releases`));
+    expect(release).toMatchObject({ version: 2 });
+    await eventually(async () => ((await json<{ state: string }[]>(await api(`/apps/${app}/releases`)))[0]!.state === "complete" ? true : undefined), 30_000, "the rollout complete");
+  });
+
   it("a host agent killed outright: its instances serve on the other hosts, and nothing of them runs on it", async () => {
     const dead = hosts[2]!;
     const before = (await instancesOf(app)).filter((i) => i.host === dead.id);
     dead.child.kill("SIGKILL");
     await dead.exited;
-    const running = await serving(app, "pool-v1", 6, ["pool-a", "pool-b"]);
+    const running = await serving(app, label, 6, ["pool-a", "pool-b"]);
     expect(countByHost(running)).toEqual({ "pool-a": 3, "pool-b": 3 });
     // Its apps died with it: their ports answer nothing.
     for (const instance of before) expect(await answer(instance.address!, instance.port!)).toBeUndefined();
@@ -112,7 +146,7 @@ describe("apps on a pool of host agents", () => {
     const sandboxOf = (instanceId: string) => path.join(work, stale.id, "runtime", "instances", app, instanceId) + "/";
     stale.child.kill("SIGSTOP");
     try {
-      await serving(app, "pool-v1", 6, ["pool-a"]);
+      await serving(app, label, 6, ["pool-a"]);
       for (const instance of staleInstances) expect(processRunning(sandboxOf(instance.instanceId))).toBe(true);
     } finally {
       stale.child.kill("SIGCONT");
@@ -137,7 +171,7 @@ describe("apps on a pool of host agents", () => {
       }
     })();
     expect((await api(`/hosts/${from.id}/drain`, { method: "POST" })).status).toBe(202);
-    const running = await serving(app, "pool-v1", 6, [to.id]);
+    const running = await serving(app, label, 6, [to.id]);
     sampling = false;
     await sampler;
     expect(running).toHaveLength(6);
