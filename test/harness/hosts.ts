@@ -16,12 +16,15 @@ export interface SpawnedHost {
 /**
  * A host agent as a real process (what `npm start -w services/runtime-agent` runs without APP), on
  * the stack's Redis and storage, with a runtime root, host cache and ports of its own: several
- * side by side on this machine, as LOCAL_HOSTS runs them.
+ * side by side on this machine, as LOCAL_HOSTS runs them, or each in a host's network namespace
+ * (`netns`, see netns-hosts.ts).
  */
-export async function spawnHost(stack: Pick<InProcessStack, "env">, id: string, work: string, env: Record<string, string> = {}, portCount = 4): Promise<SpawnedHost> {
+export async function spawnHost(stack: Pick<InProcessStack, "env">, id: string, work: string, env: Record<string, string> = {}, portCount = 4, netns?: string): Promise<SpawnedHost> {
   const ports = await Promise.all(Array.from({ length: portCount }, () => freePort()));
   const root = path.join(work, id);
-  const child = spawn(process.execPath, [compiledEntry("runtime-agent")], {
+  // In a host's network namespace (nsenter: the mounts, /sys/fs/cgroup among them, stay this machine's).
+  const [command, args] = netns ? ["nsenter", [`--net=/run/netns/${netns}`, "--", process.execPath, compiledEntry("runtime-agent")]] : [process.execPath, [compiledEntry("runtime-agent")]];
+  const child = spawn(command, args, {
     env: {
       ...(process.env as Record<string, string>),
       ...stack.env,

@@ -1,10 +1,11 @@
 import net from "node:net";
 
 /**
- * A TCP relay in front of the real store whose answers can be held back: the network fault a
- * stalled store or a half-open connection looks like to a client.
+ * A TCP relay in front of a real server (the store, Redis) whose answers can be held back: the
+ * network fault a stalled store or a half-open connection looks like to a client. On `listenOn`,
+ * it also makes a server on loopback reachable from hosts in network namespaces.
  */
-export async function stallingRelay(target: URL) {
+export async function stallingRelay(target: URL, listenOn = "127.0.0.1") {
   let holdAfterBytes = Infinity;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
@@ -26,9 +27,9 @@ export async function stallingRelay(target: URL) {
     client.on("error", close).on("close", close);
     upstream.on("error", close).on("close", close);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, listenOn, resolve));
   return {
-    endpoint: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    endpoint: `http://${listenOn}:${(server.address() as net.AddressInfo).port}`,
     /** From now on each new connection's answer stops after `bytes` bytes. */
     holdAfter(bytes: number) {
       holdAfterBytes = bytes;
