@@ -50,7 +50,7 @@ RUN npm ci --omit=dev --no-audit --no-fund
 FROM node:20.20.2-bookworm-slim
 RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 python3-venv python3-pip tar zstd ca-certificates curl git \
-     bubblewrap slirp4netns util-linux iptables \
+     bubblewrap slirp4netns util-linux iptables iproute2 \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # package.json files (they make dist/*.js ES modules) and node_modules; then only the build output.
