@@ -10,13 +10,11 @@
  *
  *   npm run bench:scale   (builds first: host agents run compiled; BENCH_HOST_DEAD_S overrides 15)
  */
-import type { ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { AppRepository, PlacementLoop, PlacementRepository, recordKeys, type InstanceResponse } from "@slipway/shared";
-import { removeInstanceNetworks } from "@slipway/shared/sandbox";
 import { stopChild } from "@slipway/shared/embedded";
-import { spawnHost } from "../test/harness/hosts";
+import { spawnHost, type SpawnedHost } from "../test/harness/hosts";
 import { buildAll } from "../scripts/build";
 import { startBenchStack, type BenchStack } from "./stack";
 import { benchDir, machine, runBench, since, writeResult } from "./lib";
@@ -36,7 +34,7 @@ async function main() {
   await buildAll();
   const work = await benchDir("scale");
   const stack = await startBenchStack(work, { HOST_DEAD_S: String(HOST_DEAD_S) });
-  const hosts = new Map<string, ChildProcess>();
+  const hosts = new Map<string, SpawnedHost>();
   try {
     const placement = await placementCost(stack);
     console.log(`placement: p50 ${placement.decisionMs.p50} ms, p99 ${placement.decisionMs.p99} ms, ${placement.redisCommandsPerChange} Redis commands per change`);
@@ -73,7 +71,7 @@ async function main() {
     for (const instance of await instances(stack, app)) byHost.set(instance.host!, (byHost.get(instance.host!) ?? 0) + 1);
     const [victim] = [...byHost].sort((a, b) => b[1] - a[1])[0]!;
     const failoverStart = process.hrtime.bigint();
-    hosts.get(victim)!.kill("SIGKILL");
+    hosts.get(victim)!.child.kill("SIGKILL");
     await serving(stack, app, 8, (i) => i.host !== victim);
     const failoverS = since(failoverStart);
     console.log(`failover after SIGKILL of ${victim}: ${failoverS.toFixed(2)} s (HOST_DEAD_S ${HOST_DEAD_S})`);
@@ -87,9 +85,9 @@ async function main() {
       placement,
     });
   } finally {
-    for (const [id, child] of hosts) {
-      await stopChild(child, 30_000);
-      await removeInstanceNetworks(id);
+    for (const host of hosts.values()) {
+      await stopChild(host.child, 30_000);
+      await host.removeNetworks();
     }
     await stack.close();
   }
@@ -133,10 +131,10 @@ async function placementCost(stack: BenchStack) {
   };
 }
 
-async function startHost(stack: BenchStack, work: string, id: string): Promise<ChildProcess> {
-  const { child } = await spawnHost(stack, id, work, {}, 8);
+async function startHost(stack: BenchStack, work: string, id: string): Promise<SpawnedHost> {
+  const host = await spawnHost(stack, id, work, {}, 8);
   await until(async () => ((await (await fetch(`${stack.base}/v1/hosts`)).json()) as { id: string; state: string }[]).some((h) => h.id === id && h.state === "ready"), 60_000, `host ${id} ready`);
-  return child;
+  return host;
 }
 
 async function scale(stack: BenchStack, app: string, instances: number): Promise<void> {

@@ -2,7 +2,6 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HostStatus, InstanceResponse } from "@slipway/shared";
-import { removeInstanceNetworks } from "@slipway/shared/sandbox";
 import { labelApp } from "./harness/apps";
 import { uniqueApp } from "./harness/env";
 import { spawnHost, type SpawnedHost } from "./harness/hosts";
@@ -41,7 +40,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const agent of agents.values()) agent.child.kill("SIGTERM");
   await Promise.all([...agents.values()].map((agent) => agent.exited));
-  for (const agent of agents.values()) await removeInstanceNetworks(agent.id);
+  for (const agent of agents.values()) await agent.removeNetworks();
   for (const relay of relays) await relay.close();
   await network?.destroy();
   expect(leftoverHostNetworks()).toEqual([]);

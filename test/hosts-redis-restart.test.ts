@@ -5,7 +5,6 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { freePort, type InstanceResponse } from "@slipway/shared";
 import { startRedisServer, type EmbeddedRedis } from "@slipway/shared/embedded";
 import { heartbeatFile, heartbeatProblem } from "@slipway/shared/light";
-import { removeInstanceNetworks } from "@slipway/shared/sandbox";
 import { labelApp } from "./harness/apps";
 import { uniqueApp } from "./harness/env";
 import { spawnHost, type SpawnedHost } from "./harness/hosts";
@@ -26,7 +25,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const host of hosts) host.child.kill("SIGTERM");
   await Promise.all(hosts.map((host) => host.exited));
-  for (const host of hosts) await removeInstanceNetworks(host.id);
+  for (const host of hosts) await host.removeNetworks();
   await stack?.close();
   await redis?.stop();
   await rm(work, { recursive: true, force: true });

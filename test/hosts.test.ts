@@ -4,7 +4,6 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import type { HostStatus, InstanceResponse } from "@slipway/shared";
-import { removeInstanceNetworks } from "@slipway/shared/sandbox";
 import { labelApp } from "./harness/apps";
 import { uniqueApp } from "./harness/env";
 import { spawnHost, type SpawnedHost } from "./harness/hosts";
@@ -27,7 +26,7 @@ afterAll(async () => {
   }
   await Promise.all(spawned.map((host) => host.exited));
   // What the host killed outright left (its next start would remove it).
-  for (const host of spawned) await removeInstanceNetworks(host.id);
+  for (const host of spawned) await host.removeNetworks();
 });
 
 async function startHost(id: string): Promise<SpawnedHost> {

@@ -18,7 +18,8 @@ let stack: InProcessStack;
 let work: string;
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), "slipway-cli-"));
-  stack = await startInProcessStack({ API_TOKEN: TOKEN });
+  // No app asks for instances unless a test scales it: the scale test's host takes only what it places.
+  stack = await startInProcessStack({ API_TOKEN: TOKEN, DEFAULT_INSTANCES: "0" });
 });
 afterAll(async () => {
   await stack.close();

@@ -1,11 +1,14 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { freePort } from "@slipway/shared";
+import { instanceNetworkOwner, removeInstanceNetworks } from "@slipway/shared/sandbox";
 import { compiledEntry } from "./entries";
 import type { InProcessStack } from "./stack";
 
 export interface SpawnedHost {
   id: string;
+  /** Removes the instance networks it left (its next start would): for a host killed outright. */
+  removeNetworks(): Promise<number>;
   child: ReturnType<typeof spawn>;
   exited: Promise<number | null>;
   output(): string;
@@ -44,5 +47,6 @@ export async function spawnHost(stack: Pick<InProcessStack, "env">, id: string, 
   child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return { id, child, exited, output: () => output, ports };
+  const hostCache = env.HOST_CACHE_DIR ?? path.join(root, "host-cache");
+  return { id, child, exited, output: () => output, ports, removeNetworks: () => removeInstanceNetworks(instanceNetworkOwner(id, hostCache)) };
 }

@@ -1,11 +1,12 @@
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort, type InstanceResponse } from "@slipway/shared";
-import { removeInstanceNetworks } from "@slipway/shared/sandbox";
+import { InstanceNetwork, instanceNetworkOwner, removeInstanceNetworks } from "@slipway/shared/sandbox";
 import { uniqueApp } from "../harness/env";
 import { spawnHost, type SpawnedHost } from "../harness/hosts";
 import { json } from "../harness/http";
@@ -17,7 +18,7 @@ let host: SpawnedHost | undefined;
 afterAll(async () => {
   host?.child.kill("SIGTERM");
   await host?.exited;
-  if (host) await removeInstanceNetworks(host.id);
+  await host?.removeNetworks();
 });
 
 /**
@@ -46,6 +47,34 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 `;
 
 const hostAddress = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+
+describe("instance networks of two host agents on one machine", () => {
+  it("two agents that both chose one slot (uid directories of their own, the same HOST_ID) get distinct addresses, and each removes only its own", async () => {
+    const ownerA = instanceNetworkOwner("local-1", path.join(work, "stack-a", "host-cache"));
+    const ownerB = instanceNetworkOwner("local-1", path.join(work, "stack-b", "host-cache"));
+    const slot = 30_000 + (process.pid % 500);
+    const made: InstanceNetwork[] = [];
+    try {
+      const a = await InstanceNetwork.create(ownerA, "i1", slot);
+      made.push(a);
+      const b = await InstanceNetwork.create(ownerB, "i1", slot);
+      made.push(b);
+      expect(b.address).not.toBe(a.address);
+      // A restarted agent A removes what it left, and only that.
+      expect(await removeInstanceNetworks(ownerA)).toBe(1);
+      expect(existsSync(b.namespace)).toBe(true);
+      expect(existsSync(a.namespace)).toBe(false);
+      // Once A's network is closed its slot is free again: another network that prefers it gets it.
+      await a.close();
+      const c = await InstanceNetwork.create(ownerA, "i2", slot);
+      made.push(c);
+      expect(c.address).toBe(a.address);
+    } finally {
+      for (const network of made) await network.close();
+    }
+    for (const network of made) expect(existsSync(network.namespace)).toBe(false);
+  });
+});
 
 describe("an instance's own network", () => {
   it("reaches neither the API nor Redis on the host's loopback or addresses, nor its host agent's link; binds no host port; still reaches the internet", async () => {

@@ -1,9 +1,9 @@
 import { chmod, chown, mkdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { sandboxUidDir, type AgentConfig, type Logger } from "@slipway/shared";
+import { hostCacheDir, sandboxUidDir, type AgentConfig, type Logger } from "@slipway/shared";
 import { claimAppUid } from "./app-uid";
 import { knownToolchains } from "./toolchain-cache";
-import { checkSandboxSupport, InstanceNetwork, reapSandboxLeftovers, runOnHost, SANDBOX_UID_SPAN, sandboxPath, sandboxUid, writeSandboxResolvConf, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
+import { checkSandboxSupport, InstanceNetwork, instanceNetworkOwner, reapSandboxLeftovers, runOnHost, SANDBOX_UID_SPAN, sandboxPath, sandboxUid, writeSandboxResolvConf, type SandboxMode, type SandboxSpec } from "@slipway/shared/sandbox";
 
 /** An instance's `APP_DATA_PATH`: beside its `releases/`, never inside one. */
 export const appDataPath = (runtimeRoot: string): string => path.join(runtimeRoot, "data");
@@ -82,7 +82,7 @@ export class AppSandbox {
     if (config.HOST_ID) {
       // The uid is unique on the machine (claimed in the shared SANDBOX_UID_DIR): so is its slot.
       const slot = uid - config.SANDBOX_UID_BASE - SANDBOX_UID_SPAN / 2;
-      const [instance, resolvConf] = await Promise.all([InstanceNetwork.create(config.HOST_ID, config.INSTANCE_ID, slot), writeSandboxResolvConf(config.RUNTIME_ROOT)]);
+      const [instance, resolvConf] = await Promise.all([InstanceNetwork.create(instanceNetworkOwner(config.HOST_ID, hostCacheDir(config)), config.INSTANCE_ID, slot), writeSandboxResolvConf(config.RUNTIME_ROOT)]);
       network = { instance, resolvConf };
     }
     sandbox = new AppSandbox("on", uid, toolchains, config, overlay, network);

@@ -7,4 +7,4 @@ export { runOnHost } from "./process-io";
 export { overlayUsable } from "./support";
 export { reapSandboxLeftovers } from "./leftovers";
 export { egressRules, indexExceptions, type EgressException } from "./egress";
-export { InstanceNetwork, removeInstanceNetworks, slotAddresses } from "./instance-network";
+export { InstanceNetwork, instanceNetworkOwner, removeInstanceNetworks, slotAddresses } from "./instance-network";

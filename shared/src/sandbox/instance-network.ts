@@ -1,7 +1,8 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { promisify } from "node:util";
-import { readdir } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { restrictEgress, type EgressException } from "./egress";
 import { attachNetwork } from "./network";
@@ -30,6 +31,7 @@ export class InstanceNetwork {
     /** The app's address, where the host agent reaches its ports. */
     readonly address: string,
     private readonly name: string,
+    private readonly slot: number,
     private readonly slirp: ChildProcess,
   ) {}
 
@@ -40,12 +42,9 @@ export class InstanceNetwork {
   static async create(owner: string, id: string, slot: number, exceptions: EgressException[] = []): Promise<InstanceNetwork> {
     const name = instanceNetworkName(owner, id);
     const hostDevice = `sw${digest(`${owner}/${id}`).slice(0, 12)}`;
-    const { hostAddress, appAddress, subnet } = slotAddresses(slot);
     await removeNamespace(name);
-    // Two agents on one machine with uid directories of their own could pick one slot twice: that
-    // must fail here, not route one instance's requests to another.
-    const inUse = (await hostOutput(hostCommand("ip"), ["-o", "-4", "addr", "show", "to", subnet])).trim();
-    if (inUse) throw new Error(`the instance network ${subnet} is in use already (${inUse.split(/\s+/)[1]}): give every host agent on this machine the same SANDBOX_UID_DIR`);
+    const claimed = await claimSlot(slot, name);
+    const { hostAddress, appAddress } = slotAddresses(claimed);
     const ip = (...args: string[]) => runOnHost(hostCommand("ip"), args);
     let slirp: ChildProcess | undefined;
     try {
@@ -61,26 +60,84 @@ export class InstanceNetwork {
       await runOnHost(hostCommand("nsenter"), [`--net=${NETNS_DIR}/${name}`, "--", hostCommand("bash"), "-c", `echo 1 > /proc/sys/net/ipv4/conf/${INSTANCE_DEVICE}/route_localnet`]);
       slirp = await attachNetwork({ path: `${NETNS_DIR}/${name}` });
       await restrictEgress({ path: `${NETNS_DIR}/${name}` }, exceptions, { device: INSTANCE_DEVICE });
-      return new InstanceNetwork(`${NETNS_DIR}/${name}`, appAddress, name, slirp);
+      return new InstanceNetwork(`${NETNS_DIR}/${name}`, appAddress, name, claimed, slirp);
     } catch (error) {
       slirp?.kill("SIGKILL");
       await removeNamespace(name);
+      await releaseSlot(claimed);
       throw error;
     }
   }
 
-  /** Removes the namespace (its link goes with it) and the user-mode network. */
+  /** Removes the namespace (its link goes with it), the user-mode network and the slot's claim. */
   async close(): Promise<void> {
     this.slirp.kill("SIGKILL");
     await removeNamespace(this.name);
+    await releaseSlot(this.slot);
   }
 }
+
+/**
+ * Where the machine's instance networks claim their /30s: a directory per slot, made atomically,
+ * naming the namespace that holds it. Every host agent on the machine (whatever its uid
+ * directory) claims here, so no two instances share addresses; a claim whose namespace is gone is
+ * taken over.
+ */
+const SLOTS_DIR = "/run/slipway/instance-slots";
+
+/** Claims `preferred` or the next free slot after it; answers the slot claimed. */
+async function claimSlot(preferred: number, name: string): Promise<number> {
+  await mkdir(SLOTS_DIR, { recursive: true, mode: 0o700 });
+  for (let step = 0; step < 256; step++) {
+    const slot = (preferred + step) % SLOT_COUNT;
+    const dir = path.join(SLOTS_DIR, String(slot));
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await mkdir(dir);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+        const holder = await readFile(path.join(dir, "netns"), "utf8").catch(() => undefined);
+        // A holder that is gone (its agent killed before removing it) leaves a stale claim.
+        if (holder !== undefined && holder !== name && !(await exists(path.join(NETNS_DIR, holder)))) {
+          await rm(dir, { recursive: true, force: true });
+          continue;
+        }
+        if (holder !== name) break;
+      }
+      await writeFile(path.join(dir, "netns"), name);
+      // A network made by hand or by something else on these addresses: the slot is not ours to use.
+      if ((await hostOutput(hostCommand("ip"), ["-o", "-4", "addr", "show", "to", slotAddresses(slot).subnet])).trim()) {
+        await releaseSlot(slot);
+        break;
+      }
+      return slot;
+    }
+  }
+  throw new Error(`no free instance network slot near ${preferred} in ${SLOTS_DIR}`);
+}
+
+async function releaseSlot(slot: number): Promise<void> {
+  await rm(path.join(SLOTS_DIR, String(slot)), { recursive: true, force: true });
+}
+
+const exists = (file: string) => stat(file).then(() => true, () => false);
+
+/**
+ * Who made an instance's network: a host agent, named by its HOST_ID and its host cache (two
+ * agents on one machine never share both, even two stacks' `local-1`s).
+ */
+export const instanceNetworkOwner = (hostId: string, hostCache: string) => `${hostId}@${hostCache}`;
 
 /** Removes every instance network `owner` made (a host agent starting again: none of its instances runs). */
 export async function removeInstanceNetworks(owner: string): Promise<number> {
   const prefix = `slw-${digest(owner).slice(0, 8)}-`;
   const names = (await readdir(NETNS_DIR).catch(() => [] as string[])).filter((name) => name.startsWith(prefix));
   for (const name of names) await removeNamespace(name);
+  // Their slots' claims, now naming namespaces that are gone.
+  for (const slot of await readdir(SLOTS_DIR).catch(() => [] as string[])) {
+    const holder = await readFile(path.join(SLOTS_DIR, slot, "netns"), "utf8").catch(() => "");
+    if (holder.startsWith(prefix)) await rm(path.join(SLOTS_DIR, slot), { recursive: true, force: true });
+  }
   return names.length;
 }
 
@@ -98,8 +155,10 @@ const hostOutput = async (command: string, args: string[]) => (await promisify(e
 const digest = (text: string) => createHash("sha256").update(text).digest("hex");
 
 /** The slot's /30 in 10.128.0.0/15: the host agent's end, the app's end. */
+const SLOT_COUNT = 32_768;
+
 export function slotAddresses(slot: number): { hostAddress: string; appAddress: string; subnet: string } {
-  if (!Number.isInteger(slot) || slot < 0 || slot >= 32_768) throw new Error(`instance network slot ${slot} is out of range`);
+  if (!Number.isInteger(slot) || slot < 0 || slot >= SLOT_COUNT) throw new Error(`instance network slot ${slot} is out of range`);
   const base = [10, 128 + (slot >> 14), (slot >> 6) & 255, (slot & 63) << 2];
   const at = (offset: number) => [...base.slice(0, 3), base[3]! + offset].join(".");
   return { hostAddress: at(1), appAddress: at(2), subnet: `${at(0)}/30` };

@@ -8,7 +8,7 @@ import { heartbeatFile, startHeartbeat, type HeartbeatFile } from "@slipway/shar
 import { RuntimeAgent } from "../agent";
 import { AppProcessNotes } from "../orphans";
 import { PortPool } from "./port-pool";
-import { removeInstanceNetworks } from "@slipway/shared/sandbox";
+import { instanceNetworkOwner, removeInstanceNetworks } from "@slipway/shared/sandbox";
 
 /** How long an instance leaving this host lets requests in flight finish, then its app gets to exit. */
 const INSTANCE_DRAIN_MS = 10_000;
@@ -63,7 +63,7 @@ export class HostAgent {
     await mkdir(this.instancesRoot, { recursive: true });
     // None of this agent's instances runs yet: networks an earlier run of it left are leftovers.
     if (this.config.SANDBOX === "on") {
-      const removed = await removeInstanceNetworks(this.config.HOST_ID);
+      const removed = await removeInstanceNetworks(instanceNetworkOwner(this.config.HOST_ID, hostCacheDir(this.config)));
       if (removed) this.logger.info({ removed }, "removed instance networks an earlier run of this host agent left");
     }
     // A hint only (the beat answers the truth), so a missed message costs at most one interval.
