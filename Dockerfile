@@ -3,18 +3,20 @@
 # Builds and apps run in bubblewrap sandboxes (bubblewrap, util-linux's setpriv/prlimit), builds
 # behind slirp4netns. Workers and agents run as root in their container to set sandboxes up and
 # give each its own unprivileged uid; the API runs as `node` (compose sets `user:`).
-# Every base image is pinned to a version: a rebuild gives the same system as the last one.
+# Every base image is named by a version tag (not a digest): a rebuild gives the same system unless
+# that tag is re-pushed; apt packages come at the versions the base image's Debian release serves.
 
-# MinIO and its client, built from pinned sources (the same MinIO version .ci/run tests against),
-# for compose's object storage; `docker build --target minio`.
+# MinIO, built from pinned sources (the same version .ci/run tests against), for compose's object
+# storage; `docker build --target minio`. Go's caches are build cache mounts: a rebuild after a
+# version bump recompiles only what changed.
 FROM golang:1.26.8 AS minio-build
 ENV CGO_ENABLED=0
-RUN go install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c \
-  && go install github.com/minio/mc@v0.0.0-20250313080218-cf909e1063a9
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+  go install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 
 # On Slipway's own base: one base image to pull and patch, and its node runs the healthcheck.
 FROM node:20.20.2-bookworm-slim AS minio
-COPY --from=minio-build /go/bin/minio /go/bin/mc /usr/local/bin/
+COPY --from=minio-build /go/bin/minio /usr/local/bin/
 ENTRYPOINT ["minio"]
 CMD ["server", "/data", "--console-address", ":9001"]
 
