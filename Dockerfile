@@ -35,6 +35,7 @@ COPY shared/package.json shared/
 COPY services/api/package.json services/api/
 COPY services/build-worker/package.json services/build-worker/
 COPY services/runtime-agent/package.json services/runtime-agent/
+COPY services/router/package.json services/router/
 COPY cli/package.json cli/
 
 # Compiles the services and the CLI and bundles the dashboard (npm run build), with dev dependencies;
@@ -52,7 +53,7 @@ RUN npm ci --omit=dev --no-audit --no-fund
 FROM node:20.20.2-bookworm-slim
 RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 python3-venv python3-pip tar zstd ca-certificates curl git \
-     bubblewrap slirp4netns util-linux iptables iproute2 \
+     bubblewrap slirp4netns util-linux iptables iproute2 caddy \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # package.json files (they make dist/*.js ES modules) and node_modules; then only the build output.
@@ -60,8 +61,12 @@ COPY --from=deps /app ./
 COPY --from=build /app/services/api/dist services/api/dist
 COPY --from=build /app/services/build-worker/dist services/build-worker/dist
 COPY --from=build /app/services/runtime-agent/dist services/runtime-agent/dist
+COPY --from=build /app/services/router/dist services/router/dist
 COPY --from=build /app/cli/dist cli/dist
 COPY --from=build /app/cli/bin cli/bin
+# Caddy (the front door) starts bare, its admin API on a socket only the router reaches; the router loads the rest.
+RUN mkdir -p /etc/slipway /run/caddy-admin /var/lib/caddy \
+  && echo '{"admin":{"listen":"unix//run/caddy-admin/admin.sock","config":{"persist":false}},"storage":{"module":"file_system","root":"/var/lib/caddy"}}' > /etc/slipway/caddy.json
 RUN mkdir -p /var/lib/slipway/build /var/lib/slipway/runtime && chmod 0711 /var/lib/slipway/build /var/lib/slipway/runtime
 # The API (user node) keeps the apps' git repositories here; nothing else may read them.
 RUN mkdir -p /var/lib/slipway/git && chown node:node /var/lib/slipway/git && chmod 0700 /var/lib/slipway/git

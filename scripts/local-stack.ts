@@ -3,12 +3,14 @@
  * starts a redis-server child and an S3-compatible server with their data under .slipway/.
  * Then runs the API, one build worker and LOCAL_HOSTS host agents (1 unless set), each with its
  * share of INSTANCE_PORTS, restarts any of them that dies, and stops them all on Ctrl-C. Deployed
- * apps run on the host agents: DEFAULT_INSTANCES each (1 unless set), `slipway scale N` for more. The services run compiled, as in production:
+ * apps run on the host agents: DEFAULT_INSTANCES each (1 unless set), `slipway scale N` for more.
+ * Where Caddy is installed it is the front door, fed by a router: every app at
+ * `http://<app>.localhost:<FRONT_DOOR_HTTP_PORT>/` (8000 unless set). The services run compiled, as in production:
  * `npm start` builds first (prestart), and a missing build is an error here rather than a crash loop.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -18,7 +20,7 @@ import { redactUrl, startRedisServer, startS3Server, stopChild, type EmbeddedSer
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dataDir = path.resolve(process.env.SLIPWAY_DATA_DIR ?? path.join(root, ".slipway"));
-const ENTRIES = { api: "services/api/dist/main.js", worker: "services/build-worker/dist/main.js", agent: "services/runtime-agent/dist/main.js" };
+const ENTRIES = { api: "services/api/dist/main.js", worker: "services/build-worker/dist/main.js", agent: "services/runtime-agent/dist/main.js", router: "services/router/dist/main.js" };
 /** A service that dies is started again after 1 s, 2 s, 4 s ... up to this. */
 const MAX_RESTART_DELAY_MS = 30_000;
 /** A service that ran this long before dying was healthy: its next restart waits 1 s again. */
@@ -26,7 +28,8 @@ const STABLE_AFTER_MS = 60_000;
 
 interface Service {
   name: string;
-  entry: string;
+  /** A compiled entry node runs, or a whole command (Caddy). */
+  entry: string | string[];
   env: Record<string, string>;
   child?: ChildProcess;
   startedAt: number;
@@ -63,6 +66,11 @@ async function main() {
   const hostCount = Number(process.env.LOCAL_HOSTS ?? 1);
   if (!Number.isInteger(hostCount) || hostCount < 1 || hostCount > 16) fail(`LOCAL_HOSTS must be a number of host agents from 1 to 16, got "${process.env.LOCAL_HOSTS}"`);
   const hostPorts = portsPerHost(process.env.INSTANCE_PORTS ?? "8081-8099", hostCount);
+  const frontDoorPort = Number(process.env.FRONT_DOOR_HTTP_PORT ?? 8000);
+  if (!Number.isInteger(frontDoorPort) || frontDoorPort < 1 || frontDoorPort > 65535) fail(`FRONT_DOOR_HTTP_PORT must be a port number, got "${process.env.FRONT_DOOR_HTTP_PORT}"`);
+  // CADDY_BIN names a Caddy of one's own (2.7 or later keeps WebSockets open across changes), else `caddy` on PATH.
+  const caddyBin = process.env.CADDY_BIN || "caddy";
+  const caddy = spawnSync(caddyBin, ["version"], { encoding: "utf8" }).status === 0;
   const unbuilt = Object.values(ENTRIES).filter((entry) => !existsSync(path.join(root, entry)));
   if (unbuilt.length > 0) fail(`${unbuilt.join(", ")} not built: run \`npm run build\` first`);
 
@@ -79,6 +87,9 @@ async function main() {
     Object.assign(env, { S3_ENDPOINT: s3.url, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey });
   }
   env.API_PORT = String(apiPort);
+  // The API shows apps' URLs from these; the router serves them.
+  env.SLIPWAY_DOMAIN ??= "localhost";
+  env.FRONT_DOOR_HTTP_PORT = String(frontDoorPort);
   env.API_HOST ??= "127.0.0.1";
   // The API gets a token unless one is given or API_INSECURE=1 says to run it open; only the API needs it.
   const apiEnv: Record<string, string> = { GIT_ROOT: env.GIT_ROOT ?? path.join(dataDir, "git") };
@@ -105,7 +116,8 @@ async function main() {
   };
 
   const start = (service: Service) => {
-    const child = spawn(process.execPath, [path.join(root, service.entry)], {
+    const [command, ...args] = typeof service.entry === "string" ? [process.execPath, path.join(root, service.entry)] : service.entry;
+    const child = spawn(command!, args, {
       cwd: root,
       env: { ...env, ...service.env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -131,7 +143,7 @@ async function main() {
     });
   };
 
-  const run = (name: string, entry: string, extraEnv: Record<string, string> = {}) => {
+  const run = (name: string, entry: Service["entry"], extraEnv: Record<string, string> = {}) => {
     const service: Service = { name, entry, env: extraEnv, startedAt: 0, crashes: 0 };
     services.push(service);
     start(service);
@@ -156,6 +168,19 @@ async function main() {
     });
   }
 
+  // The front door: Caddy with its admin API on a socket only this user reaches, its certificates
+  // under the data directory, and a router that gives it every app's routes from Redis.
+  if (caddy) {
+    const caddyDir = path.join(dataDir, "caddy");
+    await mkdir(caddyDir, { recursive: true, mode: 0o700 });
+    const socket = path.join(caddyDir, "admin.sock");
+    await rm(socket, { force: true });
+    const bootstrap = path.join(caddyDir, "bootstrap.json");
+    await writeFile(bootstrap, JSON.stringify({ admin: { listen: `unix/${socket}`, config: { persist: false } }, storage: { module: "file_system", root: path.join(caddyDir, "data") } }));
+    run("caddy", [caddyBin, "run", "--config", bootstrap], { HOME: caddyDir, XDG_CONFIG_HOME: path.join(caddyDir, "config"), XDG_DATA_HOME: path.join(caddyDir, "data") });
+    run("router", ENTRIES.router, { CADDY_ADMIN: `unix/${socket}`, ROUTER_ID: "local" });
+  }
+
   process.on("SIGINT", () => void stopAll(0));
   process.on("SIGTERM", () => void stopAll(0));
 
@@ -168,6 +193,9 @@ async function main() {
       ...(tokenLine ? [tokenLine] : env.API_TOKEN ? [] : ["  API token    none (API_INSECURE=1): anything on this machine may use the API"]),
       `  Redis        ${redactUrl(env.REDIS_URL)}${embedded.length && !process.env.REDIS_URL ? "  (embedded)" : ""}`,
       `  S3           ${env.S3_ENDPOINT}${!process.env.S3_ENDPOINT ? "  (embedded, data in " + path.join(dataDir, "s3") + ")" : ""}`,
+      caddy
+        ? `  front door   http://${app}.${env.SLIPWAY_DOMAIN}:${frontDoorPort}/  (every app at http://<app>.${env.SLIPWAY_DOMAIN}:${frontDoorPort}/)`
+        : "  front door   none: Caddy is not installed (apt-get install caddy); apps answer on their instances' ports",
       ...hostPorts.map((ports, i) => `  host local-${i + 1}  instances on http://127.0.0.1:${ports[0]}${ports.length > 1 ? `-${ports.at(-1)}` : ""}  (slipway instances shows which)`),
       "",
       `Deploy: tar -czf - -C examples/python-hello . | curl -sS -X POST -H 'Content-Type: application/gzip'${apiEnv.API_TOKEN ? ` -H "Authorization: Bearer $(cat ${path.join(dataDir, "api-token")})"` : env.API_TOKEN ? ' -H "Authorization: Bearer $API_TOKEN"' : ""} --data-binary @- ${apiUrl}/v1/apps/${app}/builds`,

@@ -3,7 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { loadHostConfig, loadApiConfig, loadWorkerConfig } from "@slipway/shared";
+import { loadHostConfig, loadApiConfig, loadRouterConfig, loadWorkerConfig } from "@slipway/shared";
 import { COMPILED_ENTRIES } from "../scripts/build";
 
 /**
@@ -42,6 +42,7 @@ describe("compose.yaml", () => {
       "services/api": loadApiConfig,
       "services/build-worker": loadWorkerConfig,
       "services/runtime-agent": loadHostConfig,
+      "services/router": loadRouterConfig,
     };
     let slipwayServices = 0;
     const compiled = COMPILED_ENTRIES.map((entry) => entry.out as string);
@@ -58,13 +59,14 @@ describe("compose.yaml", () => {
       expect(() => loaders[workspace]!(environmentOf(name)), name).not.toThrow();
       slipwayServices += 1;
     }
-    expect(slipwayServices).toBe(3); // the API, the build workers, the host agent
+    expect(slipwayServices).toBe(4); // the API, the build workers, the host agent, the router
   });
 
   it("has the topology operators rely on", () => {
     const services = compose.services;
     expect(services.redis!.command).toEqual(expect.arrayContaining(["--appendonly", "yes"]));
-    expect(services["minio-init"]!.depends_on!.minio!.condition).toBe("service_healthy");
+    // The API and the workers create the bucket: MinIO healthy is all they wait for.
+    for (const name of ["api", "build-worker", "host-agent"]) expect(services[name]!.depends_on!.minio!.condition, name).toBe("service_healthy");
     expect(services["build-worker"]!.deploy).toEqual({ mode: "replicated", replicas: 2 });
     // Exec-form healthchecks hold no argument with spaces (podman 4.3 splits them).
     for (const [name, service] of Object.entries(services)) {
@@ -85,8 +87,15 @@ describe("compose.yaml", () => {
     for (const dir of [host.HOST_CACHE_DIR, host.SANDBOX_UID_DIR, host.RUNTIME_ROOT]) expect(dir?.startsWith(`${volume}/`), dir).toBe(true);
     for (const [name, service] of Object.entries(services)) {
       for (const dependency of Object.keys(service.depends_on ?? {})) expect(services[dependency], `${name} depends on ${dependency}`).toBeDefined();
-      if (name !== "minio-init") expect(service.healthcheck, `${name} has a healthcheck`).toBeDefined();
+      expect(service.healthcheck, `${name} has a healthcheck`).toBeDefined();
     }
+    // The front door: Caddy publishes the ports the router and the API's URLs name; the two share only the admin socket's volume.
+    const router = loadRouterConfig(environmentOf("router"));
+    expect(services.caddy!.ports!.map(interpolate)).toContain(`${router.FRONT_DOOR_HTTP_PORT}:${router.FRONT_DOOR_HTTP_PORT}`);
+    expect(loadApiConfig({ ...environmentOf("api"), API_TOKEN: "t" }).FRONT_DOOR_HTTP_PORT).toBe(router.FRONT_DOOR_HTTP_PORT);
+    const socket = router.CADDY_ADMIN.slice("unix/".length);
+    expect(readFileSync(path.join(root, "Dockerfile"), "utf8")).toContain(`"listen":"unix/${socket}"`);
+    for (const name of ["caddy", "router"]) expect((services[name] as { volumes?: string[] }).volumes, name).toContain(`caddy-admin:${path.dirname(socket)}`);
     expect(services.api!.build).toBe(".");
     const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8");
     expect(dockerfile).toMatch(/^FROM .+ AS deps$/m);
@@ -120,7 +129,7 @@ describe("compose.yaml", () => {
     }
     expect(environmentOf("redis").REDISCLI_AUTH, "the healthcheck's redis-cli authenticates").toBe(password);
     const clients = Object.keys(compose.services).filter((name) => compose.services[name]!.environment?.REDIS_URL !== undefined);
-    expect(clients).toHaveLength(3);
+    expect(clients).toEqual(["api", "build-worker", "host-agent", "router"]);
     for (const name of clients) expect(new URL(environmentOf(name).REDIS_URL!).password, `${name}'s REDIS_URL`).toBe(password);
   });
 });

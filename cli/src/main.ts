@@ -10,6 +10,7 @@ import { registerCompletion } from "./commands/completion";
 import { registerConfig } from "./commands/config";
 import { deploy, type DeployOptions } from "./commands/deploy";
 import { registerHosts } from "./commands/hosts";
+import { registerDomains } from "./commands/domains";
 import { registerReleases } from "./commands/releases";
 import { appOption, cliContext } from "./context";
 import { keepSecret, scrub } from "./output";
@@ -47,6 +48,7 @@ registerApps(program, cli);
 registerBuilds(program, cli);
 registerReleases(program, cli);
 registerHosts(program, cli);
+registerDomains(program, cli);
 registerConfig(program, cli);
 registerAppLogs(program, cli);
 

@@ -10,6 +10,7 @@ import type { View } from "./view";
 export async function appView(view: HTMLElement, app: string): Promise<View> {
   view.innerHTML = `
     <h1>${esc(app)}</h1>
+    <p id="app-url"></p>
     <h2>Deploy</h2><section id="deploy-panel"></section>
     <h2>Instances</h2>
     <form id="scale-form" class="scale"><label>Instances <input id="scale-input" type="number" min="0" max="100" required aria-label="Instances to run"></label>
@@ -31,6 +32,11 @@ export async function appView(view: HTMLElement, app: string): Promise<View> {
       api<Instance[]>(`/v1/apps/${app}/instances`),
     ]);
     const current = releases[0]?.version;
+    const url = byId("app-url");
+    if (detail.url && url.dataset.url !== detail.url) {
+      url.dataset.url = detail.url;
+      url.innerHTML = `<a href="${esc(detail.url)}" target="_blank" rel="noopener">${esc(detail.url)}</a>`;
+    }
     syncRows(
       byId<HTMLTableElement>("instances").tBodies[0]!,
       instances.map((i) => ({

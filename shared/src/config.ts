@@ -81,12 +81,25 @@ const placementShape = {
   HOST_DEAD_S: positiveInt.default(15),
 };
 
+/** Where apps answer: the API shows each app's URL from these, the router gives them to Caddy. */
+const frontDoorShape = {
+  /** Every app answers at `<app>.<SLIPWAY_DOMAIN>`; its wildcard DNS record points at the front door. */
+  SLIPWAY_DOMAIN: z
+    .string()
+    .regex(/^(?=.{1,200}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, "must be a lower-case domain name")
+    .default("localhost"),
+  FRONT_DOOR_HTTP_PORT: port.default(80),
+  /** Set: the front door also serves HTTPS here (certificates from ACME with TLS_EMAIL, else Caddy's internal CA), and apps' URLs are https. */
+  FRONT_DOOR_HTTPS_PORT: port.optional(),
+};
+
 /** The most instances one app may ask for. */
 export const MAX_APP_INSTANCES = 100;
 
 const apiSchema = z.object({
   ...commonShape,
   ...placementShape,
+  ...frontDoorShape,
   /** The instances a new app gets. */
   DEFAULT_INSTANCES: z.coerce.number().int().min(0).max(MAX_APP_INSTANCES).default(1),
   API_PORT: port.default(8080),
@@ -259,7 +272,25 @@ const hostSchema = agentSchema.omit({ APP: true, INSTANCE_ID: true, PORT: true, 
     .optional(),
 });
 
+const routerSchema = z.object({
+  REDIS_URL: commonShape.REDIS_URL,
+  QUEUE_PREFIX: commonShape.QUEUE_PREFIX,
+  LOG_LEVEL: commonShape.LOG_LEVEL,
+  ...frontDoorShape,
+  /** Caddy's admin endpoint: `unix//path/to/admin.sock` (what compose and npm start use) or `http://host:port`. */
+  CADDY_ADMIN: z.string().regex(/^(unix\/\/.+|https?:\/\/.+)$/, "must be unix//<absolute socket path> or an http:// URL"),
+  /** Names this router in Redis (several may run, one per Caddy); defaults to the machine's hostname. */
+  ROUTER_ID: z.string().regex(INSTANCE_ID_PATTERN, "must be 1-64 of [A-Za-z0-9._-]").default(() => defaultHostId()),
+  /** Set: certificates come from ACME (Let's Encrypt) under this account email; unset: Caddy's internal CA. */
+  TLS_EMAIL: z.string().email().optional(),
+  /** How often the router reads everything again and checks that Caddy still serves it (events make changes immediate). */
+  ROUTER_RESYNC_S: positiveInt.default(5),
+  /** Rewritten after every sync that reached Redis and Caddy: the container's healthcheck (`dist/healthcheck.js`) reads it. */
+  ROUTER_HEARTBEAT_FILE: z.string().startsWith("/", "must be an absolute path").default("/tmp/slipway-router.heartbeat"),
+});
+
 export type ApiConfig = z.infer<typeof apiSchema>;
+export type RouterConfig = z.infer<typeof routerSchema>;
 export type WorkerConfig = z.infer<typeof workerSchema>;
 export type AgentConfig = z.infer<typeof agentSchema>;
 export type HostConfig = z.infer<typeof hostSchema>;
@@ -290,6 +321,15 @@ function requireTokenBeyondLoopback(config: ApiConfig): ApiConfig {
 export const loadWorkerConfig = (env: NodeJS.ProcessEnv = process.env): WorkerConfig => parse(workerSchema, env);
 export const loadAgentConfig = (env: NodeJS.ProcessEnv = process.env): AgentConfig => parse(agentSchema, env);
 export const loadHostConfig = (env: NodeJS.ProcessEnv = process.env): HostConfig => parse(hostSchema, env);
+export const loadRouterConfig = (env: NodeJS.ProcessEnv = process.env): RouterConfig => parse(routerSchema, env);
+
+/** An app's address at the front door, as users type it. */
+export function appUrl(config: Pick<ApiConfig, "SLIPWAY_DOMAIN" | "FRONT_DOOR_HTTP_PORT" | "FRONT_DOOR_HTTPS_PORT">, app: string): string {
+  const https = config.FRONT_DOOR_HTTPS_PORT !== undefined;
+  const port = https ? config.FRONT_DOOR_HTTPS_PORT : config.FRONT_DOOR_HTTP_PORT;
+  const shown = port === (https ? 443 : 80) ? "" : `:${port}`;
+  return `${https ? "https" : "http"}://${app}.${config.SLIPWAY_DOMAIN}${shown}/`;
+}
 
 function defaultHostId(): string {
   return os.hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64) || "host";

@@ -7,3 +7,4 @@ export * from "./contracts/index";
 export { hashFile, listResources, RESOURCE_MANIFEST, type ResourceEntry } from "./resource-list";
 export { isLoopbackHost, LOCAL_TOKEN_FILE, readLocalToken } from "./local-token";
 export { heartbeatFile, heartbeatProblem, pingsWithin, startHeartbeat, type Heartbeat as HeartbeatFile } from "./heartbeat-file";
+export { CoalescedPass } from "./coalesced";

@@ -67,6 +67,8 @@ describe("dashboard in headless Chromium", () => {
     await eventually(async () => ((await instanceBody()) === "v2" ? true : undefined), 60_000, "v2 serving");
 
     await page.goto(`${stack.apiUrl}/#/apps/${stack.app}`);
+    // The app's address at the front door, as a link.
+    await page.waitForSelector(`#app-url a[href="http://${stack.app}.localhost:${stack.frontDoorPort}/"]`);
     let asked = "";
     page.once("dialog", (dialog) => {
       asked = dialog.message();

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -113,5 +114,20 @@ describe("a Python app from REST upload to two serving instances", () => {
       const list = (await (await fetch(`${stack.apiUrl}/v1/apps/${stack.app}/instances`)).json()) as { state: string; release: number }[];
       return list.every((i) => i.state === "running" && i.release === 2) ? true : undefined;
     }, 20_000, "both instances reported running release 2");
+  });
+
+  it("answers at its URL on npm start's front door, as a user's curl asks for it", async () => {
+    const url = `http://${stack.app}.localhost:${stack.frontDoorPort}/`;
+    expect(await (await fetch(`${stack.apiUrl}/v1/apps/${stack.app}`)).json()).toMatchObject({ url });
+    expect(stack.output()).toContain(`front door   http://${stack.app}.localhost:${stack.frontDoorPort}/`);
+    const answer = await eventually(async () => {
+      try {
+        const body = execFileSync("curl", ["-sS", "--fail", "--max-time", "5", url], { encoding: "utf8" });
+        return JSON.parse(body) as AppAnswer;
+      } catch {
+        return undefined;
+      }
+    }, 30_000, `an answer at ${url}`);
+    expect(answer.version).toBe("v2");
   });
 });

@@ -11,6 +11,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 
 export interface LocalStack {
   apiUrl: string;
+  /** The front door's HTTP port (Caddy, when installed): apps answer there by Host header. */
+  frontDoorPort: number;
   instanceUrls: string[];
   dataDir: string;
   app: string;
@@ -29,6 +31,7 @@ export interface LocalStack {
 export async function startLocalStack(app: string, options: { instances?: number; env?: Record<string, string> } = {}): Promise<LocalStack> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "slipway-stack-"));
   const apiPort = await freePort();
+  const frontDoorPort = await freePort();
   const ports = await Promise.all(Array.from({ length: options.instances ?? 2 }, () => freePort()));
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
@@ -37,6 +40,7 @@ export async function startLocalStack(app: string, options: { instances?: number
     SLIPWAY_DATA_DIR: dataDir,
     SCRATCH_DIR: path.join(dataDir, "build"),
     API_PORT: String(apiPort),
+    FRONT_DOOR_HTTP_PORT: String(frontDoorPort),
     // One host agent with exactly these ports, and every app asks for this many instances: the
     // app the test deploys runs on these ports, whichever instance gets which.
     INSTANCE_PORTS: ports.join(","),
@@ -63,6 +67,7 @@ export async function startLocalStack(app: string, options: { instances?: number
   }
   return {
     apiUrl,
+    frontDoorPort,
     instanceUrls: ports.map((port) => `http://127.0.0.1:${port}`),
     dataDir,
     app,

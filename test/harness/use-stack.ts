@@ -52,7 +52,8 @@ export function useStack(name: string, options: StackOptions = {}): UsedStack {
     for (const agent of agents) agent.child.kill("SIGTERM");
     await Promise.all(agents.map((agent) => agent.exited));
     await started?.close();
-    await rm(work, { recursive: true, force: true });
+    // Retried: a process of the stack still stopping may write a last file while the tree goes.
+    await rm(work, { recursive: true, force: true, maxRetries: 5 });
   });
   const spawn = (env: Parameters<typeof spawnAgent>[1]) => {
     const agent = spawnAgent(stack, env);

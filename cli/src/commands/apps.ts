@@ -16,6 +16,7 @@ export function registerApps(program: Command, cli: CliContext): void {
     .action(async () => {
       print(await cli.client().json("GET", "/v1/apps?limit=100"), cli.json(), [
         ["NAME", (r) => r.name],
+        ["URL", (r) => r.url ?? ""],
         ["UPDATED", (r) => r.updatedAt],
       ]);
     });

@@ -1,4 +1,4 @@
-import type { BuildResponse, InstanceResponse } from "@slipway/shared/light";
+import type { AppResponse, BuildResponse, InstanceResponse } from "@slipway/shared/light";
 import { CliError } from "../client";
 import { appExists, appPath, type CliContext } from "../context";
 import { print } from "../output";
@@ -55,7 +55,10 @@ export async function deploy(cli: CliContext, dir: string, options: DeployOption
   else showInstances(result.instances, final.release);
   if (result.outcome === "failed") throw new CliError(`release v${final.release} of ${app} failed ${result.reason}`);
   if (result.outcome === "timeout") throw new CliError(`release v${final.release} of ${app}: not every instance ran it within ${timeoutS}s`);
-  if (!json) process.stdout.write(result.instances.some((i) => i.state === "running") ? `release v${final.release} is running\n` : `release v${final.release}: no instance reports for ${app} yet\n`);
+  if (json) return;
+  if (!result.instances.some((i) => i.state === "running")) return void process.stdout.write(`release v${final.release}: no instance reports for ${app} yet\n`);
+  const url = (await client.json<AppResponse>("GET", appPath(app)).catch(() => undefined))?.url;
+  process.stdout.write(`release v${final.release} is running${url ? ` at ${url}` : ""}\n`);
 }
 
 function showInstances(instances: InstanceResponse[], release: number): void {

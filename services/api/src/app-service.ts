@@ -23,6 +23,8 @@ export async function deleteApp(ctx: ApiContext, name: string) {
   // The record goes first, so no placement pass running meanwhile places it again; then its hosts stop its instances.
   await ctx.apps.delete(name, buildIds);
   await ctx.placements.unplaceApp(name);
+  await ctx.domains.removeAll(name);
+  await ctx.instances.announce(name);
   ctx.logger.info({ app: name, canceledBuilds, instances }, "app deleted");
   return {
     app: name,

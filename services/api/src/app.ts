@@ -13,6 +13,7 @@ import { buildRoutes } from "./routes/builds";
 import { dashboardRoutes } from "./routes/dashboard";
 import { gitRoutes } from "./routes/git";
 import { hostRoutes } from "./routes/hosts";
+import { domainRoutes } from "./routes/domains";
 import { scaleRoutes } from "./routes/scale";
 import { instanceRoutes } from "./routes/instances";
 import { releaseRoutes } from "./routes/releases";
@@ -56,6 +57,7 @@ export function createApi(ctx: ApiContext, metrics: ApiMetrics, git = new GitHos
   v1.use(instanceRoutes(ctx, API_PREFIX));
   v1.use(scaleRoutes(ctx, API_PREFIX));
   v1.use(hostRoutes(ctx, API_PREFIX));
+  v1.use(domainRoutes(ctx, API_PREFIX));
   v1.use(appLogRoutes(ctx, API_PREFIX));
   app.use(API_PREFIX, v1);
 

@@ -6,6 +6,7 @@ import {
   BuildLogStream,
   BuildRepository,
   connectRedis,
+  DomainRepository,
   InstanceRepository,
   ObjectStore,
   PlacementLoop,
@@ -28,6 +29,7 @@ export interface ApiContext {
   builds: BuildRepository;
   releases: ReleaseRepository;
   instances: InstanceRepository;
+  domains: DomainRepository;
   buildLogs: BuildLogStream;
   appLogs: AppLogStream;
   placements: PlacementRepository;
@@ -55,6 +57,7 @@ export async function createContext(config: ApiConfig, logger: Logger): Promise<
     builds: new BuildRepository(redis, keys),
     releases: new ReleaseRepository(redis, keys),
     instances: new InstanceRepository(redis, keys),
+    domains: new DomainRepository(redis, keys),
     buildLogs: new BuildLogStream(redis, keys),
     appLogs: new AppLogStream(redis, keys),
     placements,

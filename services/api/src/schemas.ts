@@ -20,6 +20,8 @@ export const appConfigBody = z
     healthCheck: healthCheckSchema.optional(),
     /** Releases and builds garbage collection keeps for this app. */
     retention: z.number().int().min(1).max(1000).optional(),
+    /** Session affinity at the front door (App Service's ARR affinity): a cookie keeps a client on one instance while it lives. */
+    affinity: z.boolean().optional(),
   })
   .strict()
   .openapi("AppConfig");

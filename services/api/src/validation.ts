@@ -9,6 +9,7 @@ import { errors, type HttpError } from "./errors";
 const PARAM_ERRORS: Record<string, () => HttpError> = {
   app: errors.invalidAppName,
   id: errors.invalidBuildId,
+  domain: () => errors.invalidDomain("the path does not name a domain"),
 };
 
 export function checkParamsHaveErrors(schema: AnyZodObject, path: string): void {

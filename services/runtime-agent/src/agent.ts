@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { AppLogStream, AppRepository, BuildRepository, InstanceRepository, recordKeys, ReleasePhaseRepository, ReleaseRepository, RolloutRepository, type AgentConfig, type InstanceReport, type Logger, type ObjectStore } from "@slipway/shared";
+import { AppLogStream, AppRepository, BuildRepository, InstanceRepository, recordKeys, ReleasePhaseRepository, ReleaseRepository, RolloutRepository, RouterRepository, type AgentConfig, type InstanceReport, type Logger, type ObjectStore } from "@slipway/shared";
 import { AppLog } from "./app-log";
 import { AppSandbox } from "./app-sandbox";
 import { Heartbeat } from "./heartbeat";
@@ -31,6 +31,7 @@ export class RuntimeAgent {
   private readonly heartbeat: Heartbeat;
   private readonly reconciler: Reconciler;
   private readonly appLog: AppLog;
+  private readonly routers: RouterRepository;
   private notifications: Subscription | undefined;
   private sandbox: AppSandbox | undefined;
   listeningPort: number | undefined;
@@ -46,6 +47,7 @@ export class RuntimeAgent {
   ) {
     const keys = recordKeys(config.QUEUE_PREFIX);
     const builds = new BuildRepository(redis, keys);
+    this.routers = new RouterRepository(redis, keys);
     this.restorer = new Restorer(store, config, logger, this.lifetime.signal, (buildId) => pinnedOutputRecord(builds, buildId, logger));
     this.appNotes = new AppProcessNotes(config.RUNTIME_ROOT, logger);
     this.target = new CurrentReleaseTarget(config.APP, new ReleaseRepository(redis, keys), store, logger);
@@ -107,11 +109,13 @@ export class RuntimeAgent {
   }
 
   /**
-   * Graceful stop: no new connections, requests in flight finish (up to `drainMs`), then the app
+   * Graceful stop: the instance leaves the front door (every router's Caddy stops sending it
+   * requests), then no new connections, requests in flight finish (up to `drainMs`), then the app
    * gets SIGTERM and, after `appGraceMs`, SIGKILL.
    */
   async stop(drainMs = 10_000, appGraceMs = 10_000): Promise<void> {
     this.lifetime.abort();
+    await this.leaveFrontDoor(drainMs);
     this.heartbeat.stop();
     await this.reconciler.stop();
     await this.proxy.close(drainMs);
@@ -120,6 +124,25 @@ export class RuntimeAgent {
     this.notifications?.close();
     await this.appLog.flush();
     await this.restorer.settled();
+  }
+
+  /**
+   * Reports the instance draining and waits (at most `timeoutMs`) until every live router serves
+   * records read after that: from then on no front door sends it a new request. An instance only
+   * a host agent runs is routed; with Redis unreachable there is no router to wait for.
+   */
+  private async leaveFrontDoor(timeoutMs: number): Promise<void> {
+    if (!this.config.HOST_ID || !this.heartbeat.snapshot() || timeoutMs <= 0) return;
+    const started = Date.now();
+    try {
+      await withTimeout(this.heartbeat.report("draining"), 3000);
+      const since = await withTimeout(this.routers.now(), 3000);
+      const caughtUp = await withTimeout(this.routers.waitCaughtUp(since, timeoutMs), timeoutMs + 3000);
+      if (caughtUp) this.logger.info({ ms: Date.now() - started }, "left the front door: no router sends this instance new requests");
+      else this.logger.warn({ timeoutMs }, "a router did not drop this instance in time; stopping anyway");
+    } catch (error) {
+      this.logger.warn({ err: error }, "could not leave the front door through Redis; stopping anyway");
+    }
   }
 
   private get appSandbox(): AppSandbox {

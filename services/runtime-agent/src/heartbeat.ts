@@ -27,7 +27,7 @@ export class Heartbeat {
 
   constructor(
     private readonly config: Pick<AgentConfig, "APP" | "INSTANCE_ID" | "PORT" | "HOST_ID" | "HOST_ADDRESS">,
-    private readonly instances: Pick<InstanceRepository, "report">,
+    private readonly instances: Pick<InstanceRepository, "report" | "announce">,
     private readonly app: SupervisedApp,
     private readonly logger: Logger,
     /** The control plane refused a report: the instance is no longer placed on this host. */
@@ -57,6 +57,8 @@ export class Heartbeat {
     }
     this.reported = { release: release ?? serving?.release, appPath: appPath ?? serving?.appPath };
     await this.beat();
+    // The front door follows states within a second of their change, not at the next sync.
+    await withTimeout(this.instances.announce(this.config.APP), 3000).catch((error: unknown) => this.logger.debug({ err: error }, "could not announce the state"));
   }
 
   snapshot(): InstanceReport | undefined {
@@ -69,6 +71,7 @@ export class Heartbeat {
       appPath: this.reported.appPath ?? null,
       lastHeartbeatAt: new Date().toISOString(),
       pid: this.app.serving?.pid ?? null,
+      servingRelease: this.app.serving?.release.version ?? null,
       uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
       restarts: this.app.restarts,
       ...(this.error ? { error: this.error } : {}),

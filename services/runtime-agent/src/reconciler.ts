@@ -1,4 +1,4 @@
-import type { Logger } from "@slipway/shared";
+import { CoalescedPass, type Logger } from "@slipway/shared";
 import type { TargetRelease, TargetSource } from "./target";
 
 /** How long a failed release is left alone before a reconcile tries it again. */
@@ -35,8 +35,7 @@ export interface ReconcilerOptions {
  */
 export class Reconciler {
   private failed: { version: number; at: number } | undefined;
-  private reconciling: Promise<void> | undefined;
-  private reconcileAgain = false;
+  private readonly passes = new CoalescedPass(() => this.reconcilePass(), () => this.stopping);
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
   private intervalMs = Infinity;
@@ -73,24 +72,15 @@ export class Reconciler {
   }
 
   reconcile(): Promise<void> {
-    if (this.stopping) return Promise.resolve();
-    if (this.reconciling) {
-      this.reconcileAgain = true;
-      return this.reconciling;
+    return this.passes.run();
+  }
+
+  private async reconcilePass(): Promise<void> {
+    try {
+      await this.reconcileOnce();
+    } catch (error) {
+      this.logger.error({ err: error }, "reconcile failed");
     }
-    this.reconciling = (async () => {
-      do {
-        this.reconcileAgain = false;
-        try {
-          await this.reconcileOnce();
-        } catch (error) {
-          this.logger.error({ err: error }, "reconcile failed");
-        }
-      } while (this.reconcileAgain && !this.stopping);
-    })().finally(() => {
-      this.reconciling = undefined;
-    });
-    return this.reconciling;
   }
 
   /** No more passes; resolves once the one in progress has ended. */
@@ -98,7 +88,7 @@ export class Reconciler {
     this.stopping = true;
     clearInterval(this.timer);
     clearTimeout(this.outageRetry);
-    await this.reconciling?.catch(() => undefined);
+    await this.passes.settled();
   }
 
   private async reconcileOnce(): Promise<void> {

@@ -26,7 +26,20 @@ export type RolloutEvent = z.infer<typeof rolloutEventSchema>;
  */
 export const PLACEMENT_CHANNEL = "slipway:events:placement";
 
-const eventSchemas = { [RELEASE_CHANNEL]: releaseEventSchema, [CANCEL_CHANNEL]: cancelEventSchema, [ROLLOUT_CHANNEL]: rolloutEventSchema } as const;
+/**
+ * Redis pub/sub channel on which routers hear that what an app's front door routes to may have
+ * changed (an instance's state, the app's domains or settings): a hint, routers also resync.
+ */
+export const ROUTES_CHANNEL = "slipway:events:routes";
+export const routesEventSchema = z.object({ app: appNameSchema });
+export type RoutesEvent = z.infer<typeof routesEventSchema>;
+
+const eventSchemas = {
+  [RELEASE_CHANNEL]: releaseEventSchema,
+  [CANCEL_CHANNEL]: cancelEventSchema,
+  [ROLLOUT_CHANNEL]: rolloutEventSchema,
+  [ROUTES_CHANNEL]: routesEventSchema,
+} as const;
 export type Channel = keyof typeof eventSchemas;
 export type EventOf<C extends Channel> = z.infer<(typeof eventSchemas)[C]>;
 

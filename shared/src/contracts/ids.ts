@@ -11,6 +11,9 @@ export const BUILD_ID_PATTERN = /^[A-Za-z0-9-]{8,64}$/;
 export const INSTANCE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const SHA256_PATTERN = /^[0-9a-f]{64}$/;
 
+/** A custom domain: lower-case DNS labels, at least two, no wildcard, no trailing dot. */
+export const DOMAIN_PATTERN = /^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
 export const appNameSchema = z.string().regex(APP_NAME_PATTERN);
 export const buildIdSchema = z.string().regex(BUILD_ID_PATTERN);
 export const sha256Schema = z.string().regex(SHA256_PATTERN);

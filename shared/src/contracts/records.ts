@@ -28,6 +28,8 @@ export const appRecordSchema = z.object({
   healthCheck: healthCheckSchema.optional(),
   /** How many releases (and builds) garbage collection keeps; the service default when unset. */
   retention: z.number().int().optional(),
+  /** Session affinity at the front door: a cookie keeps each client on one instance while it lives. */
+  affinity: z.boolean().optional(),
   latestSourceSha256: z.string().optional(),
   /** Where the latest source is stored (`.tar.gz` or `.zip`): what a rebuild builds. */
   latestSourceKey: z.string().optional(),
@@ -117,7 +119,8 @@ export const currentReleasePointerSchema = z.object({
 });
 export type CurrentReleasePointer = z.infer<typeof currentReleasePointerSchema>;
 
-export const instanceStates = ["restoring", "starting", "running", "failed"] as const;
+/** `draining`: leaving the front door's upstreams before it stops; requests in flight finish. */
+export const instanceStates = ["restoring", "starting", "running", "failed", "draining"] as const;
 export type InstanceState = (typeof instanceStates)[number];
 
 /** What an agent reports of its instance at each heartbeat. */
@@ -126,6 +129,12 @@ export const instanceReportSchema = z.object({
   release: z.number().int().positive().nullable(),
   buildId: z.string().nullable(),
   state: z.enum(instanceStates),
+  /**
+   * The release the instance's port serves now, whatever it is moving to (`release` while it
+   * runs; the previous one while it restores or starts the next, or after a failed start): what
+   * the front door routes by. Null while nothing serves.
+   */
+  servingRelease: z.number().int().positive().nullable().optional(),
   appPath: z.string().nullable(),
   lastHeartbeatAt: z.string(),
   pid: z.number().int().nullable().optional(),

@@ -12,6 +12,8 @@ export const appResponseSchema = appRecordSchema.omit({ latestSourceKey: true })
   /** The instances asked for (see PUT /v1/apps/:app/scale) and how many are placed on hosts. */
   instances: z.number().int().optional(),
   placed: z.number().int().optional(),
+  /** Where the app answers at the front door. */
+  url: z.string().optional(),
 });
 export type AppResponse = z.infer<typeof appResponseSchema>;
 

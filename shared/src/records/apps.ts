@@ -8,7 +8,7 @@ import { parseJsonRecord } from "./parse";
 const storedApp = appRecordSchema.passthrough();
 const readApp = (text: string): AppRecord => parseJsonRecord(storedApp, text, "app record");
 
-export type AppChanges = Partial<Pick<AppRecord, "env" | "buildEnv" | "startupCommand" | "releaseCommand" | "healthCheck" | "latestSourceSha256" | "latestSourceKey" | "retention">>;
+export type AppChanges = Partial<Pick<AppRecord, "env" | "buildEnv" | "startupCommand" | "releaseCommand" | "healthCheck" | "latestSourceSha256" | "latestSourceKey" | "retention" | "affinity">>;
 
 export class AppRepository {
   constructor(private readonly redis: Redis, private readonly redisKeys: RecordKeys = defaultKeys) {}

@@ -11,3 +11,5 @@ export { AppLogStream, type AppLogBounds, type AppLogPage, type AppLogQuery, typ
 export { RolloutRepository, type RolloutStatus, type RolloutTurn, type TurnOutcomeRecord } from "./rollouts";
 export { CacheDigestRepository } from "./cache-digests";
 export { PlacementRepository, type Placement, type PlaceOptions } from "./placements";
+export { DomainRepository, InvalidDomainError, normaliseDomain } from "./domains";
+export { RouterRepository, ROUTER_DEAD_MS, redisNow } from "./routers";

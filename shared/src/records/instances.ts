@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
-import { instanceReportSchema, type InstanceReport } from "../contracts/index";
-import { checkInstanceId } from "./ids";
+import { instanceReportSchema, publish, ROUTES_CHANNEL, type InstanceReport } from "../contracts/index";
+import { checkAppName, checkInstanceId } from "./ids";
 import { redisKeys as defaultKeys, type RecordKeys } from "./keys";
 import { parseJsonRecord } from "./parse";
 import { FENCED_REPORT } from "./placement-scripts";
@@ -20,6 +20,11 @@ export class InstanceRepository {
       return true;
     }
     return (await this.redis.eval(FENCED_REPORT, 2, key, this.redisKeys.placements(app), instanceId, report.host, JSON.stringify(report))) === 1;
+  }
+
+  /** Tells the routers that an instance of the app changed state (not sent for a mere heartbeat). */
+  async announce(app: string): Promise<void> {
+    await publish(this.redis, ROUTES_CHANNEL, { app: checkAppName(app) });
   }
 
   async list(app: string): Promise<InstanceReport[]> {

@@ -43,6 +43,12 @@ export function recordKeys(prefix: string = DEFAULT_RECORD_PREFIX) {
     /** The placements on one host (`<app>/<instance id>` → epoch); the prefix alone is what placement scripts extend. */
     hostPlacements: (id: string) => `${prefix}:host:${host(id)}:placements`,
     hostPlacementsPrefix: `${prefix}:host:`,
+    /** Every custom domain → the app it belongs to. */
+    domains: `${prefix}:domains`,
+    /** One app's custom domains. */
+    appDomains: (name: string) => `${prefix}:app:${app(name)}:domains`,
+    /** Each router → what it last gave its Caddy (see RouterRepository). */
+    routers: `${prefix}:routers`,
   };
 }
 

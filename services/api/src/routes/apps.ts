@@ -1,5 +1,5 @@
 import { Router } from "express";
-import { collectGarbage } from "@slipway/shared";
+import { appUrl, collectGarbage } from "@slipway/shared";
 import type { ApiContext } from "../context";
 import { deleteApp } from "../app-service";
 import { errorSchema } from "../openapi";
@@ -26,7 +26,7 @@ export function appRoutes(ctx: ApiContext, mount: string): Router {
     { method: "get", path: "/apps", summary: "List apps by name", query: pageQuery.merge(revealQuery), responses: { 200: { description: "a page of apps", schema: appSchema.array() } } },
     async ({ query }, req, res) => {
       const apps = await ctx.apps.list(query.limit + 1, decodeCursor<string>(query.cursor, "string"));
-      const page = apps.slice(0, query.limit).map((app) => appView(app, revealed(query)));
+      const page = apps.slice(0, query.limit).map((app) => appView({ ...app, url: appUrl(ctx.config, app.name) }, revealed(query)));
       sendPage(req, res, page, apps.length > query.limit ? page.at(-1)!.name : undefined);
     },
   );
@@ -45,7 +45,7 @@ export function appRoutes(ctx: ApiContext, mount: string): Router {
     async ({ params, query }, _req, res) => {
       const app = await requireApp(ctx, params.app);
       const [current, scale] = await Promise.all([ctx.releases.current(app.name), ctx.placements.scaleOf(app.name, ctx.config.DEFAULT_INSTANCES)]);
-      res.json(appView({ ...app, currentRelease: current?.version ?? null, instances: scale.desired, placed: scale.placed }, revealed(query)));
+      res.json(appView({ ...app, currentRelease: current?.version ?? null, instances: scale.desired, placed: scale.placed, url: appUrl(ctx.config, app.name) }, revealed(query)));
     },
   );
 
@@ -69,6 +69,7 @@ export function appRoutes(ctx: ApiContext, mount: string): Router {
     async ({ params, query, body }, req, res) => {
       const { app, created, previous } = await ctx.apps.upsert(params.app, body);
       await releaseConfigChange(ctx, previous, app, req.id);
+      if (created || previous?.affinity !== app.affinity) await ctx.instances.announce(app.name);
       res.status(created ? 201 : 200).json(appView(app, revealed(query)));
     },
   );

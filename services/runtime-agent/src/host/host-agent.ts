@@ -4,7 +4,7 @@ import path from "node:path";
 import type { Redis } from "ioredis";
 import { hostCacheDir, PLACEMENT_CHANNEL, PlacementRepository, recordKeys, sandboxUidDir, type AgentConfig, type HostConfig, type HostRecord, type Logger, type ObjectStore, type Placement } from "@slipway/shared";
 import { APP_NAME_PATTERN, INSTANCE_ID_PATTERN } from "@slipway/shared/contracts";
-import { heartbeatFile, startHeartbeat, type HeartbeatFile } from "@slipway/shared/light";
+import { CoalescedPass, heartbeatFile, startHeartbeat, type HeartbeatFile } from "@slipway/shared/light";
 import { RuntimeAgent } from "../agent";
 import { AppProcessNotes } from "../orphans";
 import { PortPool } from "./port-pool";
@@ -34,8 +34,7 @@ export class HostAgent {
   private readonly startedAt = new Date().toISOString();
   private timer: NodeJS.Timeout | undefined;
   private subscriber: Redis | undefined;
-  private beating: Promise<void> | undefined;
-  private beatAgain = false;
+  private readonly beats = new CoalescedPass(() => this.beatOnce(), () => this.stopping);
   private swept = false;
   private stopping = false;
   /** When Redis last answered a heartbeat. */
@@ -101,7 +100,7 @@ export class HostAgent {
     clearInterval(this.timer);
     this.subscriber?.disconnect();
     await this.healthFile?.stop();
-    await this.beating?.catch(() => undefined);
+    await this.beats.settled();
     const stops = [...this.instances.values()].map(({ agent, port }) => agent.stop(drainMs, drainMs).finally(() => this.ports.release(port)));
     this.instances.clear();
     await Promise.allSettled([...stops, ...this.leaving]);
@@ -109,24 +108,17 @@ export class HostAgent {
 
   /** One heartbeat and the sync it answers; concurrent calls coalesce into one more. */
   private beat(): Promise<void> {
-    if (this.stopping) return Promise.resolve();
-    if (this.beating) {
-      this.beatAgain = true;
-      return this.beating;
+    return this.beats.run();
+  }
+
+  private async beatOnce(): Promise<void> {
+    try {
+      const placements = await this.placements.beat(this.record());
+      this.lastBeatAt = Date.now();
+      if (!this.stopping) await this.sync(placements);
+    } catch (error) {
+      this.logger.debug({ err: error }, "host heartbeat failed");
     }
-    this.beating = (async () => {
-      do {
-        this.beatAgain = false;
-        try {
-          const placements = await this.placements.beat(this.record());
-          this.lastBeatAt = Date.now();
-          if (!this.stopping) await this.sync(placements);
-        } catch (error) {
-          this.logger.debug({ err: error }, "host heartbeat failed");
-        }
-      } while (this.beatAgain && !this.stopping);
-    })().finally(() => (this.beating = undefined));
-    return this.beating;
   }
 
   private record(): HostRecord {
