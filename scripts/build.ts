@@ -29,7 +29,7 @@ export const COMPILED_ENTRIES = [
   { source: "services/build-worker/src/main.ts", out: "services/build-worker/dist/main.js", packages: "external" },
   { source: "services/build-worker/src/healthcheck.ts", out: "services/build-worker/dist/healthcheck.js", packages: "external" },
   { source: "services/router/src/main.ts", out: "services/router/dist/main.js", packages: "external" },
-  { source: "services/router/src/healthcheck.ts", out: "services/router/dist/healthcheck.js", packages: "external" },
+  { source: "services/router/src/healthcheck.ts", out: "services/router/dist/healthcheck.js", packages: "bundled" },
   { source: "services/runtime-agent/src/main.ts", out: "services/runtime-agent/dist/main.js", packages: "bundled" },
   { source: "services/runtime-agent/src/healthcheck.ts", out: "services/runtime-agent/dist/healthcheck.js", packages: "bundled" },
   { source: "cli/src/main.ts", out: "cli/dist/main.js", packages: "bundled" },

@@ -66,7 +66,7 @@ describe("npm run build", () => {
     const port = await freePort();
     const agent = spawn(process.execPath, [compiledEntry("runtime-agent")], {
       cwd: work,
-      env: { ...plainEnv(), ...serviceEnv(), QUEUE_PREFIX: `compiled-${randomUUID().slice(0, 8)}`, APP: "compiled-agent", INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, "runtime") },
+      env: { ...plainEnv(), ...serviceEnv(), LOG_LEVEL: "info", QUEUE_PREFIX: `compiled-${randomUUID().slice(0, 8)}`, APP: "compiled-agent", INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(work, "runtime") },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -80,6 +80,9 @@ describe("npm run build", () => {
       }, 60_000, `the compiled agent to listen\n${output}`);
       expect(status).toBe(503);
       expect(output).not.toMatch(/tsx/);
+      // The port opens before the service's signal handlers exist; the stop below waits for them
+      // (the agent logs its port once started), or a SIGTERM in that first moment ends it by the signal.
+      await eventually(async () => (output.includes("listening on port") ? true : undefined), 60_000, `the compiled agent started\n${output}`);
     } finally {
       await stopChild(agent, 10_000);
     }

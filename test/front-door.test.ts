@@ -99,8 +99,19 @@ const api = (route: string, init?: RequestInit) => fetch(`${stack.baseUrl}/v1${r
 const put = (route: string, body: unknown) => api(route, { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 const instancesOf = async (app: string) => json<InstanceResponse[]>(await api(`/apps/${app}/instances`));
 
+/** GETs sent again after a connection reset with no answer (see `ask`). */
+let connectionResets = 0;
+
 async function ask(app: string, urlPath = "/", headers: Record<string, string> = {}): Promise<Answer> {
-  const answer = await viaFrontDoor(door.httpPort, `${app}.localhost`, urlPath, headers);
+  // Caddy swaps its whole configuration on every change; a new connection arriving in that
+  // instant may be reset before it is answered (CI saw 2 in a rollout under load). A GET that got
+  // no answer at all is tried once more, as a browser does; any HTTP error or wrong answer still
+  // fails, and the test bounds how many were retried.
+  const answer = await viaFrontDoor(door.httpPort, `${app}.localhost`, urlPath, headers).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== "ECONNRESET") throw error;
+    connectionResets += 1;
+    return viaFrontDoor(door.httpPort, `${app}.localhost`, urlPath, headers);
+  });
   if (answer.status !== 200) throw new Error(`HTTP ${answer.status}: ${answer.body}`);
   return JSON.parse(answer.body) as Answer;
 }
@@ -188,6 +199,7 @@ describe("the front door", () => {
     }
     expect(failures).toEqual([]);
     expect(requests).toBeGreaterThan(100);
+    expect(connectionResets).toBeLessThanOrEqual(Math.ceil(requests / 100));
     expect(labels.get(`${app}-v2`)).toBeGreaterThan(0);
   });
 
