@@ -41,9 +41,10 @@ describe("Python platform", () => {
     expect(build.error).toMatch(/^Python 3\.4 was requested \(runtime\.txt\) but this worker has 3\.\d+\.\d+/);
     // Unrecoverable: one attempt only. A retryable failure would leave the job delayed for its
     // next attempt; failed (a final state) after one attempt means no retry is coming.
+    // The job is read again once failed: a copy read while it was still active has attemptsMade 0.
     const job = await eventually(async () => {
       const found = await stack.api.buildQueue.getJob(build.id);
-      return found && (await found.getState()) === "failed" ? found : undefined;
+      return found && (await found.getState()) === "failed" ? await stack.api.buildQueue.getJob(build.id) : undefined;
     }, 30_000, "the build's job to be in the failed set");
     expect(job.attemptsMade).toBe(1);
     const log = await stack.api.store.getText(storageKeys.buildLog(build.app, build.id));
