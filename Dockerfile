@@ -1,4 +1,5 @@
-# One image for every Slipway service: the API, the build workers and the runtime agents.
+# One image for every Slipway service: the API, the build workers, the runtime agents and the router;
+# MinIO and Caddy get images of their own (targets `minio` and `caddy`).
 # Builds need python3 (venv, pip), node/npm, GNU tar and zstd; agents need the same to run apps.
 # Builds and apps run in bubblewrap sandboxes (bubblewrap, util-linux's setpriv/prlimit), builds
 # behind slirp4netns. Workers and agents run as root in their container to set sandboxes up and
@@ -19,6 +20,21 @@ FROM node:20.20.2-bookworm-slim AS minio
 COPY --from=minio-build /go/bin/minio /usr/local/bin/
 ENTRYPOINT ["minio"]
 CMD ["server", "/data", "--console-address", ":9001"]
+
+# Caddy, the front door, built from source at the version .ci/run tests against: Debian's 2.6
+# closes WebSockets whenever its configuration changes and has no per-host metrics. Its own image
+# (`docker build --target caddy`), started bare with its admin API on a socket only the router
+# reaches; the router loads the rest.
+FROM golang:1.26.8 AS caddy-build
+ENV CGO_ENABLED=0
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+  go install github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9
+
+FROM node:20.20.2-bookworm-slim AS caddy
+COPY --from=caddy-build /go/bin/caddy /usr/local/bin/
+COPY services/router/caddy-bootstrap.json /etc/slipway/caddy.json
+RUN mkdir -p /run/caddy-admin /var/lib/caddy
+CMD ["caddy", "run", "--config", "/etc/slipway/caddy.json"]
 
 # The runtime agent's restore helper, slipway-fetch (services/runtime-agent/fetch): Go's standard
 # library only, static; `npm run build` builds it the same way where Go is installed.
@@ -53,7 +69,7 @@ RUN npm ci --omit=dev --no-audit --no-fund
 FROM node:20.20.2-bookworm-slim
 RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 python3-venv python3-pip tar zstd ca-certificates curl git \
-     bubblewrap slirp4netns util-linux iptables iproute2 caddy \
+     bubblewrap slirp4netns util-linux iptables iproute2 \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # package.json files (they make dist/*.js ES modules) and node_modules; then only the build output.
@@ -64,9 +80,6 @@ COPY --from=build /app/services/runtime-agent/dist services/runtime-agent/dist
 COPY --from=build /app/services/router/dist services/router/dist
 COPY --from=build /app/cli/dist cli/dist
 COPY --from=build /app/cli/bin cli/bin
-# Caddy (the front door) starts bare, its admin API on a socket only the router reaches; the router loads the rest.
-RUN mkdir -p /etc/slipway /run/caddy-admin /var/lib/caddy \
-  && echo '{"admin":{"listen":"unix//run/caddy-admin/admin.sock","config":{"persist":false}},"storage":{"module":"file_system","root":"/var/lib/caddy"}}' > /etc/slipway/caddy.json
 RUN mkdir -p /var/lib/slipway/build /var/lib/slipway/runtime && chmod 0711 /var/lib/slipway/build /var/lib/slipway/runtime
 # The API (user node) keeps the apps' git repositories here; nothing else may read them.
 RUN mkdir -p /var/lib/slipway/git && chown node:node /var/lib/slipway/git && chmod 0700 /var/lib/slipway/git

@@ -1,8 +1,10 @@
 /**
  * bench/front-door: the cost of Caddy before an instance, and how fast the router moves traffic.
- * - overhead: autocannon against an instance's port straight, then through Caddy by Host header
- *   (the instance is the runtime agent's own proxy before a small node app), interleaved runs,
- *   latency p50/p99 and requests per second of each;
+ * - overhead: an instance's port asked straight, then through Caddy by Host header (the instance
+ *   is the runtime agent's own proxy before a small node app, in a process of its own), in
+ *   interleaved rounds after a warm-up: latency p50/p99 of requests one at a time on a kept-alive
+ *   connection (the hop's own cost, timed to the microsecond), and requests per second under
+ *   autocannon's load;
  * - switch: a new instance reported serving (what the agent writes when its health check passed)
  *   until Caddy sends it requests, through the real router and Redis; 20 times;
  * - configuration: a whole configuration of 200 apps × 2 instances built and loaded into Caddy.
@@ -10,32 +12,32 @@
  *
  *   npm run bench:front-door   (needs Caddy: apt-get install caddy)
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, writeFile } from "node:fs/promises";
+import { fork } from "node:child_process";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import autocannon from "autocannon";
 import { AppRepository, createLogger, InstanceRepository, recordKeys, type InstanceReport } from "@slipway/shared";
-import { startRedisServer, stopChild } from "@slipway/shared/embedded";
-import { InstanceProxy } from "../services/runtime-agent/src/proxy";
+import { startRedisServer } from "@slipway/shared/embedded";
 import { CaddyAdmin, caddyConfig, startRouter, type AppRoute } from "../services/router/src/index";
+import { startCaddy, viaFrontDoor, type Caddy } from "../test/harness/front-door";
 import { benchDir, machine, median, runBench, writeResult } from "./lib";
 
 const CONNECTIONS = 10;
-const caddyBin = process.env.CADDY_BIN || "caddy";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const SEQUENTIAL_REQUESTS = 2000;
 const ROUNDS = 3;
 const SWITCHES = 20;
 
 async function main() {
   const work = await benchDir("front-door");
-  const caddy = await startCaddy(work);
+  const caddy = await startCaddy(path.join(work, "caddy"));
   const redis = await startRedisServer();
-  const app = await startApp("bench");
-  const proxy = new InstanceProxy();
-  const instancePort = await proxy.listen(0, "127.0.0.1");
-  proxy.setUpstream(app.port);
+  const instance = fork(new URL("./front-door-instance.ts", import.meta.url).pathname, { stdio: "inherit" });
+  const instancePort = await new Promise<number>((resolve, reject) => {
+    instance.once("message", (message) => resolve((message as { port: number }).port));
+    instance.once("exit", (code) => reject(new Error(`the bench's instance exited (${code})`)));
+  });
   try {
     const admin = new CaddyAdmin(`unix/${caddy.socket}`);
     const preserved = { admin: { listen: `unix/${caddy.socket}`, config: { persist: false } } };
@@ -43,16 +45,20 @@ async function main() {
 
     const direct: Run[] = [];
     const viaCaddy: Run[] = [];
+    const directTarget = { port: instancePort, headers: {} };
+    const caddyTarget = { port: caddy.httpPort, headers: { Host: "bench.localhost" } };
+    // Warm-up, not counted: the instance's JIT and Caddy's pool of upstream connections.
+    for (const target of [directTarget, caddyTarget]) await autocannon({ url: `http://127.0.0.1:${target.port}/`, headers: target.headers, connections: CONNECTIONS, duration: 3 });
     for (let round = 0; round < ROUNDS; round++) {
-      direct.push(await load(`http://127.0.0.1:${instancePort}/`, {}));
-      viaCaddy.push(await load(`http://127.0.0.1:${caddy.httpPort}/`, { Host: "bench.localhost" }));
+      direct.push(await measure(directTarget));
+      viaCaddy.push(await measure(caddyTarget));
       console.log(`round ${round + 1}: direct ${JSON.stringify(direct.at(-1))}, through Caddy ${JSON.stringify(viaCaddy.at(-1))}`);
     }
     const overhead = {
       direct: summarise(direct),
       throughCaddy: summarise(viaCaddy),
     };
-    const added = { p50Ms: round2(overhead.throughCaddy.p50Ms - overhead.direct.p50Ms), throughputShare: round2(overhead.throughCaddy.requestsPerSecond / overhead.direct.requestsPerSecond) };
+    const added = { p50Ms: round3(overhead.throughCaddy.p50Ms - overhead.direct.p50Ms), throughputShare: round2(overhead.throughCaddy.requestsPerSecond / overhead.direct.requestsPerSecond) };
     console.log(`overhead: +${added.p50Ms} ms at p50, ${Math.round(added.throughputShare * 100)} % of the direct throughput`);
 
     const switchMs = await switchTimes(redis.url, caddy, work);
@@ -72,18 +78,17 @@ async function main() {
       date: new Date().toISOString(),
       machine: machine(),
       caddy: caddy.version,
-      connections: CONNECTIONS,
-      secondsPerRun: SECONDS,
+      latency: `${SEQUENTIAL_REQUESTS} requests one at a time on a kept-alive connection per round`,
+      throughput: `autocannon, ${CONNECTIONS} connections, ${SECONDS} s per round`,
       rounds: ROUNDS,
       overhead: { ...overhead, added, goal: { addedP50Ms: 1, throughputShare: 0.8 } },
       healthPassToTrafficMs: { p50: median(switchMs), max: Math.max(...switchMs), samples: switchMs },
       configLoad200AppsMs: { p50: median(loadMs), max: Math.max(...loadMs) },
     });
   } finally {
-    await proxy.close(0);
-    app.close();
+    instance.kill();
     await redis.stop();
-    await stopChild(caddy.child);
+    await caddy.stop();
   }
 }
 
@@ -94,9 +99,43 @@ interface Run {
   errors: number;
 }
 
-async function load(url: string, headers: Record<string, string>): Promise<Run> {
-  const result = await autocannon({ url, headers, connections: CONNECTIONS, duration: SECONDS });
-  return { p50Ms: result.latency.p50, p99Ms: result.latency.p99, requestsPerSecond: Math.round(result.requests.average), errors: result.errors + result.non2xx };
+interface Target {
+  port: number;
+  headers: Record<string, string>;
+}
+
+async function measure(target: Target): Promise<Run> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const latencies: number[] = [];
+  let errors = 0;
+  try {
+    for (let i = 0; i < SEQUENTIAL_REQUESTS; i++) {
+      const start = performance.now();
+      const status = await get(target, agent);
+      latencies.push(performance.now() - start);
+      if (status !== 200) errors += 1;
+    }
+  } finally {
+    agent.destroy();
+  }
+  latencies.sort((a, b) => a - b);
+  const result = await autocannon({ url: `http://127.0.0.1:${target.port}/`, headers: target.headers, connections: CONNECTIONS, duration: SECONDS });
+  return {
+    p50Ms: round3(latencies[Math.floor(latencies.length * 0.5)]!),
+    p99Ms: round3(latencies[Math.floor(latencies.length * 0.99)]!),
+    requestsPerSecond: Math.round(result.requests.average),
+    errors: errors + result.errors + result.non2xx,
+  };
+}
+
+function get(target: Target, agent: http.Agent): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = http.get({ host: "127.0.0.1", port: target.port, headers: target.headers, agent }, (answer) => {
+      answer.resume();
+      answer.on("end", () => resolve(answer.statusCode ?? 0));
+    });
+    request.on("error", reject);
+  });
 }
 
 function summarise(runs: Run[]) {
@@ -130,6 +169,7 @@ async function switchTimes(redisUrl: string, caddy: Caddy, work: string): Promis
       TLS_EMAIL: undefined,
       ROUTER_RESYNC_S: 60,
       ROUTER_HEARTBEAT_FILE: path.join(work, "router.heartbeat"),
+      ROUTER_METRICS_PORT: 0,
     },
     createLogger("bench", "warn"),
   );
@@ -185,16 +225,8 @@ async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise
   }
 }
 
-function ask(port: number, host: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const request = http.request({ host: "127.0.0.1", port, headers: { Host: host }, agent: false }, (answer) => {
-      let body = "";
-      answer.on("data", (chunk: Buffer) => (body += chunk.toString()));
-      answer.on("end", () => resolve(body));
-    });
-    request.on("error", reject);
-    request.end();
-  });
+async function ask(port: number, host: string): Promise<string> {
+  return (await viaFrontDoor(port, host)).body;
 }
 
 async function startApp(label: string): Promise<{ port: number; close(): void }> {
@@ -204,39 +236,7 @@ async function startApp(label: string): Promise<{ port: number; close(): void }>
   return { port: (server.address() as AddressInfo).port, close: () => server.close() };
 }
 
-interface Caddy {
-  child: ChildProcess;
-  socket: string;
-  httpPort: number;
-  version: string;
-}
-
-async function startCaddy(work: string): Promise<Caddy> {
-  const dir = path.join(work, "caddy");
-  await mkdir(dir, { recursive: true });
-  const socket = path.join(dir, "admin.sock");
-  const httpPort = await new Promise<number>((resolve) => {
-    const probe = http.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-  const bootstrap = path.join(dir, "bootstrap.json");
-  await writeFile(bootstrap, JSON.stringify({ admin: { listen: `unix/${socket}`, config: { persist: false } }, storage: { module: "file_system", root: path.join(dir, "data") } }));
-  const env = { ...process.env, HOME: dir, XDG_CONFIG_HOME: path.join(dir, "config"), XDG_DATA_HOME: path.join(dir, "data") };
-  const child = spawn(caddyBin, ["run", "--config", bootstrap], { env, stdio: "ignore" });
-  const version = await new Promise<string>((resolve) => {
-    const probe = spawn(caddyBin, ["version"], { stdio: ["ignore", "pipe", "ignore"] });
-    let out = "";
-    probe.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
-    probe.on("exit", () => resolve(out.trim()));
-    probe.on("error", () => resolve("unknown"));
-  });
-  const admin = new CaddyAdmin(`unix/${socket}`);
-  await until(async () => (await admin.config().then(() => true)) === true);
-  return { child, socket, httpPort, version };
-}
-
 const round2 = (value: number) => Math.round(value * 100) / 100;
+const round3 = (value: number) => Math.round(value * 1000) / 1000;
 
 runBench("front-door", main);

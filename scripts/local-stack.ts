@@ -64,6 +64,9 @@ async function main() {
   const app = process.env.SLIPWAY_APP ?? "demo";
   if (!APP_NAME_PATTERN.test(app)) fail(`SLIPWAY_APP must be a valid app name, got "${app}"`);
   const hostCount = Number(process.env.LOCAL_HOSTS ?? 1);
+  // Prometheus endpoints: the router's, then one per host agent.
+  const routerMetricsPort = Number(process.env.ROUTER_METRICS_PORT || 9180);
+  const hostMetricsPort = (index: number) => routerMetricsPort + 1 + index;
   if (!Number.isInteger(hostCount) || hostCount < 1 || hostCount > 16) fail(`LOCAL_HOSTS must be a number of host agents from 1 to 16, got "${process.env.LOCAL_HOSTS}"`);
   const hostPorts = portsPerHost(process.env.INSTANCE_PORTS ?? "8081-8099", hostCount);
   const frontDoorPort = Number(process.env.FRONT_DOOR_HTTP_PORT ?? 8000);
@@ -165,6 +168,7 @@ async function main() {
       HOST_CACHE_DIR: path.join(hostDir, "host-cache"),
       // One machine: every host agent claims its instances' uids (and with them their networks) in one place.
       SANDBOX_UID_DIR: path.join(dataDir, "sandbox-uids"),
+      HOST_METRICS_PORT: String(hostMetricsPort(index)),
     });
   }
 
@@ -178,7 +182,7 @@ async function main() {
     const bootstrap = path.join(caddyDir, "bootstrap.json");
     await writeFile(bootstrap, JSON.stringify({ admin: { listen: `unix/${socket}`, config: { persist: false } }, storage: { module: "file_system", root: path.join(caddyDir, "data") } }));
     run("caddy", [caddyBin, "run", "--config", bootstrap], { HOME: caddyDir, XDG_CONFIG_HOME: path.join(caddyDir, "config"), XDG_DATA_HOME: path.join(caddyDir, "data") });
-    run("router", ENTRIES.router, { CADDY_ADMIN: `unix/${socket}`, ROUTER_ID: "local" });
+    run("router", ENTRIES.router, { CADDY_ADMIN: `unix/${socket}`, ROUTER_ID: "local", ROUTER_METRICS_PORT: String(routerMetricsPort) });
   }
 
   process.on("SIGINT", () => void stopAll(0));
@@ -197,6 +201,7 @@ async function main() {
         ? `  front door   http://${app}.${env.SLIPWAY_DOMAIN}:${frontDoorPort}/  (every app at http://<app>.${env.SLIPWAY_DOMAIN}:${frontDoorPort}/)`
         : "  front door   none: Caddy is not installed (apt-get install caddy); apps answer on their instances' ports",
       ...hostPorts.map((ports, i) => `  host local-${i + 1}  instances on http://127.0.0.1:${ports[0]}${ports.length > 1 ? `-${ports.at(-1)}` : ""}  (slipway instances shows which)`),
+      `  metrics      ${apiUrl}/metrics${caddy ? `, front door :${routerMetricsPort}/metrics` : ""}, hosts :${hostMetricsPort(0)}${hostPorts.length > 1 ? `-${hostMetricsPort(hostPorts.length - 1)}` : ""}/metrics`,
       "",
       `Deploy: tar -czf - -C examples/python-hello . | curl -sS -X POST -H 'Content-Type: application/gzip'${apiEnv.API_TOKEN ? ` -H "Authorization: Bearer $(cat ${path.join(dataDir, "api-token")})"` : env.API_TOKEN ? ' -H "Authorization: Bearer $API_TOKEN"' : ""} --data-binary @- ${apiUrl}/v1/apps/${app}/builds`,
       "Stop with Ctrl-C.",

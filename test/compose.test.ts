@@ -94,7 +94,13 @@ describe("compose.yaml", () => {
     expect(services.caddy!.ports!.map(interpolate)).toContain(`${router.FRONT_DOOR_HTTP_PORT}:${router.FRONT_DOOR_HTTP_PORT}`);
     expect(loadApiConfig({ ...environmentOf("api"), API_TOKEN: "t" }).FRONT_DOOR_HTTP_PORT).toBe(router.FRONT_DOOR_HTTP_PORT);
     const socket = router.CADDY_ADMIN.slice("unix/".length);
-    expect(readFileSync(path.join(root, "Dockerfile"), "utf8")).toContain(`"listen":"unix/${socket}"`);
+    // Caddy's image starts it with the bootstrap that puts its admin API on that socket, and the
+    // router reads per-app metrics from it: the Dockerfile builds the Caddy .ci/run tests against.
+    expect(readFileSync(path.join(root, "services/router/caddy-bootstrap.json"), "utf8")).toContain(`"listen":"unix/${socket}"`);
+    expect(services.caddy!.build).toEqual({ context: ".", target: "caddy" });
+    const caddyVersion = /caddy_version="(v[\d.]+)"/.exec(readFileSync(path.join(root, ".ci/run"), "utf8"))![1];
+    expect(readFileSync(path.join(root, "Dockerfile"), "utf8")).toContain(`github.com/caddyserver/caddy/v2/cmd/caddy@${caddyVersion}`);
+    expect(readFileSync(path.join(root, "Dockerfile"), "utf8")).toContain("COPY services/router/caddy-bootstrap.json /etc/slipway/caddy.json");
     for (const name of ["caddy", "router"]) expect((services[name] as { volumes?: string[] }).volumes, name).toContain(`caddy-admin:${path.dirname(socket)}`);
     expect(services.api!.build).toBe(".");
     const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8");

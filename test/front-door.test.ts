@@ -3,7 +3,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import type { AppResponse, InstanceResponse } from "@slipway/shared";
+import { freePort, type AppResponse, type InstanceResponse } from "@slipway/shared";
 import { uniqueApp } from "./harness/env";
 import { startFrontDoor, viaFrontDoor, type FrontDoor } from "./harness/front-door";
 import { spawnHost, type SpawnedHost } from "./harness/hosts";
@@ -18,11 +18,12 @@ import { useStack } from "./harness/use-stack";
 const HOST_DEAD_S = 3;
 const { stack, work, deploy } = useStack("front-door", { env: { HOST_DEAD_S: String(HOST_DEAD_S) } });
 const hosts: SpawnedHost[] = [];
+const hostMetricsPorts: Record<string, number> = {};
 let door: FrontDoor;
 
 beforeAll(async () => {
   door = await startFrontDoor(stack, work);
-  hosts.push(...(await Promise.all(["fd-a", "fd-b", "fd-c"].map((id) => spawnHost(stack, id, work, {}, 8)))));
+  hosts.push(...(await Promise.all(["fd-a", "fd-b", "fd-c"].map(async (id) => spawnHost(stack, id, work, { HOST_METRICS_PORT: String((hostMetricsPorts[id] = await freePort())) }, 8)))));
 }, 60_000);
 
 afterAll(async () => {
@@ -32,6 +33,27 @@ afterAll(async () => {
   for (const host of hosts) await host.removeNetworks();
   await door?.close();
 });
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Prometheus text as samples (what the tests read of it: no escapes in label values). */
+function parseMetrics(text: string): Sample[] {
+  return text.split("\n").flatMap((line) => {
+    const sample = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!sample) return [];
+    const labels = Object.fromEntries([...(sample[2] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((pair) => [pair[1]!, pair[2]!]));
+    return [{ name: sample[1]!, labels, value: Number(sample[3]) }];
+  });
+}
+
+/** The sum of a metric's samples that carry every label given. */
+function total(samples: Sample[], name: string, labels: Record<string, string>): number {
+  return samples.filter((s) => s.name === name && Object.entries(labels).every(([key, value]) => s.labels[key] === value)).reduce((sum, s) => sum + s.value, 0);
+}
 
 /** An app that says who it is and what the front door told it: label, its APP_PATH (one per instance) and the forwarded headers. */
 function whoAmI(label: string): string {
@@ -250,8 +272,10 @@ describe("the front door", () => {
     expect((await api(`/apps/${app}/domains/${domain}`, { method: "DELETE" })).status).toBe(404);
   });
 
+  const wsApp = uniqueApp("door-ws");
+
   it("a WebSocket through the front door keeps its connection while another app releases, and reconnects to the new release after its own", async () => {
-    const app = uniqueApp("door-ws");
+    const app = wsApp;
     const other = apps[1]!;
     expect((await put(`/apps/${app}`, {})).status).toBe(201);
     await put(`/apps/${app}/scale`, { instances: 1 });
@@ -293,6 +317,39 @@ describe("the front door", () => {
       return undefined;
     }, 60_000, "a new connection to ws-v2");
     again.close();
+  });
+
+  it("counts each app's requests, status codes and latencies, and the instances added and removed, on the router's metrics endpoint, and each drain on its host's", async () => {
+    const app = apps[0]!;
+    const idle = uniqueApp("door-idle"); // no release yet: routed, answered 503 by the front door itself
+    expect((await put(`/apps/${idle}`, {})).status).toBe(201);
+    await eventually(async () => ((await viaFrontDoor(door.httpPort, `${idle}.localhost`)).status === 503 ? true : undefined), 10_000, "the idle app routed");
+    for (let i = 0; i < 5; i++) await ask(app);
+    await viaFrontDoor(door.httpPort, "nobody.localhost");
+    const scrape = async (port: number) => parseMetrics(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+    const before = await scrape(door.metricsPort);
+    expect(total(before, "caddy_http_request_duration_seconds_count", { app, code: "200" })).toBeGreaterThanOrEqual(5);
+    expect(total(before, "caddy_http_request_duration_seconds_bucket", { app, le: "+Inf" })).toBeGreaterThanOrEqual(5);
+    expect(total(before, "caddy_http_request_duration_seconds_count", { app: idle, code: "503" })).toBeGreaterThanOrEqual(1);
+    expect(total(before, "caddy_http_request_duration_seconds_count", { host: "_other", code: "404" })).toBeGreaterThanOrEqual(1);
+    expect(before.filter((s) => s.labels.host === "_other" && s.labels.app !== undefined)).toEqual([]);
+    expect(total(before, "slipway_front_door_upstream_changes_total", { change: "added" })).toBeGreaterThanOrEqual(7);
+    expect(total(before, "slipway_front_door_config_loads_total", {})).toBeGreaterThan(0);
+    expect(total(before, "slipway_front_door_caddy_up", {})).toBe(1);
+
+    // Scaled to zero, the WebSocket app's instance leaves the front door and drains: its host times the drain.
+    const [leaving] = await instancesOf(wsApp);
+    const hostPort = hostMetricsPorts[leaving!.host!]!;
+    const drainsBefore = total(await scrape(hostPort), "slipway_instance_drain_seconds_count", { outcome: "complete" });
+    await put(`/apps/${wsApp}/scale`, { instances: 0 });
+    const drained = await eventually(async () => {
+      const now = await scrape(hostPort);
+      return total(now, "slipway_instance_drain_seconds_count", { outcome: "complete" }) > drainsBefore ? now : undefined;
+    }, 30_000, "a drain timed");
+    expect(total(drained, "slipway_instance_drain_seconds_sum", {})).toBeLessThan(30);
+    expect(total(drained, "slipway_instance_requests_cut_total", {})).toBe(0);
+    const after = await scrape(door.metricsPort);
+    expect(total(after, "slipway_front_door_upstream_changes_total", { change: "removed" })).toBeGreaterThan(total(before, "slipway_front_door_upstream_changes_total", { change: "removed" }));
   });
 
   it("a restarted Caddy gets everything back from the router", async () => {

@@ -26,6 +26,8 @@ export const PASS_THROUGH = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_L
 const passThroughShape = Object.fromEntries(PASS_THROUGH.map((name) => [name, z.string().optional()])) as Record<(typeof PASS_THROUGH)[number], z.ZodOptional<z.ZodString>>;
 
 const port = z.coerce.number().int().min(1).max(65535);
+/** A port for `GET /metrics`, or 0 for none. */
+const metricsPort = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 
 /** S3_IDLE_TIMEOUT_S unless set; also what a store built from a hand-made config (a test's, say) uses. */
@@ -270,6 +272,8 @@ const hostSchema = agentSchema.omit({ APP: true, INSTANCE_ID: true, PORT: true, 
     .regex(/^[A-Za-z0-9._/-]+=[^,=]*(,[A-Za-z0-9._/-]+=[^,=]*)*$/, "must be k=v pairs separated by commas")
     .transform((value) => Object.fromEntries(value.split(",").map((pair) => pair.split("=") as [string, string])))
     .optional(),
+  /** Where Prometheus scrapes the host agent (`GET /metrics`: its instances' drains); 0: not served. */
+  HOST_METRICS_PORT: metricsPort.default(9181),
 });
 
 const routerSchema = z.object({
@@ -287,6 +291,8 @@ const routerSchema = z.object({
   ROUTER_RESYNC_S: positiveInt.default(5),
   /** Rewritten after every sync that reached Redis and Caddy: the container's healthcheck (`dist/healthcheck.js`) reads it. */
   ROUTER_HEARTBEAT_FILE: z.string().startsWith("/", "must be an absolute path").default("/tmp/slipway-router.heartbeat"),
+  /** Where Prometheus scrapes the front door (`GET /metrics`: the router's own and Caddy's per app); 0: not served. */
+  ROUTER_METRICS_PORT: metricsPort.default(9180),
 });
 
 export type ApiConfig = z.infer<typeof apiSchema>;

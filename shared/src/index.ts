@@ -13,6 +13,7 @@ export { createLogger, type Logger } from "./log";
 export { runService, type RunningService } from "./service";
 export { blockingConnection, connectRedis, isRedisTimeout } from "./redis";
 export { freePort, waitForPort } from "./embedded/free-port";
+export { serveMetrics, type MetricsServer, type MetricsSource } from "./metrics-server";
 export {
   chooseServer,
   dependencyNames,

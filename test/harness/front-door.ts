@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
@@ -13,8 +13,10 @@ export interface FrontDoor {
   rootCertificate: string;
   caddy: ChildProcess;
   routers: SpawnedRouter[];
-  /** Another router for the same Caddy (several may run). */
-  addRouter(id: string): SpawnedRouter;
+  /** Where the first router serves `GET /metrics`. */
+  metricsPort: number;
+  /** Another router for the same Caddy (several may run), with its own settings. */
+  addRouter(id: string, env?: Record<string, string>): SpawnedRouter;
   /** Starts Caddy again after it was killed: a bare configuration the routers fill in again. */
   restartCaddy(): Promise<void>;
   close(): Promise<void>;
@@ -35,31 +37,22 @@ export const caddyBin = process.env.CADDY_BIN || "caddy";
  * Redis. Apps answer at `<app>.localhost` on its HTTP and HTTPS ports.
  */
 export async function startFrontDoor(stack: Pick<InProcessStack, "env">, work: string, env: Record<string, string> = {}): Promise<FrontDoor> {
-  const dir = path.join(work, "caddy");
-  await mkdir(dir, { recursive: true });
-  const socket = path.join(dir, "admin.sock");
-  const [httpPort, httpsPort] = [await freePort(), await freePort()];
-  const bootstrap = path.join(dir, "bootstrap.json");
-  await writeFile(bootstrap, JSON.stringify({ admin: { listen: `unix/${socket}`, config: { persist: false } }, storage: { module: "file_system", root: path.join(dir, "data") } }));
-  const caddyEnv = { ...(process.env as Record<string, string>), HOME: dir, XDG_CONFIG_HOME: path.join(dir, "config"), XDG_DATA_HOME: path.join(dir, "data") };
-  let caddy = spawn(caddyBin, ["run", "--config", bootstrap], { env: caddyEnv, stdio: ["ignore", "ignore", "pipe"] });
-  let caddyLog = "";
-  const watch = (child: ChildProcess) => child.stderr!.on("data", (chunk: Buffer) => (caddyLog = (caddyLog + chunk.toString()).slice(-20_000)));
-  watch(caddy);
-  await adminReady(socket, () => caddyLog);
+  const caddy = await startCaddy(path.join(work, "caddy"));
   const routers: SpawnedRouter[] = [];
-  const addRouter = (id: string) => {
+  const addRouter = (id: string, routerEnv: Record<string, string> = {}) => {
     const child = spawn(process.execPath, [compiledEntry("router")], {
       env: {
         ...(process.env as Record<string, string>),
         ...stack.env,
         ROUTER_ID: id,
-        CADDY_ADMIN: `unix/${socket}`,
+        CADDY_ADMIN: `unix/${caddy.socket}`,
         SLIPWAY_DOMAIN: "localhost",
-        FRONT_DOOR_HTTP_PORT: String(httpPort),
-        FRONT_DOOR_HTTPS_PORT: String(httpsPort),
+        FRONT_DOOR_HTTP_PORT: String(caddy.httpPort),
+        FRONT_DOOR_HTTPS_PORT: String(caddy.httpsPort),
         ROUTER_RESYNC_S: "2",
+        ROUTER_METRICS_PORT: "0",
         ...env,
+        ...routerEnv,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -70,29 +63,81 @@ export async function startFrontDoor(stack: Pick<InProcessStack, "env">, work: s
     routers.push(router);
     return router;
   };
-  addRouter("router-1");
+  const metricsPort = await freePort();
+  addRouter("router-1", { ROUTER_METRICS_PORT: String(metricsPort) });
   return {
-    httpPort,
-    httpsPort,
-    rootCertificate: path.join(dir, "data", "pki", "authorities", "local", "root.crt"),
+    metricsPort,
+    httpPort: caddy.httpPort,
+    httpsPort: caddy.httpsPort,
+    rootCertificate: caddy.rootCertificate,
     get caddy() {
-      return caddy;
+      return caddy.child;
     },
     routers,
     addRouter,
-    restartCaddy: async () => {
-      caddy = spawn(caddyBin, ["run", "--config", bootstrap], { env: caddyEnv, stdio: ["ignore", "ignore", "pipe"] });
-      watch(caddy);
-      await adminReady(socket, () => caddyLog);
-    },
+    restartCaddy: () => caddy.restart(),
     close: async () => {
       for (const router of routers) router.child.kill("SIGTERM");
       await Promise.all(routers.map((router) => router.exited));
-      if (caddy.exitCode === null && caddy.signalCode === null) {
-        const exited = new Promise((resolve) => caddy.once("exit", resolve));
-        caddy.kill("SIGTERM");
-        await exited;
-      }
+      await caddy.stop();
+    },
+  };
+}
+
+export interface Caddy {
+  readonly child: ChildProcess;
+  /** Its admin API's unix socket. */
+  socket: string;
+  httpPort: number;
+  httpsPort: number;
+  /** The internal CA's root certificate (where Caddy keeps it once it issued one). */
+  rootCertificate: string;
+  /** Its module version (`v2.11.9`), else `caddy version`'s first line. */
+  version: string;
+  /** Starts it again after it was killed, bare. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real Caddy (CADDY_BIN, else `caddy` on PATH) started bare: its admin API on a unix socket in
+ * `dir`, storage and certificates there too, and two free ports chosen for whoever configures it.
+ */
+export async function startCaddy(dir: string): Promise<Caddy> {
+  await mkdir(dir, { recursive: true });
+  const socket = path.join(dir, "admin.sock");
+  const [httpPort, httpsPort] = [await freePort(), await freePort()];
+  const bootstrap = path.join(dir, "bootstrap.json");
+  await writeFile(bootstrap, JSON.stringify({ admin: { listen: `unix/${socket}`, config: { persist: false } }, storage: { module: "file_system", root: path.join(dir, "data") } }));
+  const caddyEnv = { ...(process.env as Record<string, string>), HOME: dir, XDG_CONFIG_HOME: path.join(dir, "config"), XDG_DATA_HOME: path.join(dir, "data") };
+  let log = "";
+  const launch = async () => {
+    const child = spawn(caddyBin, ["run", "--config", bootstrap], { env: caddyEnv, stdio: ["ignore", "ignore", "pipe"] });
+    child.stderr!.on("data", (chunk: Buffer) => (log = (log + chunk.toString()).slice(-20_000)));
+    await adminReady(socket, () => log);
+    return child;
+  };
+  let child = await launch();
+  // A build from the module proxy says "unknown" to `caddy version`; its build info names the module's version.
+  const module = /^mod\s+github\.com\/caddyserver\/caddy\/v2\s+(\S+)/m.exec(spawnSync(caddyBin, ["build-info"], { encoding: "utf8" }).stdout ?? "");
+  const version = module?.[1] ?? (spawnSync(caddyBin, ["version"], { encoding: "utf8" }).stdout?.split("\n")[0]?.trim() || "unknown");
+  return {
+    get child() {
+      return child;
+    },
+    socket,
+    httpPort,
+    httpsPort,
+    rootCertificate: path.join(dir, "data", "pki", "authorities", "local", "root.crt"),
+    version,
+    restart: async () => {
+      child = await launch();
+    },
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
     },
   };
 }

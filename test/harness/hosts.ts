@@ -39,6 +39,7 @@ export async function spawnHost(stack: Pick<InProcessStack, "env">, id: string, 
       // One machine: its host agents share the uid claims, so no two instances share a uid (or a network).
       SANDBOX_UID_DIR: path.join(work, "sandbox-uids"),
       HEALTH_TIMEOUT_S: "30",
+      HOST_METRICS_PORT: "0",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -36,6 +36,13 @@ export class CaddyAdmin {
     return JSON.parse(answer.body || "null");
   }
 
+  /** Caddy's own Prometheus metrics (its admin endpoint serves them). */
+  async metrics(): Promise<string> {
+    const answer = await this.request("GET", "/metrics");
+    if (answer.status !== 200) throw new CaddyAdminError(`Caddy's metrics could not be read (${answer.status}): ${answer.body.slice(0, 200)}`);
+    return answer.body;
+  }
+
   /** Whether the running configuration holds an object with this `@id`. */
   async has(id: string): Promise<boolean> {
     const answer = await this.request("GET", `/id/${encodeURIComponent(id)}`);

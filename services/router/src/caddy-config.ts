@@ -17,12 +17,24 @@ export interface FrontDoorOptions {
   preserved: Record<string, unknown>;
   /** Names this configuration, so a check can tell whether Caddy still serves it (`GET /id/<generation>`). */
   generation: string;
-  /**
-   * Keep WebSockets and other upgraded streams open when a configuration replaces this one (Caddy
-   * 2.7 and later: `stream_close_delay`); every instance or release change loads a new one. Older
-   * Caddies close them on every load and refuse the setting.
-   */
-  keepStreams?: boolean;
+  /** What of newer Caddies' settings to use (default: all); an older Caddy refuses what it lacks. */
+  features?: ReadonlySet<CaddyFeature>;
+}
+
+/**
+ * Settings only newer Caddies know, each named by the JSON field an older one refuses:
+ * - `stream_close_delay` (2.7): WebSockets and other upgraded streams stay open when a configuration
+ *   replaces the one that opened them (every instance or release change loads a new one);
+ * - `metrics` (2.9, with `per_host`): request counts, status codes and latencies per host, which the
+ *   router's metrics endpoint labels with the app.
+ */
+export const CADDY_FEATURES = ["stream_close_delay", "metrics"] as const;
+export type CaddyFeature = (typeof CADDY_FEATURES)[number];
+
+/** The feature a Caddy's refusal names (`json: unknown field "metrics"`, quoted inside its JSON error), if any. */
+export function refusedFeature(refusal: string, features: Iterable<CaddyFeature>): CaddyFeature | undefined {
+  const unescaped = refusal.replaceAll('\\"', '"');
+  return [...features].find((feature) => unescaped.includes(`unknown field "${feature}"`));
 }
 
 /** How long an upgraded stream outlives the configuration that opened it: a day, then clients reconnect. */
@@ -41,16 +53,23 @@ const AFFINITY_COOKIE = "slipway_affinity";
  */
 export function caddyConfig(routes: AppRoute[], options: FrontDoorOptions): Record<string, unknown> {
   const https = options.httpsPort !== undefined;
+  const features = options.features ?? new Set(CADDY_FEATURES);
   const listen = [`:${options.httpPort}`, ...(https ? [`:${options.httpsPort}`] : [])];
   const server = {
     listen,
-    routes: [...routes.map((route) => appRoute(route, options.keepStreams ?? true)), unknownHost(options.generation)],
+    routes: [...routes.map((route) => appRoute(route, features.has("stream_close_delay"))), unknownHost(options.generation)],
     // HTTPS is served when asked for; plain HTTP keeps answering too (no redirect), since the
     // front door's own health checks and local use reach it that way.
     automatic_https: https ? { disable_redirects: true } : { disable: true },
   };
   const apps: Record<string, unknown> = {
-    http: { http_port: options.httpPort, ...(https ? { https_port: options.httpsPort } : {}), servers: { slipway: server } },
+    http: {
+      http_port: options.httpPort,
+      ...(https ? { https_port: options.httpsPort } : {}),
+      // Only hosts the routes name get a label of their own; any other Host a client sends counts as "_other".
+      ...(features.has("metrics") ? { metrics: { per_host: true } } : {}),
+      servers: { slipway: server },
+    },
     // The internal CA must never add itself to this machine's trust store (Caddy's default does).
     pki: { certificate_authorities: { local: { install_trust: false } } },
   };

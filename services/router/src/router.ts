@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import { CoalescedPass, PLACEMENT_CHANNEL, RELEASE_CHANNEL, ROUTES_CHANNEL, type Logger, type RouterConfig, type RouterRepository } from "@slipway/shared";
 import type { CaddyAdmin } from "./caddy-admin";
-import { caddyConfig, type AppRoute } from "./caddy-config";
+import { CADDY_FEATURES, caddyConfig, refusedFeature, type AppRoute, type CaddyFeature } from "./caddy-config";
+import { labelWithApps, type RouterMetrics } from "./metrics";
 import { readRoutes, type RouteSources } from "./route-table";
 
 export interface RouterDeps {
@@ -11,6 +12,7 @@ export interface RouterDeps {
   admin: CaddyAdmin;
   routers: Pick<RouterRepository, "now" | "applied" | "remove">;
   sources: RouteSources;
+  metrics: RouterMetrics;
   logger: Logger;
 }
 
@@ -37,8 +39,11 @@ export class Router {
   private timer: NodeJS.Timeout | undefined;
   private loadedGeneration: string | undefined;
   private preserved: Record<string, unknown> | undefined;
-  /** False once this Caddy refused `stream_close_delay` (before 2.7): its WebSockets close on every load. */
-  private keepStreams = true;
+  /** Newer Caddies' settings this Caddy took; one it refused is dropped (see CADDY_FEATURES). */
+  private readonly features = new Set<CaddyFeature>(CADDY_FEATURES);
+  /** `<app> <address:port>` of every instance the loaded configuration sends requests to. */
+  private served = new Set<string>();
+  private appOfHost = new Map<string, string>();
   readonly stats: RouterStats = { loads: 0, unchanged: 0, lastSyncMs: 0, apps: 0, upstreams: 0 };
   /** When the last sync reached Redis and Caddy (0: none yet). */
   lastSyncedAt = 0;
@@ -94,25 +99,48 @@ export class Router {
           tlsEmail: this.config.TLS_EMAIL,
           preserved: this.preserved!,
           generation,
-          keepStreams: this.keepStreams,
+          features: this.features,
         });
-      try {
-        await this.deps.admin.load(config());
-      } catch (error) {
-        if (!this.keepStreams || !String((error as Error).message).includes("stream_close_delay")) throw error;
-        this.keepStreams = false;
-        this.deps.logger.warn("this Caddy is older than 2.7: WebSockets through the front door close whenever its configuration changes; use Caddy 2.7 or later to keep them");
-        await this.deps.admin.load(config());
+      for (;;) {
+        try {
+          await this.deps.admin.load(config());
+          break;
+        } catch (error) {
+          const refused = refusedFeature(String((error as Error).message), this.features);
+          if (!refused) throw error;
+          this.features.delete(refused);
+          this.deps.logger.warn(OLDER_CADDY[refused]);
+        }
       }
       this.loadedGeneration = generation;
       this.stats.loads += 1;
+      this.deps.metrics.loads.inc();
       this.deps.logger.info({ apps: routes.length, upstreams: countUpstreams(routes), ms: Date.now() - started }, "front door configuration loaded");
     } else {
       this.stats.unchanged += 1;
     }
     await this.deps.routers.applied(this.config.ROUTER_ID, snapshotAt);
     this.lastSyncedAt = Date.now();
+    this.countChanges(routes);
+    this.deps.metrics.syncSeconds.observe((Date.now() - started) / 1000);
     Object.assign(this.stats, { lastSyncMs: Date.now() - started, apps: routes.length, upstreams: countUpstreams(routes) });
+  }
+
+  /** Caddy's metrics, each app's hosts labelled with the app. */
+  async caddyMetrics(): Promise<string> {
+    return labelWithApps(await this.deps.admin.metrics(), this.appOfHost);
+  }
+
+  /** Instances that started or stopped taking requests since the last sync. */
+  private countChanges(routes: AppRoute[]): void {
+    const { metrics } = this.deps;
+    const served = new Set(routes.flatMap((route) => route.upstreams.map((upstream) => `${route.app} ${upstream}`)));
+    for (const upstream of served) if (!this.served.has(upstream)) metrics.upstreamChanges.inc({ change: "added" });
+    for (const upstream of this.served) if (!served.has(upstream)) metrics.upstreamChanges.inc({ change: "removed" });
+    this.served = served;
+    this.appOfHost = new Map(routes.flatMap((route) => route.hosts.map((host) => [host, route.app] as const)));
+    metrics.apps.set(routes.length);
+    metrics.upstreams.set(served.size);
   }
 
   /**
@@ -131,6 +159,11 @@ export class Router {
     return kept;
   }
 }
+
+const OLDER_CADDY: Record<CaddyFeature, string> = {
+  stream_close_delay: "this Caddy is older than 2.7: WebSockets through the front door close whenever its configuration changes; use Caddy 2.7 or later to keep them",
+  metrics: "this Caddy is older than 2.9: the front door's metrics have no per-app request counts or latencies; use Caddy 2.9 or later for them",
+};
 
 function countUpstreams(routes: AppRoute[]): number {
   return routes.reduce((sum, route) => sum + route.upstreams.length, 0);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { InstanceReport } from "@slipway/shared";
-import { caddyConfig } from "../src/caddy-config";
+import { CADDY_FEATURES, caddyConfig, refusedFeature } from "../src/caddy-config";
 import { routableInstances } from "../src/route-table";
 
 const now = Date.parse("2026-12-07T12:00:00Z");
@@ -77,5 +77,28 @@ describe("the Caddy configuration", () => {
     expect(internal.apps.tls.automation.policies).toEqual([{ subjects: ["shop.example.org"], issuers: [{ module: "internal" }] }]);
     const acme = caddyConfig(routes, { httpPort: 80, httpsPort: 443, tlsEmail: "ops@example.org", preserved, generation: "g" }) as any;
     expect(acme.apps.tls.automation.policies[0].issuers).toEqual([{ module: "acme", email: "ops@example.org" }]);
+  });
+
+  it("asks newer Caddies for per-host metrics and streams that outlive a reload, and leaves out what an older one refused", () => {
+    const routes = [{ app: "shop", hosts: ["shop.example.org"], upstreams: ["10.0.0.1:20000"], affinity: false }];
+    const proxyOf = (config: any) => config.apps.http.servers.slipway.routes[0].handle[0].routes[1].handle[0];
+    const current = caddyConfig(routes, { httpPort: 80, preserved, generation: "g" }) as any;
+    expect(current.apps.http.metrics).toEqual({ per_host: true });
+    expect(proxyOf(current).stream_close_delay).toBe("24h");
+    const older = caddyConfig(routes, { httpPort: 80, preserved, generation: "g", features: new Set(["stream_close_delay"] as const) }) as any;
+    expect(older.apps.http.metrics).toBeUndefined();
+    expect(proxyOf(older).stream_close_delay).toBe("24h");
+    const oldest = caddyConfig(routes, { httpPort: 80, preserved, generation: "g", features: new Set() }) as any;
+    expect(proxyOf(oldest).stream_close_delay).toBeUndefined();
+  });
+
+  it("tells which newer setting an older Caddy refused, from the error it answers a load with", () => {
+    // Caddy 2.6.2's answer to a configuration with the http app's `metrics`, as its admin API sends it.
+    const metrics = `Caddy refused the configuration (400): {"error":"loading config: loading new config: loading http app module: decoding module config: http: json: unknown field \\"metrics\\""}`;
+    expect(refusedFeature(metrics, CADDY_FEATURES)).toBe("metrics");
+    const streams = `Caddy refused the configuration (400): {"error":"loading handler modules: position 0: loading module 'reverse_proxy': decoding module config: http.handlers.reverse_proxy: json: unknown field \\"stream_close_delay\\""}`;
+    expect(refusedFeature(streams, ["stream_close_delay"])).toBe("stream_close_delay");
+    expect(refusedFeature(streams, ["metrics"])).toBeUndefined();
+    expect(refusedFeature(`Caddy refused the configuration (400): {"error":"listen tcp :80: bind: permission denied"}`, CADDY_FEATURES)).toBeUndefined();
   });
 });

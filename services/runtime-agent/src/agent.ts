@@ -109,21 +109,24 @@ export class RuntimeAgent {
   }
 
   /**
-   * Graceful stop: the instance leaves the front door (every router's Caddy stops sending it
+   * Graceful stop, resolving to how its drain went: the instance leaves the front door (every router's Caddy stops sending it
    * requests), then no new connections, requests in flight finish (up to `drainMs`), then the app
    * gets SIGTERM and, after `appGraceMs`, SIGKILL.
    */
-  async stop(drainMs = 10_000, appGraceMs = 10_000): Promise<void> {
+  async stop(drainMs = 10_000, appGraceMs = 10_000): Promise<Drain> {
+    const started = Date.now();
     this.lifetime.abort();
     await this.leaveFrontDoor(drainMs);
     this.heartbeat.stop();
     await this.reconciler.stop();
-    await this.proxy.close(drainMs);
+    const cut = await this.proxy.close(drainMs);
+    const drain = { seconds: (Date.now() - started) / 1000, cut };
     await this.supervisor.stop(appGraceMs);
     await this.sandbox?.close().catch((error: unknown) => this.logger.warn({ err: error }, "could not remove the instance's network"));
     this.notifications?.close();
     await this.appLog.flush();
     await this.restorer.settled();
+    return drain;
   }
 
   /**
@@ -149,6 +152,13 @@ export class RuntimeAgent {
     if (!this.sandbox) throw new Error("the agent has not started");
     return this.sandbox;
   }
+}
+
+/** How an instance's stop drained it: from the stop to its last request answered (or cut). */
+export interface Drain {
+  seconds: number;
+  /** Requests still in flight when the drain time ran out. */
+  cut: number;
 }
 
 /** How long a restore waits for Redis to say what the worker pinned before restoring the vetted way. */

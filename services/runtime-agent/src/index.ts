@@ -1,4 +1,4 @@
-import { connectRedis, ObjectStore, type AgentConfig, type HostConfig, type Logger } from "@slipway/shared";
+import { connectRedis, ObjectStore, serveMetrics, type AgentConfig, type HostConfig, type Logger } from "@slipway/shared";
 import { RuntimeAgent } from "./agent";
 import { HostAgent } from "./host/host-agent";
 import type { InstanceProxy } from "./proxy";
@@ -15,9 +15,11 @@ export async function startHost(config: HostConfig, logger: Logger): Promise<{ h
   redis.on("error", (error) => logger.debug({ err: error }, "redis connection error"));
   const host = new HostAgent(config, redis, new ObjectStore(config), logger);
   await host.start();
+  const metrics = config.HOST_METRICS_PORT > 0 ? await serveMetrics(host.metrics.registry, config.HOST_METRICS_PORT, logger) : undefined;
   return {
     host,
     close: async (graceMs) => {
+      await metrics?.close();
       await host.stop(graceMs);
       redis.disconnect();
     },

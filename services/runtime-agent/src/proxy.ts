@@ -51,15 +51,18 @@ export class InstanceProxy {
   }
 
   /** Stops taking connections, lets requests in flight finish (up to `graceMs`), then closes. */
-  async close(graceMs = 0): Promise<void> {
+  /** Resolves to the number of requests still in flight when `graceMs` ran out: those were cut. */
+  async close(graceMs = 0): Promise<number> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const deadline = Date.now() + graceMs;
     while (this.totalInFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const cut = this.totalInFlight();
     this.server.closeAllConnections();
     for (const socket of this.tunnels) socket.destroy();
     this.agent.destroy();
     await closed;
+    return cut;
   }
 
   private totalInFlight(): number {

@@ -31,7 +31,7 @@ async function proxyTo(port: number): Promise<InstanceProxy> {
   const proxy = new InstanceProxy();
   await proxy.listen(0, "127.0.0.1");
   proxy.setUpstream(port);
-  closers.push(() => proxy.close(0));
+  closers.push(async () => void (await proxy.close(0)));
   return proxy;
 }
 
@@ -87,5 +87,43 @@ describe("the instance's proxy", () => {
     const closed = new Promise((resolve) => socket.once("close", resolve));
     await proxy.close(100);
     await closed;
+  });
+
+  it("lets requests in flight finish when it closes, and says how many it had to cut when the drain time ran out", async () => {
+    const release: (() => void)[] = [];
+    const slow = http.createServer((_req, res) => release.push(() => res.end("done")));
+    await new Promise<void>((resolve) => slow.listen(0, "127.0.0.1", resolve));
+    closers.push(() => new Promise<void>((resolve) => slow.close(() => resolve())));
+    const ask = (port: number) =>
+      new Promise<string>((resolve) => {
+        http.get({ host: "127.0.0.1", port, agent: false }, (answer) => {
+          let body = "";
+          answer.on("data", (chunk: Buffer) => (body += chunk.toString()));
+          answer.on("end", () => resolve(body));
+          answer.on("error", () => resolve("cut"));
+        }).on("error", () => resolve("cut"));
+      });
+    const waitFor = async (count: number) => {
+      while (release.length < count) await new Promise((resolve) => setTimeout(resolve, 10));
+    };
+
+    const finishing = new InstanceProxy();
+    await finishing.listen(0, "127.0.0.1");
+    finishing.setUpstream((slow.address() as AddressInfo).port);
+    const answered = ask(finishing.port!);
+    await waitFor(1);
+    const drained = finishing.close(10_000);
+    release.shift()!();
+    expect(await drained).toBe(0);
+    expect(await answered).toBe("done");
+
+    const cutting = new InstanceProxy();
+    await cutting.listen(0, "127.0.0.1");
+    cutting.setUpstream((slow.address() as AddressInfo).port);
+    const pending = [ask(cutting.port!), ask(cutting.port!)];
+    await waitFor(2);
+    expect(await cutting.close(200)).toBe(2);
+    expect(await Promise.all(pending)).toEqual(["cut", "cut"]);
+    for (const done of release.splice(0)) done();
   });
 });

@@ -7,6 +7,7 @@ import { APP_NAME_PATTERN, INSTANCE_ID_PATTERN } from "@slipway/shared/contracts
 import { CoalescedPass, heartbeatFile, startHeartbeat, type HeartbeatFile } from "@slipway/shared/light";
 import { RuntimeAgent } from "../agent";
 import { AppProcessNotes } from "../orphans";
+import { HostMetrics } from "./metrics";
 import { PortPool } from "./port-pool";
 import { instanceNetworkOwner, removeInstanceNetworks } from "@slipway/shared/sandbox";
 
@@ -47,6 +48,7 @@ export class HostAgent {
     private readonly redis: Redis,
     private readonly store: ObjectStore,
     private readonly logger: Logger,
+    readonly metrics = new HostMetrics(),
   ) {
     this.placements = new PlacementRepository(redis, recordKeys(config.QUEUE_PREFIX));
     this.ports = new PortPool(config.INSTANCE_PORTS);
@@ -101,7 +103,12 @@ export class HostAgent {
     this.subscriber?.disconnect();
     await this.healthFile?.stop();
     await this.beats.settled();
-    const stops = [...this.instances.values()].map(({ agent, port }) => agent.stop(drainMs, drainMs).finally(() => this.ports.release(port)));
+    const stops = [...this.instances.values()].map(({ agent, port }) =>
+      agent
+        .stop(drainMs, drainMs)
+        .then((drain) => this.metrics.drained(drain))
+        .finally(() => this.ports.release(port)),
+    );
     this.instances.clear();
     await Promise.allSettled([...stops, ...this.leaving]);
   }
@@ -186,6 +193,7 @@ export class HostAgent {
     this.logger.info({ app: placement.app, instanceId }, `instance ${instanceId} of ${placement.app} is no longer placed here: stopping it`);
     const leaving = agent
       .stop(INSTANCE_DRAIN_MS, INSTANCE_DRAIN_MS)
+      .then((drain) => this.metrics.drained(drain))
       .then(() => rm(root, { recursive: true, force: true }))
       .catch((error: unknown) => this.logger.warn({ err: error, instanceId }, "could not stop or remove an instance that left"))
       .finally(() => {
