@@ -12,6 +12,12 @@ export interface HealthCriteria {
   timeoutMs: number;
   /** Text the answer's body must contain; only then is the body read. */
   expectText?: string;
+  /**
+   * Any HTTP answer counts, whatever its status (App Service's "started"; Heroku and Fly only
+   * want the port bound): the default, so an app with no route at the path (a Django URLconf
+   * without a root, an API) still goes live. An app's own healthCheck wants 2xx or 3xx.
+   */
+  anyStatus?: boolean;
   /** Whose setting this is, for the reason: `HEALTH_PATH` or the app's healthCheck. */
   source: string;
 }
@@ -50,16 +56,16 @@ const HEALTH_FIRST_PAUSE_MS = 10;
 const HEALTH_QUICK_MS = 1000;
 const HEALTH_MAX_PAUSE_MS = 250;
 
-const healthy = (answer: Answer) => answer.status !== undefined && answer.status >= 200 && answer.status < 400 && answer.hasText;
+const healthy = (answer: Answer, anyStatus: boolean) => answer.status !== undefined && (anyStatus || (answer.status >= 200 && answer.status < 400)) && answer.hasText;
 
 /**
- * Resolves once the app answers the health path with 2xx or 3xx (and, when one is expected, a
- * body containing the text); rejects if the process exits first or the timeout passes, with a
+ * Resolves once the app answers the health path: with any status when `anyStatus`, else 2xx or
+ * 3xx (and, when one is expected, a body containing the text); rejects if the process exits first or the timeout passes, with a
  * one-line reason a user can act on, ending with what the app printed; with `AgentStopping` once
  * `signal` aborts.
  */
 export async function waitUntilHealthy(app: AppProcess, port: number, criteria: HealthCriteria, signal?: AbortSignal, host = "127.0.0.1"): Promise<void> {
-  const { path: healthPath, timeoutMs, expectText, source } = criteria;
+  const { path: healthPath, timeoutMs, expectText, source, anyStatus = false } = criteria;
   const deadline = Date.now() + timeoutMs;
   let last: Answer = { status: undefined, hasText: false };
   // Probes come close together for the first second, then spread out: an app that is up in
@@ -74,7 +80,7 @@ export async function waitUntilHealthy(app: AppProcess, port: number, criteria: 
       throw new HealthCheckError(`the app exited (${exit.limitReason ?? exit.signal ?? `code ${exit.code}`}) before answering on $PORT (${port}); ${printedNote(app)}`);
     }
     last = await probe(host, port, healthPath, expectText);
-    if (healthy(last)) return;
+    if (healthy(last, anyStatus)) return;
     await sleep(pauseMs, signal);
     if (Date.now() >= quickUntil) pauseMs = Math.min(HEALTH_MAX_PAUSE_MS, pauseMs * 1.5);
   }

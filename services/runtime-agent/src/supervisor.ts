@@ -165,7 +165,7 @@ export class Supervisor {
   }
 
   private healthCriteria(check: HealthCheck | undefined): HealthCriteria {
-    if (!check) return { path: this.config.HEALTH_PATH, timeoutMs: this.config.HEALTH_TIMEOUT_S * 1000, source: "HEALTH_PATH" };
+    if (!check) return { path: this.config.HEALTH_PATH, timeoutMs: this.config.HEALTH_TIMEOUT_S * 1000, source: "HEALTH_PATH", anyStatus: true };
     return { path: check.path, timeoutMs: check.timeoutS * 1000, ...(check.expectText !== undefined ? { expectText: check.expectText } : {}), source: "the app's healthCheck" };
   }
 

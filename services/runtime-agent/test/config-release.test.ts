@@ -115,6 +115,42 @@ describe("per-app health checks", () => {
   });
 });
 
+describe("readiness", () => {
+  it("an app with no route at / (an API, a Django URLconf without a root) goes live on any HTTP answer; an app's own healthCheck still wants 2xx or 3xx", async () => {
+    const app = uniqueApp("no-root");
+    await deploy(app, { "app.py": answering(404, "v1") });
+    const { agent, url } = await startAgent(app);
+    try {
+      const served = async () => {
+        const answer = await fetch(url).catch(() => undefined);
+        return answer ? { status: answer.status, body: await answer.text() } : undefined;
+      };
+      await eventually(async () => ((await served())?.body === "v1" ? true : undefined), 60_000, "the 404-answering app served");
+      expect(await served()).toEqual({ status: 404, body: "v1" });
+      expect((await instanceReport(app)).state).toBe("running");
+
+      await call(`/v1/apps/${app}`, "PUT", { healthCheck: { path: "/", timeoutS: 3 } });
+      const [config] = await releasesOf(app);
+      const report = await failedOn(app, config!.version);
+      expect(report.error).toMatch(/answered 404 on \/ \(the app's healthCheck wants 2xx or 3xx\) for 3 s/);
+      expect(await served()).toEqual({ status: 404, body: "v1" });
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
+/** Answers every GET with `status` and `body`. */
+const answering = (status: number, body: string) => `
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(${status}); self.send_header("Content-Length", "${body.length}"); self.end_headers(); self.wfile.write(b"${body}")
+    def log_message(self, *a): pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+`;
+
 /** Appends its label to $APP_DATA_PATH/boots at each start and answers what the file holds. */
 const bootCounter = (label: string) => `
 import os
