@@ -18,12 +18,12 @@ async function build(files: Record<string, string>, buildEnv: Record<string, str
 }
 
 describe("Oryx build options", () => {
-  it("PRE/POST_BUILD_SCRIPT_PATH run scripts from the source after the matching *_BUILD_COMMAND, with SOURCE_DIR set", async () => {
+  it("runs one hook per phase as Oryx does: a SCRIPT_PATH wins over its COMMAND, with SOURCE_DIR set", async () => {
     const { built, log } = await build(
       {
         "app.py": "",
-        // Not executable: run with sh, as Oryx does.
-        "scripts/pre.sh": 'echo "pre-script $SOURCE_DIR" >> order.txt\n',
+        // Not executable, no interpreter line: run with bash, as Oryx does.
+        "scripts/pre.sh": 'echo "pre-script $SOURCE_DIR ${BASH_VERSION:+bash}" >> order.txt\n',
         // Executable with its own interpreter line.
         "scripts/post.py": "#!/usr/bin/env python3\nopen('order.txt', 'a').write('post-script\\n')\n",
       },
@@ -36,9 +36,26 @@ describe("Oryx build options", () => {
     );
     expect(built.error).toBeUndefined();
     expect(log).toContain("Running PRE_BUILD_SCRIPT_PATH: scripts/pre.sh");
+    expect(log).toContain("PRE_BUILD_SCRIPT_PATH is set: PRE_BUILD_COMMAND is not run");
     const out = await extractArtifact(stack, built, work);
     const lines = (await readFile(path.join(out, "order.txt"), "utf8")).trim().split("\n");
-    expect(lines).toEqual(["pre-command", expect.stringMatching(/^pre-script \/.+/), "post-command", "post-script"]);
+    expect(lines).toEqual([expect.stringMatching(/^pre-script \/.+ bash$/), "post-script"]);
+  });
+
+  it("a POST_BUILD_COMMAND naming a script without the exec bit runs it, with the app's virtualenv active", async () => {
+    const { built, log } = await build(
+      {
+        "app.py": "",
+        "requirements.txt": "",
+        "scripts/collect.sh": 'python -c "import sys; print(sys.prefix)" > prefix.txt\necho "$VIRTUAL_ENV" > virtual_env.txt\n',
+      },
+      { POST_BUILD_COMMAND: "scripts/collect.sh" },
+    );
+    expect(built.error).toBeUndefined();
+    expect(log).toContain("Running POST_BUILD_COMMAND: scripts/collect.sh (a script in the source)");
+    const out = await extractArtifact(stack, built, work);
+    expect((await readFile(path.join(out, "prefix.txt"), "utf8")).trim()).toMatch(/\/antenv$/);
+    expect((await readFile(path.join(out, "virtual_env.txt"), "utf8")).trim()).toMatch(/\/antenv$/);
   });
 
   it("a script path outside the source, or missing, fails the build saying so", async () => {
@@ -47,8 +64,7 @@ describe("Oryx build options", () => {
     expect(outside.built.error).toBe('PRE_BUILD_SCRIPT_PATH "../../etc/passwd" is outside the source; give a path inside it, like scripts/prebuild.sh');
     const missing = await build({ "app.py": "" }, { POST_BUILD_SCRIPT_PATH: "nope.sh" });
     expect(missing.built.status).toBe("failed");
-    expect(missing.built.error).toBe("POST_BUILD_SCRIPT_PATH failed (exit code 127)");
-    expect(missing.log).toMatch(/nope\.sh: no such file/);
+    expect(missing.built.error).toBe('POST_BUILD_SCRIPT_PATH "nope.sh" is not a file in the source; give the path of a script in it, like scripts/prebuild.sh');
   });
 
   it("PLATFORM_NAME picks the platform when the source has markers of both", async () => {

@@ -36,7 +36,7 @@ export async function buildApp(ctx: BuildContext, inputs: BuildInputs): Promise<
   };
   await runBuildHooks("PRE", platformContext);
   const result = await inputs.platform.build(platformContext);
-  await runBuildHooks("POST", platformContext);
+  await runBuildHooks("POST", platformContext, result);
   throwIfAborted(ctx);
   return result;
 }
