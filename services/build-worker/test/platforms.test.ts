@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readFile, symlink } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort, parseManifest, storageKeys } from "@slipway/shared";
@@ -85,6 +85,23 @@ describe("Python platform", () => {
     for (const secret of ["S3_SECRET_KEY", "S3_ACCESS_KEY", "REDIS_URL", "API_TOKEN", stack.env.S3_SECRET_KEY!, "worker-api-token-secret"]) {
       expect(env).not.toContain(secret);
     }
+  });
+
+  it("follows a requirements.txt link that stays inside the app, and refuses one that leaves it, saying why", async () => {
+    const linked = async (target: string) => {
+      const app = uniqueApp("reqlink");
+      const dir = await writeTree(path.join(work, `${app}-${Date.now()}`), { "app.py": "", "requirements/prod.txt": "hello-tool==1.0\n" });
+      await symlink(target, path.join(dir, "requirements.txt"));
+      const build = await waitForBuild(stack.baseUrl, (await uploadDir(stack.baseUrl, app, dir)).id);
+      return build;
+    };
+    const inside = await linked("requirements/prod.txt");
+    expect(inside.error).toBeUndefined();
+    expect(existsSync(path.join(await extractArtifact(stack, inside, work), "antenv", "bin", "hello-tool"))).toBe(true);
+    // An archive's own links cannot leave it (the upload is refused); a build hook's can.
+    const outside = await buildApp({ "app.py": "", "requirements.txt": "" }, { buildEnv: { PRE_BUILD_COMMAND: "ln -sf /etc/hostname requirements.txt" } });
+    expect(outside.build.status).toBe("failed");
+    expect(outside.build.error).toBe("requirements.txt is a link to /etc/hostname, outside the app: only files inside it are read; copy the file into the app");
   });
 
   it("installs a Django app from the package index and runs collectstatic, unless DISABLE_COLLECTSTATIC=true", async () => {

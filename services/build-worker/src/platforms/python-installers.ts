@@ -21,8 +21,7 @@
  */
 
 import path from "node:path";
-import { readUntrustedText } from "@slipway/shared";
-import { isFile } from "./fs-checks";
+import { isFile, readAppText } from "./fs-checks";
 import { BuildFailure } from "../errors";
 import type { PlatformContext } from "./platform";
 import { createVenv, readLock, readPyproject, type InstallTarget, type Plan } from "./python-install-common";
@@ -70,7 +69,7 @@ export async function planInstall(ctx: PlatformContext, target: InstallTarget): 
   if (custom) return customRequirementsPlan(ctx, target, custom);
   const locks: string[] = [];
   for (const lock of ["uv.lock", "poetry.lock", "Pipfile.lock"]) if (await isFile(path.join(dir, lock))) locks.push(lock);
-  const requirements = await readUntrustedText(path.join(dir, "requirements.txt"));
+  const requirements = await readAppText(dir, "requirements.txt");
   if (requirements !== undefined) {
     if (locks.length) ctx.log(`Found requirements.txt and ${locks.join(", ")}: installing from requirements.txt, as Oryx does (without it, ${locks[0]} would be used)`);
     return requirementsPlan(ctx, target, "requirements.txt", requirements);

@@ -1,5 +1,6 @@
 import path from "node:path";
 import { chooseServer, detectPythonApp, installedServers, pythonScriptCommand, readUntrustedText } from "@slipway/shared";
+import { readAppText } from "./fs-checks";
 import { BuildFailure } from "../errors";
 import type { PlatformContext } from "./platform";
 
@@ -30,7 +31,7 @@ export async function preparePythonStart(ctx: PlatformContext, inputs: PythonSta
   }
   ctx.log(`Detected a ${entry.framework} app (${entry.protocol.toUpperCase()}): ${entry.module}:${entry.variable} in ${entry.file}`);
 
-  const dependencies = (await readUntrustedText(path.join(ctx.sourceDir, "requirements.txt"))) === undefined ? "the app's dependencies" : "requirements.txt";
+  const dependencies = (await readAppText(ctx.sourceDir, "requirements.txt").catch(() => undefined)) === undefined ? "the app's dependencies" : "requirements.txt";
   const installed: string[] = [];
   for (;;) {
     const choice = chooseServer(entry, await installedServers(ctx.sourceDir, inputs.venvName));
