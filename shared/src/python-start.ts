@@ -52,7 +52,7 @@ const IDENTIFIER = /^[A-Za-z_]\w*$/;
  * Finds the app to serve, in this order: a Django project (the directory holding `wsgi.py`, as
  * `django-admin startproject` lays it out; its `asgi.py` when the project uses channels or an
  * ASGI server), a module creating a FastAPI or Starlette app, a module creating a Flask app (or a
- * flat Django `wsgi.py`). Undefined when none is found.
+ * flat Django `wsgi.py`), a Flask application factory. Undefined when none is found.
  */
 export async function detectPythonApp(appDir: string, venvName = "antenv"): Promise<PythonAppEntry | undefined> {
   const django = await detectDjangoProject(appDir, venvName);
@@ -66,6 +66,29 @@ export async function detectPythonApp(appDir: string, venvName = "antenv"): Prom
         if (match) return { framework, protocol, module: file.slice(0, -3), variable: match[1]!, file };
       }
     }
+  }
+  return detectFlaskFactory(appDir, venvName);
+}
+
+/** A top-level `create_app()` or `make_app()`: the factories Flask's own CLI looks for. */
+const FLASK_FACTORY = /^def\s+(create_app|make_app)\s*\(\s*\)/m;
+const IMPORTS_FLASK = /^\s*(?:from\s+flask\s+import|import\s+flask)\b/m;
+
+/**
+ * A Flask application factory, as Flask's tutorial lays one out (`flaskr/__init__.py`) or in one
+ * of the WSGI files: served as `module:create_app()`, which gunicorn calls. Only when no module
+ * creates the app at its top level.
+ */
+async function detectFlaskFactory(appDir: string, venvName: string): Promise<PythonAppEntry | undefined> {
+  const packages = (await readdir(appDir, { withFileTypes: true }).catch(() => []))
+    .filter((entry) => entry.isDirectory() && entry.name !== venvName && IDENTIFIER.test(entry.name))
+    .map((entry) => entry.name)
+    .sort();
+  const candidates = [...WSGI_FILES.map((file) => ({ file, module: file.slice(0, -3) })), ...packages.map((name) => ({ file: path.join(name, "__init__.py"), module: name }))];
+  for (const { file, module } of candidates) {
+    const text = await readUntrustedText(path.join(appDir, file));
+    const factory = text && IMPORTS_FLASK.test(text) ? FLASK_FACTORY.exec(text)?.[1] : undefined;
+    if (factory) return { framework: "Flask", protocol: "wsgi", module, variable: `${factory}()`, file };
   }
   return undefined;
 }
@@ -147,7 +170,8 @@ export const GUNICORN_DEFAULT_ARGS = "--timeout 600 --access-logfile '-' --error
 export function gunicornCommand(entry: PythonAppEntry, workerClass?: string): string {
   // gunicorn's own default variable is `application`: `mysite.wsgi` as Django's docs write it.
   const target = entry.variable === "application" && entry.framework === "Django" ? entry.module : `${entry.module}:${entry.variable}`;
-  return `GUNICORN_CMD_ARGS="${GUNICORN_DEFAULT_ARGS} $GUNICORN_CMD_ARGS" gunicorn --bind=127.0.0.1:$PORT${workerClass ? ` -k ${workerClass}` : ""} ${target}`;
+  // A factory call (`app:create_app()`) is quoted: the shell would read its parentheses.
+  return `GUNICORN_CMD_ARGS="${GUNICORN_DEFAULT_ARGS} $GUNICORN_CMD_ARGS" gunicorn --bind=127.0.0.1:$PORT${workerClass ? ` -k ${workerClass}` : ""} ${target.endsWith(")") ? `'${target}'` : target}`;
 }
 
 /** uvicorn on `$PORT`; its workers come from WEB_CONCURRENCY as well. */

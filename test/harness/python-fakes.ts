@@ -21,7 +21,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 def load(spec):
     module, _, variable = spec.partition(":")
     sys.path.insert(0, os.getcwd())
-    return getattr(importlib.import_module(module), variable or "application")
+    # As gunicorn: "module:create_app()" calls the factory.
+    factory = variable.endswith("()")
+    target = getattr(importlib.import_module(module), variable[:-2] if factory else variable or "application")
+    return target() if factory else target
 
 
 def serve_wsgi(app, host, port, banner, access_log):
@@ -131,7 +134,8 @@ def run():
         sys.exit("Error: No application module specified.")
     host, _, port = cfg["bind"][-1].rpartition(":")
     banner = (f"gunicorn workers={cfg['workers']} timeout={cfg['timeout']} worker-class={cfg['worker_class']} "
-              f"access-logfile={cfg['access_logfile']} error-logfile={cfg['error_logfile']}")
+              f"access-logfile={cfg['access_logfile']} error-logfile={cfg['error_logfile']}"
+              + (f" threads={cfg['threads']}" if cfg.get("threads") else ""))
     if cfg["worker_class"] == "sync":
         serve_wsgi(load(spec), host, port, banner, cfg["access_logfile"] == "-")
     else:

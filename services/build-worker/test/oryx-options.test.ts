@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -65,6 +66,15 @@ describe("Oryx build options", () => {
     const missing = await build({ "app.py": "" }, { POST_BUILD_SCRIPT_PATH: "nope.sh" });
     expect(missing.built.status).toBe("failed");
     expect(missing.built.error).toBe('POST_BUILD_SCRIPT_PATH "nope.sh" is not a file in the source; give the path of a script in it, like scripts/prebuild.sh');
+  });
+
+  it("a source whose files all sit in one folder (GitHub's Download ZIP) builds from inside it", async () => {
+    const { built, log } = await build({ "hello-main/app.py": "", "hello-main/requirements.txt": "", "hello-main/hello-main/data.txt": "nested namesake\n", "__MACOSX/._app.py": "" }, {});
+    expect(built).toMatchObject({ status: "succeeded", platform: "python" });
+    expect(log).toContain("All of the source is in one folder, hello-main/");
+    const out = await extractArtifact(stack, built, work);
+    expect(existsSync(path.join(out, "app.py"))).toBe(true);
+    expect(await readFile(path.join(out, "hello-main", "data.txt"), "utf8")).toBe("nested namesake\n");
   });
 
   it("PLATFORM_NAME picks the platform when the source has markers of both", async () => {

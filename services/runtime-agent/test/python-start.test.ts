@@ -109,6 +109,15 @@ describe("detection: what the build records and the runtime serves", () => {
     await serving(deployed, { command, body: "hello from app.py", server: DEFAULT_GUNICORN });
   });
 
+  it("a Flask application factory, as Flask's tutorial lays it out (flaskr/__init__.py): gunicorn 'flaskr:create_app()'", async () => {
+    const factory = ["from flask import Flask", "", "def create_app():", "    app = Flask(__name__)", "", '    @app.get("/")', "    def index():", '        return "hello from a factory"', "", "    return app", ""].join("\n");
+    const deployed = await deploy(uniqueApp("flask-factory"), { "flaskr/__init__.py": factory, "requirements.txt": "flask\ngunicorn\n" });
+    const command = gunicorn("'flaskr:create_app()'");
+    expect(deployed.manifest.startupCommand).toBe(command);
+    expect(deployed.log).toContain("Detected a Flask app (WSGI): flaskr:create_app() in flaskr/__init__.py");
+    await serving(deployed, { command, body: "hello from a factory", server: DEFAULT_GUNICORN });
+  });
+
   it("Flask in application.py (before app.py) with its own variable name; gunicorn not in requirements.txt is installed and the log says so", async () => {
     const deployed = await deploy(uniqueApp("flask-application"), {
       "application.py": flaskApp("hello from application.py", "application"),
@@ -200,7 +209,7 @@ describe("the runtime's order: startupCommand, Procfile, the build's StartupComm
 });
 
 describe("gunicorn as App Service runs it", () => {
-  it("workers from PYTHON_GUNICORN_CUSTOM_WORKER_NUM or PYTHON_ENABLE_GUNICORN_MULTIWORKERS; GUNICORN_CMD_ARGS from the app's env wins over the defaults", async () => {
+  it("workers from PYTHON_GUNICORN_CUSTOM_WORKER_NUM or PYTHON_ENABLE_GUNICORN_MULTIWORKERS, threads from PYTHON_GUNICORN_CUSTOM_THREAD_NUM; GUNICORN_CMD_ARGS from the app's env wins over the defaults", async () => {
     const app = uniqueApp("gunicorn-settings");
     const deployed = await deploy(app, { "app.py": flaskApp("settings"), "requirements.txt": "flask\ngunicorn\n" });
 
@@ -209,18 +218,21 @@ describe("gunicorn as App Service runs it", () => {
     expect((await answer(first.url, "custom workers")).server).toBe("gunicorn workers=3 timeout=42 worker-class=sync access-logfile=- error-logfile=/dev/stderr");
     await first.agent.stop();
 
-    await stack.api.apps.upsert(app, { env: { PYTHON_ENABLE_GUNICORN_MULTIWORKERS: "true" } });
+    await stack.api.apps.upsert(app, { env: { PYTHON_ENABLE_GUNICORN_MULTIWORKERS: "true", PYTHON_GUNICORN_CUSTOM_THREAD_NUM: "4" } });
     const second = await serve(app);
-    expect((await answer(second.url, "2 × cores + 1 workers")).server).toBe(`gunicorn workers=${2 * os.availableParallelism() + 1} timeout=600 worker-class=sync access-logfile=- error-logfile=-`);
+    expect((await answer(second.url, "2 × cores + 1 workers")).server).toBe(`gunicorn workers=${2 * os.availableParallelism() + 1} timeout=600 worker-class=sync access-logfile=- error-logfile=- threads=4`);
     expect(await chosenCommand(second.instance, deployed.manifest)).toBe(gunicorn("app:app"));
   });
 
-  it("the workers setting yields to the app's own WEB_CONCURRENCY and ignores what is not a count", () => {
+  it("the workers and threads settings yield to the app's own WEB_CONCURRENCY and --threads, and ignore what is not a count", () => {
     expect(serverWorkersEnvironment({ PYTHON_GUNICORN_CUSTOM_WORKER_NUM: "4", PYTHON_ENABLE_GUNICORN_MULTIWORKERS: "true" }, 2)).toEqual({ WEB_CONCURRENCY: "4" });
     expect(serverWorkersEnvironment({ PYTHON_ENABLE_GUNICORN_MULTIWORKERS: "TRUE" }, 2)).toEqual({ WEB_CONCURRENCY: "5" });
     expect(serverWorkersEnvironment({ PYTHON_ENABLE_GUNICORN_MULTIWORKERS: "true", WEB_CONCURRENCY: "2" }, 8)).toEqual({});
     expect(serverWorkersEnvironment({ PYTHON_GUNICORN_CUSTOM_WORKER_NUM: "lots" }, 2)).toEqual({});
     expect(serverWorkersEnvironment({}, 2)).toEqual({});
+    expect(serverWorkersEnvironment({ PYTHON_GUNICORN_CUSTOM_THREAD_NUM: "8", GUNICORN_CMD_ARGS: "--timeout 42" }, 2)).toEqual({ GUNICORN_CMD_ARGS: "--threads=8 --timeout 42" });
+    expect(serverWorkersEnvironment({ PYTHON_GUNICORN_CUSTOM_THREAD_NUM: "8", GUNICORN_CMD_ARGS: "--threads 2" }, 2)).toEqual({});
+    expect(serverWorkersEnvironment({ PYTHON_GUNICORN_CUSTOM_THREAD_NUM: "many" }, 2)).toEqual({});
   });
 });
 

@@ -1,5 +1,5 @@
 import { createWriteStream } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readdir, rename, rmdir } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { ArchiveLimitError, CorruptArchiveError, extractArchive, extractZip, HashingStream, indexResources, UnsafeArchiveError, type ArchiveLimits, type ObjectStore } from "@slipway/shared";
@@ -22,6 +22,8 @@ export async function receiveSource(ctx: BuildContext): Promise<void> {
     maxEntries: worker.config.MAX_SOURCE_FILES,
   });
   ctx.line(`Source extracted: ${summary.entries} entries, ${summary.unpackedBytes} bytes`);
+  const folder = await hoistSingleFolder(ctx.sourceDir);
+  if (folder) ctx.line(`All of the source is in one folder, ${folder}/ (as GitHub's "Download ZIP" packs it): building from inside it`);
   const indexed = await indexResources(worker.store, build.app, ctx.sourceDir);
   if (indexed.added > 0) ctx.line(`Cached ${indexed.added} new source files (${indexed.bytes} bytes) for later deploys`);
 }
@@ -48,4 +50,24 @@ async function fetchSource(store: ObjectStore, source: SourceArchive, limits: Ar
     }
     throw error;
   }
+}
+
+/** What archivers add beside a folder: not part of the app. */
+const ARCHIVER_LEFTOVERS = new Set(["__MACOSX", ".DS_Store"]);
+
+/**
+ * A source whose files all sit in one top folder (GitHub's "Download ZIP", `tar -czf app.tgz app/`)
+ * is built from inside that folder, as Heroku and Render take such archives: its entries move up
+ * one level. Answers the folder's name, or undefined when the source is laid out otherwise.
+ */
+async function hoistSingleFolder(sourceDir: string): Promise<string | undefined> {
+  const entries = (await readdir(sourceDir, { withFileTypes: true })).filter((entry) => !ARCHIVER_LEFTOVERS.has(entry.name));
+  const [only] = entries;
+  if (entries.length !== 1 || !only!.isDirectory()) return undefined;
+  // Renamed first: the folder may hold an entry of its own name (`app/app/`).
+  const staging = path.join(sourceDir, ".slipway-single-folder");
+  await rename(path.join(sourceDir, only!.name), staging);
+  for (const name of await readdir(staging)) await rename(path.join(staging, name), path.join(sourceDir, name));
+  await rmdir(staging);
+  return only!.name;
 }
