@@ -64,10 +64,15 @@ describe("requirements files", () => {
     const site = await sitePackages(build);
     expect(await installerOf(site, "slipway_web-1.0.dist-info")).toBe("uv");
     expect((await readdir(path.join(site, "slipway_web", "__pycache__"))).some((name) => name.endsWith(".pyc"))).toBe(true);
-    // The venv is python -m venv's, its pip the interpreter's bundled one put in by uv, and it works.
-    expect(log).toMatch(/Creating virtual environment antenv \(python -m venv --without-pip, then its bundled pip-[\d.]+-py3-none-any\.whl through uv\)/);
+    // The venv is python -m venv's, seeded with the interpreter's bundled wheels put in by uv:
+    // pip, and before Python 3.12 setuptools (gunicorn 20 imports pkg_resources), as venv seeds it.
+    expect(log).toMatch(/Creating virtual environment antenv \(python -m venv --without-pip, then its bundled pip-[\d.]+-py3-none-any\.whl(, setuptools-[\d.]+-py3-none-any\.whl)? through uv\)/);
     const venvPython = path.join(site, "..", "..", "..", "bin", "python");
     expect(execFileSync(venvPython, ["-m", "pip", "--version"], { encoding: "utf8" })).toMatch(/^pip \d/);
+    const minor = Number(execFileSync(venvPython, ["-c", "import sys; print(sys.version_info[1])"], { encoding: "utf8" }).trim());
+    const seedsSetuptools = minor < 12;
+    expect(log.includes(", setuptools-")).toBe(seedsSetuptools);
+    if (seedsSetuptools) expect(execFileSync(venvPython, ["-c", "import pkg_resources, setuptools; print(setuptools.__version__)"], { encoding: "utf8" })).toMatch(/^\d+\./);
 
     // The agent restores the release under its own root, not the build's directory: uv's console
     // script (its shebang names the build's venv) runs only if the venv was relocated.

@@ -46,7 +46,8 @@ function uvRequirementsPlan(ctx: PlatformContext, target: InstallTarget, file: s
     installer: "uv",
     // The procedure, not only the tool: the same file falls back the same way every time, so
     // its pip-made venv is what this key always produces; PYTHON_INSTALLER=pip keys apart.
-    inputs: { ...requirementsInputs(file, text), installer: `uv ${UV_VERSION}, else pip` },
+    // The seed too: venvs cached before it held setuptools lacked it.
+    inputs: { ...requirementsInputs(file, text), installer: `uv ${UV_VERSION}, else pip`, seed: "ensurepip's bundled wheels" },
     packages: requirementNames(text),
     makesVenv: true,
     dependencies: async () => {
@@ -69,29 +70,32 @@ function uvRequirementsPlan(ctx: PlatformContext, target: InstallTarget, file: s
 }
 
 /**
- * The venv `python -m venv` makes, pip included, but with the interpreter's own bundled pip wheel
- * (the very pip ensurepip would install) installed by uv: ensurepip runs pip to install pip and
- * compiles it, which takes longer than uv's whole install of a Django app. Plain `python -m venv` when the
- * interpreter bundles no wheel (a distribution's Python that stripped ensurepip).
+ * The venv `python -m venv` makes, with what ensurepip would seed it with (pip; setuptools too
+ * before Python 3.12, which apps importing `pkg_resources`, like gunicorn 20, need), those very
+ * bundled wheels installed by uv: ensurepip runs pip to install pip and compiles it, which takes
+ * longer than uv's whole install of a Django app. Plain `python -m venv` when the interpreter
+ * bundles no pip wheel (a distribution's Python that stripped ensurepip).
  */
 async function seededVenv(ctx: PlatformContext, target: InstallTarget, uv: string): Promise<void> {
-  const wheel = await bundledPipWheel(target.python);
-  if (!wheel) return createVenv(ctx, target);
-  ctx.log(`Creating virtual environment ${target.venvName} (python -m venv --without-pip, then its bundled ${path.basename(wheel)} through uv) ...`);
+  const wheels = await bundledWheels(target.python);
+  if (!wheels.some((wheel) => path.basename(wheel).startsWith("pip-"))) return createVenv(ctx, target);
+  ctx.log(`Creating virtual environment ${target.venvName} (python -m venv --without-pip, then its bundled ${wheels.map((wheel) => path.basename(wheel)).join(", ")} through uv) ...`);
   await ctx.run(target.python.command, ["-m", "venv", "--without-pip", target.venvName], { label: "python -m venv" });
   const venvPython = path.join(target.venv, "bin", "python");
   // pip's own 800 modules are not compiled ahead (three quarters of this step's time): the app
   // never imports pip, and a build command running it compiles what it imports then.
   const { UV_COMPILE_BYTECODE: _compiled, ...environment } = uvEnvironment(target);
-  await ctx.run(uv, ["pip", "install", "--quiet", "--python", venvPython, "--no-index", wheel], { env: environment, label: "uv pip install pip" });
+  await ctx.run(uv, ["pip", "install", "--quiet", "--python", venvPython, "--no-index", ...wheels], { env: environment, label: "uv pip install pip" });
 }
 
-/** `<prefix>/lib/pythonX.Y/ensurepip/_bundled/pip-*.whl`, when the interpreter has it. */
-async function bundledPipWheel(python: InstallTarget["python"]): Promise<string | undefined> {
+/** `<prefix>/lib/pythonX.Y/ensurepip/_bundled/*.whl`: what `python -m venv` seeds a venv with. */
+async function bundledWheels(python: InstallTarget["python"]): Promise<string[]> {
   const minor = python.version.split(".").slice(0, 2).join(".");
   const bundled = path.join(python.prefix, "lib", `python${minor}`, "ensurepip", "_bundled");
-  const wheel = (await readdir(bundled).catch(() => [] as string[])).find((name) => /^pip-.*\.whl$/.test(name));
-  return wheel && path.join(bundled, wheel);
+  return (await readdir(bundled).catch(() => [] as string[]))
+    .filter((name) => name.endsWith(".whl"))
+    .sort()
+    .map((name) => path.join(bundled, name));
 }
 
 /** uv's reason for failing, from its output: its `error:` or `×` line and the few lines under it. */
