@@ -3,7 +3,7 @@ import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises"
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { compareVersions, findPythons, probePython } from "../src/sandbox/pythons";
+import { compareVersions, findPythons, probePython, pythonInstallDirs } from "../src/sandbox/pythons";
 
 let dir: string;
 beforeAll(async () => {
@@ -29,6 +29,31 @@ describe("finding Python interpreters", () => {
     expect(found.default).toEqual(pathDefault);
     expect(found.pythons.filter((p) => p.version === pathDefault.version)).toHaveLength(1);
     expect(await probePython(path.join(installs, "fake", "bin", "python3"))).toBeUndefined();
+  });
+
+  it("searches pyenv's versions, uv's Pythons and Oryx's /opt/python by default, after PYTHON_INSTALLS_DIR", async () => {
+    expect(pythonInstallDirs({ HOME: "/home/ops" }, "/srv/pythons")).toEqual(["/srv/pythons", "/home/ops/.pyenv/versions", "/home/ops/.local/share/uv/python", "/opt/python"]);
+    expect(pythonInstallDirs({ HOME: "/home/ops", PYENV_ROOT: "/opt/pyenv", UV_PYTHON_INSTALL_DIR: "/srv/uv", XDG_DATA_HOME: "/data" })).toEqual(["/opt/pyenv/versions", "/srv/uv", "/opt/python"]);
+    expect(pythonInstallDirs({ HOME: "/home/ops", XDG_DATA_HOME: "/data" })[1]).toBe("/data/uv/python");
+
+    // A worker whose PATH has no Python at all (no pyenv shims) still finds the installs.
+    // Installs as pyenv and uv lay them out (a directory per version), linked to this machine's own.
+    const real = (await findPythons()).default!;
+    const home = path.join(dir, "home");
+    const pyenvInstall = path.join(home, ".pyenv", "versions", real.version);
+    const uvInstall = path.join(dir, "uv-pythons", `cpython-${real.version}-linux-x86_64-gnu`);
+    for (const install of [pyenvInstall, uvInstall]) {
+      await mkdir(path.dirname(install), { recursive: true });
+      await symlink(real.prefix, install);
+    }
+    const bare = { PATH: path.join(dir, "empty-path"), HOME: home, UV_PYTHON_INSTALL_DIR: path.join(dir, "uv-pythons") };
+    const viaPyenv = await findPythons({ env: bare });
+    expect(viaPyenv.default).toBeUndefined();
+    expect(viaPyenv.pythons.map((p) => p.version)).toEqual([real.version]);
+    expect(viaPyenv.pythons[0]!.command.startsWith(`${pyenvInstall}/bin/`)).toBe(true);
+    const viaUv = await findPythons({ env: { ...bare, HOME: path.join(dir, "no-home") } });
+    expect(viaUv.pythons.map((p) => p.version)).toEqual([real.version]);
+    expect(viaUv.pythons[0]!.command.startsWith(`${uvInstall}/bin/`)).toBe(true);
   });
 
   it.skipIf(!existsSync("/root/.pyenv/versions/3.12.1/bin/python3"))(

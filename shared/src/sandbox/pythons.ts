@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { realpathSync } from "node:fs";
 import { access, readdir } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { SYSTEM_DIRS } from "./toolchains";
 
@@ -69,24 +70,41 @@ function interpreterAt(executable: string, version: string, prefix: string): Pyt
 }
 
 export interface FoundPythons {
-  /** Every distinct version found, in the order found: the PATH's, then the installs directory's. */
+  /** Every distinct version found, in the order found: the PATH's, then the install directories'. */
   pythons: PythonInterpreter[];
   /** What `python3` on the PATH is. */
   default?: PythonInterpreter;
 }
 
 /**
+ * Where interpreters beside the host's own are installed, searched after the PATH: the
+ * operator's `installsDir` first, then pyenv's versions (`$PYENV_ROOT`, else `~/.pyenv`), uv's
+ * managed Pythons (`$UV_PYTHON_INSTALL_DIR`, else `$XDG_DATA_HOME/uv/python`) and Oryx's
+ * `/opt/python/<version>`, each holding `<name>/bin/python3`.
+ */
+export function pythonInstallDirs(env: NodeJS.ProcessEnv, installsDir?: string): string[] {
+  const home = env.HOME || os.homedir();
+  const dataHome = env.XDG_DATA_HOME || path.join(home, ".local", "share");
+  return [
+    ...(installsDir ? [installsDir] : []),
+    path.join(env.PYENV_ROOT || path.join(home, ".pyenv"), "versions"),
+    env.UV_PYTHON_INSTALL_DIR || path.join(dataHome, "uv", "python"),
+    "/opt/python",
+  ];
+}
+
+/**
  * The interpreters a host offers: `python3` and `python3.X` on the PATH of `env`, then each
- * `<installsDir>/*\/bin/python3` (pyenv's `versions/`, a directory of python.org builds). The
- * first of each version wins. Each candidate is run once: names can lie (shims).
+ * `<dir>/*\/bin/python3` of the install directories (see pythonInstallDirs). The first of each
+ * version wins. Each candidate is run once: names can lie (shims).
  */
 export async function findPythons(options: { env?: NodeJS.ProcessEnv; installsDir?: string } = {}): Promise<FoundPythons> {
   const env = options.env ?? process.env;
   const candidates: string[] = [...PYTHON_COMMAND_NAMES];
-  if (options.installsDir) {
-    const entries = (await readdir(options.installsDir).catch(() => [] as string[])).filter((name) => !name.startsWith(".")).sort();
+  for (const dir of pythonInstallDirs(env, options.installsDir)) {
+    const entries = (await readdir(dir).catch(() => [] as string[])).filter((name) => !name.startsWith(".")).sort();
     for (const name of entries) {
-      const executable = path.join(options.installsDir, name, "bin", "python3");
+      const executable = path.join(dir, name, "bin", "python3");
       if (await access(executable).then(() => true, () => false)) candidates.push(executable);
     }
   }
