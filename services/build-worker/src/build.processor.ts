@@ -113,9 +113,9 @@ async function runBuild(run: BuildContext): Promise<BuildOutput> {
   if (completed) return completed;
   await receiveSource(run);
   const sandbox = await enterSandbox(run);
-  const { options, platform } = await detect(run);
+  const { options, platform, startupCommand } = await detect(run);
   const commands = sandboxCommands(run, sandbox, options);
   const cache = openLayerCache(run, sandbox, commands.baseEnv);
-  const result = await buildApp(run, { platform, options, sandbox, commands, cache });
+  const result = await buildApp(run, { platform, options, sandbox, commands, cache, ...(startupCommand ? { startupCommand } : {}) });
   return uploadOutput(run, await pack(run, result));
 }

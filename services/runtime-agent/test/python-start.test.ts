@@ -208,6 +208,23 @@ describe("the runtime's order: startupCommand, Procfile, the build's StartupComm
   });
 });
 
+describe("a start command of the app's own", () => {
+  it("naming gunicorn (a startupCommand, or a Procfile web: line) gets it installed when the requirements lack it, as App Service's images ship it", async () => {
+    const app = uniqueApp("own-gunicorn");
+    await stack.api.apps.upsert(app, { startupCommand: "gunicorn --bind=127.0.0.1:$PORT app:app" });
+    const deployed = await deploy(app, { "app.py": flaskApp("served by the app's own command"), "requirements.txt": "flask\n" });
+    expect(deployed.log).toContain("the app's startupCommand runs gunicorn, which the app's dependencies lack: installing it into antenv");
+    const { url } = await serve(app);
+    expect((await answer(url, "the startupCommand to serve")).body).toBe("served by the app's own command");
+
+    const procfile = await deploy(uniqueApp("procfile-gunicorn"), { "app.py": flaskApp("x"), "requirements.txt": "flask\n", Procfile: "web: cd . && gunicorn --bind=127.0.0.1:$PORT app:app\n" });
+    expect(procfile.log).toContain("the Procfile's web: line runs gunicorn, which the app's dependencies lack: installing it into antenv");
+    expect(existsSync(path.join(await extractArtifact(stack, procfile.build, work), "antenv/bin/gunicorn"))).toBe(true);
+    const named = await deploy(uniqueApp("has-gunicorn"), { "app.py": flaskApp("x"), "requirements.txt": "flask\ngunicorn\n", Procfile: "web: gunicorn app:app\n" });
+    expect(named.log).not.toContain("which the app's dependencies lack");
+  });
+});
+
 describe("gunicorn as App Service runs it", () => {
   it("workers from PYTHON_GUNICORN_CUSTOM_WORKER_NUM or PYTHON_ENABLE_GUNICORN_MULTIWORKERS, threads from PYTHON_GUNICORN_CUSTOM_THREAD_NUM; GUNICORN_CMD_ARGS from the app's env wins over the defaults", async () => {
     const app = uniqueApp("gunicorn-settings");

@@ -33,6 +33,8 @@ export interface PlatformContext {
   /** Where the worker's operator installed language runtimes beyond those on its PATH. */
   toolchains: { pythonInstallsDir?: string };
   log: (line: string) => void;
+  /** The app's own startupCommand as the build started: a server it names is installed if the app lacks it. */
+  startupCommand?: string;
   /** Runs a command in the build's sandbox, its output in the log (and seen by `watch`, which reads why it failed). */
   run: (command: string, args: string[], options?: Partial<Pick<RunOptions, "env" | "cwd" | "label">> & { watch?: (line: string) => void }) => Promise<void>;
 }

@@ -19,7 +19,10 @@ export interface PythonStartInputs {
  */
 export async function preparePythonStart(ctx: PlatformContext, inputs: PythonStartInputs): Promise<string | undefined> {
   const procfile = (await readUntrustedText(path.join(ctx.sourceDir, "Procfile"))) ?? "";
-  if (/^web:\s*\S/m.test(procfile)) {
+  const web = /^web:\s*(\S.*)$/m.exec(procfile)?.[1];
+  if (ctx.startupCommand) await installNamedServers(ctx, inputs, ctx.startupCommand, "the app's startupCommand");
+  else if (web) await installNamedServers(ctx, inputs, web, "the Procfile's web: line");
+  if (web) {
     ctx.log("Procfile has a web: line: the runtime starts the app with it (no start command detected)");
     return undefined;
   }
@@ -44,5 +47,24 @@ export async function preparePythonStart(ctx: PlatformContext, inputs: PythonSta
     installed.push(choice.install);
     ctx.log(`${choice.install} is not in ${dependencies}: installing it into ${inputs.venvName} to serve the app`);
     await ctx.run(inputs.venvPython, ["-m", "pip", "install", choice.install], { env: inputs.env, label: `pip install ${choice.install}` });
+  }
+}
+
+/** The servers a command runs by name: `gunicorn app:app`, `cd src && uvicorn main:app`. */
+const NAMED_SERVER = /(?:^|[\s;&|(])(gunicorn|uvicorn)(?=\s|$)/g;
+
+/**
+ * A start command of the app's own that runs gunicorn or uvicorn gets it even when the app's
+ * dependencies lack it, as on App Service, whose Python images ship gunicorn: installed into the
+ * venv here (before it is cached), saying so, instead of `gunicorn: not found` at start.
+ */
+async function installNamedServers(ctx: PlatformContext, inputs: PythonStartInputs, command: string, whose: string): Promise<void> {
+  const named = new Set([...command.matchAll(NAMED_SERVER)].map((match) => match[1] as "gunicorn" | "uvicorn"));
+  if (named.size === 0) return;
+  const installed = await installedServers(ctx.sourceDir, inputs.venvName);
+  for (const server of named) {
+    if (installed[server]) continue;
+    ctx.log(`${whose} runs ${server}, which the app's dependencies lack: installing it into ${inputs.venvName} (as App Service's images ship it)`);
+    await ctx.run(inputs.venvPython, ["-m", "pip", "install", server], { env: inputs.env, label: `pip install ${server}` });
   }
 }

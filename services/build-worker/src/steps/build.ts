@@ -12,6 +12,8 @@ export interface BuildInputs {
   sandbox: BuildSandbox;
   commands: BuildCommands;
   cache: LayerCache;
+  /** The app's own startupCommand, when it has one. */
+  startupCommand?: string;
 }
 
 /** Phase: PRE_BUILD hooks, the platform's own build (install, build scripts, start command), POST_BUILD hooks. */
@@ -33,6 +35,7 @@ export async function buildApp(ctx: BuildContext, inputs: BuildInputs): Promise<
     toolchains: { pythonInstallsDir: worker.config.PYTHON_INSTALLS_DIR },
     log: ctx.line,
     run: commands.run,
+    ...(inputs.startupCommand ? { startupCommand: inputs.startupCommand } : {}),
   };
   await runBuildHooks("PRE", platformContext);
   const result = await inputs.platform.build(platformContext);

@@ -7,6 +7,8 @@ export interface Detected {
   /** Build options: the source's build.env overridden by the app's buildEnv. */
   options: Record<string, string>;
   platform: Platform;
+  /** The app's own startupCommand as the build starts (it wins over what the build detects). */
+  startupCommand?: string;
 }
 
 /** Phase: the build options, and the platform that builds the source (PLATFORM_NAME, else marker files). */
@@ -15,5 +17,5 @@ export async function detect(ctx: BuildContext): Promise<Detected> {
   const options = await loadBuildOptions(ctx.sourceDir, appRecord?.buildEnv ?? {}, ctx.line);
   const platform = await detectPlatform(ctx.sourceDir, options.PLATFORM_NAME);
   ctx.line(options.PLATFORM_NAME ? `Platform: ${platform.name} (PLATFORM_NAME)` : `Detected platform: ${platform.name}`);
-  return { options, platform };
+  return { options, platform, ...(appRecord?.startupCommand ? { startupCommand: appRecord.startupCommand } : {}) };
 }
