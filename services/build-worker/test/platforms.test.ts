@@ -307,7 +307,12 @@ describe("Node platform", () => {
     const again = await buildApp(files, { app: first.app, timeoutMs: 240_000 });
     expect(again.build.error).toBeUndefined();
     expect(await buildLog(again)).toContain("Skipping yarn install: node_modules restored from the cache");
-  }, 400_000);
+
+    // A .yarnrc.yml beside that Yarn 1 lock: still Yarn 1 (Yarn 2+ --immutable would refuse the lock).
+    const withYarnrc = await buildApp({ ...files, ".yarnrc.yml": "nodeLinker: node-modules\n" }, { timeoutMs: 240_000 });
+    expect(withYarnrc.build.error).toBeUndefined();
+    expect(await buildLog(withYarnrc)).toMatch(/Package manager: yarn 1\.\d+\.\d+ \(yarn\.lock \(a Yarn 1 lock file: Yarn 1, \.yarnrc\.yml notwithstanding\)\)/);
+  }, 500_000);
 
   it("Yarn 2+ (packageManager yarn@4.5.0, Plug'n'Play): yarn install --immutable, yarn start served by an agent", async () => {
     const files = {

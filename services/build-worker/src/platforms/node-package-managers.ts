@@ -77,7 +77,11 @@ export async function choosePackageManager(sourceDir: string, packageManagerFiel
   if (name === "yarn") {
     const yarnrc = (await readUntrustedText(path.join(sourceDir, ".yarnrc.yml"))) ?? undefined;
     const lockMetadata = /^__metadata:\s*\n\s+version:\s*["']?(\d+)/m.exec(lockText ?? "");
-    choice.berry = exact ? semver.major(exact.version) >= 2 : yarnrc !== undefined || lockMetadata !== null;
+    // A lock file Yarn 1 wrote says Yarn 1, whatever else is there: Oryx installs such a tree with
+    // Yarn 1, where Yarn 2+ --immutable would refuse the lock.
+    const classicLock = lockMetadata === null && /^# yarn lockfile v1\b/m.test(lockText ?? "");
+    choice.berry = exact ? semver.major(exact.version) >= 2 : !classicLock && (yarnrc !== undefined || lockMetadata !== null);
+    if (classicLock && !exact && yarnrc !== undefined) choice.reason += " (a Yarn 1 lock file: Yarn 1, .yarnrc.yml notwithstanding)";
     if (choice.berry) {
       // Yarn 2 wrote lock file format 4, Yarn 3 formats 5 and 6, Yarn 4 formats 7 and 8.
       const format = Number(lockMetadata?.[1] ?? 8);
