@@ -123,6 +123,7 @@ export class AppSandbox {
       uid: this.uid,
       ...(lower ? { overlay: { lower, upper: appPath, scratch: overlayScratch(this.config.RUNTIME_ROOT) } } : {}),
       writable: lower ? [this.dataPath] : [appPath, this.dataPath],
+      links: legacyPaths(appPath),
       readOnly: [...this.toolchains, ...this.extraReadOnly],
       ...(this.network ? { network: { namespace: this.network.instance.namespace }, resolvConf: this.network.resolvConf } : { network: "host" as const }),
       limits: { memoryBytes: this.config.APP_MEMORY_MB * 1024 * 1024, maxProcesses: this.config.APP_MAX_PROCESSES, maxFileBytes: 16 * 1024 ** 3 },
@@ -156,3 +157,17 @@ export class AppSandbox {
   }
 }
 
+
+/**
+ * Where App Service's images kept an app before the build/runtime split this project reproduces:
+ * the app at /home/site/wwwroot, its venv at /antenv. Startup scripts written for them
+ * (`source /antenv/bin/activate`, `cd /home/site/wwwroot`) broke when apps moved to a per-instance
+ * `$APP_PATH`; inside an instance's sandbox both paths lead to the release, so they keep working
+ * (the build log still says how to write them with `$APP_PATH`).
+ */
+export function legacyPaths(appPath: string): { path: string; target: string }[] {
+  return [
+    { path: "/home/site/wwwroot", target: appPath },
+    { path: "/antenv", target: path.join(appPath, "antenv") },
+  ];
+}

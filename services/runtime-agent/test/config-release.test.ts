@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { createLogger, freePort, loadAgentConfig, type AppResponse, type InstanceReport, type Release } from "@slipway/shared";
+import { createLogger, freePort, loadAgentConfig, storageKeys, type AppResponse, type InstanceReport, type Release } from "@slipway/shared";
 import { labelApp } from "../../../test/harness/apps";
 import { uniqueApp } from "../../../test/harness/env";
 import { json } from "../../../test/harness/http";
@@ -139,6 +139,42 @@ describe("readiness", () => {
     }
   });
 });
+
+describe("App Service's old paths", () => {
+  it("a startup script that sources /antenv/bin/activate and cds to /home/site/wwwroot still serves; the build log names each line and the $APP_PATH fix", async () => {
+    const app = uniqueApp("legacy-paths");
+    // set -e: a path that is not there stops the script, and the app never starts.
+    const startup = ["#!/bin/bash", "set -e; source /antenv/bin/activate", "cd /home/site/wwwroot", "exec python app.py", ""].join("\n");
+    const build = await deploy(app, { "requirements.txt": "", "startup.sh": startup, Procfile: "web: bash startup.sh\n", "app.py": whereAmI });
+    const log = await used.stack.api.store.getText(storageKeys.buildLog(app, build.id));
+    expect(log).toContain("Warning: startup.sh line 2 uses /antenv/bin/activate, where App Service kept the venv before each instance got its own $APP_PATH: write $APP_PATH/antenv/bin/activate (or drop the line: antenv is already active).");
+    expect(log).toContain("Warning: startup.sh line 3 uses /home/site/wwwroot, where App Service kept the app before each instance got its own $APP_PATH: write $APP_PATH.");
+    const { agent, url } = await startAgent(app);
+    try {
+      const answer = await eventually(async () => {
+        const body = await bodyOf(url);
+        return body?.startsWith("{") ? (JSON.parse(body) as { venv: string; cwd: string; appPath: string }) : undefined;
+      }, 60_000, "the app started by its startup script");
+      // The venv activate set is the release's own, relocated; `cd /home/site/wwwroot` led to the release.
+      expect(answer.venv).toBe(path.join(answer.appPath, "antenv"));
+      expect(answer.cwd).toBe(answer.appPath);
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
+/** Answers with its venv, working directory and APP_PATH. */
+const whereAmI = `
+import json, os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"venv": os.environ.get("VIRTUAL_ENV"), "cwd": os.getcwd(), "appPath": os.environ["APP_PATH"]}).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+`;
 
 /** Answers every GET with `status` and `body`. */
 const answering = (status: number, body: string) => `

@@ -50,6 +50,9 @@ function bwrapArgs(run: SandboxCommand, spec: SandboxSpec, overlayWork?: string)
   for (const dir of ancestors([...spec.readOnly, ...spec.writable, ...mountpoints])) args.push("--perms", "0755", "--dir", dir);
   for (const dir of spec.readOnly) args.push("--ro-bind", dir, dir);
   for (const dir of spec.writable) args.push("--bind", dir, dir);
+  const links = spec.links ?? [];
+  for (const dir of ancestors(links.map((link) => link.path))) args.push("--perms", "0755", "--dir", dir);
+  for (const link of links) args.push("--symlink", link.target, link.path);
   const id = String(spec.uid);
   const command = [
     hostCommand("prlimit"),

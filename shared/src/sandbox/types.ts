@@ -37,6 +37,11 @@ export interface SandboxSpec {
    * filesystem as `upper`, holds the work directory each sandbox's overlay needs.
    */
   overlay?: { lower: string; upper: string; scratch: string };
+  /**
+   * Paths that exist only inside, as symlinks to `target` (a path inside: it resolves there, an
+   * overlay's mount included). Neither may be a system directory or lie under one.
+   */
+  links?: { path: string; target: string }[];
 }
 
 export interface SandboxExit {

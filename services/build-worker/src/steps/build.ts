@@ -4,6 +4,7 @@ import type { ToolSpec } from "../tools";
 import { throwIfAborted, type BuildContext } from "./build-context";
 import type { BuildCommands } from "./build-sandbox";
 import { runBuildHooks } from "./hooks";
+import { warnOfLegacyPaths } from "./legacy-paths";
 
 /** What the build phase needs from the phases before it. */
 export interface BuildInputs {
@@ -40,6 +41,7 @@ export async function buildApp(ctx: BuildContext, inputs: BuildInputs): Promise<
   await runBuildHooks("PRE", platformContext);
   const result = await inputs.platform.build(platformContext);
   await runBuildHooks("POST", platformContext, result);
+  await warnOfLegacyPaths(ctx.sourceDir, inputs.startupCommand, ctx.line);
   throwIfAborted(ctx);
   return result;
 }
