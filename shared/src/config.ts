@@ -208,6 +208,8 @@ const agentSchema = z.object({
   /** A release command (migrations) still running after this long is stopped and fails its release. */
   RELEASE_COMMAND_TIMEOUT_S: positiveInt.default(600),
   RECONCILE_INTERVAL_S: positiveInt.default(30),
+  /** How often an instance looks for files its app wrote under APP_PATH (lost at the next release) to warn of them once. */
+  APP_PATH_WRITES_CHECK_S: positiveInt.default(60),
   KEEP_RELEASES: positiveInt.default(2),
   /** How many of an app's instances may switch releases at once (after the first, which goes alone). */
   MAX_UNAVAILABLE: positiveInt.default(1),

@@ -1,13 +1,14 @@
 import type { Redis } from "ioredis";
 import { AppLogStream, AppRepository, BuildRepository, InstanceRepository, recordKeys, ReleasePhaseRepository, ReleaseRepository, RolloutRepository, RouterRepository, type AgentConfig, type InstanceReport, type Logger, type ObjectStore } from "@slipway/shared";
 import { AppLog } from "./app-log";
-import { AppSandbox } from "./app-sandbox";
+import { AppSandbox, appDataPath } from "./app-sandbox";
 import { Heartbeat } from "./heartbeat";
 import { ReleaseMover } from "./mover";
 import { AppProcessNotes } from "./orphans";
 import { InstanceProxy } from "./proxy";
 import { Reconciler } from "./reconciler";
 import { ReleasePhaseRunner } from "./release-phase";
+import { ReleaseWritesWatch } from "./release-writes";
 import { subscribeToAppEvents, type Subscription } from "./release-notifications";
 import { Restorer } from "./restore";
 import { RolloutTurns, TurnFreedSignal } from "./rollout";
@@ -29,6 +30,7 @@ export class RuntimeAgent {
   private readonly target: CurrentReleaseTarget;
   private readonly supervisor: Supervisor;
   private readonly heartbeat: Heartbeat;
+  private readonly releaseWrites: ReleaseWritesWatch;
   private readonly reconciler: Reconciler;
   private readonly appLog: AppLog;
   private readonly routers: RouterRepository;
@@ -56,6 +58,7 @@ export class RuntimeAgent {
     this.appLog = new AppLog(new AppLogStream(redis, keys), config, logger);
     this.supervisor = new Supervisor(config, this.proxy, sandbox, this.appNotes, this.appLog, this.lifetime.signal, logger);
     this.heartbeat = new Heartbeat(config, instances, this.supervisor, logger, hooks.onFenced);
+    this.releaseWrites = new ReleaseWritesWatch(this.supervisor.events, this.appLog, appDataPath(config.RUNTIME_ROOT), logger);
     const rollout = new RolloutTurns(config, new RolloutRepository(redis, keys), instances, this.target, logger, { signal: this.lifetime.signal, turnFreed: this.turnFreed });
     const { signal } = this.lifetime;
     const releasePhase = new ReleasePhaseRunner(config, { phases: new ReleasePhaseRepository(redis, keys), sandbox, appNotes: this.appNotes, appLog: this.appLog, signal }, logger);
@@ -91,6 +94,7 @@ export class RuntimeAgent {
     await redisSettled;
     if (this.lifetime.signal.aborted) return; // stopped while starting: nothing more to begin
     this.heartbeat.start();
+    this.releaseWrites.start(this.config.APP_PATH_WRITES_CHECK_S * 1000);
     await this.reconciler.start(this.config.RECONCILE_INTERVAL_S * 1000);
   }
 
@@ -102,6 +106,11 @@ export class RuntimeAgent {
   /** The release to run: Redis's current pointer, or the copy in storage when Redis is down. */
   currentRelease(): Promise<TargetRelease | undefined> {
     return this.target.current();
+  }
+
+  /** Looks now for files the serving app wrote under its APP_PATH (as the interval does). */
+  releaseWritesChecked(): Promise<void> {
+    return this.releaseWrites.check();
   }
 
   snapshot(): InstanceReport | undefined {
@@ -118,6 +127,7 @@ export class RuntimeAgent {
     this.lifetime.abort();
     await this.leaveFrontDoor(drainMs);
     this.heartbeat.stop();
+    this.releaseWrites.stop();
     await this.reconciler.stop();
     const cut = await this.proxy.close(drainMs);
     const drain = { seconds: (Date.now() - started) / 1000, cut };

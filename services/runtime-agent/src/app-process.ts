@@ -26,6 +26,8 @@ export interface StartOptions {
  */
 export class AppProcess {
   readonly exited: Promise<AppExit>;
+  /** When it was started (ms): what it wrote is what changed after. */
+  readonly startedAt = Date.now();
   private readonly tailLines: string[] = [];
   private readonly child: SandboxedProcess;
   private done = false;

@@ -38,6 +38,8 @@ export interface ServingApp {
   release: TargetRelease;
   appPath: string;
   pid: number | undefined;
+  /** When the serving process was started (ms). */
+  startedAt: number;
 }
 
 export interface SupervisorEvents extends Record<string, unknown> {
@@ -74,7 +76,7 @@ export class Supervisor {
   }
 
   get serving(): ServingApp | undefined {
-    return this.running && { release: this.running.release, appPath: this.running.appPath, pid: this.running.process.pid };
+    return this.running && { release: this.running.release, appPath: this.running.appPath, pid: this.running.process.pid, startedAt: this.running.process.startedAt };
   }
 
   /** The serving build is current under another version number. */
@@ -140,7 +142,7 @@ export class Supervisor {
     this.running = running;
     this.watchForCrash(running);
     const { release, appPath } = running;
-    if (restartFailure === undefined) await this.events.emit("serving", { release, appPath, pid: running.process.pid });
+    if (restartFailure === undefined) await this.events.emit("serving", { release, appPath, pid: running.process.pid, startedAt: running.process.startedAt });
     else await this.events.emit("restart-failed", { release, appPath, reason: (restartFailure as Error).message });
   }
 

@@ -164,6 +164,44 @@ describe("App Service's old paths", () => {
   });
 });
 
+describe("files written under $APP_PATH", () => {
+  it("are told once in the app log, naming APP_DATA_PATH; what the app keeps in APP_DATA_PATH and bytecode caches are not", async () => {
+    const app = uniqueApp("app-path-writes");
+    const writer = `
+import os, pathlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import helper  # compiled into __pycache__: not the app's data
+pathlib.Path(os.environ["APP_DATA_PATH"], "kept.db").write_text("kept")
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        os.makedirs("uploads", exist_ok=True)
+        pathlib.Path("uploads", "avatar.png").write_text("lost at the next release")
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+`;
+    await deploy(app, { "app.py": writer, "helper.py": "VALUE = 1\n" });
+    const { stack } = used;
+    const port = await freePort();
+    const config = loadAgentConfig({ ...stack.env, APP: app, INSTANCE_ID: "i-1", PORT: String(port), RUNTIME_ROOT: path.join(used.work, `${app}-runtime`), HEALTH_TIMEOUT_S: "20", APP_PATH_WRITES_CHECK_S: "1" });
+    const agent = new RuntimeAgent(config, stack.api.redis, stack.api.store, createLogger("agent", "silent"));
+    await agent.start();
+    try {
+      await waitForBody(`http://127.0.0.1:${port}`, "ok");
+      const logs = () => fetch(`${stack.baseUrl}/v1/apps/${app}/logs?limit=1000`, { headers: { Accept: "application/json" } });
+      const warnings = async () => (await json<{ stream: string; line: string }[]>(await logs())).filter((entry) => entry.stream === "system" && entry.line.includes("under $APP_PATH"));
+      const [warning] = await eventually(async () => ((await warnings()).length ? warnings() : undefined), 30_000, "the warning in the app log");
+      expect(warning!.line).toBe(`the app wrote $APP_PATH/uploads/avatar.png: files under $APP_PATH belong to this release and are lost at the next one; keep data in $APP_DATA_PATH (${path.join(used.work, `${app}-runtime`, "data")}), which persists`);
+      // Once per release, however often it writes.
+      await fetch(`http://127.0.0.1:${port}`);
+      await agent.releaseWritesChecked();
+      expect(await warnings()).toHaveLength(1);
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
 /** Answers with its venv, working directory and APP_PATH. */
 const whereAmI = `
 import json, os
