@@ -1,7 +1,8 @@
 /**
  * bench/rebuild: one app built cold, then rebuilt with unchanged dependencies (the dependency
  * cache restores the venv instead of reinstalling it), through the real API and build worker on a
- * real Redis and S3 server. Writes bench/results/rebuild.json with both times and their ratio.
+ * real Redis and S3 server. Writes bench/results/rebuild.json with both times, their ratio and
+ * where each build's time went (the build record's phases).
  *
  *   npm run bench:rebuild          (BENCH_REQUIREMENTS overrides the requirements)
  */
@@ -47,7 +48,7 @@ async function main() {
     console.log(`cold: ${cold.wallSeconds.toFixed(2)} s`);
     console.log("warm rebuild ...");
     const warm = await timed(() => fetch(`${base}/v1/apps/${app}/rebuild`, { method: "POST" }));
-    console.log(`warm: ${warm.wallSeconds.toFixed(2)} s`);
+    console.log(`warm: ${warm.wallSeconds.toFixed(2)} s (${JSON.stringify(warm.build.phasesMs)})`);
 
     const warmLog = await api.store.getText(storageKeys.buildLog(app, warm.build.id));
     if (!warmLog.includes("Dependency cache hit")) throw new Error("the rebuild did not hit the dependency cache");
@@ -66,8 +67,8 @@ async function main() {
       requirements: REQUIREMENTS.trim().split("\n"),
       dependencySet,
       note: "cold = first build (venv + pip install; pip's own download cache may be warm, so this understates a truly cold build); warm = POST /rebuild with unchanged requirements (venv restored from the dependency cache). wall = request to succeeded; build = the worker's startedAt..finishedAt",
-      cold: { wallSeconds: cold.wallSeconds, buildSeconds: cold.buildSeconds },
-      warm: { wallSeconds: warm.wallSeconds, buildSeconds: warm.buildSeconds },
+      cold: { wallSeconds: cold.wallSeconds, buildSeconds: cold.buildSeconds, phasesMs: cold.build.phasesMs },
+      warm: { wallSeconds: warm.wallSeconds, buildSeconds: warm.buildSeconds, phasesMs: warm.build.phasesMs },
       speedup: cold.wallSeconds / warm.wallSeconds,
     };
     await writeResult("rebuild", result);

@@ -11,6 +11,7 @@ import { detect } from "./steps/detect";
 import { receiveSource } from "./steps/fetch-source";
 import { pack } from "./steps/pack";
 import { completedOutput, publishRelease, uploadOutput, type BuildOutput } from "./steps/publish";
+import { BuildPhases } from "./steps/phases";
 import { openLayerCache } from "./steps/restore-cache";
 
 const CANCEL_POLL_MS = 2000;
@@ -58,6 +59,7 @@ export function createBuildProcessor(ctx: WorkerContext) {
       startedAt,
       signal: controller.signal,
       noCache: payload.noCache,
+      phases: new BuildPhases(),
     };
     try {
       // Scratch space goes before the outcome is recorded: whoever sees the build end sees it clean.
@@ -65,7 +67,8 @@ export function createBuildProcessor(ctx: WorkerContext) {
       // Pinned before any agent hears of a release of it. An output a retry found in storage is
       // not: storage alone vouches for it, and agents restore it the vetted way.
       if (result.outputRecordSha256) await ctx.builds.transition(build.id, ["running"], { outputRecordSha256: result.outputRecordSha256 });
-      const release = build.deploy ? await publishRelease(ctx, build, result.manifest.outputSha256!) : undefined;
+      const release = build.deploy ? await run.phases.time("publish", () => publishRelease(ctx, build, result.manifest.outputSha256!)) : undefined;
+      log.line(`Phases: ${run.phases.summary()}`);
       log.line(release ? `Build succeeded: release v${release.version}` : "Build succeeded (not deployed)");
       await log.save(ctx.store, build.app);
       await ctx.builds.transition(build.id, ["running"], {
@@ -75,6 +78,7 @@ export function createBuildProcessor(ctx: WorkerContext) {
         platformVersion: result.manifest.pythonVersion ?? result.manifest.nodeVersion,
         artifact: { key: result.artifactKey, sha256: result.manifest.outputSha256!, bytes: result.manifest.outputBytes! },
         manifestKey: result.manifestKey,
+        phasesMs: run.phases.record(),
         ...(release ? { release: release.version } : {}),
       });
       await log.end("succeeded");
@@ -92,9 +96,10 @@ export function createBuildProcessor(ctx: WorkerContext) {
       }
       const status = error instanceof BuildAborted && error.reason === "canceled" ? "canceled" : "failed";
       const message = failureMessage(error, ctx.config.SCRATCH_DIR);
+      log.line(`Phases: ${run.phases.summary()}`);
       log.line(`Build ${status}: ${message}`);
       await log.save(ctx.store, build.app).catch((e) => logger.error({ err: e }, "could not save the build log"));
-      await ctx.builds.transition(build.id, ["queued", "running"], { status, finishedAt: new Date().toISOString(), error: message });
+      await ctx.builds.transition(build.id, ["queued", "running"], { status, finishedAt: new Date().toISOString(), error: message, phasesMs: run.phases.record() });
       await log.end(status).catch((e) => logger.error({ err: e }, "could not end the live log"));
       logger.warn({ err: error, status }, "build failed");
       if (status === "canceled") return { status };
@@ -111,11 +116,12 @@ export function createBuildProcessor(ctx: WorkerContext) {
 async function runBuild(run: BuildContext): Promise<BuildOutput> {
   const completed = await completedOutput(run);
   if (completed) return completed;
-  await receiveSource(run);
-  const sandbox = await enterSandbox(run);
-  const { options, platform, startupCommand } = await detect(run);
+  const { phases } = run;
+  await phases.time("fetch", () => receiveSource(run));
+  const { sandbox, options, platform, startupCommand } = await phases.time("detect", async () => ({ sandbox: await enterSandbox(run), ...(await detect(run)) }));
   const commands = sandboxCommands(run, sandbox, options);
   const cache = openLayerCache(run, sandbox, commands.baseEnv);
-  const result = await buildApp(run, { platform, options, sandbox, commands, cache, ...(startupCommand ? { startupCommand } : {}) });
-  return uploadOutput(run, await pack(run, result));
+  const result = await phases.time("build", () => buildApp(run, { platform, options, sandbox, commands, cache, ...(startupCommand ? { startupCommand } : {}) }));
+  const packed = await phases.time("pack", () => pack(run, result));
+  return phases.time("upload", () => uploadOutput(run, packed));
 }

@@ -48,6 +48,11 @@ describe("build worker (Python)", () => {
     expect(logEvents).toMatch(/event: end\ndata: succeeded\n\n$/);
     expect(build).toMatchObject({ status: "succeeded", release: 1, platform: "python" });
     expect(build.platformVersion).toMatch(/^3\.\d+\.\d+$/);
+    // Where its time went: each phase in the record (the API's view of it) and in the log.
+    const phases = build.phasesMs!;
+    for (const phase of ["fetch", "detect", "install", "save cache", "pack", "upload", "publish"]) expect(phases[phase], phase).toBeGreaterThanOrEqual(0);
+    expect(Object.keys(phases)[0]).toBe("fetch");
+    expect(logEvents).toMatch(/data: Phases: fetch \d+\.\d+ s, detect \d+\.\d+ s, .*install \d+\.\d+ s, .*pack \d+\.\d+ s, upload \d+\.\d+ s, publish \d+\.\d+ s/);
 
     const manifest = parseManifest(await stack.api.store.getText(storageKeys.manifest(app, build.id)));
     expect(manifest).toMatchObject({

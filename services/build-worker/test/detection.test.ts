@@ -70,6 +70,7 @@ function choosingContext(sourceDir: string, options: Record<string, string> = {}
     allowReading: () => undefined,
     toolchains: {},
     log: (line) => lines.push(line),
+    phase: (_name, work) => work(),
     run: refuse,
   };
   return { ctx, lines };

@@ -66,6 +66,8 @@ export const buildRecordSchema = z.object({
   outputRecordSha256: z.string().optional(),
   release: z.number().int().optional(),
   error: z.string().optional(),
+  /** Where the build's time went, in ms per phase: fetch, detect, hooks, restore cache, install, framework steps, save cache, pack, upload, publish. */
+  phasesMs: z.record(z.number()).optional(),
 });
 export type Build = z.infer<typeof buildRecordSchema>;
 

@@ -16,21 +16,22 @@ function encode(fields: BuildFields | Build): Record<string, string> {
 
 /**
  * A build is a Redis hash of strings (so a transition can set single fields): the boolean, the
- * number and the artifact go back to their types before the schema checks the whole. A hash
+ * number, the artifact and the phases go back to their types before the schema checks the whole. A hash
  * without `deploy` is a deploying build. Fields the schema does not know are left out.
  */
 function decode(hash: Record<string, string>): Build {
-  const { deploy, release, artifact, ...strings } = hash;
+  const { deploy, release, artifact, phasesMs, ...strings } = hash;
   const record = {
     ...strings,
     deploy: deploy !== "false",
     ...(release ? { release: Number(release) } : {}),
-    ...(artifact ? { artifact: parseArtifact(artifact) } : {}),
+    ...(artifact ? { artifact: parseJson(artifact) } : {}),
+    ...(phasesMs ? { phasesMs: parseJson(phasesMs) } : {}),
   };
   return parseRecord(buildRecordSchema, record, `build record ${hash.id}`);
 }
 
-function parseArtifact(text: string): unknown {
+function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {

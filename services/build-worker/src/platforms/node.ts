@@ -42,17 +42,19 @@ export const node: Platform = {
       await ctx.run("/bin/sh", ["-c", ctx.options.CUSTOM_BUILD_COMMAND], { env, label: "CUSTOM_BUILD_COMMAND" });
     } else {
       await installDependencies(ctx, env, manager, tools, commands.install);
-      if (ctx.options.RUN_BUILD_COMMAND) {
-        ctx.log(`Running RUN_BUILD_COMMAND (instead of the build scripts): ${ctx.options.RUN_BUILD_COMMAND}`);
-        await ctx.run("/bin/sh", ["-c", ctx.options.RUN_BUILD_COMMAND], { env, label: "RUN_BUILD_COMMAND" });
-      } else {
-        for (const script of BUILD_SCRIPTS) {
-          if (!pkg.scripts?.[script]) continue;
-          const command = commands.run(script);
-          ctx.log(`Running ${command.join(" ")} ...`);
-          await ctx.run(command[0]!, command.slice(1), { env, label: command.join(" ") });
+      await ctx.phase("framework steps", async () => {
+        if (ctx.options.RUN_BUILD_COMMAND) {
+          ctx.log(`Running RUN_BUILD_COMMAND (instead of the build scripts): ${ctx.options.RUN_BUILD_COMMAND}`);
+          await ctx.run("/bin/sh", ["-c", ctx.options.RUN_BUILD_COMMAND], { env, label: "RUN_BUILD_COMMAND" });
+        } else {
+          for (const script of BUILD_SCRIPTS) {
+            if (!pkg.scripts?.[script]) continue;
+            const command = commands.run(script);
+            ctx.log(`Running ${command.join(" ")} ...`);
+            await ctx.run(command[0]!, command.slice(1), { env, label: command.join(" ") });
+          }
         }
-      }
+      });
     }
     if (ctx.options.PRUNE_DEV_DEPENDENCIES === "true") {
       ctx.log(`PRUNE_DEV_DEPENDENCIES=true: removing devDependencies (${commands.prune.join(" ")}) ...`);

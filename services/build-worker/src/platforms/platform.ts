@@ -33,6 +33,8 @@ export interface PlatformContext {
   /** Where the worker's operator installed language runtimes beyond those on its PATH. */
   toolchains: { pythonInstallsDir?: string };
   log: (line: string) => void;
+  /** Times `work` as a phase of its own in the build's record ("framework steps"), apart from the install around it. */
+  phase: <T>(name: string, work: () => Promise<T>) => Promise<T>;
   /** The app's own startupCommand as the build started: a server it names is installed if the app lacks it. */
   startupCommand?: string;
   /** Runs a command in the build's sandbox, its output in the log (and seen by `watch`, which reads why it failed). */

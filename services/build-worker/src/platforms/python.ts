@@ -54,7 +54,7 @@ export const python: Platform = {
 
     const names = new Set(installed.packages);
     const frameworks = FRAMEWORKS.filter(([pkg]) => names.has(pkg)).map(([, label]) => label);
-    await collectStatic(ctx, { django: frameworks.includes("Django"), venv, venvPython, env });
+    await ctx.phase("framework steps", () => collectStatic(ctx, { django: frameworks.includes("Django"), venv, venvPython, env }));
     return {
       name: "python",
       version: interpreter.version,

@@ -1,6 +1,7 @@
 import { rm } from "node:fs/promises";
 import type { Build } from "@slipway/shared";
 import type { WorkerContext } from "../context";
+import type { BuildPhases } from "./phases";
 
 /** One attempt at one build, as every phase sees it. */
 export interface BuildContext {
@@ -15,6 +16,8 @@ export interface BuildContext {
   startedAt: string;
   signal: AbortSignal;
   noCache: boolean;
+  /** The time each phase took, for the build record and the log. */
+  phases: BuildPhases;
 }
 
 /** Everything a build leaves on disk: the source tree, the work dir and the sandbox's home. */

@@ -34,13 +34,15 @@ export async function buildApp(ctx: BuildContext, inputs: BuildInputs): Promise<
     tool,
     allowReading: (dir) => sandbox.allowReading(dir),
     toolchains: { pythonInstallsDir: worker.config.PYTHON_INSTALLS_DIR },
+    phase: (name, work) => ctx.phases.time(name, work),
     log: ctx.line,
     run: commands.run,
     ...(inputs.startupCommand ? { startupCommand: inputs.startupCommand } : {}),
   };
-  await runBuildHooks("PRE", platformContext);
-  const result = await inputs.platform.build(platformContext);
-  await runBuildHooks("POST", platformContext, result);
+  const { phases } = ctx;
+  await phases.time("hooks", () => runBuildHooks("PRE", platformContext));
+  const result = await phases.time("install", () => inputs.platform.build(platformContext));
+  await phases.time("hooks", () => runBuildHooks("POST", platformContext, result));
   await warnOfLegacyPaths(ctx.sourceDir, inputs.startupCommand, ctx.line);
   throwIfAborted(ctx);
   return result;

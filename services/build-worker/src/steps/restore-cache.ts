@@ -9,7 +9,7 @@ import { DependencyCache } from "./dependency-cache";
  */
 export function openLayerCache(ctx: BuildContext, sandbox: BuildSandbox, env: Record<string, string>): LayerCache {
   const { worker, build } = ctx;
-  return new DependencyCache({
+  const cache = new DependencyCache({
     store: worker.store,
     digests: worker.cacheDigests,
     app: build.app,
@@ -24,4 +24,8 @@ export function openLayerCache(ctx: BuildContext, sandbox: BuildSandbox, env: Re
       worker.logger.warn({ buildId: build.id, app: build.app }, line);
     },
   });
+  return {
+    restore: (key, dir) => ctx.phases.time("restore cache", () => cache.restore(key, dir)),
+    save: (key, dir) => ctx.phases.time("save cache", () => cache.save(key, dir)),
+  };
 }
