@@ -121,7 +121,7 @@ async function runBuild(run: BuildContext): Promise<BuildOutput> {
   const { sandbox, options, platform, startupCommand } = await phases.time("detect", async () => ({ sandbox: await enterSandbox(run), ...(await detect(run)) }));
   const commands = sandboxCommands(run, sandbox, options);
   const cache = openLayerCache(run, sandbox, commands.baseEnv);
-  const result = await phases.time("build", () => buildApp(run, { platform, options, sandbox, commands, cache, ...(startupCommand ? { startupCommand } : {}) }));
+  const result = await buildApp(run, { platform, options, sandbox, commands, cache, ...(startupCommand ? { startupCommand } : {}) });
   const packed = await phases.time("pack", () => pack(run, result));
   return phases.time("upload", () => uploadOutput(run, packed));
 }
